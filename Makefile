@@ -1,0 +1,54 @@
+# multiverse-etl — every command the README names lives here.
+#   make demo   set up everything on a fresh machine, then run the pipeline end to end locally
+#   make test   set up everything, then run the test suite (what CI runs)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+VENV4 := .venv-spark4
+PY := $(VENV)/bin/python
+PY4 := $(VENV4)/bin/python
+IVY := .cache/ivy
+PYTEST_ARGS ?=
+
+.PHONY: setup jars demo demo-s3 test test-spark4 smoke local-s3 bench chaos clean
+
+setup: $(VENV)/.installed jars
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+# Delta + hadoop-aws jars from Maven Central, resolved once by Spark's Ivy into .cache/ivy.
+jars: $(VENV)/.installed
+	$(PY) scripts/resolve_jars.py --ivy-dir $(IVY)
+
+$(VENV4)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV4)
+	$(VENV4)/bin/pip install -q --upgrade pip
+	$(VENV4)/bin/pip install -q -e '.[dev]' 'pyspark==4.1.1' 'delta-spark==4.2.0'
+	touch $@
+
+demo: setup
+	scripts/demo.sh local
+
+demo-s3: setup
+	scripts/demo.sh local-s3
+
+smoke: setup
+	$(PY) jobs/smoke.py --env local
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The Spark tests again on the Spark 4 line (Glue 6.0 / EMR 8.0: ANSI mode on by default).
+test-spark4: $(VENV4)/.installed
+	$(PY4) scripts/resolve_jars.py --ivy-dir $(IVY)
+	$(PY4) -m pytest -m spark $(PYTEST_ARGS)
+
+local-s3: setup
+	$(PY) -m multiverse_etl.devtools.local_s3 --port 5055
+
+clean:
+	rm -rf lake demo-lake spark-warehouse metastore_db derby.log .pytest_cache

@@ -1,0 +1,58 @@
+"""What every job's command line shares: --env, --lake-root, --set, --log-level, and clean failures."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Callable, Optional
+
+from .config import Config, ConfigError, load_config, parse_set_flags
+from .logs import setup_logging
+
+log = logging.getLogger("multiverse_etl")
+
+
+def base_parser(job: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"spark-submit.sh {job}", description=description)
+    parser.add_argument("--env", required=True, help="config name in conf/ (local, local-s3, emr, glue) or a YAML path")
+    parser.add_argument("--lake-root", help="override lake.root: a folder or s3://bucket/prefix")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key, e.g. api.page_size=500")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser
+
+
+def load_job_config(args: argparse.Namespace, extra: Optional[dict] = None) -> Config:
+    overrides = parse_set_flags(args.set)
+    if args.lake_root:
+        overrides["lake.root"] = args.lake_root
+    overrides.update({k: v for k, v in (extra or {}).items() if v is not None})
+    return load_config(args.env, overrides)
+
+
+def run_job(job: str, body: Callable[[], int]) -> int:
+    """Run a job body; known failures end with one clear line and a non-zero exit, not a stack trace."""
+    try:
+        return body()
+    except ConfigError as exc:
+        log.error("%s: bad configuration: %s", job, exc)
+        return 2
+    except KeyboardInterrupt:
+        log.error("%s: interrupted", job)
+        return 130
+    except Exception as exc:  # the last line a user sees names the failure
+        if getattr(exc, "user_facing", False):
+            log.error("%s failed: %s", job, exc)
+            return 1
+        log.exception("%s failed: %s", job, exc)
+        return 1
+
+
+def main_for(job: str, parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], int], argv=None) -> int:
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+    return run_job(job, lambda: body(args))
+
+
+def exit_with(code: int) -> None:
+    sys.exit(code)

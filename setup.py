@@ -1,0 +1,39 @@
+"""multiverse-etl: `pip install -e .[dev]` for development, a wheel/zip of lib/ for EMR and Glue."""
+
+from setuptools import find_packages, setup
+
+SPARK_LINE = ["pyspark==3.5.6", "delta-spark==3.3.2"]  # AWS Glue 5.1 / Amazon EMR 7.13
+
+setup(
+    name="multiverse-etl",
+    version="0.1.0",
+    description="Exports the Multiverse sample API into an S3 data lake of Delta tables.",
+    python_requires=">=3.10",
+    package_dir={"": "lib", "sample_api": "sample_api"},
+    packages=find_packages("lib") + ["sample_api"],
+    install_requires=[
+        "aiohttp>=3.9,<4",
+        "boto3>=1.36",
+        "pyyaml>=6",
+        "orjson>=3.9",
+    ],
+    extras_require={
+        # Spark comes with the platform on EMR and Glue; locally it is pinned here.
+        "spark": SPARK_LINE,
+        "dev": SPARK_LINE
+        + [
+            "requests>=2.31",
+            "chispa==0.12.0",
+            "pytest>=8",
+            "pytest-timeout>=2.3",
+            "hypothesis>=6.100",
+            "moto[server]>=5.0",
+            "fastapi>=0.110",
+            "uvicorn[standard]>=0.29",
+            "nbclient>=0.10",
+            "nbformat>=5.10",
+            "ipykernel>=6",
+            "matplotlib>=3.8",
+        ],
+    },
+)

@@ -1,0 +1,65 @@
+"""Shared fixtures: one SparkSession for the whole run, one local S3 endpoint (moto server)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+
+from multiverse_etl.config import Config, build_config, load_config
+from multiverse_etl.logs import setup_logging
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+setup_logging("INFO")
+
+
+@pytest.fixture(scope="session")
+def local_s3():
+    """A real S3 endpoint on 127.0.0.1 (moto server mode) with the bucket 'multiverse-lake'."""
+    from multiverse_etl.devtools.local_s3 import start_local_s3
+
+    server = start_local_s3("multiverse-lake")
+    yield server
+    server.stop()
+
+
+def make_config(lake_root: str, env: str = "local", **sections) -> Config:
+    """The named env's config with the lake moved to `lake_root` and sections patched (dotted-free)."""
+    base = load_config(env, environ={})
+    config = dataclasses.replace(base, lake=dataclasses.replace(base.lake, root=lake_root))
+    for name, values in sections.items():
+        config = dataclasses.replace(config, **{name: dataclasses.replace(getattr(config, name), **values)})
+    return config
+
+
+@pytest.fixture(scope="session")
+def s3_config(local_s3) -> Config:
+    """conf/local-s3.yaml pointed at the session's local S3 endpoint."""
+    return make_config(f"s3://{local_s3.bucket}/tests", env="local-s3", s3={"endpoint_url": local_s3.endpoint_url})
+
+
+@pytest.fixture(scope="session")
+def spark(local_s3):
+    """The one SparkSession of the test run, built by the library's builder (Delta + s3a on local S3)."""
+    from multiverse_etl.spark import build_spark
+
+    config = make_config(str(PROJECT_ROOT / "lake"), env="local-s3", s3={"endpoint_url": local_s3.endpoint_url},
+                         transform={"shuffle_partitions": 2})
+    config = dataclasses.replace(config, spark=dataclasses.replace(config.spark, conf={
+        "spark.driver.memory": "2g",
+        "spark.default.parallelism": "2",
+        "spark.sql.adaptive.enabled": "false",
+        "spark.ui.enabled": "false",
+    }))
+    session = build_spark(config, "multiverse-etl-tests")
+    yield session
+    session.stop()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that uses the SparkSession is marked `spark` (what `make test-spark4` runs)."""
+    for item in items:
+        if "spark" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.spark)
