@@ -27,7 +27,7 @@ jars: $(VENV)/.installed
 $(VENV4)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV4)
 	$(VENV4)/bin/pip install -q --upgrade pip
-	$(VENV4)/bin/pip install -q -e '.[dev]' 'pyspark==4.1.1' 'delta-spark==4.2.0'
+	$(VENV4)/bin/pip install -q -e '.[test]' 'pyspark==4.1.1' 'delta-spark==4.2.0'
 	touch $@
 
 demo: setup

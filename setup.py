@@ -2,7 +2,23 @@
 
 from setuptools import find_packages, setup
 
-SPARK_LINE = ["pyspark==3.5.6", "delta-spark==3.3.2"]  # AWS Glue 5.1 / Amazon EMR 7.13
+# AWS Glue 5.1 / Amazon EMR 7.13. `make test-spark4` installs the Spark 4 line instead.
+SPARK = ["pyspark==3.5.6", "delta-spark==3.3.2"]
+# What the tests, benchmarks, demo and notebook need besides Spark.
+TEST = [
+    "requests>=2.31",
+    "chispa==0.12.0",
+    "pytest>=8",
+    "pytest-timeout>=2.3",
+    "hypothesis>=6.100",
+    "moto[server]>=5.0",
+    "fastapi>=0.110",
+    "uvicorn[standard]>=0.29",
+    "nbclient>=0.10",
+    "nbformat>=5.10",
+    "ipykernel>=6",
+    "matplotlib>=3.8",
+]
 
 setup(
     name="multiverse-etl",
@@ -17,23 +33,5 @@ setup(
         "pyyaml>=6",
         "orjson>=3.9",
     ],
-    extras_require={
-        # Spark comes with the platform on EMR and Glue; locally it is pinned here.
-        "spark": SPARK_LINE,
-        "dev": SPARK_LINE
-        + [
-            "requests>=2.31",
-            "chispa==0.12.0",
-            "pytest>=8",
-            "pytest-timeout>=2.3",
-            "hypothesis>=6.100",
-            "moto[server]>=5.0",
-            "fastapi>=0.110",
-            "uvicorn[standard]>=0.29",
-            "nbclient>=0.10",
-            "nbformat>=5.10",
-            "ipykernel>=6",
-            "matplotlib>=3.8",
-        ],
-    },
+    extras_require={"spark": SPARK, "test": TEST, "dev": SPARK + TEST},
 )

@@ -66,13 +66,18 @@ class LocalStorage:
             raise
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Create-if-absent with the content already in place (a hard link never exposes a half file)."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
-            with open(path, "xb") as handle:
+            with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
+            os.link(tmp, path)
         except FileExistsError:
             return False
+        finally:
+            Path(tmp).unlink(missing_ok=True)
         return True
 
     def get(self, key: str) -> bytes:

@@ -1,0 +1,90 @@
+"""A lock in the lake, so two writers never run on the same lake at once.
+
+It is one object created with a conditional put (S3 `If-None-Match: *`, `O_EXCL` on a folder):
+exactly one of two concurrent starters wins, the other fails at once with a message naming the
+holder. A crashed holder leaves its lock behind; it expires after `ttl_s` (the holder's run id and
+start time are in it), or an operator removes it with `--break-lock` after checking nothing runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import socket
+from contextlib import contextmanager
+from typing import Iterator
+
+from .storage import ObjectNotFound, Storage
+
+log = logging.getLogger(__name__)
+
+LOCK_KEY = "_locks/writer.lock"
+DEFAULT_TTL_S = 6 * 3600
+
+
+class LakeLocked(RuntimeError):
+    """Another writer holds the lake's lock."""
+
+    user_facing = True
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def read_lock(storage: Storage) -> dict | None:
+    try:
+        return json.loads(storage.get(LOCK_KEY))
+    except ObjectNotFound:
+        return None
+    except json.JSONDecodeError:
+        # Never break what we cannot read: treat it as freshly taken.
+        return {"owner": "an unreadable lock", "acquired_at": _now().isoformat(), "ttl_s": DEFAULT_TTL_S}
+
+
+def acquire(storage: Storage, owner: str, ttl_s: int = DEFAULT_TTL_S) -> dict:
+    """Take the lock or raise LakeLocked; an expired lock is replaced (logged)."""
+    body = {"owner": owner, "host": socket.gethostname(), "pid": os.getpid(), "acquired_at": _now().isoformat(), "ttl_s": ttl_s}
+    payload = json.dumps(body).encode()
+    if storage.put_if_absent(LOCK_KEY, payload):
+        log.info("lake lock taken by %s", owner)
+        return body
+    held = read_lock(storage) or {}
+    acquired = dt.datetime.fromisoformat(held.get("acquired_at", "1970-01-01T00:00:00+00:00"))
+    if _now() - acquired > dt.timedelta(seconds=int(held.get("ttl_s", ttl_s))):
+        log.warning("lake lock of %s expired (taken %s); replacing it", held.get("owner"), held.get("acquired_at"))
+        storage.delete(LOCK_KEY)
+        if storage.put_if_absent(LOCK_KEY, payload):
+            return body
+        held = read_lock(storage) or {}
+    raise LakeLocked(
+        f"the lake {storage.uri()} is locked by {held.get('owner')} (host {held.get('host')}, pid {held.get('pid')}, "
+        f"since {held.get('acquired_at')}); wait for it to finish, or if it crashed run with --break-lock"
+    )
+
+
+def release(storage: Storage, owner: str) -> None:
+    held = read_lock(storage)
+    if held and held.get("owner") == owner:
+        storage.delete(LOCK_KEY)
+        log.info("lake lock released by %s", owner)
+
+
+def break_lock(storage: Storage) -> dict | None:
+    held = read_lock(storage)
+    storage.delete(LOCK_KEY)
+    if held:
+        log.warning("lake lock of %s broken by operator", held.get("owner"))
+    return held
+
+
+@contextmanager
+def lake_lock(storage: Storage, owner: str, ttl_s: int = DEFAULT_TTL_S) -> Iterator[dict]:
+    """Hold the lake's writer lock for the duration of the block."""
+    body = acquire(storage, owner, ttl_s)
+    try:
+        yield body
+    finally:
+        release(storage, owner)

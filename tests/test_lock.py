@@ -1,0 +1,55 @@
+"""The lake lock: one winner among concurrent starters, on a folder and on local S3."""
+
+import concurrent.futures
+import datetime as dt
+import json
+
+import pytest
+
+from multiverse_etl.lock import LOCK_KEY, LakeLocked, acquire, break_lock, lake_lock, read_lock
+from multiverse_etl.storage import LocalStorage, open_storage
+
+
+@pytest.fixture(params=["folder", "s3"])
+def storage(request, tmp_path):
+    if request.param == "folder":
+        return LocalStorage(str(tmp_path / "lake"))
+    config = request.getfixturevalue("s3_config")
+    return open_storage(f"{config.lake.root}/lock-{tmp_path.name}", config.s3)
+
+
+def test_second_holder_is_refused_with_the_first_holders_name(storage):
+    with lake_lock(storage, "pipeline-run-1"):
+        with pytest.raises(LakeLocked, match="locked by pipeline-run-1"):
+            acquire(storage, "pipeline-run-2")
+    assert read_lock(storage) is None  # released on exit
+    with lake_lock(storage, "pipeline-run-2") as held:
+        assert held["owner"] == "pipeline-run-2"
+
+
+def test_exactly_one_of_many_concurrent_starters_wins(storage):
+    def attempt(i):
+        try:
+            acquire(storage, f"starter-{i}")
+            return True
+        except LakeLocked:
+            return False
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(attempt, range(8)))
+    assert results.count(True) == 1
+
+
+def test_expired_lock_is_replaced_and_break_lock_removes_it(storage):
+    stale = {"owner": "crashed", "acquired_at": (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=7)).isoformat(), "ttl_s": 3600}
+    storage.put(LOCK_KEY, json.dumps(stale).encode())
+    assert acquire(storage, "fresh")["owner"] == "fresh"
+    assert break_lock(storage)["owner"] == "fresh"
+    assert read_lock(storage) is None
+
+
+def test_lock_is_released_when_the_body_fails(storage):
+    with pytest.raises(RuntimeError):
+        with lake_lock(storage, "failing"):
+            raise RuntimeError("boom")
+    assert read_lock(storage) is None

@@ -1,0 +1,44 @@
+"""The SparkSession builder's settings, checked without a JVM, plus the live session's."""
+
+import pytest
+
+from multiverse_etl.config import load_config
+from multiverse_etl.spark import default_packages, spark_conf
+
+
+def test_local_conf_has_delta_and_the_jars_for_the_installed_spark_line():
+    conf = spark_conf(load_config("local", environ={}), pyspark_version="3.5.6")
+    assert conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+    assert conf["spark.sql.catalog.spark_catalog"] == "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+    assert conf["spark.jars.packages"] == "io.delta:delta-spark_2.12:3.3.2,org.apache.hadoop:hadoop-aws:3.3.4"
+    assert conf["spark.jars.ivy"].endswith(".cache/ivy")
+
+
+def test_spark4_lines_get_scala_213_delta_4_and_hadoop_34():
+    assert default_packages("4.1.1") == ["io.delta:delta-spark_2.13:4.2.0", "org.apache.hadoop:hadoop-aws:3.4.2"]
+    assert default_packages("4.0.2") == ["io.delta:delta-spark_2.13:4.0.0", "org.apache.hadoop:hadoop-aws:3.4.1"]
+    with pytest.raises(RuntimeError, match="not a supported line"):
+        default_packages("3.4.1")
+
+
+def test_local_s3_conf_points_s3a_at_the_endpoint_with_path_style_and_no_ssl():
+    conf = spark_conf(load_config("local-s3", environ={}), pyspark_version="3.5.6")
+    assert conf["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:5055"
+    assert conf["spark.hadoop.fs.s3a.path.style.access"] == "true"
+    assert conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "false"
+    assert conf["spark.hadoop.fs.s3a.aws.credentials.provider"] == "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
+    assert conf["spark.hadoop.fs.s3a.encryption.algorithm"] == "AES256"
+
+
+def test_emr_and_glue_use_the_platform_jars_and_the_instance_role():
+    for env in ("emr", "glue"):
+        conf = spark_conf(load_config(env, environ={}), pyspark_version="3.5.6")
+        assert "spark.jars.packages" not in conf
+        assert "spark.hadoop.fs.s3a.endpoint" not in conf
+        assert "spark.hadoop.fs.s3a.access.key" not in conf
+        assert conf["spark.hadoop.fs.s3a.encryption.algorithm"] == "SSE-KMS"
+
+
+def test_the_shared_session_runs_delta_in_utc(spark):
+    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+    assert spark.conf.get("spark.sql.extensions") == "io.delta.sql.DeltaSparkSessionExtension"
