@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, load_config, parse_set_flags
 from .spark import default_packages
 
 JOBS = {
@@ -66,6 +66,19 @@ def find_env(argv: Sequence[str]) -> Optional[str]:
     return None
 
 
+def find_overrides(argv: Sequence[str]) -> dict[str, str]:
+    """--set KEY=VALUE and --lake-root from a job's arguments, so the plan sees the job's config."""
+    sets = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--set"]
+    sets += [a.split("=", 1)[1] for a in argv if a.startswith("--set=")]
+    overrides = parse_set_flags(sets)
+    for i, arg in enumerate(argv):
+        if arg == "--lake-root" and i + 1 < len(argv):
+            overrides["lake.root"] = argv[i + 1]
+        elif arg.startswith("--lake-root="):
+            overrides["lake.root"] = arg.split("=", 1)[1]
+    return overrides
+
+
 def is_local(config: Config) -> bool:
     return (config.spark.master or "").startswith("local")
 
@@ -77,7 +90,7 @@ def plan(job: str, argv: Sequence[str], python: str = sys.executable, project_ro
     env = find_env(argv)
     if not env:
         raise SubmitError(f"{job}: --env is required (local, local-s3, emr, glue or a YAML path)")
-    config = load_config(env)  # a bad or missing config fails here, before anything starts
+    config = load_config(env, find_overrides(argv))  # a bad config fails here, before anything starts
     entry = str(project_root / "jobs" / f"{job}.py")
     if job == "extract" and is_local(config):
         return [python, entry, *argv]

@@ -1,0 +1,82 @@
+"""spark-submit.sh: the command it builds per environment, its errors, and real local runs."""
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from multiverse_etl.config import ConfigError
+from multiverse_etl.submit import JOBS, SubmitError, build_lib_zip, plan
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "spark-submit.sh"
+
+
+def run_script(*args, timeout=300, env=None):
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, env=env or os.environ.copy())
+
+
+def test_local_extract_is_plain_python_and_spark_jobs_get_packages_and_the_ivy_cache():
+    assert plan("extract", ["--env", "local"], python="/venv/bin/python") == ["/venv/bin/python", str(ROOT / "jobs/extract.py"), "--env", "local"]
+    command = plan("transform", ["--env", "local"], python=sys.executable)
+    assert command[0].endswith("spark-submit")
+    assert command[command.index("--master") + 1] == "local[*]"
+    assert "io.delta:delta-spark" in command[command.index("--packages") + 1]
+    assert command[command.index("--conf") + 1] == f"spark.jars.ivy={ROOT}/.cache/ivy"
+    assert command[command.index("--files") + 1] == str(ROOT / "conf/local.yaml")
+    assert command[-3:] == [str(ROOT / "jobs/transform.py"), "--env", "local"]
+
+
+def test_emr_uses_the_platform_jars_and_ships_the_library_zip_and_config():
+    command = plan("pipeline", ["--env", "emr", "--mode", "incremental"], python=sys.executable)
+    assert "--packages" not in command and "--master" not in command
+    assert command[command.index("--py-files") + 1].endswith("dist/multiverse_etl.zip")
+    assert command[-4:] == [str(ROOT / "jobs/pipeline.py"), "--env", "emr", "--mode", "incremental"][-4:]
+
+
+def test_bad_job_missing_env_and_unknown_env_fail_clearly():
+    with pytest.raises(SubmitError, match="unknown job 'bogus'"):
+        plan("bogus", ["--env", "local"])
+    with pytest.raises(SubmitError, match="--env is required"):
+        plan("transform", [])
+    with pytest.raises(ConfigError, match="no config for env 'mars'"):
+        plan("transform", ["--env", "mars"])
+
+
+def test_script_help_and_errors_exit_codes():
+    ok = run_script("--help")
+    assert ok.returncode == 0 and all(job in ok.stdout for job in JOBS)
+    bad = run_script("transform", "--env", "mars")
+    assert bad.returncode == 2 and "no config for env 'mars'" in bad.stderr
+    bad_key = run_script("transform", "--env", "local", "--set", "api.page_size=lots", "--dry-run")
+    assert bad_key.returncode == 2 and "'api.page_size' must be an integer" in bad_key.stderr
+
+
+def test_library_zip_imports_in_a_clean_interpreter(tmp_path):
+    archive = build_lib_zip(ROOT, tmp_path)
+    names = zipfile.ZipFile(archive).namelist()
+    assert "multiverse_etl/config.py" in names and "multiverse_etl/extract/__init__.py" in names
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "import multiverse_etl, multiverse_etl.config, multiverse_etl.landing, multiverse_etl.extract, multiverse_etl.transform;"
+        "assert multiverse_etl.__file__.startswith(sys.argv[1]), multiverse_etl.__file__;"
+        "print('imported from', multiverse_etl.__file__)"
+    )
+    result = subprocess.run([sys.executable, "-I", "-c", code, str(archive)], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "imported from " + str(archive) in result.stdout
+
+
+@pytest.mark.slow
+def test_smoke_and_maintain_run_through_spark_submit_locally(tmp_path):
+    lake = tmp_path / "lake"
+    smoke = run_script("smoke", "--env", "local", "--lake-root", str(lake))
+    assert smoke.returncode == 0, smoke.stderr[-2000:]
+    assert "smoke row: 3 Łukasz 2024-03-06" in smoke.stdout
+    assert (lake / "_smoke" / "events" / "_delta_log").is_dir()
+    refused = run_script("maintain", "--env", "local", "--lake-root", str(lake), "--retention-hours", "1")
+    # spark-submit's Python runner sends the driver's stderr to stdout
+    assert refused.returncode == 1 and "below the safe minimum" in refused.stdout + refused.stderr
