@@ -13,6 +13,7 @@ TEST = [
     "hypothesis>=6.100",
     "moto[server]>=5.0",
     "fastapi>=0.110",
+    "python-multipart>=0.0.9",
     "uvicorn[standard]>=0.29",
     "nbclient>=0.10",
     "nbformat>=5.10",
