@@ -10,7 +10,7 @@ PY4 := $(VENV4)/bin/python
 IVY := .cache/ivy
 PYTEST_ARGS ?=
 
-.PHONY: setup jars demo demo-s3 test test-spark4 smoke local-s3 bench chaos clean
+.PHONY: setup jars demo demo-s3 test test-spark4 smoke local-s3 wrk bench chaos clean
 
 setup: $(VENV)/.installed jars
 
@@ -46,6 +46,15 @@ test: setup
 test-spark4: $(VENV4)/.installed
 	$(PY4) scripts/resolve_jars.py --ivy-dir $(IVY)
 	$(PY4) -m pytest -m spark $(PYTEST_ARGS)
+
+# Benchmarks print tables; they are not tests. wrk (Debian) is the HTTP load baseline.
+wrk:
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+
+bench: setup wrk
+	$(PY) bench/sample_api_wrk.py
+	$(PY) bench/extract.py
+	$(PY) bench/transform.py
 
 local-s3: setup
 	$(PY) -m multiverse_etl.devtools.local_s3 --port 5055

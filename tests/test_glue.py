@@ -1,0 +1,18 @@
+"""Glue job parameters become the same command line the jobs take everywhere else."""
+
+import pytest
+
+from multiverse_etl.glue import glue_argv
+
+
+def test_required_and_optional_parameters_map_to_job_flags():
+    argv = ["script.py", "--JOB_NAME", "mv", "--job", "pipeline", "--env", "glue", "--mode", "incremental",
+            "--lake_root", "s3://lake/x", "--set__api.page_size", "500"]
+    job, job_argv = glue_argv(argv)
+    assert job == "pipeline"
+    assert job_argv == ["--env", "glue", "--lake-root", "s3://lake/x", "--mode", "incremental", "--set", "api.page_size=500"]
+
+
+def test_a_missing_required_parameter_is_named():
+    with pytest.raises(SystemExit, match="--env"):
+        glue_argv(["script.py", "--job", "transform"])
