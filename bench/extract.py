@@ -1,0 +1,246 @@
+"""Benchmark of the extractor against the sample API, with its baselines measured in the same run.
+
+Not a test: it prints a table and asserts nothing. Usage::
+
+    .venv/bin/python bench/extract.py                          # scales 1000 10000 100000
+    .venv/bin/python bench/extract.py --scales 1000 10000 --naive-seconds 10 --wrk-seconds 5
+
+For each scale it starts the sample API twice as a subprocess (``python -m sample_api serve
+--port 0``), once with ``--latency-ms 20`` (latency-bound) and once without (CPU-bound), and
+measures, each client in its own process (so CPU time and peak RSS are its own):
+
+* latency-bound: the extractor (``run_extract``, the local config: concurrency 64, page
+  size 1000) against a naive sequential client (plain ``requests.get`` calls, default page
+  size), which is stopped after ``--naive-seconds`` (its rate does not depend on the scale);
+* CPU-bound: the extractor against ``wrk -t1 -c64`` on the projects endpoint of the same
+  server (real ids, rotated), the ceiling of what one server process answers.
+
+Targets (issue 4): ≥ 10x the naive requests/s with latency; ≥ 50% of wrk's requests/s without;
+peak RSS flat in the dataset size (< 300 MB at 100,000).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Optional
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "lib"))
+
+USERNAME, PASSWORD = "multiverse", "mult1v3r53"  # the sample API's public demo login
+LATENCY_MS = 20
+
+
+# ---------------------------------------------------------------- workers (run in their own process)
+
+
+def _usage() -> tuple[float, float]:
+    """(CPU seconds, peak RSS MiB) of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def worker_extractor(url: str, lake: str) -> dict[str, Any]:
+    from multiverse_etl.config import load_config
+    from multiverse_etl.extract import run_extract
+    from multiverse_etl.logs import setup_logging
+
+    setup_logging("WARNING")
+    config = load_config("local", {"lake.root": lake, "api.url": url, "extract.progress_interval_s": 3600})
+    cpu0, _ = _usage()
+    started = time.perf_counter()
+    result = run_extract(config, mode="full")
+    wall = time.perf_counter() - started
+    cpu1, peak = _usage()
+    manifest = result.manifest
+    records = sum(e["records"] for e in manifest["entities"].values())
+    return {"wall_s": wall, "requests": manifest["requests"], "records": records, "cpu_s": cpu1 - cpu0,
+            "peak_rss_mib": peak, "retries": manifest["retries"]}
+
+
+def worker_naive(url: str, seconds: float) -> dict[str, Any]:
+    """Sequential `requests.get` calls, default page size, stopped after `seconds`."""
+    import requests
+
+    cpu0, _ = _usage()
+    started = time.perf_counter()
+    deadline = started + seconds
+    token = requests.post(f"{url}/login", data={"username": USERNAME, "password": PASSWORD}).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    requests_made, records = 1, 0
+    ids: list[int] = []
+    params: dict[str, Any] = {}
+    while time.perf_counter() < deadline:
+        page = requests.get(f"{url}/apprenticeships", params=params, headers=headers).json()
+        requests_made += 1
+        records += len(page["data"])
+        ids.extend(row["id"] for row in page["data"])
+        if not page["pagination"]["next_token"]:
+            break
+        params = {"pagination_token": page["pagination"]["next_token"]}
+    for apprenticeship_id in ids:
+        if time.perf_counter() >= deadline:
+            break
+        params = {}
+        while True:
+            page = requests.get(f"{url}/apprenticeships/{apprenticeship_id}/projects", params=params,
+                                headers=headers).json()
+            requests_made += 1
+            records += len(page["data"])
+            if not page["pagination"]["next_token"]:
+                break
+            params = {"pagination_token": page["pagination"]["next_token"]}
+    wall = time.perf_counter() - started
+    cpu1, peak = _usage()
+    return {"wall_s": wall, "requests": requests_made, "records": records, "cpu_s": cpu1 - cpu0,
+            "peak_rss_mib": peak, "retries": 0, "sampled": True}
+
+
+# ---------------------------------------------------------------- orchestration
+
+
+def start_server(scale: int, latency_ms: float) -> tuple[subprocess.Popen, str]:
+    command = [sys.executable, "-m", "sample_api", "serve", "--log-level", "warning", "--port", "0",
+               "--scale", str(scale), "--seed", "42"]
+    if latency_ms:
+        command += ["--latency-ms", str(latency_ms)]
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    match = re.search(r"listening on (http://\S+)", line)
+    if not match:
+        proc.kill()
+        raise RuntimeError(f"sample API did not start: {line!r}")
+    return proc, match.group(1)
+
+
+def run_worker(*args: str) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        raise RuntimeError(f"worker {args[0]} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_wrk(url: str, scale: int, seconds: int, connections: int = 64) -> dict[str, Any]:
+    """wrk on /apprenticeships/{id}/projects over real ids (rotated, shuffled) of the same server."""
+    import requests
+
+    token = requests.post(f"{url}/login", data={"username": USERNAME, "password": PASSWORD}).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    page = requests.get(f"{url}/apprenticeships", params={"page_size": min(scale, 10_000)}, headers=headers).json()
+    ids = [row["id"] for row in page["data"]]
+    random.Random(1).shuffle(ids)
+    script = ("local ids = {" + ",".join(map(str, ids)) + "}\nlocal i = 0\n"
+              f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+              "request = function()\n  i = i + 1\n"
+              '  return wrk.format("GET", "/apprenticeships/" .. ids[(i % #ids) + 1] .. "/projects")\nend\n')
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script)
+    try:
+        out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", handle.name, url],
+                             capture_output=True, text=True, timeout=seconds + 60).stdout
+    finally:
+        os.unlink(handle.name)
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    return {"wall_s": float(seconds), "requests": total, "records": None, "cpu_s": None, "peak_rss_mib": None,
+            "retries": 0, "rate": rate}
+
+
+def rate(result: dict[str, Any]) -> float:
+    return result.get("rate") or result["requests"] / result["wall_s"]
+
+
+def bench_scale(scale: int, naive_seconds: float, wrk_seconds: int, lake_dir: str) -> list[dict[str, Any]]:
+    rows = []
+    proc, url = start_server(scale, LATENCY_MS)
+    try:
+        naive = run_worker("naive", url, str(naive_seconds))
+        ours = run_worker("extractor", url, os.path.join(lake_dir, f"lat-{scale}"))
+    finally:
+        proc.kill()
+        proc.wait()
+    rows.append(row(scale, f"latency {LATENCY_MS} ms", "naive requests (sampled)", naive, None))
+    rows.append(row(scale, f"latency {LATENCY_MS} ms", "extractor", ours, rate(ours) / rate(naive)))
+    proc, url = start_server(scale, 0)
+    try:
+        ours = run_worker("extractor", url, os.path.join(lake_dir, f"cpu-{scale}"))
+        wrk = run_wrk(url, scale, wrk_seconds)
+    finally:
+        proc.kill()
+        proc.wait()
+    rows.append(row(scale, "no latency", "wrk -c64 projects", wrk, None))
+    rows.append(row(scale, "no latency", "extractor", ours, rate(ours) / rate(wrk)))
+    shutil.rmtree(lake_dir, ignore_errors=True)
+    os.makedirs(lake_dir, exist_ok=True)
+    return rows
+
+
+def row(scale: int, scenario: str, client: str, result: dict[str, Any], vs_baseline: Optional[float]) -> dict[str, Any]:
+    return {"scale": scale, "scenario": scenario, "client": client, **result, "rps": rate(result),
+            "vs": vs_baseline}
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    head = (f"{'apprenticeships':>15}  {'scenario':<14}{'client':<26}{'wall s':>8}{'requests':>10}{'req/s':>9}"
+            f"{'records/s':>11}{'CPU ms/req':>11}{'peak RSS MiB':>13}{'vs baseline':>13}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        records = f"{r['records'] / r['wall_s']:.0f}" if r["records"] is not None else "-"
+        cpu = f"{1000 * r['cpu_s'] / r['requests']:.3f}" if r["cpu_s"] is not None else "-"
+        rss = f"{r['peak_rss_mib']:.0f}" if r["peak_rss_mib"] is not None else "-"
+        vs = "-" if r["vs"] is None else (f"{r['vs']:.1f}x" if r["scenario"].startswith("latency") else f"{r['vs']:.0%}")
+        print(f"{r['scale']:>15,}  {r['scenario']:<14}{r['client']:<26}{r['wall_s']:>8.1f}{r['requests']:>10,}"
+              f"{r['rps']:>9.0f}{records:>11}{cpu:>11}{rss:>13}{vs:>13}")
+    print()
+    for r in rows:
+        if r["client"] != "extractor":
+            continue
+        if r["scenario"].startswith("latency"):
+            print(f"target latency-bound  {r['scale']:>7,}: {r['vs']:.1f}x naive (>= 10x): {'met' if r['vs'] >= 10 else 'MISSED'}")
+        else:
+            print(f"target CPU-bound      {r['scale']:>7,}: {r['vs']:.0%} of wrk (>= 50%): {'met' if r['vs'] >= 0.5 else 'MISSED'}")
+    peak = max(r["peak_rss_mib"] for r in rows if r["client"] == "extractor")
+    print(f"target peak RSS: max {peak:.0f} MiB over all extractor runs (< 300 MiB, flat in the scale)")
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scales", type=int, nargs="+", default=[1000, 10_000, 100_000])
+    parser.add_argument("--naive-seconds", type=float, default=15.0, help="how long the naive client runs")
+    parser.add_argument("--wrk-seconds", type=int, default=10)
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        kind, *rest = args.worker
+        result = worker_extractor(*rest) if kind == "extractor" else worker_naive(rest[0], float(rest[1]))
+        print(json.dumps(result))
+        return 0
+    if not shutil.which("wrk"):
+        print("wrk is not installed (Debian: apt-get install -y wrk)", file=sys.stderr)
+        return 2
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-extract-") as lake_dir:
+        for scale in args.scales:
+            print(f"# scale {scale:,} ...", file=sys.stderr, flush=True)
+            rows.extend(bench_scale(scale, args.naive_seconds, args.wrk_seconds, lake_dir))
+    print(f"# {os.cpu_count()} CPUs; load average before the table: {os.getloadavg()[0]:.1f}")
+    print_table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

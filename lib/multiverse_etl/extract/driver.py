@@ -1,0 +1,331 @@
+"""One extraction run: lists → landing parts → manifest (the commit) → watermark.
+
+Programmes and apprenticeships are walked page by page and streamed into parts as they
+come. The apprenticeship ids feed a bounded queue that `api.concurrency` workers drain, each
+listing one apprenticeship's projects, buffering that parent's pages and handing them to
+the projects writer as one group. Everything happens in one event loop; the only threads
+are the part writes. The manifest is written last; the watermark moves only after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from yarl import URL
+
+from ..config import Config
+from ..landing import MANIFEST_VERSION, check_run_id, new_run_id, read_manifest, write_manifest
+from ..storage import Storage, open_storage
+from .client import ApiClient, RequestStats
+from .credentials import Credentials, resolve_credentials
+from .errors import ExtractError, ResumeError
+from .lines import page_line
+from .paginate import PageSize, paginate, utc_now_iso
+from .parents import ParentSet, parent_id
+from .progress import FanoutState, Progress, summary_table
+from .redaction import RedactingFilter, scrubbed_logs
+from .resume import PriorAttempt, take_over
+from .retry import RetryBudget
+from .state import (RunPlan, WatermarkTracker, advance_watermark, later_watermark, modified_after_for,
+                    read_run_plan, read_watermark, write_run_plan)
+from .writer import PartWriter
+
+log = logging.getLogger("multiverse_etl.extract")
+
+MODES = ("full", "incremental")
+# Parent ids waiting for a worker: two listing pages' worth, so the listing runs a page ahead of the
+# fan-out and the workers never wait for it (ints: ~100 bytes each, bounded by the page size).
+QUEUE_PAGES_AHEAD = 2
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    run_id: str
+    manifest: dict[str, Any]
+    manifest_key: str
+
+
+def run_extract(config: Config, *, mode: Optional[str] = None, resume_run_id: Optional[str] = None,
+                storage: Optional[Storage] = None, credentials: Optional[Credentials] = None) -> ExtractResult:
+    """Export the API into raw landing files and commit the run with its manifest.
+
+    `mode` overrides extract.mode; `resume_run_id` finishes an interrupted run instead of
+    starting one. Raises ExtractError subclasses (user_facing) on failure; a run that fails
+    after it started can be finished with `resume_run_id`.
+    """
+    if mode is not None and mode not in MODES:
+        raise ExtractError(f"mode must be one of {list(MODES)}, got {mode!r}")
+    storage = storage or open_storage(config.lake.root, config.s3)
+    credentials = credentials or resolve_credentials(config.api, config.s3.region)
+    redactor = RedactingFilter()
+    redactor.add(credentials.password.reveal())
+    with scrubbed_logs(redactor):
+        plan = _plan(storage, config, mode, resume_run_id)
+        run = _Run(config, storage, credentials, plan, redactor)
+        try:
+            manifest = _run_async(run.execute())
+        except BaseException as exc:
+            if run.lake_touched:
+                log.warning("extract run %s stopped before its manifest (%s); finish it with --resume %s",
+                            plan.run_id, type(exc).__name__, plan.run_id)
+            raise
+        key = write_manifest(storage, manifest)
+        advance_watermark(storage, manifest["watermark_after"], plan.run_id, manifest["finished_at"])
+        for row in summary_table(manifest):
+            log.info("extract summary | %s", row)
+        log.info("extract run %s committed: %s", plan.run_id, storage.uri(key))
+    return ExtractResult(plan.run_id, manifest, key)
+
+
+def _plan(storage: Storage, config: Config, mode: Optional[str], resume_run_id: Optional[str]) -> RunPlan:
+    """A new run's plan, or the stored plan of the run to resume (with its attempt counted)."""
+    if resume_run_id is None:
+        mode = mode or config.extract.mode
+        watermark = read_watermark(storage)
+        return RunPlan(
+            run_id=new_run_id(), mode=mode, projects_scope=config.extract.projects_scope if mode == "incremental" else "all",
+            api_url=safe_url(config.api.url), started_at=utc_now_iso(), watermark_before=watermark,
+            modified_after=modified_after_for(watermark, config.extract.lookback_seconds) if mode == "incremental" else None,
+        )
+    run_id = check_run_id(resume_run_id)
+    manifest = read_manifest(storage, run_id)
+    if manifest is not None and manifest.get("status") == "committed":
+        raise ResumeError(f"run {run_id} is already committed ({storage.uri('raw/_manifests/' + run_id + '.json')}); nothing to resume")
+    plan = read_run_plan(storage, run_id)
+    if plan is None:
+        raise ResumeError(f"no run {run_id} was started in {storage.uri()} (no extract state for it)")
+    if mode is not None and mode != plan.mode:
+        raise ResumeError(f"run {run_id} was started in {plan.mode} mode; resume it without --mode {mode}")
+    return dataclasses.replace(plan, attempt=plan.attempt + 1)
+
+
+def _run_async(coro):
+    """Run on uvloop when it is installed (less CPU per request), else on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        uvloop = None
+    if uvloop is None or sys.version_info < (3, 11):
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
+def safe_url(url: str) -> str:
+    """The URL without any user:password@ part (for logs and the manifest)."""
+    parsed = URL(url)
+    return str(parsed.with_user(None)) if parsed.user or parsed.password else url
+
+
+class _Run:
+    """The state of one attempt of one run (async; built and executed in `run_extract`)."""
+
+    def __init__(self, config: Config, storage: Storage, credentials: Credentials, plan: RunPlan,
+                 redactor: RedactingFilter) -> None:
+        self.config = config
+        self.storage = storage
+        self.credentials = credentials
+        self.plan = plan
+        self.redactor = redactor
+        self.run_id = plan.run_id
+        self.lake_touched = False
+        self.stats = RequestStats()
+        self.watermark = WatermarkTracker()
+        self.fanout = FanoutState()
+        self.seen = ParentSet()
+        self.parents_skipped = 0
+        page_size = config.api.page_size
+        self.page_sizes = {name: PageSize(page_size, name) for name in ("apprenticeships", "projects", "programmes")}
+        # An incremental run that lists projects of *all* apprenticeships needs every id, not only the changed ones.
+        self.discover_parents = plan.mode == "incremental" and plan.projects_scope == "all" and plan.modified_after is not None
+
+    async def execute(self) -> dict[str, Any]:
+        config, plan = self.config, self.plan
+        client = ApiClient(config.api, self.credentials, stats=self.stats, budget=RetryBudget(config.api.retry_budget),
+                           on_token=self.redactor.add)
+        started = time.monotonic()
+        async with client:
+            log.info("extract run %s (attempt %d) starting: mode=%s projects_scope=%s modified_after=%s api=%s "
+                     "lake=%s page_size=%d concurrency=%d max_rps=%s user=%s (credentials from %s)",
+                     self.run_id, plan.attempt, plan.mode, plan.projects_scope, plan.modified_after,
+                     safe_url(config.api.url), self.storage.uri(), config.api.page_size, config.api.concurrency,
+                     config.api.max_requests_per_second, self.credentials.username, self.credentials.source)
+            await client.login()  # a wrong password fails here, before the lake is touched
+            prior = await asyncio.to_thread(self._start_in_lake)
+            self.fanout.done_before = len(prior.done_parents)
+            max_bytes = config.extract.part_max_bytes
+            self.writers = {
+                "apprenticeships": PartWriter(self.storage, "apprenticeships", self.run_id, max_bytes),
+                "projects": PartWriter(self.storage, "projects", self.run_id, max_bytes, prior_parts=prior.project_parts),
+                "programmes": PartWriter(self.storage, "programmes", self.run_id, max_bytes),
+            }
+            self.done_before = prior.done_parents
+            self.queue: asyncio.Queue[Optional[int]] = asyncio.Queue(
+                maxsize=max(4 * config.api.concurrency, QUEUE_PAGES_AHEAD * config.api.page_size))
+            progress = Progress(self.stats, self.fanout, self._landed_totals, config.extract.progress_interval_s)
+            reporter = asyncio.create_task(progress.run())
+            try:
+                await self._all_lists(client)
+            finally:
+                reporter.cancel()
+                await asyncio.gather(reporter, return_exceptions=True)
+            progress.log_line()
+        return self._manifest(time.monotonic() - started)
+
+    def _start_in_lake(self) -> PriorAttempt:
+        """Record the plan (so the run can be resumed) and take over what an earlier attempt left."""
+        self.lake_touched = True
+        write_run_plan(self.storage, self.plan)
+        return take_over(self.storage, self.run_id) if self.plan.attempt > 1 else PriorAttempt()
+
+    async def _all_lists(self, client: ApiClient) -> None:
+        params = {"modified_after": self.plan.modified_after} if self.plan.modified_after is not None else {}
+        jobs = [
+            self._land_list(client, "programmes", "/programmes", {}, feed=False),
+            self._land_list(client, "apprenticeships", "/apprenticeships", params, feed=not self.discover_parents),
+        ]
+        if self.discover_parents:
+            jobs.append(self._discover_parents(client))
+        jobs += [self._projects_worker(client) for _ in range(self.config.api.concurrency)]
+        await _all_or_nothing(jobs)
+        await self.writers["projects"].close()
+
+    async def _land_list(self, client: ApiClient, entity: str, path: str, params: dict[str, Any], feed: bool) -> None:
+        """Walk one list, landing every page; the apprenticeships list may also feed the fan-out."""
+        writer = self.writers[entity]
+        walked = 0
+        async for page in paginate(client, entity=entity, path=path, page_size=self.page_sizes[entity], params=params,
+                                   max_restarts=self.config.api.max_list_restarts):
+            if page.page_index == 0 and walked:  # the list restarted: what this walk landed goes
+                await writer.discard()
+                if entity == "apprenticeships":
+                    self.watermark.reset()
+                walked = 0
+            walked += 1
+            await writer.add((page_line(page, self.run_id, None),), len(page.data))
+            if entity == "apprenticeships":
+                self.watermark.observe(page.data)
+            if feed:
+                await self._feed(page.data)
+        await writer.close()
+        if feed:
+            await self._end_feed()
+
+    async def _discover_parents(self, client: ApiClient) -> None:
+        """Every apprenticeship id (no modified_after) for an incremental run with projects_scope 'all'; not landed."""
+        async for page in paginate(client, entity="projects", path="/apprenticeships", page_size=self.page_sizes["apprenticeships"],
+                                   max_restarts=self.config.api.max_list_restarts):
+            await self._feed(page.data)  # a restart re-feeds ids: the parent set drops repeats
+        await self._end_feed()
+
+    async def _feed(self, records: list[Any]) -> None:
+        fanout = self.fanout
+        if fanout.started is None:
+            fanout.started = time.monotonic()
+        for record in records:
+            pid = parent_id(record)
+            if pid is None:
+                self.parents_skipped += 1
+                continue
+            if pid in self.done_before or not self.seen.add(pid):
+                continue
+            fanout.known += 1
+            await self.queue.put(pid)
+
+    async def _end_feed(self) -> None:
+        self.fanout.listing_finished = True
+        if self.parents_skipped:
+            log.warning("%d apprenticeship(s) have no usable id (null, missing or not an integer): "
+                        "their projects cannot be listed", self.parents_skipped)
+        for _ in range(self.config.api.concurrency):
+            await self.queue.put(None)
+
+    async def _projects_worker(self, client: ApiClient) -> None:
+        """List one apprenticeship's projects at a time; land its pages together once the listing is complete."""
+        writer = self.writers["projects"]
+        size = self.page_sizes["projects"]
+        run_id = self.run_id
+        max_restarts = self.config.api.max_list_restarts
+        queue = self.queue
+        while True:
+            pid = await queue.get()
+            if pid is None:
+                return
+            parent = {"apprenticeship_id": pid}
+            lines: list[bytes] = []
+            records = 0
+            async for page in paginate(client, entity="projects", path=f"/apprenticeships/{pid}/projects",
+                                       page_size=size, max_restarts=max_restarts):
+                if page.page_index == 0 and lines:  # restarted
+                    lines, records = [], 0
+                lines.append(page_line(page, run_id, parent))
+                records += len(page.doc["data"])
+            await writer.add(lines, records)
+            self.fanout.done += 1
+
+    def _landed_totals(self) -> tuple[int, int]:
+        writers = getattr(self, "writers", {})
+        return sum(w.pages for w in writers.values()), sum(w.records for w in writers.values())
+
+    def _manifest(self, duration_s: float) -> dict[str, Any]:
+        plan, stats = self.plan, self.stats
+        entities: dict[str, Any] = {}
+        for name, writer in self.writers.items():
+            counter = stats.entity(name)
+            entities[name] = {
+                "pages": sum(p["pages"] for p in writer.parts),
+                "records": sum(p["records"] for p in writer.parts),
+                "requests": counter.requests,
+                "retries": counter.retries,
+                "complete_listing": True,
+                "parts": list(writer.parts),
+            }
+        entities["apprenticeships"]["complete_listing"] = plan.modified_after is None
+        entities["projects"]["complete_listing"] = plan.projects_scope == "all" or plan.modified_after is None
+        entities["projects"]["parents"] = self.fanout.done + self.fanout.done_before
+        entities["projects"]["parents_skipped"] = self.parents_skipped
+        if self.watermark.ignored:
+            log.warning("%d apprenticeship(s) have a modified_date that is not a timestamp (or is in the future): "
+                        "landed, but not taken for the watermark", self.watermark.ignored)
+        return {
+            "run_id": self.run_id,
+            "manifest_version": MANIFEST_VERSION,
+            "status": "committed",
+            "mode": plan.mode,
+            "projects_scope": plan.projects_scope,
+            "api_url": safe_url(self.config.api.url),
+            "started_at": plan.started_at,
+            "finished_at": utc_now_iso(),
+            "duration_s": round(duration_s, 3),
+            "attempt": plan.attempt,
+            "watermark_before": plan.watermark_before,
+            "watermark_after": later_watermark(plan.watermark_before, self.watermark.value),
+            "modified_after": plan.modified_after,
+            "requests": stats.requests,
+            "retries": stats.retries,
+            "logins": stats.logins,
+            "entities": entities,
+        }
+
+
+async def _all_or_nothing(coros: list) -> None:
+    """Run the coroutines as tasks; the first failure cancels the others and is raised as is.
+
+    (asyncio.TaskGroup does this on 3.11+, but wraps the error in an ExceptionGroup; this runs on 3.10 too.)
+    """
+    tasks = [asyncio.ensure_future(coro) for coro in coros]
+    try:
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        failed = [t for t in done if not t.cancelled() and t.exception() is not None]
+        if failed:
+            raise failed[0].exception()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

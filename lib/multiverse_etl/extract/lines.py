@@ -1,0 +1,43 @@
+"""One landing line per API page, in the format `multiverse_etl.landing` documents.
+
+The served body is spliced in as bytes when it is compact JSON holding exactly `data` and
+`pagination` (the normal case: zero re-encoding, the values exactly as served); otherwise
+(pretty-printed, extra keys) `data` and `pagination` are re-serialised with orjson, which
+keeps every value but may change escaping and spacing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+import orjson
+
+from .paginate import Page
+
+_SPLICE_KEYS = frozenset(("data", "pagination"))
+
+
+def page_line(page: Page, run_id: str, parent: Optional[dict[str, Any]]) -> bytes:
+    """The gzip-ready JSON line (with its newline) for one page."""
+    head = orjson.dumps({
+        "entity": page.entity,
+        "run_id": run_id,
+        "extracted_at": page.extracted_at,
+        "page_index": page.page_index,
+        "request": {"path": page.path, "params": page.params},
+        "parent": parent,
+    })
+    return head[:-1] + b"," + _payload(page)[1:] + b"\n"
+
+
+def _payload(page: Page) -> bytes:
+    body = page.body.strip()
+    if (body[:1] == b"{" and body[-1:] == b"}" and b"\n" not in body and b"\r" not in body
+            and len(page.doc) == 2 and page.doc.keys() == _SPLICE_KEYS):
+        return body
+    payload = {"data": page.doc["data"], "pagination": page.doc["pagination"]}
+    try:
+        return orjson.dumps(payload)
+    except orjson.JSONEncodeError:  # integers beyond 64 bits: the stdlib writes them
+        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()

@@ -1,0 +1,127 @@
+"""Progress of a running extraction: a log line every few seconds, a bar on a terminal, a summary table.
+
+Hand-rolled on purpose: one line of `\\r` output does not earn a dependency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, TextIO
+
+from .client import RequestStats
+
+log = logging.getLogger("multiverse_etl.extract.progress")
+
+BAR_WIDTH = 30
+BAR_INTERVAL_S = 0.5
+
+
+@dataclass
+class FanoutState:
+    """How far the projects fan-out is: parents known so far, done, done by an earlier attempt."""
+
+    known: int = 0
+    done: int = 0
+    done_before: int = 0
+    listing_finished: bool = False
+    started: Optional[float] = None
+
+
+class Progress:
+    """Reports counters while a run goes on; `run()` is a task cancelled when the run ends."""
+
+    def __init__(self, stats: RequestStats, fanout: FanoutState, totals: Callable[[], tuple[int, int]],
+                 interval_s: float, stream: Optional[TextIO] = None, tty: Optional[bool] = None) -> None:
+        self.stats = stats
+        self.fanout = fanout
+        self.totals = totals  # () -> (pages, records) landed so far
+        self.interval_s = interval_s
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.started = time.monotonic()
+        self._last = (self.started, 0)
+        self._bar_shown = False
+
+    async def run(self) -> None:
+        next_log = self.started + self.interval_s
+        try:
+            while True:
+                await asyncio.sleep(BAR_INTERVAL_S if self.tty else self.interval_s)
+                now = time.monotonic()
+                if now >= next_log:
+                    self.log_line(now)
+                    next_log = now + self.interval_s
+                if self.tty:
+                    self.draw_bar(now)
+        finally:
+            self.clear_bar()
+
+    def eta_s(self, now: float) -> Optional[float]:
+        """Seconds left in the fan-out at the current pace (None until there is a pace)."""
+        f = self.fanout
+        if f.started is None or f.done == 0:
+            return None
+        rate = f.done / max(now - f.started, 1e-6)
+        return max(f.known - f.done, 0) / rate
+
+    def log_line(self, now: Optional[float] = None) -> None:
+        now = now or time.monotonic()
+        pages, records = self.totals()
+        last_t, last_requests = self._last
+        rate = (self.stats.requests - last_requests) / max(now - last_t, 1e-6)
+        self._last = (now, self.stats.requests)
+        eta = self.eta_s(now)
+        f = self.fanout
+        self.clear_bar()
+        log.info(
+            "extract progress: %.0fs elapsed, pages=%d records=%d requests=%d (%.0f/s) retries=%d relogins=%d "
+            "parents=%d/%d%s ETA=%s",
+            now - self.started, pages, records, self.stats.requests, rate, self.stats.retries, self.stats.relogins,
+            f.done + f.done_before, f.known + f.done_before, "" if f.listing_finished else "+",
+            "?" if eta is None else f"{eta:.0f}s",
+        )
+
+    def draw_bar(self, now: float) -> None:
+        f = self.fanout
+        total = f.known + f.done_before
+        done = f.done + f.done_before
+        share = done / total if total else 0.0
+        filled = int(share * BAR_WIDTH)
+        eta = self.eta_s(now)
+        text = (f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {share:6.1%} {done}/{total}"
+                f"{'' if f.listing_finished else '+'} parents  {self.stats.requests} req  "
+                f"{self.stats.retries} retries  ETA {'?' if eta is None else f'{eta:.0f}s'}\x1b[K")
+        self.stream.write(text)
+        self.stream.flush()
+        self._bar_shown = True
+
+    def clear_bar(self) -> None:
+        if self._bar_shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self._bar_shown = False
+
+
+def summary_table(manifest: dict[str, Any]) -> list[str]:
+    """The end-of-run table, one string per row (logged line by line)."""
+    head = f"{'entity':<16}{'pages':>9}{'records':>11}{'parts':>7}{'bytes':>13}{'requests':>10}{'retries':>9}"
+    rows = [head, "-" * len(head)]
+    total = {"pages": 0, "records": 0, "parts": 0, "bytes": 0}
+    for name, e in manifest["entities"].items():
+        size = sum(p["bytes"] for p in e["parts"])
+        rows.append(f"{name:<16}{e['pages']:>9}{e['records']:>11}{len(e['parts']):>7}{size:>13}"
+                    f"{e['requests']:>10}{e['retries']:>9}")
+        for key, value in (("pages", e["pages"]), ("records", e["records"]), ("parts", len(e["parts"])), ("bytes", size)):
+            total[key] += value
+    rows.append("-" * len(head))
+    rows.append(f"{'total':<16}{total['pages']:>9}{total['records']:>11}{total['parts']:>7}{total['bytes']:>13}"
+                f"{manifest['requests']:>10}{manifest['retries']:>9}")
+    duration = manifest["duration_s"] or 1e-9
+    rows.append(f"{manifest['duration_s']:.1f}s, {manifest['requests'] / duration:.0f} requests/s, "
+                f"{total['records'] / duration:.0f} records/s, mode {manifest['mode']}, "
+                f"watermark {manifest['watermark_before']} -> {manifest['watermark_after']}")
+    return rows

@@ -1,0 +1,71 @@
+"""What an interrupted attempt of a run left behind, so --resume finishes it without duplicates.
+
+Projects parts hold only complete parents, and a part exists only once fully written, so
+every parent found in the run's projects parts is done and is skipped. Lists
+(apprenticeships, programmes) are re-listed from page one (old tokens are dead), so their
+parts from the interrupted attempt are deleted first.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ..landing import run_prefix
+from ..storage import Storage
+from .parents import ParentSet
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PriorAttempt:
+    project_parts: list[dict[str, Any]] = field(default_factory=list)
+    done_parents: ParentSet = field(default_factory=ParentSet)
+    deleted_keys: list[str] = field(default_factory=list)
+
+
+def take_over(storage: Storage, run_id: str) -> PriorAttempt:
+    """Read the run's committed projects parts, delete its list parts; what the resume starts from."""
+    prior = PriorAttempt()
+    for entity in ("apprenticeships", "programmes"):
+        for info in list(storage.list(run_prefix(entity, run_id))):
+            storage.delete(info.key)
+            prior.deleted_keys.append(info.key)
+    for info in list(storage.list(run_prefix("projects", run_id))):
+        if not info.key.endswith(".jsonl.gz"):
+            continue
+        try:
+            part = _read_part(storage.get(info.key), prior.done_parents)
+        except (OSError, EOFError, zlib.error, orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            # cannot happen with atomic writes; if it does, its parents are simply listed again
+            log.warning("resume: %s is unreadable (%s): deleting it, its parents will be listed again",
+                        info.key, type(exc).__name__)
+            storage.delete(info.key)
+            prior.deleted_keys.append(info.key)
+            continue
+        prior.project_parts.append({"key": info.key, **part, "bytes": info.size})
+    log.info("resume of %s: %d projects part(s) kept with %d parents done; %d list part(s) deleted",
+             run_id, len(prior.project_parts), len(prior.done_parents), len(prior.deleted_keys))
+    return prior
+
+
+def _read_part(data: bytes, done: ParentSet) -> dict[str, int]:
+    pages = records = 0
+    parents = []
+    for line in gzip.decompress(data).splitlines():
+        if not line:
+            continue
+        doc = orjson.loads(line)
+        pages += 1
+        records += len(doc["data"])
+        if doc["page_index"] == 0:
+            parents.append(doc["parent"]["apprenticeship_id"])
+    for parent in parents:  # only once the whole part has been read
+        done.add(parent)
+    return {"pages": pages, "records": records}

@@ -1,0 +1,335 @@
+"""The API client against a scripted HTTP server on 127.0.0.1: login, single-flight re-login, retries, budgets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+import pytest
+from aiohttp import web
+
+from multiverse_etl.config import ApiConfig
+from multiverse_etl.extract.client import ApiClient, RequestStats
+from multiverse_etl.extract.credentials import Credentials
+from multiverse_etl.extract.errors import (ApiError, AuthError, DeadPaginationToken, RetryBudgetExhausted)
+from multiverse_etl.extract.redaction import RedactingFilter, Secret, redact, scrubbed_logs
+from multiverse_etl.extract.retry import RetryBudget, RetryPolicy, parse_retry_after
+
+PASSWORD = "s3cr3t-pa55word"
+USER = "multiverse"
+PAGE = b'{"data":[{"id":1}],"pagination":{"next_token":null,"previous_token":null,"page_size":20}}'
+
+
+class Script:
+    """A tiny API whose data answers a test scripts; it counts what it saw."""
+
+    def __init__(self, data: Callable[["Script", web.Request], Awaitable[web.StreamResponse]]) -> None:
+        self.data = data
+        self.logins = 0
+        self.requests = 0
+        self.valid_tokens: dict[str, int] = {}  # token -> uses left (-1 = forever)
+        self.tokens_issued: list[str] = []
+        self.first_token_uses = -1
+
+    async def login(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        self.logins += 1
+        if form.get("username") != USER or form.get("password") != PASSWORD:
+            return web.json_response({"detail": "Invalid username or password"}, status=400)
+        token = f"tok-{self.logins}-abcdef"
+        self.tokens_issued.append(token)
+        self.valid_tokens[token] = self.first_token_uses if self.logins == 1 else -1
+        return web.json_response({"access_token": token, "token_type": "bearer"})
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.requests += 1
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        left = self.valid_tokens.get(token, 0)
+        if left == 0:
+            return web.json_response({"detail": "Invalid token"}, status=401)
+        if left > 0:
+            self.valid_tokens[token] = left - 1
+        return await self.data(self, request)
+
+
+@contextlib.asynccontextmanager
+async def serve(script: Script) -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_post("/login", script.login)
+    app.router.add_get("/{tail:.*}", script.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def api_config(url: str, **overrides: Any) -> ApiConfig:
+    values = dict(url=url, concurrency=8, backoff_base_s=0.01, backoff_max_s=0.05, max_attempts=5,
+                  connect_timeout_s=2.0, read_timeout_s=2.0)
+    values.update(overrides)
+    return ApiConfig(**values)
+
+
+def creds(password: str = PASSWORD) -> Credentials:
+    return Credentials(USER, Secret(password), "test")
+
+
+async def ok(script: Script, request: web.Request) -> web.Response:
+    return web.Response(body=PAGE, content_type="application/json")
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_login_posts_the_form_and_every_request_carries_the_bearer_token():
+    seen = []
+
+    async def data(script, request):
+        seen.append(request.headers["Authorization"])
+        return await ok(script, request)
+
+    async def main():
+        script = Script(data)
+        async with serve(script) as url, ApiClient(api_config(url), creds()) as client:
+            response = await client.get_page("/apprenticeships", {"page_size": 20}, entity="apprenticeships")
+            await client.get_page("/programmes", {"page_size": 20}, entity="programmes")
+        assert response.body == PAGE
+        assert response.doc["data"] == [{"id": 1}]
+        assert script.logins == 1
+        assert seen == ["Bearer tok-1-abcdef"] * 2
+        assert client.stats.requests == 3 and client.stats.retries == 0
+
+    run(main())
+
+
+def test_wrong_password_fails_at_once_with_a_clear_message_and_no_retry():
+    async def main():
+        script = Script(ok)
+        async with serve(script) as url, ApiClient(api_config(url), creds("wrong-password")) as client:
+            with pytest.raises(AuthError) as caught:
+                await asyncio.gather(*(client.get_page("/programmes", {}, entity="programmes") for _ in range(5)))
+        return script, caught.value
+
+    script, error = run(main())
+    assert script.requests == 0
+    assert script.logins == 1  # five tasks needed a token: one login, refused, never retried
+    message = str(error)
+    assert "refused" in message and "HTTP 400" in message and "Invalid username or password" in message
+    assert "wrong-password" not in message and error.user_facing
+
+
+def test_an_expired_token_makes_exactly_one_task_log_in_again():
+    async def main():
+        script = Script(ok)
+        script.first_token_uses = 3
+        async with serve(script) as url, ApiClient(api_config(url, concurrency=16), creds()) as client:
+            await client.login()
+            results = await asyncio.gather(*(client.get_page(f"/apprenticeships/{i}/projects", {}, entity="projects")
+                                             for i in range(40)))
+        assert len(results) == 40
+        assert script.logins == 2  # the first login and one re-login, however many tasks saw the 401
+        assert client.stats.relogins == 1
+        assert client.stats.retries == client.stats.entity("projects").retries == script.requests - 40
+
+    run(main())
+
+
+def test_5xx_429_dropped_connections_and_bad_bodies_are_retried_and_counted():
+    plan = ["500", "503", "drop", "garbage", "429", "ok"]
+
+    async def data(script, request):
+        step = plan[min(script.requests - 1, len(plan) - 1)]
+        if step == "drop":
+            request.transport.close()
+            return web.Response(status=200)
+        if step == "garbage":
+            return web.Response(body=b'{"data": [1, 2', content_type="application/json")
+        if step == "429":
+            return web.json_response({"detail": "Too Many Requests"}, status=429, headers={"Retry-After": "1"})
+        if step in ("500", "503"):
+            return web.Response(status=int(step), text="Internal Server Error")
+        return await ok(script, request)
+
+    async def main():
+        script = Script(data)
+        async with serve(script) as url, ApiClient(api_config(url, max_attempts=8), creds()) as client:
+            started = time.monotonic()
+            response = await client.get_page("/programmes", {"page_size": 5}, entity="programmes")
+            elapsed = time.monotonic() - started
+        assert response.doc["data"] == [{"id": 1}]
+        assert script.requests == 6
+        assert client.stats.entity("programmes").requests == 6
+        assert client.stats.entity("programmes").retries == client.stats.retries == 5
+        assert elapsed >= 1.0  # Retry-After: 1 was honoured
+
+    run(main())
+
+
+def test_a_request_gives_up_after_max_attempts():
+    async def data(script, request):
+        return web.Response(status=503, text="busy")
+
+    async def main():
+        script = Script(data)
+        async with serve(script) as url, ApiClient(api_config(url, max_attempts=4), creds()) as client:
+            with pytest.raises(RetryBudgetExhausted, match="after 4 attempts.*HTTP 503"):
+                await client.get_page("/programmes", {}, entity="programmes")
+        assert script.requests == 4
+        assert client.stats.retries == 3
+
+    run(main())
+
+
+def test_429_with_retry_after_does_not_use_up_attempts_but_is_counted():
+    async def data(script, request):
+        if script.requests <= 10:
+            return web.json_response({"detail": "Too Many Requests"}, status=429, headers={"Retry-After": "0"})
+        return await ok(script, request)
+
+    async def main():
+        script = Script(data)
+        async with serve(script) as url, ApiClient(api_config(url, max_attempts=3), creds()) as client:
+            response = await client.get_page("/programmes", {}, entity="programmes")
+        assert response.doc["data"] == [{"id": 1}]
+        assert script.requests == 11 and client.stats.retries == 10
+
+    run(main())
+
+
+def test_the_run_wide_retry_budget_stops_a_run_against_a_sick_api():
+    async def data(script, request):
+        return web.Response(status=502, text="bad gateway")
+
+    async def main():
+        script = Script(data)
+        async with serve(script) as url:
+            async with ApiClient(api_config(url, max_attempts=100), creds(), budget=RetryBudget(5)) as client:
+                with pytest.raises(RetryBudgetExhausted, match="retry budget of 5"):
+                    await client.get_page("/programmes", {}, entity="programmes")
+        assert script.requests == 6
+
+    run(main())
+
+
+def test_client_errors_other_than_401_are_not_retried():
+    async def data(script, request):
+        return web.json_response({"detail": [{"msg": "value is not a valid integer"}]}, status=422)
+
+    async def main():
+        script = Script(data)
+        async with serve(script) as url, ApiClient(api_config(url), creds()) as client:
+            with pytest.raises(ApiError, match="HTTP 422.*not a valid integer") as caught:
+                await client.get_page("/apprenticeships/x/projects", {}, entity="projects")
+        assert script.requests == 1
+        assert caught.value.status == 422
+
+    run(main())
+
+
+def test_a_read_timeout_is_retried():
+    async def data(script, request):
+        if script.requests == 1:
+            await asyncio.sleep(1.0)
+        return await ok(script, request)
+
+    async def main():
+        script = Script(data)
+        async with serve(script) as url, ApiClient(api_config(url, read_timeout_s=0.2), creds()) as client:
+            response = await client.get_page("/programmes", {}, entity="programmes")
+        assert response.doc["data"] == [{"id": 1}]
+        assert script.requests == 2 and client.stats.retries == 1
+
+    run(main())
+
+
+def test_a_tokened_request_answering_500_again_and_again_has_a_dead_token():
+    async def data(script, request):
+        return web.Response(status=500, text="Internal Server Error")
+
+    async def main():
+        script = Script(data)
+        async with serve(script) as url, ApiClient(api_config(url, max_attempts=10), creds()) as client:
+            with pytest.raises(DeadPaginationToken):
+                await client.get_page("/apprenticeships", {"page_size": 5, "pagination_token": "old"}, entity="a")
+            dead_after = script.requests
+            with pytest.raises(RetryBudgetExhausted):  # no token: plain failure after all attempts
+                await client.get_page("/apprenticeships", {"page_size": 5}, entity="a")
+        assert dead_after == 4
+        assert script.requests - dead_after == 10
+
+    run(main())
+
+
+def test_the_requests_per_second_ceiling_holds():
+    async def main():
+        script = Script(ok)
+        async with serve(script) as url:
+            async with ApiClient(api_config(url, max_requests_per_second=40.0, concurrency=16), creds()) as client:
+                await client.login()
+                started = time.monotonic()
+                await asyncio.gather(*(client.get_page("/programmes", {}, entity="p") for _ in range(20)))
+                elapsed = time.monotonic() - started
+        assert elapsed >= 19 / 40 - 0.02
+
+    run(main())
+
+
+def test_retry_after_parsing_and_backoff_bounds():
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after("  0.5 ") == 0.5
+    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10.0)
+    assert parse_retry_after("-5") == 0.0
+    policy = RetryPolicy(max_attempts=5, base_s=0.1, max_s=1.0)
+    import random
+    rng = random.Random(1)
+    assert all(0 <= policy.delay(1, rng=rng) <= 0.1 for _ in range(100))
+    assert all(0 <= policy.delay(10, rng=rng) <= 1.0 for _ in range(100))
+    assert max(policy.delay(4, rng=rng) for _ in range(200)) > 0.5  # grows exponentially
+    assert 2.0 <= policy.delay(1, retry_after=2.0, rng=rng) <= 3.0
+
+
+def test_secrets_do_not_show_in_repr_format_or_logs(caplog):
+    secret = Secret(PASSWORD)
+    assert PASSWORD not in repr(secret) and PASSWORD not in str(secret) and PASSWORD not in f"{secret}"
+    assert secret.reveal() == PASSWORD
+    with pytest.raises(TypeError):
+        import pickle
+        pickle.dumps(secret)
+    assert redact(f"x {PASSWORD} y", [PASSWORD, None]) == "x *** y"
+    credentials = creds()
+    assert PASSWORD not in repr(credentials)
+    assert PASSWORD not in repr(ApiClient(ApiConfig(password=PASSWORD), credentials))
+    redactor = RedactingFilter()
+    redactor.add(PASSWORD)
+    with caplog.at_level(logging.INFO), scrubbed_logs(redactor):
+        logging.getLogger("multiverse_etl.test").info("oops %s", PASSWORD)
+    assert "oops ***" in caplog.text and PASSWORD not in caplog.text
+
+
+def test_turning_tls_verification_off_warns_loudly(caplog):
+    async def main():
+        script = Script(ok)
+        async with serve(script) as url:
+            with caplog.at_level(logging.WARNING):
+                async with ApiClient(dataclasses.replace(api_config(url), verify_tls=False), creds()) as client:
+                    await client.get_page("/programmes", {}, entity="p")
+
+    run(main())
+    assert "TLS certificate verification is OFF" in caplog.text
+
+
+def test_request_stats_count_per_entity():
+    stats = RequestStats()
+    stats.entity("projects").requests += 2
+    assert stats.by_entity["projects"].requests == 2 and stats.entity("other").requests == 0
