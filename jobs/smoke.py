@@ -1,23 +1,8 @@
-"""spark-submit entry point: write and read back a small Delta table in the configured lake."""
+"""spark-submit entry point for the 'smoke' job (the code is in multiverse_etl.entrypoints)."""
 
 import sys
 
-from multiverse_etl.cli import base_parser, load_job_config, main_for
-
-
-def body(args) -> int:
-    from multiverse_etl.smoke import run_smoke
-    from multiverse_etl.spark import build_spark
-    from multiverse_etl.storage import spark_path
-
-    config = load_job_config(args)
-    spark = build_spark(config, "multiverse-etl-smoke")
-    rows = run_smoke(spark, spark_path(config.lake.root, "_smoke/events", config.s3.spark_scheme)).orderBy("id").collect()
-    for row in rows:
-        print(f"smoke row: {row.id} {row.name} {row.event_date}")
-    return 0 if len(rows) == 3 else 1
-
+from multiverse_etl.entrypoints import main
 
 if __name__ == "__main__":
-    parser = base_parser("smoke", "Write a tiny date-partitioned Delta table to the lake and read it back.")
-    sys.exit(main_for("smoke", parser, body))
+    sys.exit(main("smoke"))

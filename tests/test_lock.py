@@ -53,3 +53,21 @@ def test_lock_is_released_when_the_body_fails(storage):
         with lake_lock(storage, "failing"):
             raise RuntimeError("boom")
     assert read_lock(storage) is None
+
+
+def test_a_lock_left_by_a_dead_process_of_this_host_is_taken_over(storage):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(child.stdout)  # that process has exited
+    held = {"owner": "killed", "host": socket.gethostname(), "pid": dead_pid,
+            "acquired_at": dt.datetime.now(dt.timezone.utc).isoformat(), "ttl_s": 3600}
+    storage.put(LOCK_KEY, json.dumps(held).encode())
+    assert acquire(storage, "after-crash")["owner"] == "after-crash"
+    alive = dict(held, pid=os.getppid())  # a live process still holds it
+    storage.put(LOCK_KEY, json.dumps(alive).encode())
+    with pytest.raises(LakeLocked):
+        acquire(storage, "too-early")

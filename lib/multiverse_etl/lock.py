@@ -3,7 +3,8 @@
 It is one object created with a conditional put (S3 `If-None-Match: *`, `O_EXCL` on a folder):
 exactly one of two concurrent starters wins, the other fails at once with a message naming the
 holder. A crashed holder leaves its lock behind; it expires after `ttl_s` (the holder's run id and
-start time are in it), or an operator removes it with `--break-lock` after checking nothing runs.
+start time are in it); on the same host a holder whose process is gone is recognised at once; elsewhere
+an operator removes it with `--break-lock` after checking nothing runs.
 """
 
 from __future__ import annotations
@@ -53,8 +54,10 @@ def acquire(storage: Storage, owner: str, ttl_s: int = DEFAULT_TTL_S) -> dict:
         return body
     held = read_lock(storage) or {}
     acquired = dt.datetime.fromisoformat(held.get("acquired_at", "1970-01-01T00:00:00+00:00"))
-    if _now() - acquired > dt.timedelta(seconds=int(held.get("ttl_s", ttl_s))):
-        log.warning("lake lock of %s expired (taken %s); replacing it", held.get("owner"), held.get("acquired_at"))
+    expired = _now() - acquired > dt.timedelta(seconds=int(held.get("ttl_s", ttl_s)))
+    if expired or _holder_died_here(held):
+        why = "expired" if expired else "left by a process of this host that is gone"
+        log.warning("lake lock of %s %s (taken %s); replacing it", held.get("owner"), why, held.get("acquired_at"))
         storage.delete(LOCK_KEY)
         if storage.put_if_absent(LOCK_KEY, payload):
             return body
@@ -63,6 +66,21 @@ def acquire(storage: Storage, owner: str, ttl_s: int = DEFAULT_TTL_S) -> dict:
         f"the lake {storage.uri()} is locked by {held.get('owner')} (host {held.get('host')}, pid {held.get('pid')}, "
         f"since {held.get('acquired_at')}); wait for it to finish, or if it crashed run with --break-lock"
     )
+
+
+def _holder_died_here(held: dict) -> bool:
+    """A holder on this very host whose process no longer exists (killed -9, crashed) holds nothing."""
+    if held.get("host") != socket.gethostname() or not isinstance(held.get("pid"), int):
+        return False
+    if held["pid"] == os.getpid():
+        return False
+    try:
+        os.kill(held["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def release(storage: Storage, owner: str) -> None:

@@ -8,6 +8,8 @@ Glue the platform ships the jars and `spark.packages` is an empty list.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from typing import TYPE_CHECKING, Optional
 
 from .config import Config
@@ -91,6 +93,9 @@ def build_spark(config: Config, app_name: Optional[str] = None) -> "SparkSession
     """Get or create the SparkSession for this config (Delta + S3A ready)."""
     from pyspark.sql import SparkSession
 
+    if (config.spark.master or "").startswith("local"):
+        # Python workers must be this interpreter (the venv), not whatever `python3` is on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name or config.spark.app_name)
     if config.spark.master:
         builder = builder.master(config.spark.master)

@@ -1,0 +1,8 @@
+"""spark-submit entry point for the 'transform' job (the code is in multiverse_etl.entrypoints)."""
+
+import sys
+
+from multiverse_etl.entrypoints import main
+
+if __name__ == "__main__":
+    sys.exit(main("transform"))
