@@ -12,6 +12,7 @@ def test_local_conf_has_delta_and_the_jars_for_the_installed_spark_line():
     assert conf["spark.sql.catalog.spark_catalog"] == "org.apache.spark.sql.delta.catalog.DeltaCatalog"
     assert conf["spark.jars.packages"] == "io.delta:delta-spark_2.12:3.3.2,org.apache.hadoop:hadoop-aws:3.3.4"
     assert conf["spark.jars.ivy"].endswith(".cache/ivy")
+    assert conf["spark.driver.bindAddress"] == "127.0.0.1"  # local servers bind loopback only
 
 
 def test_spark4_lines_get_scala_213_delta_4_and_hadoop_34():
@@ -36,6 +37,7 @@ def test_emr_and_glue_use_the_platform_jars_and_the_instance_role():
         assert "spark.jars.packages" not in conf
         assert "spark.hadoop.fs.s3a.endpoint" not in conf
         assert "spark.hadoop.fs.s3a.access.key" not in conf
+        assert "spark.driver.bindAddress" not in conf
         assert conf["spark.hadoop.fs.s3a.encryption.algorithm"] == "SSE-KMS"
 
 

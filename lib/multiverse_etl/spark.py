@@ -54,6 +54,10 @@ def spark_conf(config: Config, pyspark_version: Optional[str] = None) -> dict[st
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
         "spark.ui.showConsoleProgress": "false",
     }
+    if (config.spark.master or "").startswith("local"):
+        # One machine: the driver's ports listen on loopback only.
+        conf["spark.driver.host"] = "127.0.0.1"
+        conf["spark.driver.bindAddress"] = "127.0.0.1"
     packages = default_packages(pyspark_version) if config.spark.packages == "auto" else list(config.spark.packages)
     if packages:
         conf["spark.jars.packages"] = ",".join(packages)
