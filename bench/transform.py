@@ -1,0 +1,193 @@
+"""Benchmark: the transform's wall time against a baseline measured in the same run.
+
+For each scale, a landing run is synthesised straight from the sample API's data (the same
+records the replica serves, corruption included, written as the extractor writes them: gzip
+JSON Lines parts, one page per line, then the manifest) instead of being extracted over HTTP.
+
+* baseline  – the same landing read (same page schema, FAILFAST) and written to a Delta table,
+              untransformed: the floor any load of this landing pays;
+* transform – `run_transform` on a fresh lake holding only that landing: bronze, cleaning,
+              quarantine, deduplication, MERGE into silver, gold, audit.
+
+Prints a table; nothing is asserted. Usage (2 cores, a few minutes at 1,000,000):
+
+    .venv/bin/python bench/transform.py --scales 100000 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shutil
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "lib"), str(ROOT)]
+
+import orjson  # noqa: E402
+
+from multiverse_etl.config import load_config  # noqa: E402
+from multiverse_etl.landing import new_run_id, part_key, write_manifest  # noqa: E402
+from multiverse_etl.logs import setup_logging  # noqa: E402
+from multiverse_etl.storage import open_storage, spark_path  # noqa: E402
+
+PAGE_SIZE = 1000
+PART_MAX_BYTES = 64 * 1024 * 1024
+
+
+class _Part:
+    """One gzip JSON Lines part being filled (rolled at PART_MAX_BYTES compressed)."""
+
+    def __init__(self, storage, entity: str, run_id: str) -> None:
+        self.storage, self.entity, self.run_id = storage, entity, run_id
+        self.parts: list[dict] = []
+        self._open()
+
+    def _open(self) -> None:
+        self.zip = zlib.compressobj(5, zlib.DEFLATED, 31)
+        self.chunks: list[bytes] = []
+        self.size = self.pages = self.records = 0
+
+    def add(self, line: bytes, records: int) -> None:
+        out = self.zip.compress(line)
+        if out:
+            self.chunks.append(out)
+            self.size += len(out)
+        self.pages += 1
+        self.records += records
+        if self.size >= PART_MAX_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pages:
+            return
+        self.chunks.append(self.zip.flush())
+        data = b"".join(self.chunks)
+        key = part_key(self.entity, self.run_id, len(self.parts))
+        self.storage.put(key, data)
+        self.parts.append({"key": key, "pages": self.pages, "records": self.records, "bytes": len(data)})
+        self._open()
+
+
+def _line(entity: str, run_id: str, page_index: int, parent, rows: list[bytes], extracted_at: str) -> bytes:
+    head = orjson.dumps({
+        "entity": entity, "run_id": run_id, "extracted_at": extracted_at, "page_index": page_index,
+        "request": {"path": f"/apprenticeships/{parent}/projects" if parent is not None else f"/{entity}",
+                    "params": {"page_size": PAGE_SIZE}},
+        "parent": {"apprenticeship_id": parent} if parent is not None else None,
+    })
+    pagination = b'{"next_token":null,"previous_token":null,"page_size":1000}'
+    return head[:-1] + b',"data":[' + b",".join(rows) + b'],"pagination":' + pagination + b"}\n"
+
+
+def synthesise_landing(root: str, scale: int, seed: int = 42, corrupt_rate: float = 0.01) -> dict:
+    """Write one full run of the dataset the replica would serve at `scale`; the manifest."""
+    from sample_api.data import build_dataset
+
+    from multiverse_etl.extract.paginate import utc_now_iso
+
+    storage = open_storage(root)
+    ds = build_dataset(scale, seed, 0, corrupt_rate)
+    run_id = new_run_id()
+    started = utc_now_iso()
+    writers = {e: _Part(storage, e, run_id) for e in ("programmes", "apprenticeships", "projects")}
+    rows = [ds.programme_rows[i] for i in range(len(ds.programme_rows))]
+    writers["programmes"].add(_line("programmes", run_id, 0, None, rows, utc_now_iso()), len(rows))
+    for page, start in enumerate(range(0, len(ds), PAGE_SIZE)):
+        rows = [ds.apprenticeship_row(pos) for pos in range(start, min(start + PAGE_SIZE, len(ds)))]
+        writers["apprenticeships"].add(_line("apprenticeships", run_id, page, None, rows, utc_now_iso()), len(rows))
+    for aid in ds.ids:
+        first, count = ds.project_range(aid)
+        for page, start in enumerate(range(0, max(count, 1), PAGE_SIZE)):
+            rows = [ds.project_row(first + i, i) for i in range(start, min(start + PAGE_SIZE, count))]
+            writers["projects"].add(_line("projects", run_id, page, aid, rows, utc_now_iso()), len(rows))
+    entities = {}
+    for entity, writer in writers.items():
+        writer.flush()
+        entities[entity] = {"pages": sum(p["pages"] for p in writer.parts), "records": sum(p["records"] for p in writer.parts),
+                            "requests": 0, "retries": 0, "complete_listing": True, "parts": writer.parts}
+    manifest = {"run_id": run_id, "manifest_version": 1, "status": "committed", "mode": "full", "projects_scope": "all",
+                "started_at": started, "finished_at": utc_now_iso(), "watermark_before": None, "watermark_after": None,
+                "modified_after": None, "requests": 0, "retries": 0, "entities": entities}
+    write_manifest(storage, manifest)
+    return manifest
+
+
+def baseline(spark, root: str, manifest: dict) -> float:
+    """Read the landing exactly as the transform does and write it to Delta untransformed.
+
+    The three entities are written side by side, as the transform's bronze step does.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from multiverse_etl.transform.read import read_landing_pages
+
+    def copy(entity: str) -> None:
+        keys = tuple(p["key"] for p in manifest["entities"][entity]["parts"])
+        pages = read_landing_pages(spark, root, keys, "s3a")
+        pages.write.format("delta").mode("overwrite").save(spark_path(root, f"_baseline/{entity}"))
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        list(pool.map(copy, manifest["entities"]))
+    return time.monotonic() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scales", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--work-dir", help="where the lakes go (default: a temp folder, removed after)")
+    parser.add_argument("--driver-memory", default="6g")
+    parser.add_argument("--shuffle-partitions", type=int, default=8)
+    args = parser.parse_args()
+    setup_logging("WARNING")
+
+    from multiverse_etl.spark import build_spark
+    from multiverse_etl.transform import run_transform
+
+    work = Path(args.work_dir or tempfile.mkdtemp(prefix="bench-transform-"))
+    base = load_config("local", environ={})
+    config = dataclasses.replace(
+        base,
+        transform=dataclasses.replace(base.transform, shuffle_partitions=args.shuffle_partitions),
+        spark=dataclasses.replace(base.spark, conf={**base.spark.conf, "spark.driver.memory": args.driver_memory}),
+    )
+    spark = build_spark(config, "bench-transform")
+    rows = []
+    try:
+        for scale in args.scales:
+            root = str(work / f"lake-{scale}")
+            shutil.rmtree(root, ignore_errors=True)
+            start = time.monotonic()
+            manifest = synthesise_landing(root, scale)
+            synth = time.monotonic() - start
+            landed = {e: v["records"] for e, v in manifest["entities"].items()}
+            size = sum(p["bytes"] for v in manifest["entities"].values() for p in v["parts"])
+            base_s = baseline(spark, root, manifest)
+            lake_config = dataclasses.replace(config, lake=dataclasses.replace(config.lake, root=root))
+            start = time.monotonic()
+            result = run_transform(spark, lake_config)
+            transform_s = time.monotonic() - start
+            report = result.runs[0]
+            rows.append((scale, landed["projects"], size / 1e6, synth, base_s, transform_s,
+                         sum(c.quarantined_rows for c in report.entities)))
+            print(f"scale {scale}: landing {size / 1e6:.0f} MB synthesised in {synth:.0f}s; baseline {base_s:.1f}s; "
+                  f"transform {transform_s:.1f}s", flush=True)
+    finally:
+        spark.stop()
+        if not args.work_dir:
+            shutil.rmtree(work, ignore_errors=True)
+    print()
+    print(f"{'apprenticeships':>15} {'projects':>10} {'landing MB':>10} {'baseline s':>10} {'transform s':>11} {'ratio':>6} {'quarantined':>11}")
+    for scale, projects, mb, _synth, base_s, transform_s, quarantined in rows:
+        print(f"{scale:>15,} {projects:>10,} {mb:>10.0f} {base_s:>10.1f} {transform_s:>11.1f} {transform_s / base_s:>5.2f}x {quarantined:>11,}")
+    print("\nbaseline: the same landing read (page schema, FAILFAST) and written to Delta untransformed; target ratio < 2x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

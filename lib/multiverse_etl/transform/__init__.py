@@ -1,0 +1,12 @@
+"""The second half of the pipeline: committed landing runs → bronze, silver, gold Delta tables, audited.
+
+`run_transform(spark, config)` is the entry point; every step it chains is a pure
+DataFrame → DataFrame function of this package (`read`, `clean`, `quarantine`, `dedupe`,
+`changes`, `gold`), and only `tables` touches Delta. See docs/transform.md.
+"""
+
+from .reconcile import ReconciliationError
+from .read import LandingReadError
+from .run import TransformResult, run_transform
+
+__all__ = ["run_transform", "TransformResult", "ReconciliationError", "LandingReadError"]

@@ -1,0 +1,171 @@
+"""What a run changes in silver: the plan a guarded Delta MERGE then applies.
+
+Each deduplicated record of the run is compared with the current silver row of its key:
+
+* `insert`    – the key is new;
+* `update`    – the record is newer (apprenticeships: later `modified_date`, a tie broken by a
+                later extraction; others: a later extraction) *and* its content differs, or the
+                row was deleted and the record was extracted after the deletion (it came back);
+* `unchanged` – anything else: an older record (replaying an old run) or the same content.
+
+A run that lists an entity completely also proves what is gone: a live row that the listing
+does not hold (valid or quarantined), last seen before the run started, is `delete`d (marked,
+never removed: `is_deleted`, `deleted_at`, `deleted_by_run_id`). For projects the listing of
+each parent apprenticeship is complete on its own, and the projects of a deleted apprenticeship
+are deleted with it. Because every rule compares extraction times, replaying an old run plans
+nothing, and running the same run twice plans nothing the second time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Callable, Optional
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from .clean import month_start
+from .schemas import BUSINESS_COLUMNS, KEYS, SILVER_SCHEMAS
+
+ACTION = "_action"
+INSERT, UPDATE, UNCHANGED, DELETE = "insert", "update", "unchanged", "delete"
+ACTIONS = (INSERT, UPDATE, UNCHANGED, DELETE)
+
+
+def record_hash(entity: str) -> Column:
+    """A 64-bit hash of the business columns: an unchanged record is not rewritten (every business column is non-null)."""
+    return F.xxhash64(*[F.col(c) for c in BUSINESS_COLUMNS[entity]])
+
+
+def silver_rows(entity: str) -> Callable[[DataFrame], DataFrame]:
+    """Deduplicated valid cleaned rows → silver rows (`SILVER_SCHEMAS[entity]`), live, with lineage and hash."""
+    schema = SILVER_SCHEMAS[entity]
+
+    def step(deduped: DataFrame) -> DataFrame:
+        derived = {
+            "modified_month": month_start(F.col("modified_date")) if entity == "apprenticeships" else None,
+            "first_ingest_date": F.col("ingest_date"),
+            "is_deleted": F.lit(False),
+            "deleted_at": F.lit(None).cast("timestamp"),
+            "deleted_by_run_id": F.lit(None).cast("string"),
+            "record_hash": record_hash(entity),
+        }
+        columns = []
+        for field in schema.fields:
+            value = derived.get(field.name)
+            columns.append(value.alias(field.name) if value is not None else F.col(field.name))
+        return deduped.select(*columns)
+
+    return step
+
+
+def update_condition(entity: str, source: str = "s.", target: str = "t.") -> str:
+    """SQL: the run's record replaces the current row (shared by the plan and the MERGE guard).
+
+    `source`/`target` are column prefixes: "s."/"t." inside the MERGE, ""/"_t_" in the plan.
+    """
+    s, t = source, target
+    later_extraction = f"{s}extracted_at > {t}extracted_at"
+    if entity == "apprenticeships":
+        newer = (f"{s}modified_date > {t}modified_date OR "
+                 f"({s}modified_date = {t}modified_date AND {later_extraction})")
+    else:
+        newer = later_extraction
+    return (f"(({t}is_deleted AND {s}extracted_at > {t}deleted_at) OR "
+            f"(NOT {t}is_deleted AND {s}record_hash <> {t}record_hash AND ({newer})))")
+
+
+def delete_condition(source: str = "s.", target: str = "t.") -> str:
+    """SQL: a deletion applies to a live row last seen before it (a replayed old run deletes nothing newer)."""
+    return f"(NOT {target}is_deleted AND {target}extracted_at < {source}deleted_at)"
+
+
+def plan_upserts(entity: str, current: DataFrame) -> Callable[[DataFrame], DataFrame]:
+    """Silver rows of a run → the same rows with `_action` insert, update or unchanged against `current`."""
+    keys = list(KEYS[entity])
+    compared = ["modified_date", "extracted_at", "record_hash", "is_deleted", "deleted_at"]
+
+    def step(candidates: DataFrame) -> DataFrame:
+        target = current.select(
+            *keys,
+            F.lit(True).alias("_t_exists"),
+            *[F.col(name).alias(f"_t_{name}") for name in compared if name in current.columns],
+        )
+        joined = candidates.join(target, on=keys, how="left")
+        action = (
+            F.when(F.col("_t_exists").isNull(), F.lit(INSERT))
+            .when(F.expr(update_condition(entity, source="", target="_t_")), F.lit(UPDATE))
+            .otherwise(F.lit(UNCHANGED))
+        )
+        return joined.select(*candidates.columns, action.alias(ACTION))
+
+    return step
+
+
+def _as_deletions(entity: str, gone: DataFrame) -> DataFrame:
+    """Rows (keys, deleted_at, deleted_by_run_id) → the change rows that mark them deleted."""
+    keep = set(KEYS[entity]) | {"deleted_at", "deleted_by_run_id"}
+    columns = [
+        F.col(f.name) if f.name in keep else (F.lit(True) if f.name == "is_deleted" else F.lit(None)).cast(f.dataType).alias(f.name)
+        for f in SILVER_SCHEMAS[entity].fields
+    ]
+    return gone.select(*columns, F.lit(DELETE).alias(ACTION))
+
+
+def plan_deletions(
+    entity: str,
+    current: DataFrame,
+    present: DataFrame,
+    run_id: str,
+    run_started_at: dt.datetime,
+    listed_parents: Optional[DataFrame] = None,
+    deleted_parents: Optional[DataFrame] = None,
+) -> DataFrame:
+    """Change rows that mark live rows deleted because this run proves them gone.
+
+    `present`: the keys of every record of the run with a readable id (valid or quarantined).
+    Apprenticeships and programmes: pass only for a complete listing. Projects: `listed_parents`
+    (apprenticeship_id) whose listings this run holds, and `deleted_parents` (apprenticeship_id,
+    deleted_at, deleted_by_run_id) whose projects go with them.
+    """
+    keys = list(KEYS[entity])
+    started = F.lit(run_started_at).cast("timestamp")
+    live = current.filter(~F.col("is_deleted"))
+    if entity != "projects":
+        gone = (
+            live.filter(F.col("extracted_at") < started)
+            .join(present, on=keys, how="left_anti")
+            .select(*keys, started.alias("deleted_at"), F.lit(run_id).alias("deleted_by_run_id"))
+        )
+        return _as_deletions(entity, gone)
+    frames = []
+    if listed_parents is not None:
+        frames.append(
+            live.filter(F.col("extracted_at") < started)
+            .join(listed_parents.select("apprenticeship_id").distinct(), on="apprenticeship_id", how="left_semi")
+            .join(present, on=keys, how="left_anti")
+            .select(*keys, started.alias("deleted_at"), F.lit(run_id).alias("deleted_by_run_id"))
+        )
+    if deleted_parents is not None:
+        parents = deleted_parents.select(
+            "apprenticeship_id", F.col("deleted_at").alias("_p_deleted_at"), F.col("deleted_by_run_id").alias("_p_run_id")
+        )
+        cascade = (
+            live.join(parents, on="apprenticeship_id", how="inner")
+            .filter(F.col("extracted_at") < F.col("_p_deleted_at"))
+            .join(present, on=keys, how="left_anti")
+            .select(*keys, F.col("_p_deleted_at").alias("deleted_at"), F.col("_p_run_id").alias("deleted_by_run_id"))
+        )
+        if frames:
+            cascade = cascade.join(frames[0].select(*keys), on=keys, how="left_anti")
+        frames.append(cascade)
+    if not frames:
+        return _as_deletions(entity, live.limit(0).select(*keys, started.alias("deleted_at"), F.lit(run_id).alias("deleted_by_run_id")))
+    gone = frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
+    return _as_deletions(entity, gone)
+
+
+def merge_source(upserts: DataFrame, deletions: Optional[DataFrame]) -> DataFrame:
+    """The rows a MERGE must apply: inserts, updates and deletions (unchanged rows are left out)."""
+    changes = upserts.filter(F.col(ACTION) != UNCHANGED)
+    return changes if deletions is None else changes.unionByName(deletions)

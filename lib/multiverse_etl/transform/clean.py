@@ -1,0 +1,304 @@
+"""Cleaning: raw record text → typed, normalised columns, the same on Spark 3.5 and 4.x (ANSI on or off).
+
+Column helpers are pure Column → Column functions; `clean_<entity>` are DataFrame → DataFrame
+steps from bronze rows to the entity's cleaned shape (`schemas.CLEAN_SCHEMAS`), ending with an
+explicit `select`. Nothing here can raise on bad data under ANSI mode: numbers are checked as
+text before any cast, and timestamps are parsed only once their shape is right, with
+`try_to_timestamp` and an explicit pattern. Contract checks (which records go to quarantine and
+why) live in `quarantine.py` and are applied here, so one step gives every record its verdict.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, Optional
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from .quarantine import contract_reasons
+from .schemas import CLEAN_SCHEMAS, LINEAGE_FIELDS, SOURCE_CONTRACT, TEXT_COLUMNS, record_string_schema
+
+# Unicode White_Space (what "surrounding whitespace" means in the source: spaces, tabs, newlines, NBSP).
+WHITE_SPACE = (
+    "\u0009\u000a\u000b\u000c\u000d\u0020\u0085\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+# A pragmatic address check on the lower-cased value (RFC 5322 dot-atom local part, DNS domain with a TLD).
+# ASCII only: internationalised addresses are flagged invalid, not guessed at.
+EMAIL_PATTERN = (
+    r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\z"
+)
+EMAIL_MAX_LENGTH = 254
+# The source's only timestamp format (contract: "2024-03-05T10:21:33", UTC, no zone, no fraction).
+SOURCE_TIMESTAMP_SHAPE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\z"
+SOURCE_TIMESTAMP_PATTERN = "yyyy-MM-dd'T'HH:mm:ssX"  # parsed with a 'Z' appended: UTC whatever the session zone
+INTEGER_TEXT = r"^-?[0-9]{1,19}\z"
+_INTEGER_BOUNDS = {"bigint": (-(2**63), 2**63 - 1), "int": (-(2**31), 2**31 - 1)}
+
+# JSON token kinds of a record's field, read off the raw text.
+KIND_STRING, KIND_NUMBER, KIND_NULL, KIND_MISSING, KIND_OTHER = "string", "number", "null", "missing", "other"
+
+
+# ---------------------------------------------------------------- Column helpers
+
+
+def trim_text(col: Column) -> Column:
+    """Strip surrounding Unicode whitespace (F.trim only strips ASCII spaces; the source has tabs, NBSP, newlines)."""
+    return F.call_function("btrim", col, F.lit(WHITE_SPACE))
+
+
+def clean_email(col: Column) -> Column:
+    """Trimmed and lower-cased: addresses are matched case-insensitively in practice."""
+    return F.lower(trim_text(col))
+
+
+def is_valid_email(col: Column) -> Column:
+    """True when a cleaned address looks deliverable; null stays null."""
+    return col.rlike(EMAIL_PATTERN) & (F.length(col) <= EMAIL_MAX_LENGTH)
+
+
+def parse_source_timestamp(col: Column) -> Column:
+    """`2024-03-05T10:21:33` → timestamp (UTC); anything else → null, never an error.
+
+    The shape check comes first so that Spark 3.5's default parser policy can never raise an
+    'upgrade' error on text the legacy parser would have read differently.
+    """
+    parsed = F.try_to_timestamp(F.concat(col, F.lit("Z")), F.lit(SOURCE_TIMESTAMP_PATTERN))
+    return F.when(col.rlike(SOURCE_TIMESTAMP_SHAPE), parsed)
+
+
+def to_integer(col: Column, type_name: str = "bigint") -> Column:
+    """Integer text → bigint/int, else null (no ANSI error: checked as text, cast via an exact decimal)."""
+    low, high = _INTEGER_BOUNDS[type_name]
+    exact = F.when(col.rlike(INTEGER_TEXT), col.cast(T.DecimalType(20, 0)))
+    return F.when(exact.between(low, high), exact.cast(type_name))
+
+
+def month_start(col: Column) -> Column:
+    """The first day of a timestamp's month, as a date (a partition value)."""
+    return F.trunc(F.to_date(col), "month")
+
+
+def json_token_kind(raw: Column, field: str) -> Column:
+    """The JSON type of `field` in a record's text: string, number, null, missing or other (bool, object, array).
+
+    Spark's `from_json` turns a number into text for a string field and vice versa, so the type
+    is read from the raw text: the first character after `"field":`. A `"` can only appear
+    unescaped at a token boundary, so a key inside a string value can never match.
+    """
+    if not field.replace("_", "").isalnum():
+        raise ValueError(f"field name {field!r} cannot be used in a pattern")
+    first = F.regexp_extract(raw, r'[{,]\s*"' + field + r'"\s*:\s*(.)', 1)
+    return (
+        F.when(first == "", F.lit(KIND_MISSING))
+        .when(first == '"', F.lit(KIND_STRING))
+        .when(first.rlike(r"^[-0-9]\z"), F.lit(KIND_NUMBER))
+        .when(first == "n", F.lit(KIND_NULL))
+        .otherwise(F.lit(KIND_OTHER))
+    )
+
+
+def is_json_object(raw: Column) -> Column:
+    return F.coalesce(raw.rlike(r"^\s*\{"), F.lit(False))
+
+
+# ---------------------------------------------------------------- Unicode NFC
+
+# Spark has no NFC function and a Python UDF over every row would cost more than all the rest of the
+# cleaning, so text is only sent to Python when it holds a character outside these ranges. They hold
+# no character that NFC can change, compose or reorder (tests/test_clean.py proves it against
+# `unicodedata`): Latin, Greek, Cyrillic, Vietnamese, punctuation, symbols, CJK, kana, Hangul
+# syllables, emoji and their variation selectors. Combining marks, Hangul jamo, CJK compatibility ideographs and the few
+# characters NFC replaces are all outside, so any string that could change goes through Python.
+NFC_STABLE_RANGES = (
+    (0x0000, 0x02FF), (0x0388, 0x0482), (0x0488, 0x0590), (0x1E00, 0x1F70), (0x2002, 0x20CF), (0x212C, 0x2328),
+    (0x232B, 0x2ADB), (0x2ADD, 0x2CEE), (0x2E00, 0x3029), (0x3030, 0x3098), (0x309B, 0xA66E), (0xABEE, 0xD7FF),
+    (0xE000, 0xF8FF), (0xFB4F, 0xFE1F), (0xFE30, 0x101FC), (0x1E94B, 0x2F7FF),
+)
+NFC_SUSPECT_PATTERN = "[^" + "".join(f"\\x{{{lo:X}}}-\\x{{{hi:X}}}" for lo, hi in NFC_STABLE_RANGES) + "]"
+
+
+def may_change_under_nfc(col: Column) -> Column:
+    """True when the text holds a character outside `NFC_STABLE_RANGES`.
+
+    ASCII text (one byte per character) is settled without the regex.
+    """
+    return F.coalesce((F.length(col) != F.octet_length(col)) & col.rlike(NFC_SUSPECT_PATTERN), F.lit(False))
+
+
+def _nfc_function() -> Callable[[Optional[str]], Optional[str]]:
+    """The UDF body, made in a closure so that it is shipped to the Python workers by value:
+    they need not be able to import this package (pytest, a notebook, a bare `pyspark`)."""
+    import unicodedata as ucd
+
+    def nfc(text: Optional[str]) -> Optional[str]:
+        return None if text is None else ucd.normalize("NFC", text)
+
+    return nfc
+
+
+_nfc_udf = F.udf(_nfc_function(), T.StringType())
+
+
+def normalize_unicode(entity: str) -> Callable[[DataFrame], DataFrame]:
+    """Validated rows → the same rows with their text NFC-normalised (only `needs_nfc` rows go through Python).
+
+    Splitting on the stored `needs_nfc` flag keeps the UDF off the common path; run the step on
+    persisted input (as the transform does) and the split costs two cheap scans of the cache.
+    """
+    names = set(TEXT_COLUMNS[entity])
+
+    def step(validated: DataFrame) -> DataFrame:
+        columns = validated.columns
+        stable = validated.filter(~F.col("needs_nfc"))
+        normalised = validated.filter(F.col("needs_nfc")).select(
+            *[_nfc_udf(F.col(c)).alias(c) if c in names else F.col(c) for c in columns])
+        if entity == "apprenticeships":  # NFC can turn a character into ASCII: check the address again
+            normalised = normalised.withColumn("email_is_valid", is_valid_email(F.col("email_address")))
+        return stable.unionByName(normalised.select(*columns))
+
+    return step
+
+
+# ---------------------------------------------------------------- DataFrame steps
+
+
+def _value(field: str) -> str:
+    return f"_value_{field}"
+
+
+def _kind(field: str) -> str:
+    return f"_kind_{field}"
+
+
+def parse_records(entity: str) -> Callable[[DataFrame], DataFrame]:
+    """Bronze rows → the same rows plus each contract field as text (`_value_<f>`) and its JSON type (`_kind_<f>`)."""
+    fields = SOURCE_CONTRACT[entity]
+
+    def step(bronze: DataFrame) -> DataFrame:
+        parsed = bronze.select(
+            *[F.col(name) for name, _, _ in LINEAGE_FIELDS],
+            F.col("raw_record"),
+            F.from_json("raw_record", record_string_schema(entity)).alias("_record"),
+        )
+        return parsed.select(
+            *[F.col(name) for name, _, _ in LINEAGE_FIELDS],
+            F.col("raw_record"),
+            is_json_object(F.col("raw_record")).alias("_is_object"),
+            *[F.col("_record")[f.name].alias(_value(f.name)) for f in fields],
+            *[json_token_kind(F.col("raw_record"), f.name).alias(_kind(f.name)) for f in fields],
+        )
+
+    return step
+
+
+def _text(field: str) -> Column:
+    """The field's text when it is a JSON string (anything else is a contract break, handled in quarantine)."""
+    return F.when(F.col(_kind(field)) == KIND_STRING, F.col(_value(field)))
+
+
+def _integer(field: str, type_name: str = "bigint") -> Column:
+    return F.when(F.col(_kind(field)) == KIND_NUMBER, to_integer(F.col(_value(field)), type_name))
+
+
+def _typed(entity: str) -> Callable[[DataFrame], DataFrame]:
+    """Parsed rows → typed, cleaned business columns (before the contract verdict)."""
+
+    def step(parsed: DataFrame) -> DataFrame:
+        lineage = [F.col(name) for name, _, _ in LINEAGE_FIELDS]
+        if entity == "apprenticeships":
+            email = clean_email(_text("email_address"))
+            business = [
+                _integer("id").alias("apprenticeship_id"),
+                trim_text(_text("name")).alias("name"),
+                _integer("programme_id").alias("programme_id"),
+                parse_source_timestamp(trim_text(_text("modified_date"))).alias("modified_date"),
+                trim_text(_text("first_name")).alias("first_name"),
+                trim_text(_text("last_name")).alias("last_name"),
+                email.alias("email_address"),
+                is_valid_email(email).alias("email_is_valid"),
+            ]
+        elif entity == "projects":
+            business = [
+                F.col("parent_apprenticeship_id").alias("apprenticeship_id"),
+                _integer("id").alias("project_id"),
+                trim_text(_text("title")).alias("title"),
+                trim_text(_text("description")).alias("description"),
+                F.lower(trim_text(_text("status"))).alias("status"),
+            ]
+        elif entity == "programmes":
+            business = [
+                _integer("id").alias("programme_id"),
+                trim_text(_text("name")).alias("name"),
+                _integer("duration", "int").alias("duration"),
+                trim_text(_text("description")).alias("description"),
+            ]
+        else:
+            raise ValueError(f"unknown entity {entity!r}")
+        helpers = [F.col(c) for c in parsed.columns if c.startswith(("_kind_", "_value_")) or c == "_is_object"]
+        typed = parsed.select(*lineage, *business, F.col("raw_record"), *helpers)
+        needs_nfc = [may_change_under_nfc(F.col(c)) for c in TEXT_COLUMNS[entity]]
+        return typed.withColumn("needs_nfc", functools.reduce(lambda a, b: a | b, needs_nfc))
+
+    return step
+
+
+def _with_verdict(entity: str) -> Callable[[DataFrame], DataFrame]:
+    """Typed rows → the entity's cleaned shape, with the id as sent and every contract reason."""
+    schema = CLEAN_SCHEMAS[entity]
+
+    def step(typed: DataFrame) -> DataFrame:
+        with_reasons = typed.withColumn("reasons", contract_reasons(entity)).withColumn(
+            "record_id", F.when(F.col("_kind_id").isin(KIND_NUMBER, KIND_STRING), F.col(_value("id")))
+        )
+        # The raw text is what quarantine needs; valid rows leave it in bronze (it would double every later shuffle).
+        with_reasons = with_reasons.withColumn("raw_record", F.when(F.size("reasons") > 0, F.col("raw_record")))
+        return with_reasons.select(*[F.col(field.name) for field in schema.fields])
+
+    return step
+
+
+def validate_records(entity: str) -> Callable[[DataFrame], DataFrame]:
+    """Bronze rows of `entity` → typed, trimmed rows with every contract reason (`CLEAN_SCHEMAS[entity]`).
+
+    Text is not NFC yet: `needs_nfc` marks the rows `normalize_unicode` must send through Python.
+    """
+
+    def step(bronze: DataFrame) -> DataFrame:
+        return bronze.transform(parse_records(entity)).transform(_typed(entity)).transform(_with_verdict(entity))
+
+    return step
+
+
+def clean_records(entity: str) -> Callable[[DataFrame], DataFrame]:
+    """Bronze rows of `entity` → cleaned rows: validated, then NFC-normalised."""
+
+    def step(bronze: DataFrame) -> DataFrame:
+        return bronze.transform(validate_records(entity)).transform(normalize_unicode(entity))
+
+    return step
+
+
+def clean_apprenticeships(bronze: DataFrame) -> DataFrame:
+    """Bronze apprenticeships → cleaned: text trimmed and NFC, e-mail lower-cased and checked, date parsed."""
+    return bronze.transform(clean_records("apprenticeships"))
+
+
+def clean_projects(bronze: DataFrame) -> DataFrame:
+    """Bronze projects → cleaned: the parent id from the page, text trimmed and NFC, status lower-cased."""
+    return bronze.transform(clean_records("projects"))
+
+
+def clean_programmes(bronze: DataFrame) -> DataFrame:
+    """Bronze programmes → cleaned: text trimmed and NFC, duration an integer."""
+    return bronze.transform(clean_records("programmes"))
+
+
+CLEANERS: dict[str, Callable[[DataFrame], DataFrame]] = {
+    "apprenticeships": clean_apprenticeships,
+    "projects": clean_projects,
+    "programmes": clean_programmes,
+}

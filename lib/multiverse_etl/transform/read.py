@@ -1,0 +1,203 @@
+"""The landing zone → bronze rows: one row per landed record, with its lineage.
+
+Only the part files a committed manifest lists are read (a file the manifest does not name, left
+by a crashed attempt, is never loaded). Pages are read with an explicit schema in FAILFAST mode:
+a truncated gzip or a line that is not JSON fails the whole run with the file named, and nothing
+of the run is loaded (the run stays pending; see docs/transform.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from ..landing import LandingError, run_ingest_date, run_prefix
+from ..storage import spark_path
+from .schemas import BRONZE_SCHEMA, LANDING_PAGE_SCHEMA
+
+# `extracted_at` as the extractor writes it: 2026-11-27T03:34:00.123456Z (an offset is accepted too).
+LANDING_TIMESTAMP_PATTERN = "yyyy-MM-dd'T'HH:mm:ss[.SSSSSS]XXX"
+LANDING_KEY = r"(raw/[^/]+/ingest_date=[^/]+/run_id=[^/]+/[^/]+)$"
+_PATH_IN_ERROR = re.compile(r"((?:file:|s3a?://)\S*?\.jsonl\.gz)")
+
+
+class LandingReadError(LandingError):
+    """A landing file of a committed run cannot be read; nothing of the run is loaded."""
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What the transform needs to know about one committed landing run (from its manifest)."""
+
+    run_id: str
+    ingest_date: dt.date
+    mode: str
+    started_at: dt.datetime  # UTC; rows last seen before it and absent from a complete listing are deleted
+    parts: dict[str, tuple[str, ...]]  # entity -> landing keys, in order
+    pages: dict[str, int]
+    records: dict[str, int]
+    complete_listing: dict[str, bool]
+    manifest: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+
+def plan_run(manifest: dict[str, Any], entities: tuple[str, ...]) -> RunPlan:
+    """Validate a committed manifest and take what the transform uses from it."""
+    run_id = manifest.get("run_id")
+    if not isinstance(run_id, str):
+        raise LandingError(f"manifest without a run_id: {str(manifest)[:200]}")
+    if manifest.get("manifest_version") != 1:
+        raise LandingError(f"run {run_id}: manifest_version {manifest.get('manifest_version')!r} is not supported (expected 1)")
+    described = manifest.get("entities")
+    if not isinstance(described, dict):
+        raise LandingError(f"run {run_id}: the manifest has no 'entities' section")
+    parts, pages, records, complete = {}, {}, {}, {}
+    prefix_of = {entity: run_prefix(entity, run_id) for entity in entities}
+    for entity in entities:
+        entry = described.get(entity) or {}
+        keys = tuple(part["key"] for part in entry.get("parts", []))
+        for key in keys:
+            if not key.startswith(prefix_of[entity]):
+                raise LandingError(f"run {run_id}: {entity} part {key} is outside {prefix_of[entity]}")
+        parts[entity] = keys
+        pages[entity] = int(entry.get("pages", 0))
+        records[entity] = int(entry.get("records", 0))
+        complete[entity] = bool(entry.get("complete_listing", False))
+    return RunPlan(
+        run_id=run_id,
+        ingest_date=dt.date.fromisoformat(run_ingest_date(run_id)),
+        mode=str(manifest.get("mode", "unknown")),
+        started_at=run_started_at(manifest),
+        parts=parts,
+        pages=pages,
+        records=records,
+        complete_listing=complete,
+        manifest=manifest,
+    )
+
+
+def run_started_at(manifest: dict[str, Any]) -> dt.datetime:
+    """The manifest's started_at; failing that, the second encoded in the run id (when the run was made)."""
+    text = manifest.get("started_at")
+    if isinstance(text, str):
+        try:
+            value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        except ValueError:
+            pass
+    return dt.datetime.strptime(manifest["run_id"][:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+
+
+def read_landing_pages(spark: SparkSession, lake_root: str, keys: tuple[str, ...], scheme: str) -> DataFrame:
+    """The pages of the given landing parts (I/O), plus `landing_path`; FAILFAST on anything unreadable."""
+    paths = [spark_path(lake_root, key, scheme) for key in keys]
+    pages = spark.read.schema(LANDING_PAGE_SCHEMA).option("mode", "FAILFAST").json(paths)
+    return pages.select("*", F.col("_metadata.file_path").alias("landing_path"))
+
+
+def parse_landing_timestamp(col: Column) -> Column:
+    return F.try_to_timestamp(col, F.lit(LANDING_TIMESTAMP_PATTERN))
+
+
+def explode_pages(run_id: str) -> Callable[[DataFrame], DataFrame]:
+    """Landing pages → bronze rows (`BRONZE_SCHEMA`): one per record, raw text kept, lineage attached.
+
+    Empty pages yield no row (a listing with no records has nothing to keep); the transform
+    learns of them from the page counts it observes while writing bronze.
+    """
+    ingest_date = run_ingest_date(run_id)
+
+    def step(pages: DataFrame) -> DataFrame:
+        exploded = pages.select(
+            F.lit(run_id).alias("run_id"),
+            F.to_date(F.lit(ingest_date)).alias("ingest_date"),
+            parse_landing_timestamp(F.col("extracted_at")).alias("extracted_at"),
+            F.regexp_extract(F.col("landing_path"), LANDING_KEY, 1).alias("landing_file"),
+            F.col("page_index"),
+            F.posexplode("data").alias("record_index", "raw_record"),
+            F.col("parent.apprenticeship_id").alias("parent_apprenticeship_id"),
+        )
+        return exploded.select(*[F.col(f.name) for f in BRONZE_SCHEMA.fields])
+
+    return step
+
+
+def page_checks(run_id: str, entity: str) -> list[Column]:
+    """Aggregates over a run's pages that prove the landing is what its manifest says (for `observe`)."""
+    size = F.when(F.col("data").isNull(), F.lit(0)).otherwise(F.size("data"))  # size(null) differs under ANSI
+    empty = size == 0
+    return [
+        F.count(F.lit(1)).alias("pages"),
+        F.sum(size).alias("records"),
+        F.sum(F.when(F.col("data").isNull(), 1).otherwise(0)).alias("pages_without_data"),
+        F.sum(F.when(F.col("run_id") != F.lit(run_id), 1).otherwise(0)).alias("pages_of_other_runs"),
+        F.sum(F.when(F.col("entity") != F.lit(entity), 1).otherwise(0)).alias("pages_of_other_entities"),
+        F.sum(F.when(parse_landing_timestamp(F.col("extracted_at")).isNull(), 1).otherwise(0)).alias("pages_without_time"),
+        F.sum(F.when(F.col("page_index").isNull(), 1).otherwise(0)).alias("pages_without_index"),
+        # Listings that returned nothing: the parents whose projects are known to be none.
+        F.concat_ws(",", F.collect_list(F.when(empty, F.col("parent.apprenticeship_id").cast("string")))).alias("empty_parents"),
+    ]
+
+
+def landing_problems(run_id: str, entity: str, observed: dict[str, Any], expected_pages: int) -> list[str]:
+    """Why the pages read do not match the landing contract (empty list: they do)."""
+    problems = []
+    pages = int(observed.get("pages") or 0)
+    if pages != expected_pages:
+        problems.append(f"{entity}: {pages} pages read, the manifest says {expected_pages}")
+    for key, what in (("pages_without_data", "have no data array"), ("pages_of_other_runs", "belong to another run"),
+                      ("pages_of_other_entities", "belong to another entity"),
+                      ("pages_without_time", "have no readable extracted_at"), ("pages_without_index", "have no page_index")):
+        if int(observed.get(key) or 0):
+            problems.append(f"{entity}: {observed[key]} page(s) {what}")
+    return problems
+
+
+def parse_id_list(text: Optional[str]) -> list[int]:
+    return [int(value) for value in (text or "").split(",") if value]
+
+
+def is_read_failure(exc: BaseException) -> bool:
+    """Whether a failed landing load failed on the landing's content (rather than, say, the lake's storage)."""
+    return any(marker in str(exc) for marker in _READ_FAILURES)
+
+
+def landing_read_error(run_id: str, keys: tuple[str, ...], exc: BaseException,
+                       culprit: Optional[str] = None) -> Optional[LandingReadError]:
+    """A clear message for a failed landing read: the file (named by Spark, or found by `find_unreadable_part`)
+    and the cause; None if the failure is not a read error."""
+    text = str(exc)
+    cause = next((marker for marker in _READ_FAILURES if marker in text), None)
+    if cause is None:
+        return None
+    match = _PATH_IN_ERROR.search(text)
+    if match:
+        where = f"landing file {match.group(1)}"
+    elif culprit:
+        where = f"landing file {culprit}"
+    else:
+        where = f"one of its {len(keys)} landing file(s) ({', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''})"
+    return LandingReadError(f"run {run_id}: {where} cannot be read ({cause}); nothing of the run was loaded")
+
+
+def find_unreadable_part(spark: SparkSession, lake_root: str, keys: tuple[str, ...], scheme: str) -> Optional[str]:
+    """The first landing part that fails to read on its own (failure path only: Spark does not always name it)."""
+    for key in keys:
+        try:
+            read_landing_pages(spark, lake_root, (key,), scheme).agg(F.sum(F.size("data")), F.count("page_index")).collect()
+        except Exception as exc:  # any failure of this one part names it
+            if is_read_failure(exc):
+                return key
+    return None
+
+
+_READ_FAILURES = (
+    "Malformed records are detected", "MALFORMED_RECORD_IN_PARSING", "Unexpected end of input stream",
+    "Not in GZIP format", "invalid stored block lengths", "invalid distance", "incorrect header check",
+    "invalid block type", "Corrupt GZIP trailer", "FileNotFoundException", "PATH_NOT_FOUND", "does not exist",
+    "EOFException", "ZipException",
+)

@@ -1,0 +1,195 @@
+"""The lake's Delta tables: the only module that reads, writes or merges them.
+
+Every write is idempotent for a run: bronze and quarantine replace the run's own rows
+(`replaceWhere` on its ingest date and run id), silver changes go through a guarded MERGE,
+gold is overwritten whole, and the audit row (the run's "loaded" marker) is appended last.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Optional
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from ..storage import spark_path
+from .changes import ACTION, DELETE, INSERT, UPDATE, delete_condition, update_condition
+from .schemas import (AUDIT_PARTITION, AUDIT_SCHEMA, BRONZE_SCHEMA, ENTITIES, GOLD_APPRENTICESHIP_PROJECTS_SCHEMA,
+                      GOLD_APPRENTICESHIPS_SCHEMA, GOLD_PARTITION, KEYS, QUARANTINE_SCHEMA, SILVER_PARTITION, SILVER_SCHEMAS)
+
+log = logging.getLogger(__name__)
+
+AUDIT_TABLE = "_audit/runs"
+QUARANTINE_TABLE = "silver/quarantine"
+GOLD_TABLES = ("gold/apprenticeships", "gold/apprenticeship_projects")
+
+
+def bronze_table(entity: str) -> str:
+    return f"bronze/{entity}"
+
+
+def silver_table(entity: str) -> str:
+    return f"silver/{entity}"
+
+
+# Every table of the lake: schema and date partition column (docs/transform.md explains each choice).
+TABLES: dict[str, tuple[T.StructType, str]] = {
+    **{bronze_table(e): (BRONZE_SCHEMA, "ingest_date") for e in ENTITIES},
+    **{silver_table(e): (SILVER_SCHEMAS[e], SILVER_PARTITION[e]) for e in ENTITIES},
+    QUARANTINE_TABLE: (QUARANTINE_SCHEMA, "ingest_date"),
+    "gold/apprenticeships": (GOLD_APPRENTICESHIPS_SCHEMA, GOLD_PARTITION),
+    "gold/apprenticeship_projects": (GOLD_APPRENTICESHIP_PROJECTS_SCHEMA, GOLD_PARTITION),
+    AUDIT_TABLE: (AUDIT_SCHEMA, AUDIT_PARTITION),
+}
+
+
+@dataclass(frozen=True)
+class Lake:
+    """Where the tables are: the lake root and the scheme Spark uses for s3:// roots."""
+
+    root: str
+    scheme: str = "s3a"
+
+    def path(self, table: str) -> str:
+        return spark_path(self.root, table, self.scheme)
+
+
+def _delta(spark: SparkSession, lake: Lake, table: str):
+    from delta.tables import DeltaTable
+
+    return DeltaTable.forPath(spark, lake.path(table))
+
+
+def create_table(spark: SparkSession, lake: Lake, table: str) -> bool:
+    """Create one table, empty, with its schema and date partitioning, unless it exists; whether it was created."""
+    from delta.tables import DeltaTable
+
+    schema, partition = TABLES[table]
+    path = lake.path(table)
+    if DeltaTable.isDeltaTable(spark, path):
+        return False
+    DeltaTable.createIfNotExists(spark).location(path).addColumns(schema).partitionedBy(partition).execute()
+    return True
+
+
+def ensure_tables(spark: SparkSession, lake: Lake) -> list[str]:
+    """Create every missing table (so readers always find all of them); the tables created."""
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="create-table") as pool:
+        made = list(pool.map(lambda table: create_table(spark, lake, table), TABLES))
+    created = [table for table, new in zip(TABLES, made) if new]
+    if created:
+        log.info("created %d table(s) in %s: %s", len(created), lake.root, ", ".join(created))
+    return created
+
+
+def read_table(spark: SparkSession, lake: Lake, table: str) -> DataFrame:
+    return spark.read.format("delta").load(lake.path(table))
+
+
+def _run_predicate(run_id: str, ingest_date: dt.date, extra: str = "") -> str:
+    predicate = f"ingest_date = DATE'{ingest_date.isoformat()}' AND run_id = '{run_id}'"
+    return f"{predicate} AND {extra}" if extra else predicate
+
+
+def read_run_rows(spark: SparkSession, lake: Lake, table: str, run_id: str, ingest_date: dt.date) -> DataFrame:
+    """The rows one run wrote to a bronze/quarantine table (partition-pruned on its ingest date)."""
+    return read_table(spark, lake, table).where(_run_predicate(run_id, ingest_date))
+
+
+def replace_run_rows(rows: DataFrame, lake: Lake, table: str, run_id: str, ingest_date: dt.date, extra: str = "") -> None:
+    """Write a run's rows, replacing whatever an earlier attempt wrote for it (idempotent)."""
+    schema, partition = TABLES[table]
+    (rows.select(*[F.col(f.name) for f in schema.fields])
+     .write.format("delta").mode("overwrite")
+     .option("replaceWhere", _run_predicate(run_id, ingest_date, extra))
+     .option("partitionOverwriteMode", "static")
+     .save(lake.path(table)))
+
+
+def is_empty_table(commit: dict) -> bool:
+    """True while a table's latest commit (`last_commit`) is its creation: it holds no row."""
+    return int(commit["version"]) == 0 and str(commit["operation"]).upper().startswith("CREATE")
+
+
+def append_rows(rows: DataFrame, lake: Lake, table: str) -> int:
+    """Append rows (a table's first load); the number of rows Delta wrote."""
+    schema, _ = TABLES[table]
+    rows.select(*[F.col(f.name) for f in schema.fields]).write.format("delta").mode("append").save(lake.path(table))
+    return int((last_commit(rows.sparkSession, lake, table)["operationMetrics"] or {}).get("numOutputRows", 0))
+
+
+def delete_run_rows(spark: SparkSession, lake: Lake, table: str, run_id: str, ingest_date: dt.date) -> None:
+    """Take a run's rows back out (a landing check failed after bronze was written)."""
+    _delta(spark, lake, table).delete(_run_predicate(run_id, ingest_date))
+
+
+def merge_changes(spark: SparkSession, lake: Lake, entity: str, changes: DataFrame,
+                  actions: tuple[str, ...] = (INSERT, UPDATE, DELETE), version: Optional[int] = None) -> dict[str, int]:
+    """Apply planned changes to silver with a guarded MERGE; Delta's own counts of what it did.
+
+    The guards repeat the plan's rules, so the MERGE alone could never let an older record or a
+    replayed run overwrite newer data, even if the table moved since the plan was made. Only the
+    clauses of `actions` present in the plan are given: an insert-only MERGE is much cheaper.
+    `version`: the table's version the plan was made on (read again when not given).
+    """
+    schema = SILVER_SCHEMAS[entity]
+    columns = [f.name for f in schema.fields]
+    on = " AND ".join(f"t.{key} = s.{key}" for key in KEYS[entity])
+    update_set = {c: F.col(f"s.{c}") for c in columns if c not in KEYS[entity] and c != "first_ingest_date"}
+    delete_set = {"is_deleted": F.lit(True), "deleted_at": F.col("s.deleted_at"), "deleted_by_run_id": F.col("s.deleted_by_run_id")}
+    before = last_commit(spark, lake, silver_table(entity))["version"] if version is None else version
+    merge = _delta(spark, lake, silver_table(entity)).alias("t").merge(changes.alias("s"), on)
+    if UPDATE in actions:
+        merge = merge.whenMatchedUpdate(condition=f"s.{ACTION} = '{UPDATE}' AND {update_condition(entity)}", set=update_set)
+    if DELETE in actions:
+        merge = merge.whenMatchedUpdate(condition=f"s.{ACTION} = '{DELETE}' AND {delete_condition()}", set=delete_set)
+    if INSERT in actions:
+        merge = merge.whenNotMatchedInsert(condition=f"s.{ACTION} = '{INSERT}'", values={c: F.col(f"s.{c}") for c in columns})
+    merge.execute()
+    commit = last_commit(spark, lake, silver_table(entity))
+    if commit["version"] == before:  # a MERGE that changes nothing commits nothing
+        return {"source_rows": changes.count(), "inserted": 0, "updated": 0}
+    metrics = commit["operationMetrics"] or {}
+    return {
+        "source_rows": int(metrics.get("numSourceRows", 0)),
+        "inserted": int(metrics.get("numTargetRowsInserted", 0)),
+        "updated": int(metrics.get("numTargetRowsUpdated", 0)),
+    }
+
+
+def last_commit(spark: SparkSession, lake: Lake, table: str) -> dict:
+    """The latest commit of a table: version, operation, operationMetrics, userMetadata."""
+    row = _delta(spark, lake, table).history(1).select("version", "operation", "operationMetrics", "userMetadata").collect()[0]
+    return row.asDict()
+
+
+def overwrite_table(rows: DataFrame, lake: Lake, table: str, user_metadata: Optional[dict] = None) -> None:
+    """Replace a whole table (gold), one file per partition, recording what it was built from."""
+    schema, partition = TABLES[table]
+    writer = (rows.select(*[F.col(f.name) for f in schema.fields]).repartition(partition)
+              .write.format("delta").mode("overwrite").option("partitionOverwriteMode", "static"))
+    if user_metadata is not None:
+        writer = writer.option("userMetadata", json.dumps(user_metadata, sort_keys=True))
+    writer.save(lake.path(table))
+
+
+def table_versions(spark: SparkSession, lake: Lake, tables: tuple[str, ...]) -> dict[str, int]:
+    return {table: int(last_commit(spark, lake, table)["version"]) for table in tables}
+
+
+def append_audit(rows: DataFrame, lake: Lake) -> None:
+    """Append audit rows (a run's 'loaded' marker): the last write of a load."""
+    (rows.select(*[F.col(f.name) for f in AUDIT_SCHEMA.fields]).coalesce(1)
+     .write.format("delta").mode("append").save(lake.path(AUDIT_TABLE)))
+
+
+def loaded_run_ids(spark: SparkSession, lake: Lake) -> set[str]:
+    """Runs already loaded: those with a 'loaded' audit row."""
+    rows = read_table(spark, lake, AUDIT_TABLE).filter(F.col("status") == "loaded").select("run_id").distinct().collect()
+    return {row.run_id for row in rows}

@@ -1,0 +1,214 @@
+"""Cleaning: Column helpers and the clean_<entity> steps, the same with ANSI mode on and off.
+
+Valid rows leave their raw text in bronze (`raw_record` is null); rejected rows keep it for quarantine.
+"""
+
+import datetime as dt
+import unicodedata
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from multiverse_etl.transform.clean import (NFC_STABLE_RANGES, clean_apprenticeships, clean_programmes, clean_projects,
+                                            clean_email, is_valid_email, json_token_kind, may_change_under_nfc,
+                                            normalize_unicode, parse_source_timestamp, to_integer, trim_text,
+                                            validate_records)
+from multiverse_etl.transform.schemas import CLEAN_SCHEMAS
+from transform_support import bronze_frame, compact, lineage, spark_conf
+
+UTC = dt.timezone.utc
+
+
+def one_column(spark, values, name="s", dtype=T.StringType()):
+    return spark.createDataFrame([(v,) for v in values], T.StructType([T.StructField(name, dtype, True)]))
+
+
+def test_trim_text_strips_unicode_whitespace_at_the_edges_only(spark):
+    pairs = [(" a  b ", "a  b"), ("\u00a0Zoë\t", "Zoë"), ("\nline one\nline two\r\n", "line one\nline two"),
+             ("\u2003x\u3000", "x"), ("   ", ""), ("", ""), (None, None)]
+    frame = spark.createDataFrame(pairs, "s string, expected string")
+    assert_df_equality(frame.select(trim_text(F.col("s")).alias("s")), frame.select(F.col("expected").alias("s")),
+                       ignore_nullable=True)
+
+
+EMAILS = [
+    (" Ada.Lovelace@Example.ORG ", "ada.lovelace@example.org", True),
+    ("d'arcy.smith@gmail.com", "d'arcy.smith@gmail.com", True),
+    ("O'Brien_42@Mail.Example.AC.UK\t", "o'brien_42@mail.example.ac.uk", True),
+    ("first+tag@sub.domain.co.uk", "first+tag@sub.domain.co.uk", True),
+    ("no-at-sign.example.org", "no-at-sign.example.org", False),
+    ("two@@example.org", "two@@example.org", False),
+    ("x@localhost", "x@localhost", False),
+    ("x.@example.org", "x.@example.org", False),
+    (".x@example.org", ".x@example.org", False),
+    ("x..y@example.org", "x..y@example.org", False),
+    ("a b@example.org", "a b@example.org", False),
+    ("zoë@example.org", "zoë@example.org", False),
+    ("x@-bad.example.org", "x@-bad.example.org", False),
+    ("x@example.c", "x@example.c", False),
+    ("x@example.org\nevil", "x@example.org\nevil", False),
+    ("a" * 250 + "@example.org", "a" * 250 + "@example.org", False),
+    ("", "", False),
+    (None, None, None),
+]
+
+
+def test_email_is_trimmed_lower_cased_and_checked(spark):
+    frame = spark.createDataFrame(EMAILS, "raw string, email string, valid boolean")
+    cleaned = frame.select(clean_email(F.col("raw")).alias("email")).select("email", is_valid_email(F.col("email")).alias("valid"))
+    assert_df_equality(cleaned, frame.select("email", "valid"), ignore_nullable=True)
+
+
+TIMESTAMPS = [
+    ("2024-03-05T10:21:33", dt.datetime(2024, 3, 5, 10, 21, 33, tzinfo=UTC)),
+    ("2024-02-29T23:59:59", dt.datetime(2024, 2, 29, 23, 59, 59, tzinfo=UTC)),
+    ("not a date", None), ("2024-02-30T25:61:00", None), ("31/12/2023 14:05", None), ("", None), ("yesterday", None),
+    ("2023-13-01T00:00:00", None), ("0000-00-00T00:00:00", None), ("2023-02-29T00:00:00", None),
+    ("2024-03-05T24:00:00", None), ("2024-03-05T10:21:33Z", None), ("2024-03-05 10:21:33", None),
+    ("2024-03-05T10:21:33.5", None), (" 2024-03-05T10:21:33", None), (None, None),
+]
+INTEGERS = [
+    ("12", 12, 12), ("-3", -3, -3), ("0", 0, 0), ("2147483648", 2147483648, None),
+    ("9223372036854775807", 9223372036854775807, None), ("9223372036854775808", None, None),
+    ("-9223372036854775808", -9223372036854775808, None), ("12.5", None, None), ("1e3", None, None),
+    (" 12", None, None), ("+5", None, None), ("A-12", None, None), ("", None, None), (None, None, None),
+]
+RAW_RECORDS = [
+    ('{"id":1,"name":"x"}', "number", "string"),
+    ('{ "id" : "12" ,\n "name" :\t5 }', "string", "number"),
+    ('{"id":null,"name":true}', "null", "other"),
+    ('{"name":[1,2]}', "missing", "other"),
+    ('{"id":-4,"name":{"a":1}}', "number", "other"),
+    ('{"name":"a,\\"id\\":1","id":"x"}', "string", "string"),
+    ("[1,2]", "missing", "missing"),
+]
+
+
+def _helper_results(spark):
+    stamps = spark.createDataFrame(TIMESTAMPS, "s string, ts timestamp")
+    integers = spark.createDataFrame(INTEGERS, "s string, big bigint, small int")
+    kinds = spark.createDataFrame(RAW_RECORDS, "raw string, id string, name string")
+    return (
+        (stamps.select("s", parse_source_timestamp(F.col("s")).alias("ts")), stamps),
+        (integers.select("s", to_integer(F.col("s")).alias("big"), to_integer(F.col("s"), "int").alias("small")), integers),
+        (kinds.select("raw", json_token_kind(F.col("raw"), "id").alias("id"), json_token_kind(F.col("raw"), "name").alias("name")),
+         kinds),
+    )
+
+
+@pytest.mark.parametrize("ansi", ["false", "true"])
+def test_parsing_and_casts_give_the_same_results_with_ansi_on_and_off(spark, ansi):
+    """Bad dates and numbers become null (then a quarantine reason), never an ANSI error, in both modes."""
+    with spark_conf(spark, "spark.sql.ansi.enabled", ansi):
+        for actual, expected in _helper_results(spark):
+            assert_df_equality(actual, expected, ignore_nullable=True)
+        bronze = bronze_frame(spark, "programmes", [
+            {"id": 9223372036854775808, "name": "n", "duration": 2147483648, "description": "d"},
+            {"id": "7", "name": 5, "duration": 1.5, "description": None},
+        ])
+        rows = bronze.transform(validate_records("programmes")).select("programme_id", "duration", "reasons").collect()
+    assert [tuple(r) for r in rows] == [
+        (None, None, ["wrong_type:id", "wrong_type:duration"]),
+        (None, None, ["wrong_type:id", "wrong_type:name", "wrong_type:duration", "null_value:description"]),
+    ]
+
+
+def test_nfc_stable_ranges_hold_no_character_that_nfc_can_change():
+    """Every character NFC may change, reorder or compose is outside the ranges that skip Python."""
+    unsafe = set(range(0x1161, 0x1176)) | set(range(0x11A8, 0x11C3))  # Hangul vowels and finals compose
+    for code in range(0x110000):
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        char = chr(code)
+        if unicodedata.combining(char) or unicodedata.normalize("NFC", char) != char:
+            unsafe.add(code)
+        decomposition = unicodedata.decomposition(char)
+        if decomposition and not decomposition.startswith("<") and len(decomposition.split()) == 2:
+            unsafe.add(int(decomposition.split()[1], 16))
+    inside = [hex(c) for c in unsafe if any(lo <= c <= hi for lo, hi in NFC_STABLE_RANGES)]
+    assert inside == []
+    assert 0x0301 in unsafe and 0x00E9 not in unsafe  # sanity: a combining acute is unsafe, é is not
+
+
+def test_may_change_under_nfc_flags_only_text_outside_the_stable_ranges(spark):
+    pairs = [("Zoë Łukasz Nguyễn Thị – O'Brien", False), ("さくら 佐藤 지우 데이터 🎉 ☁️", False), ("Zoe\u0301", True),
+             ("\u1100\u1161", True), ("\u212b", True), ("", False), (None, False)]
+    frame = spark.createDataFrame(pairs, "s string, flag boolean")
+    assert_df_equality(frame.select("s", may_change_under_nfc(F.col("s")).alias("flag")), frame, ignore_nullable=True)
+
+
+def test_normalize_unicode_composes_flagged_rows_and_leaves_the_rest(spark):
+    schema = T.StructType([T.StructField("project_id", T.LongType()), T.StructField("title", T.StringType()),
+                           T.StructField("description", T.StringType()), T.StructField("status", T.StringType()),
+                           T.StructField("needs_nfc", T.BooleanType())])
+    rows = [(1, "Cafe\u0301", "A\u030a", "pending", True), (2, "\u1100\u1161", "x", "graded", True),
+            (3, "plain", "already é", "pending", False), (4, "left alone e\u0301", "-", "pending", False)]
+    expected = [(1, "Café", "Å", "pending", True), (2, "가", "x", "graded", True),
+                (3, "plain", "already é", "pending", False), (4, "left alone e\u0301", "-", "pending", False)]
+    actual = spark.createDataFrame(rows, schema).transform(normalize_unicode("projects"))
+    assert_df_equality(actual, spark.createDataFrame(expected, schema), ignore_row_order=True, ignore_nullable=True)
+
+
+def test_clean_apprenticeships_trims_normalises_and_parses(spark):
+    records = [
+        {"id": 1, "name": " Data Fellowship – Acme\t", "programme_id": 7, "modified_date": " 2024-03-05T10:21:33 ",
+         "first_name": "\u00a0Zoe\u0301", "last_name": "O'Brien\n", "email_address": "  Zoe.OBrien@Example.ORG "},
+        {"id": 2, "name": "n", "programme_id": 7, "modified_date": "2024-03-05T10:21:33", "first_name": "A",
+         "last_name": "B", "email_address": "not-an-email"},
+        {"id": 3, "name": "データ分析 🎉", "programme_id": 99, "modified_date": "2023-01-01T00:00:00",
+         "first_name": "さくら", "last_name": "佐藤", "email_address": "sakura.sato@example.org"},
+        {"id": "A-4", "name": "x", "programme_id": 7, "modified_date": "2024-02-30T25:61:00", "first_name": "A",
+         "last_name": "B", "email_address": "a@b.org"},
+    ]
+    actual = bronze_frame(spark, "apprenticeships", records).transform(clean_apprenticeships)
+    march = dt.datetime(2024, 3, 5, 10, 21, 33, tzinfo=UTC)
+    expected = spark.createDataFrame([
+        (*lineage(0), 1, "Data Fellowship – Acme", 7, march, "Zoé", "O'Brien", "zoe.obrien@example.org", True, True,
+         "1", None, []),
+        (*lineage(1), 2, "n", 7, march, "A", "B", "not-an-email", False, False, "2", None, []),
+        (*lineage(2), 3, "データ分析 🎉", 99, dt.datetime(2023, 1, 1, tzinfo=UTC), "さくら", "佐藤", "sakura.sato@example.org",
+         True, False, "3", None, []),
+        (*lineage(3), None, "x", 7, None, "A", "B", "a@b.org", True, False, "A-4", compact(records[3]),
+         ["wrong_type:id", "unparseable_date:modified_date"]),
+    ], CLEAN_SCHEMAS["apprenticeships"])
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_clean_projects_takes_the_parent_from_the_page_and_lower_cases_status(spark):
+    records = [
+        {"id": 1, "title": "  Capstone – Données clients ", "description": "Line one.\nLine two.\n", "status": " Graded "},
+        {"id": 2, "title": "t", "description": "", "status": "in_review"},
+        {"id": 3, "title": "t", "description": "d", "status": "pending"},
+    ]
+    actual = bronze_frame(spark, "projects", records, parents=[10, 10, None]).transform(clean_projects)
+    expected = spark.createDataFrame([
+        (*lineage(0, 10, "projects"), 10, 1, "Capstone – Données clients", "Line one.\nLine two.", "graded", False, "1",
+         None, []),
+        (*lineage(1, 10, "projects"), 10, 2, "t", "", "in_review", False, "2", compact(records[1]),
+         ["unknown_status:status"]),
+        (*lineage(2, None, "projects"), None, 3, "t", "d", "pending", False, "3", compact(records[2]),
+         ["missing_parent:apprenticeship_id"]),
+    ], CLEAN_SCHEMAS["projects"])
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_clean_programmes_checks_duration(spark):
+    records = [
+        {"id": 7, "name": " Data Analyst – Level 4 ", "duration": 15, "description": "Learn."},
+        {"id": 8, "name": "n", "duration": "12 months", "description": "d"},
+        {"id": 9, "name": "n", "duration": -1, "description": "d"},
+    ]
+    actual = bronze_frame(spark, "programmes", records).transform(clean_programmes)
+    expected = spark.createDataFrame([
+        (*lineage(0, None, "programmes"), 7, "Data Analyst – Level 4", 15, "Learn.", False, "7", None, []),
+        (*lineage(1, None, "programmes"), 8, "n", None, "d", False, "8", compact(records[1]), ["wrong_type:duration"]),
+        (*lineage(2, None, "programmes"), 9, "n", -1, "d", False, "9", compact(records[2]), ["negative_value:duration"]),
+    ], CLEAN_SCHEMAS["programmes"])
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_cleaning_an_empty_page_gives_an_empty_frame_of_the_cleaned_shape(spark):
+    actual = bronze_frame(spark, "projects", []).transform(clean_projects)
+    assert_df_equality(actual, spark.createDataFrame([], CLEAN_SCHEMAS["projects"]), ignore_nullable=True)

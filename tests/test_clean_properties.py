@@ -1,0 +1,293 @@
+"""Property-based tests (hypothesis) of the transform's cleaning functions on arbitrary unicode and arbitrary records.
+
+Each property is checked against an independent Python reference (str.strip, unicodedata,
+re, int(), datetime.strptime, json). One hypothesis example is one batch of values checked in
+one Spark job, so a few dozen examples cover thousands of values in seconds. ANSI mode is
+switched on where a cast could raise (Spark 4 / Glue 6 default).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import unicodedata
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from multiverse_etl.transform.clean import (EMAIL_MAX_LENGTH, EMAIL_PATTERN, WHITE_SPACE, clean_email, clean_records,
+                                            is_valid_email, json_token_kind, may_change_under_nfc, parse_source_timestamp,
+                                            to_integer, trim_text)
+from multiverse_etl.transform.schemas import SOURCE_CONTRACT
+from transform_support import bronze_frame, spark_conf
+
+PROPERTY = settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+# Arbitrary unicode (no surrogates: they cannot be UTF-8), with the source's troublemakers drawn often.
+TRICKY = list(WHITE_SPACE) + ["\u0301", "\u0308", "\u1100", "\u1161", "\u11a8", "\u212b", "\u2126", "e", "E", "İ", "ß",
+                              "Σ", "ς", "\ufb01", "'", '"', "\\", ",", ":", "{", "}", "@", "\x00", "😀", "\u200d", "ﬀ"]
+CHARS = st.one_of(st.characters(exclude_categories=("Cs",)), st.sampled_from(TRICKY))
+TEXT = st.text(CHARS, max_size=24)
+BATCH = st.lists(TEXT, min_size=1, max_size=150)
+
+PY_EMAIL = re.compile(EMAIL_PATTERN.replace(r"\z", r"\Z"))
+PY_INTEGER = re.compile(r"-?[0-9]{1,19}\Z")
+PY_TIMESTAMP_SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\Z")
+FORMAT = "yyyy-MM-dd'T'HH:mm:ss"
+
+
+def strip(text):
+    return None if text is None else text.strip(WHITE_SPACE)
+
+
+def nfc(text):
+    return None if text is None else unicodedata.normalize("NFC", text)
+
+
+def column_frame(spark, values):
+    return spark.createDataFrame([(i, v) for i, v in enumerate(values)], "i int, s string")
+
+
+# ---------------------------------------------------------------- text
+
+@PROPERTY
+@given(values=BATCH)
+def test_trim_and_email_cleaning_of_arbitrary_unicode(spark, values):
+    rows = (column_frame(spark, values + [None])
+            .select("i", trim_text(F.col("s")).alias("trimmed"), clean_email(F.col("s")).alias("email"))
+            .select("*", is_valid_email(F.col("email")).alias("valid"))
+            .orderBy("i").collect())
+    for value, row in zip(values + [None], rows):
+        assert row.trimmed == strip(value)  # exactly str.strip over Unicode White_Space: nothing more, nothing less
+        if value is None:
+            assert row.email is None and row.valid is None
+            continue
+        email = row.email
+        assert email == email.strip(WHITE_SPACE) and len(email) <= len(strip(value)) * 3
+        if strip(value).isascii():
+            assert email == strip(value).lower()
+        # valid means: ASCII, matches the documented pattern, at most 254 characters (whatever Java's lower-casing did)
+        assert row.valid == bool(PY_EMAIL.match(email) and len(email) <= EMAIL_MAX_LENGTH)
+        if row.valid:
+            assert email.isascii() and email == email.lower() and email.count("@") == 1
+
+
+@PROPERTY
+@given(values=BATCH)
+def test_text_that_is_not_flagged_for_nfc_is_already_nfc(spark, values):
+    """The flag that keeps text away from the Python UDF is sound: unflagged text never changes under NFC."""
+    rows = column_frame(spark, values).select("i", may_change_under_nfc(F.col("s")).alias("flag")).orderBy("i").collect()
+    for value, row in zip(values, rows):
+        if not row.flag:
+            assert nfc(value) == value, ascii(value)
+
+
+# ---------------------------------------------------------------- numbers and dates
+
+INTEGER_TEXT = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70).map(str),
+    st.integers(min_value=-(2**63) - 2, max_value=-(2**63) + 2).map(str),
+    st.integers(min_value=2**63 - 2, max_value=2**63 + 2).map(str),
+    st.integers(min_value=-(2**31) - 2, max_value=2**31 + 2).map(str),
+    st.builds(lambda z, n: "0" * z + str(n), st.integers(0, 20), st.integers(0, 10**6)),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(["+1", " 1", "1 ", "1e3", "0x10", "١٢٣", "１２", "-", "", "--1", "1_000", "٣", "9" * 19, "-" + "9" * 19]),
+    TEXT,
+)
+
+
+@pytest.mark.parametrize("ansi", ["false", "true"])
+def test_integer_text_becomes_exactly_its_value_or_null_and_never_an_error(spark, ansi):
+    @PROPERTY
+    @given(values=st.lists(INTEGER_TEXT, min_size=1, max_size=150))
+    def check(values):
+        with spark_conf(spark, "spark.sql.ansi.enabled", ansi):
+            rows = (column_frame(spark, values)
+                    .select("i", to_integer(F.col("s")).alias("big"), to_integer(F.col("s"), "int").alias("small"))
+                    .orderBy("i").collect())
+        for value, row in zip(values, rows):
+            number = int(value) if PY_INTEGER.match(value) else None
+            assert row.big == (number if number is not None and -(2**63) <= number < 2**63 else None), value
+            assert row.small == (number if number is not None and -(2**31) <= number < 2**31 else None), value
+
+    check()
+
+
+def _timestamp_like(draw_digits):
+    y, mo, d, h, mi, s = draw_digits
+    return f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}"
+
+
+TIMESTAMP_TEXT = st.one_of(
+    st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31)).map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%S").zfill(19)),
+    st.tuples(st.integers(0, 9999), st.integers(0, 19), st.integers(0, 39), st.integers(0, 29), st.integers(0, 69),
+              st.integers(0, 69)).map(_timestamp_like),
+    st.sampled_from(["2024-02-29T12:00:00", "2023-02-29T12:00:00", "2024-02-30T25:61:00", "31/12/2023 14:05", "not a date",
+                     "2024-03-05T10:21:33Z", "2024-03-05 10:21:33", "2024-03-05T10:21:33.5", "2024-3-5T1:2:3",
+                     "\u00a02024-03-05T10:21:33\n", "2024-03-05T10:21:33\n", "0000-01-01T00:00:00", "２０２４-03-05T10:21:33"]),
+    TEXT,
+)
+
+
+def reference_timestamp(text):
+    """The contract's only format, a real calendar instant; surrounding whitespace is trimmed first (as clean does)."""
+    text = strip(text)
+    if not PY_TIMESTAMP_SHAPE.match(text):
+        return None
+    # Year 0000 is 1 BC in the proleptic Gregorian calendar Spark uses (a leap year, like 2000); Python stops at year 1.
+    year = "2000" if text[:4] == "0000" else text[:4]
+    try:
+        dt.datetime.strptime(year + text[4:], "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return None
+    return text
+
+
+@pytest.mark.parametrize("ansi", ["false", "true"])
+def test_only_real_source_timestamps_parse_and_they_round_trip(spark, ansi):
+    @PROPERTY
+    @given(values=st.lists(TIMESTAMP_TEXT, min_size=1, max_size=150))
+    def check(values):
+        with spark_conf(spark, "spark.sql.ansi.enabled", ansi):
+            parsed = parse_source_timestamp(trim_text(F.col("s")))
+            rows = (column_frame(spark, values).select("i", F.date_format(parsed, FORMAT).alias("ts"))
+                    .orderBy("i").collect())
+        for value, row in zip(values, rows):
+            assert row.ts == reference_timestamp(value), ascii(value)
+
+    check()
+
+
+# ---------------------------------------------------------------- JSON token kinds
+
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**80), max_value=2**80),
+                    st.floats(allow_nan=False, allow_infinity=False), TEXT,
+                    st.sampled_from(['","id":1', '\\', '\\"', '"id":"x"', ', "id" : 5', "{\"status\":\"graded\"}"]))
+FLAT_VALUES = st.one_of(SCALARS, st.lists(SCALARS, max_size=3))
+FIELDS = sorted({f.name for fields in SOURCE_CONTRACT.values() for f in fields})
+
+
+def kind_of(record, name):
+    if name not in record:
+        return "missing"
+    value = record[name]
+    if value is None:
+        return "null"
+    if isinstance(value, bool) or isinstance(value, (list, dict)):
+        return "other"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "string"
+
+
+RECORDS = st.dictionaries(st.one_of(st.sampled_from(FIELDS), TEXT), FLAT_VALUES, max_size=9)
+
+
+@PROPERTY
+@given(records=st.lists(st.tuples(RECORDS, st.booleans(), st.booleans()), min_size=1, max_size=80))
+def test_the_json_type_of_every_top_level_field_is_read_off_the_raw_text(spark, records):
+    """Records as any encoder may write them (ASCII escapes or not, spaces or not); values full of quotes and keys."""
+    texts = [json.dumps(r, ensure_ascii=ascii_only, separators=(", ", " : ") if spaced else (",", ":"))
+             for r, ascii_only, spaced in records]
+    frame = column_frame(spark, texts)
+    rows = frame.select("i", *[json_token_kind(F.col("s"), name).alias(name) for name in FIELDS]).orderBy("i").collect()
+    for (record, _, _), text, row in zip(records, texts, rows):
+        for name in FIELDS:
+            assert row[name] == kind_of(record, name), (name, text)
+
+
+# ---------------------------------------------------------------- whole records through the cleaning step
+
+INTEGER_FIELD = st.one_of(st.integers(min_value=-(2**66), max_value=2**66), st.floats(allow_nan=False, allow_infinity=False),
+                          TEXT, st.booleans(), st.lists(st.integers(), max_size=2))
+STRING_FIELD = st.one_of(TEXT, TEXT, st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.booleans())
+DATE_FIELD = st.one_of(TIMESTAMP_TEXT, st.integers())
+MISSING = object()
+
+
+def field_value(strategy):
+    return st.one_of(strategy, strategy, strategy, st.none(), st.just(MISSING))
+
+
+APPRENTICESHIP = st.fixed_dictionaries({
+    "id": field_value(INTEGER_FIELD), "name": field_value(STRING_FIELD), "programme_id": field_value(INTEGER_FIELD),
+    "modified_date": field_value(DATE_FIELD), "first_name": field_value(STRING_FIELD),
+    "last_name": field_value(STRING_FIELD), "email_address": field_value(st.one_of(STRING_FIELD, st.emails())),
+}).map(lambda r: {k: v for k, v in r.items() if v is not MISSING})
+
+
+def reference_reasons(record):
+    reasons = []
+    for field in SOURCE_CONTRACT["apprenticeships"]:
+        kind = kind_of(record, field.name)
+        value = record.get(field.name)
+        reasons += [f"missing_field:{field.name}"] if kind == "missing" else []
+        reasons += [f"null_value:{field.name}"] if kind == "null" else []
+        if field.json_type == "integer":
+            wrong = kind in ("string", "other") or (kind == "number" and not (
+                isinstance(value, int) and -(2**63) <= value < 2**63))
+        else:
+            wrong = kind in ("number", "other")
+        reasons += [f"wrong_type:{field.name}"] if wrong else []
+        if field.role == "timestamp" and kind == "string" and reference_timestamp(value) is None:
+            reasons.append(f"unparseable_date:{field.name}")
+    return reasons
+
+
+def text_or_none(record, name):
+    value = record.get(name)
+    return value if isinstance(value, str) else None
+
+
+def test_cleaning_arbitrary_apprenticeship_records_agrees_with_a_python_reference(spark):
+    """Any record: no error (ANSI on), every contract reason, and text trimmed then NFC, exactly like the reference."""
+    ansi = "true"
+
+    @settings(PROPERTY, max_examples=4)
+    @given(records=st.lists(APPRENTICESHIP, min_size=1, max_size=80))
+    def check(records):
+        with spark_conf(spark, "spark.sql.ansi.enabled", ansi):
+            cleaned = bronze_frame(spark, "apprenticeships", records).transform(clean_records("apprenticeships"))
+            rows = cleaned.select("record_index", "apprenticeship_id", "programme_id", "name", "first_name", "last_name",
+                                  "email_address", "email_is_valid", "reasons", "needs_nfc",
+                                  F.date_format("modified_date", FORMAT).alias("modified_date")).orderBy("record_index").collect()
+        assert len(rows) == len(records)
+        for record, row in zip(records, rows):
+            assert list(row.reasons) == reference_reasons(record), record
+            for name in ("name", "first_name", "last_name"):
+                assert row[name] == nfc(strip(text_or_none(record, name))), (name, record)
+            email = text_or_none(record, "email_address")
+            if email is None:
+                assert row.email_address is None
+            else:
+                assert row.email_address == nfc(row.email_address) and row.email_address == row.email_address.strip(WHITE_SPACE)
+                if strip(email).isascii():
+                    assert row.email_address == strip(email).lower()
+            for name in ("id", "programme_id"):
+                value = record.get(name)
+                ok = isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
+                assert row["apprenticeship_id" if name == "id" else name] == (value if ok else None)
+            date = text_or_none(record, "modified_date")
+            assert row.modified_date == (reference_timestamp(date) if date is not None else None)
+
+    check()
+
+
+def test_a_nested_object_does_not_hide_the_json_type_of_a_top_level_field(spark):
+    """A contract key inside a nested object must not stand in for the record's own field.
+
+    Bug (clean.json_token_kind): the kind is read off the first `"name":` in the text, at any depth,
+    so here it sees the nested string "x" and the top-level number 7 is coerced to the name "7" and
+    accepted as valid. Expected: wrong_type:name, as for the same record without the nested object.
+    """
+    from multiverse_etl.transform.clean import validate_records
+    from transform_support import Raw
+
+    records = [Raw('{"meta":{"name":"x"},"id":3,"name":7,"duration":12,"description":"d"}'),
+               Raw('{"id":3,"name":7,"duration":12,"description":"d"}')]
+    rows = bronze_frame(spark, "programmes", records).transform(validate_records("programmes")).orderBy("record_index").collect()
+    assert [list(r.reasons) for r in rows] == [["wrong_type:name"], ["wrong_type:name"]]

@@ -1,0 +1,64 @@
+"""Delta I/O: a run's rows are replaced, never duplicated; the MERGE's own guards refuse stale changes."""
+
+import datetime as dt
+
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from multiverse_etl.transform.tables import (Lake, create_table, merge_changes, read_run_rows, read_table,
+                                             replace_run_rows)
+from multiverse_etl.transform.schemas import BRONZE_SCHEMA, SILVER_SCHEMAS
+
+UTC = dt.timezone.utc
+T1, T2, T3 = (dt.datetime(2026, 3, d, 9, tzinfo=UTC) for d in (2, 3, 4))
+MARCH = dt.datetime(2024, 3, 5, tzinfo=UTC)
+SILVER = SILVER_SCHEMAS["programmes"]
+CHANGES = T.StructType([T.StructField(f.name, f.dataType, True) for f in SILVER.fields] + [T.StructField("_action", T.StringType())])
+
+
+def programme_row(pid, name, extracted_at, record_hash, action=None, deleted_at=None, run_id="r"):
+    deleting = action == "delete"
+    row = (pid, None if deleting else name, None if deleting else 12, None if deleting else "d",
+           None if deleting else dt.date(2026, 3, 2), deleting, deleted_at, run_id if deleting else None,
+           None if deleting else run_id, None if deleting else extracted_at, None if deleting else "raw/x",
+           None if deleting else record_hash)
+    return row if action is None else (*row, action)
+
+
+def test_the_merge_guards_refuse_changes_older_than_the_row(spark, tmp_path):
+    lake = Lake(str(tmp_path))
+    assert create_table(spark, lake, "silver/programmes")
+    merge_changes(spark, lake, "programmes", spark.createDataFrame(
+        [programme_row(1, "one", T2, 10, "insert"), programme_row(2, "two", T2, 20, "insert")], CHANGES), ("insert",))
+    stale = spark.createDataFrame([
+        programme_row(1, "stale name", T1, 11, "update"),  # extracted before the current row
+        programme_row(2, None, None, None, "delete", deleted_at=T1),  # a deletion older than the row
+    ], CHANGES)
+    assert merge_changes(spark, lake, "programmes", stale, ("update", "delete")) == {"source_rows": 2, "inserted": 0, "updated": 0}
+    fresh = spark.createDataFrame([
+        programme_row(1, "new name", T3, 12, "update"),
+        programme_row(2, None, None, None, "delete", deleted_at=T3, run_id="r3"),
+    ], CHANGES)
+    assert merge_changes(spark, lake, "programmes", fresh, ("update", "delete")) == {"source_rows": 2, "inserted": 0, "updated": 2}
+    expected = spark.createDataFrame([
+        (1, "new name", 12, "d", dt.date(2026, 3, 2), False, None, None, "r", T3, "raw/x", 12),
+        (2, "two", 12, "d", dt.date(2026, 3, 2), True, T3, "r3", "r", T2, "raw/x", 20),
+    ], SILVER)
+    assert_df_equality(read_table(spark, lake, "silver/programmes"), expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_replacing_a_run_twice_leaves_one_copy_and_other_runs_alone(spark, tmp_path):
+    lake = Lake(str(tmp_path))
+    day = dt.date(2026, 3, 2)
+
+    def rows(run_id, n):
+        return spark.createDataFrame([(run_id, day, T1, "raw/x", 0, i, None, f'{{"id":{i}}}') for i in range(n)], BRONZE_SCHEMA)
+
+    create_table(spark, lake, "bronze/programmes")
+    replace_run_rows(rows("run-a", 3), lake, "bronze/programmes", "run-a", day)
+    replace_run_rows(rows("run-b", 2), lake, "bronze/programmes", "run-b", day)
+    replace_run_rows(rows("run-a", 3), lake, "bronze/programmes", "run-a", day)
+    assert_df_equality(read_table(spark, lake, "bronze/programmes"), rows("run-a", 3).unionByName(rows("run-b", 2)),
+                       ignore_row_order=True, ignore_nullable=True)
+    assert read_run_rows(spark, lake, "bronze/programmes", "run-b", day).agg(F.max("record_index")).first()[0] == 1

@@ -1,0 +1,245 @@
+"""The transform job on landings built in the test: two runs end to end, idempotency, replay, broken landings."""
+
+import datetime as dt
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from multiverse_etl.landing import write_manifest
+from multiverse_etl.storage import open_storage
+from multiverse_etl.transform import LandingReadError, run_transform
+from multiverse_etl.transform.tables import TABLES, Lake, last_commit, read_table
+from transform_support import T0, Page, Raw, apprenticeship, programme, project, spark_conf, write_run
+
+from conftest import make_config
+
+UTC = dt.timezone.utc
+DAY = dt.timedelta(days=1)
+R1, R2 = (f"{T0 + n * DAY:%Y%m%dT%H%M%SZ}-a0a0a0" for n in range(2))
+NULL_ID = Raw('{"id":null,"name":"n","programme_id":7,"modified_date":"2024-03-05T10:21:33","first_name":"a",'
+              '"last_name":"b","email_address":"a@b.org"}')
+ZOE = " Zoe\u0301 "  # decomposed, with spaces: silver holds "Zoé"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fast_delta_snapshots(spark):
+    """Tiny Delta logs need no 50-task state reconstruction (the default); restored after the module."""
+    with spark_conf(spark, "spark.databricks.delta.snapshotPartitions", "2"):
+        yield
+
+
+def land_two_runs(storage) -> None:
+    """Two full runs a day apart; the expectations of each test say what every record is for."""
+    write_run(
+        storage, T0,
+        programmes=[Page([programme(7), programme(8)])],
+        apprenticeships=[
+            Page([apprenticeship(1, first_name=ZOE, email_address=" ADA@Example.ORG\t"), apprenticeship(2, name="old copy"),
+                  apprenticeship(3), apprenticeship(4, modified_date="not a date")]),
+            Page([apprenticeship(2, name="shifted copy"), apprenticeship(5, programme_id=99), NULL_ID]),
+        ],
+        projects=[Page([project(10), project(11, status="graded")], parent=1), Page([], parent=2),
+                  Page([project(30, status="in_review")], parent=3), Page([project(40)], parent=4),
+                  Page([project(50, status="submitted")], parent=5)],
+    )
+    write_run(
+        storage, T0 + DAY,
+        programmes=[Page([programme(7)])],
+        apprenticeships=[Page([
+            apprenticeship(1, first_name=ZOE, modified_date="2024-04-01T00:00:00", email_address="ada.new@example.org"),
+            apprenticeship(2, modified_date="2024-01-01T00:00:00", name="stale"),
+            apprenticeship(4, modified_date="not a date"),
+            apprenticeship(6, email_address="ada6-at-example.org"),
+        ])],
+        projects=[Page([project(10, status="graded")], parent=1), Page([], parent=2), Page([project(40)], parent=4),
+                  Page([project(60)], parent=6)],
+    )
+
+
+@pytest.fixture(scope="module")
+def scenario(spark, tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("transform-lake"))
+    land_two_runs(open_storage(root))
+    config = make_config(root)
+    result = run_transform(spark, config)
+    return config, Lake(root), result
+
+
+def rows(spark, lake, table, *columns, where=None):
+    frame = read_table(spark, lake, table)
+    return frame.where(where) if where else frame
+
+
+def ts(text):
+    return dt.datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def test_runs_load_into_silver_as_the_latest_live_state(spark, scenario):
+    _, lake, result = scenario
+    assert result.loaded_run_ids == [R1, R2]
+    r2_start = T0 + DAY
+    columns = ["apprenticeship_id", "name", "programme_id", "modified_date", "first_name", "email_address", "email_is_valid",
+               "modified_month", "is_deleted", "deleted_at", "deleted_by_run_id", "run_id"]
+    march = ts("2024-03-05T10:21:33")
+    expected = spark.createDataFrame([
+        # updated by r2 (later modified_date); NFC and trimmed
+        (1, "Data Fellowship – Acme 1", 7, ts("2024-04-01T00:00:00"), "Zoé", "ada.new@example.org", True, dt.date(2024, 4, 1), False, None, None, R2),
+        # r1 listed it twice (the later page wins); r2's version is older (modified_date): unchanged, but present
+        (2, "shifted copy", 7, march, "Ada", "ada2@example.org", True, dt.date(2024, 3, 1), False, None, None, R1),
+        # absent from r2's complete listing: marked deleted
+        (3, "Data Fellowship – Acme 3", 7, march, "Ada", "ada3@example.org", True, dt.date(2024, 3, 1), True, r2_start, R2, R1),
+        (5, "Data Fellowship – Acme 5", 99, march, "Ada", "ada5@example.org", True, dt.date(2024, 3, 1), True, r2_start, R2, R1),
+        # an invalid e-mail is flagged, not quarantined
+        (6, "Data Fellowship – Acme 6", 7, march, "Ada", "ada6-at-example.org", False, dt.date(2024, 3, 1), False, None, None, R2),
+    ], "apprenticeship_id bigint, name string, programme_id bigint, modified_date timestamp, first_name string, "
+       "email_address string, email_is_valid boolean, modified_month date, is_deleted boolean, deleted_at timestamp, "
+       "deleted_by_run_id string, run_id string")
+    assert_df_equality(rows(spark, lake, "silver/apprenticeships").select(*columns), expected, ignore_row_order=True,
+                       ignore_nullable=True)
+
+    expected_projects = spark.createDataFrame([
+        (1, 10, "Project 10", "graded", dt.date(2026, 3, 2), False, None, None, R2),
+        (1, 11, "Project 11", "graded", dt.date(2026, 3, 2), True, r2_start, R2, R1),  # its parent's listing lost it
+        (4, 40, "Project 40", "pending", dt.date(2026, 3, 2), False, None, None, R1),  # kept: the parent is quarantined
+        (5, 50, "Project 50", "submitted", dt.date(2026, 3, 2), True, r2_start, R2, R1),  # deleted with its apprenticeship
+        (6, 60, "Project 60", "pending", dt.date(2026, 3, 3), False, None, None, R2),
+    ], "apprenticeship_id bigint, project_id bigint, title string, status string, first_ingest_date date, "
+       "is_deleted boolean, deleted_at timestamp, deleted_by_run_id string, run_id string")
+    actual_projects = rows(spark, lake, "silver/projects").select(*expected_projects.columns)
+    assert_df_equality(actual_projects, expected_projects, ignore_row_order=True, ignore_nullable=True)
+
+    programmes = rows(spark, lake, "silver/programmes").select("programme_id", "is_deleted", "deleted_by_run_id")
+    assert_df_equality(programmes, spark.createDataFrame([(7, False, None), (8, True, R2)], programmes.schema),
+                       ignore_row_order=True, ignore_nullable=True)
+
+
+def test_rejected_records_are_in_quarantine_with_their_reasons(spark, scenario):
+    _, lake, _ = scenario
+    actual = rows(spark, lake, "silver/quarantine").select("entity", "run_id", "record_id", "page_index", "record_index",
+                                                           "parent_apprenticeship_id", "reasons")
+    expected = spark.createDataFrame([
+        ("apprenticeships", R1, "4", 0, 3, None, ["unparseable_date:modified_date"]),
+        ("apprenticeships", R1, None, 1, 2, None, ["null_value:id"]),
+        ("projects", R1, "30", 0, 0, 3, ["unknown_status:status"]),
+        ("apprenticeships", R2, "4", 0, 2, None, ["unparseable_date:modified_date"]),
+    ], actual.schema)
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+    raw = rows(spark, lake, "silver/quarantine", where="record_id IS NULL").first().raw_record
+    assert raw == NULL_ID.text
+
+
+def test_gold_joins_live_rows_and_flags_what_is_unknown(spark, scenario):
+    _, lake, result = scenario
+    apprenticeships = rows(spark, lake, "gold/apprenticeships").select(
+        "apprenticeship_id", "programme_name", "programme_known", "projects_total", "projects_pending", "projects_graded",
+        "has_projects")
+    assert_df_equality(apprenticeships, spark.createDataFrame([
+        (1, "Programme 7", True, 1, 0, 1, True), (2, "Programme 7", True, 0, 0, 0, False), (6, "Programme 7", True, 1, 1, 0, True),
+    ], apprenticeships.schema), ignore_row_order=True, ignore_nullable=True)
+    projects = rows(spark, lake, "gold/apprenticeship_projects").select(
+        "project_id", "apprenticeship_id", "status", "apprenticeship_known", "first_name", "programme_name")
+    assert_df_equality(projects, spark.createDataFrame([
+        (10, 1, "graded", True, "Zoé", "Programme 7"), (40, 4, "pending", False, None, None),
+        (60, 6, "pending", True, "Ada", "Programme 7"),
+    ], projects.schema), ignore_row_order=True, ignore_nullable=True)
+    assert (result.gold.gold_apprenticeships, result.gold.orphan_apprenticeships) == (3, 0)
+    assert (result.gold.gold_apprenticeship_projects, result.gold.orphan_projects) == (3, 1)
+
+
+def test_every_run_is_audited_with_counts_that_reconcile(spark, scenario):
+    _, lake, _ = scenario
+    audit = rows(spark, lake, "_audit/runs")
+    assert [(r.run_id, r.status, r.reconciled, list(r.mismatches)) for r in audit.orderBy("run_id").collect()] == [
+        (R1, "loaded", True, []), (R2, "loaded", True, [])]
+    counts = audit.select("run_id", F.explode("entities").alias("e")).select(
+        "run_id", "e.entity", "e.bronze_rows", "e.quarantined_rows", "e.duplicates_collapsed", "e.inserted", "e.updated",
+        "e.unchanged", "e.deleted", "e.silver_live_rows")
+    assert_df_equality(counts, spark.createDataFrame([
+        (R1, "programmes", 2, 0, 0, 2, 0, 0, 0, 2), (R1, "apprenticeships", 7, 2, 1, 4, 0, 0, 0, 4),
+        (R1, "projects", 5, 1, 0, 4, 0, 0, 0, 4),
+        (R2, "programmes", 1, 0, 0, 0, 0, 1, 1, 1), (R2, "apprenticeships", 4, 1, 0, 1, 1, 1, 2, 3),
+        (R2, "projects", 3, 0, 0, 1, 1, 1, 2, 3),
+    ], counts.schema), ignore_row_order=True, ignore_nullable=True)
+    reasons = {r.run_id: dict(r.quarantine_reasons) for r in audit.collect()}
+    assert reasons[R1] == {"apprenticeships/unparseable_date:modified_date": 1, "apprenticeships/null_value:id": 1,
+                           "projects/unknown_status:status": 1}
+
+
+def test_bronze_keeps_every_landed_record_with_its_lineage(spark, scenario):
+    _, lake, _ = scenario
+    actual = rows(spark, lake, "bronze/projects", where=f"run_id = '{R1}'").select(
+        "page_index", "record_index", "parent_apprenticeship_id", "landing_file",
+        F.get_json_object("raw_record", "$.id").cast("int").alias("id"))
+    part = f"raw/projects/ingest_date=2026-03-02/run_id={R1}/part-00000.jsonl.gz"
+    assert_df_equality(actual, spark.createDataFrame([
+        (0, 0, 1, part, 10), (0, 1, 1, part, 11), (0, 0, 3, part, 30), (0, 0, 4, part, 40), (0, 0, 5, part, 50),
+    ], actual.schema), ignore_row_order=True, ignore_nullable=True)
+
+
+def _snapshot(spark, lake):
+    """Every silver and gold table's rows, and every table's Delta version."""
+    contents = {t: read_table(spark, lake, t).collect() for t in TABLES if t.startswith(("silver/", "gold/"))}
+    versions = {t: last_commit(spark, lake, t)["version"] for t in TABLES}
+    return contents, versions
+
+
+def test_a_second_transform_changes_nothing_and_a_replayed_old_run_changes_no_content(spark, scenario):
+    """A run whose audit row is missing is loaded again: exactly the state a crash after gold, before the audit, leaves."""
+    config, lake, _ = scenario
+    contents, versions = _snapshot(spark, lake)
+    again = run_transform(spark, config)
+    assert again.runs == [] and not again.gold_rebuilt
+    assert _snapshot(spark, lake)[1] == versions  # not one commit anywhere
+
+    from delta.tables import DeltaTable
+    DeltaTable.forPath(spark, lake.path("_audit/runs")).delete(f"run_id = '{R1}'")
+    replay = run_transform(spark, config)
+    assert replay.loaded_run_ids == [R1]
+    assert [(c.entity, c.inserted, c.updated, c.deleted) for c in replay.runs[0].entities] == [
+        ("programmes", 0, 0, 0), ("apprenticeships", 0, 0, 0), ("projects", 0, 0, 0)]
+    after, _ = _snapshot(spark, lake)
+    for table, before_rows in contents.items():
+        assert sorted(map(tuple, after[table]), key=repr) == sorted(map(tuple, before_rows), key=repr), table
+    bronze_r1 = rows(spark, lake, "bronze/apprenticeships", where=f"run_id = '{R1}'").count()
+    audit_r1 = rows(spark, lake, "_audit/runs", where=f"run_id = '{R1}'").collect()
+    assert bronze_r1 == 7 and [r.status for r in audit_r1] == ["loaded"]
+
+
+def test_an_unreadable_landing_file_loads_nothing_of_its_run(spark, tmp_path):
+    storage = open_storage(str(tmp_path))
+    bad = write_run(storage, T0, apprenticeships=[Page([apprenticeship(i) for i in range(1, 300)])],
+                    projects=[Page([project(1)], parent=2)])
+    key = bad.keys["apprenticeships"][0]
+    storage.put(key, storage.get(key)[:200])
+    with pytest.raises(LandingReadError, match=f"run {bad.run_id}: landing file .*{key}.* cannot be read"):
+        run_transform(spark, make_config(str(tmp_path)))
+    lake = Lake(str(tmp_path))
+    for table in ("bronze/apprenticeships", "bronze/projects", "bronze/programmes", "_audit/runs"):
+        assert rows(spark, lake, table).count() == 0, table
+
+
+def test_a_landing_that_does_not_match_its_manifest_is_taken_back_out_of_bronze(spark, tmp_path):
+    storage = open_storage(str(tmp_path))
+    landed = write_run(storage, T0, apprenticeships=[Page([apprenticeship(1), apprenticeship(2)])], commit=False)
+    landed.manifest["entities"]["apprenticeships"]["pages"] = 2  # one page landed, two promised
+    write_manifest(storage, landed.manifest)
+    with pytest.raises(LandingReadError, match="apprenticeships: 1 pages read, the manifest says 2"):
+        run_transform(spark, make_config(str(tmp_path)))
+    lake = Lake(str(tmp_path))
+    assert rows(spark, lake, "bronze/apprenticeships").count() == 0
+    assert rows(spark, lake, "_audit/runs").count() == 0
+
+
+def test_counts_that_do_not_add_up_fail_the_job_and_leave_a_failed_audit_row(spark, tmp_path, monkeypatch):
+    import multiverse_etl.transform.run as transform_run
+    from multiverse_etl.transform import ReconciliationError
+
+    landed = write_run(open_storage(str(tmp_path)), T0, programmes=[Page([programme(7), programme(8)])])
+    real_append = transform_run.append_rows
+    monkeypatch.setattr(transform_run, "append_rows", lambda *a, **k: real_append(*a, **k) - 1)  # a row "lost" on the way
+    with pytest.raises(ReconciliationError, match="programmes: planned inserts 2 != MERGE rows inserted 1"):
+        run_transform(spark, make_config(str(tmp_path)))
+    audit = rows(spark, Lake(str(tmp_path)), "_audit/runs").collect()
+    assert [(r.run_id, r.status, r.reconciled, list(r.mismatches)) for r in audit] == [
+        (landed.run_id, "failed", False, ["programmes: planned inserts 2 != MERGE rows inserted 1"])]

@@ -1,0 +1,331 @@
+"""Test helpers for the transform: landing runs written exactly as `multiverse_etl.landing` says.
+
+A run is written as gzip JSON Lines parts (one API page per line, lineage included) and then its
+manifest, last, as the extractor does. Records are dicts, or `Raw("...")` text spliced into the
+page verbatim (to land values the JSON encoder would never produce, e.g. a quoted number).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import re
+import unicodedata
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence, Union
+
+from multiverse_etl.landing import part_key, write_manifest
+from multiverse_etl.storage import Storage
+
+T0 = dt.datetime(2026, 3, 2, 9, 0, 0, tzinfo=dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A record's JSON text, landed as is."""
+
+    text: str
+
+
+Record = Union[dict, Raw, str, int, None]
+
+
+@dataclass
+class Page:
+    data: Sequence[Record]
+    parent: Optional[int] = None  # projects: the apprenticeship id of the URL
+    page_index: Optional[int] = None  # default: position in its list (per parent for projects)
+    extracted_at: Optional[dt.datetime] = None  # default: the run start + one second per page
+    run_id: Optional[str] = None  # default: the run's (override to break the landing contract)
+
+
+def run_id_at(when: dt.datetime, suffix: str = "a0a0a0") -> str:
+    return f"{when:%Y%m%dT%H%M%SZ}-{suffix}"
+
+
+def iso(when: dt.datetime) -> str:
+    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _record_text(record: Record) -> str:
+    if isinstance(record, Raw):
+        return record.text
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
+def landing_line(entity: str, run_id: str, page: Page, page_index: int, extracted_at: dt.datetime) -> bytes:
+    head = {
+        "entity": entity,
+        "run_id": page.run_id or run_id,
+        "extracted_at": iso(extracted_at),
+        "page_index": page_index,
+        "request": {"path": f"/apprenticeships/{page.parent}/projects" if entity == "projects" else f"/{entity}",
+                    "params": {"page_size": 1000}},
+        "parent": {"apprenticeship_id": page.parent} if entity == "projects" else None,
+    }
+    data = "[" + ",".join(_record_text(r) for r in page.data) + "]"
+    pagination = json.dumps({"next_token": None, "previous_token": None, "page_size": 1000})
+    text = json.dumps(head, ensure_ascii=False, separators=(",", ":"))[:-1] + f',"data":{data},"pagination":{pagination}}}'
+    return (text + "\n").encode("utf-8")
+
+
+@dataclass
+class LandedRun:
+    run_id: str
+    manifest: dict[str, Any]
+    started_at: dt.datetime
+    keys: dict[str, list[str]] = field(default_factory=dict)
+
+
+def write_run(
+    storage: Storage,
+    started_at: dt.datetime,
+    *,
+    apprenticeships: Sequence[Page] = (),
+    projects: Sequence[Page] = (),
+    programmes: Sequence[Page] = (),
+    mode: str = "full",
+    complete_listing: Optional[dict[str, bool]] = None,
+    pages_per_part: int = 1000,
+    suffix: str = "a0a0a0",
+    commit: bool = True,
+) -> LandedRun:
+    """Land one run (parts, then the manifest) and return it."""
+    run_id = run_id_at(started_at, suffix)
+    complete = {"apprenticeships": mode == "full", "projects": True, "programmes": True, **(complete_listing or {})}
+    landed = LandedRun(run_id, {}, started_at)
+    entities: dict[str, Any] = {}
+    clock = started_at
+    for entity, pages in (("programmes", programmes), ("apprenticeships", apprenticeships), ("projects", projects)):
+        per_parent: dict[Optional[int], int] = {}
+        lines: list[tuple[bytes, int]] = []
+        for page in pages:
+            index = page.page_index if page.page_index is not None else per_parent.get(page.parent, 0)
+            per_parent[page.parent] = index + 1
+            clock = clock + dt.timedelta(seconds=1)
+            lines.append((landing_line(entity, run_id, page, index, page.extracted_at or clock), len(page.data)))
+        parts = []
+        for number, start in enumerate(range(0, len(lines), pages_per_part)):
+            chunk = lines[start:start + pages_per_part]
+            key = part_key(entity, run_id, number)
+            body = gzip.compress(b"".join(line for line, _ in chunk))
+            storage.put(key, body)
+            parts.append({"key": key, "pages": len(chunk), "records": sum(n for _, n in chunk), "bytes": len(body)})
+        landed.keys[entity] = [p["key"] for p in parts]
+        entities[entity] = {
+            "pages": sum(p["pages"] for p in parts),
+            "records": sum(p["records"] for p in parts),
+            "requests": len(lines),
+            "retries": 0,
+            "complete_listing": complete[entity],
+            "parts": parts,
+        }
+    entities["projects"]["parents"] = len({p.parent for p in projects})
+    landed.manifest = {
+        "run_id": run_id,
+        "manifest_version": 1,
+        "status": "committed",
+        "mode": mode,
+        "projects_scope": "all",
+        "started_at": iso(started_at),
+        "finished_at": iso(clock + dt.timedelta(seconds=1)),
+        "watermark_before": None,
+        "watermark_after": None,
+        "modified_after": None,
+        "requests": sum(e["requests"] for e in entities.values()),
+        "retries": 0,
+        "entities": entities,
+    }
+    if commit:
+        write_manifest(storage, landed.manifest)
+    return landed
+
+
+def apprenticeship(aid: int, **fields: Any) -> dict:
+    record = {
+        "id": aid,
+        "name": f"Data Fellowship – Acme {aid}",
+        "programme_id": 7,
+        "modified_date": "2024-03-05T10:21:33",
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "email_address": f"ada{aid}@example.org",
+    }
+    record.update(fields)
+    return record
+
+
+def project(pid: int, **fields: Any) -> dict:
+    record = {"id": pid, "title": f"Project {pid}", "description": "Built a pipeline.", "status": "pending"}
+    record.update(fields)
+    return record
+
+
+def programme(pid: int, **fields: Any) -> dict:
+    record = {"id": pid, "name": f"Programme {pid}", "duration": 12, "description": "Learn by doing."}
+    record.update(fields)
+    return record
+
+
+def without(record: dict, *names: str) -> dict:
+    return {k: v for k, v in record.items() if k not in names}
+
+
+# ---------------------------------------------------------------- DataFrames for unit tests
+
+RUN = "20260302T090000Z-a0a0a0"
+INGEST = dt.date(2026, 3, 2)
+EXTRACTED = dt.datetime(2026, 3, 2, 9, 0, 1, tzinfo=dt.timezone.utc)
+
+
+def landing_file(entity: str, run_id: str = RUN, part: int = 0) -> str:
+    return part_key(entity, run_id, part)
+
+
+def bronze_frame(spark, entity: str, records: Sequence[Record], parents: Optional[Sequence[Optional[int]]] = None,
+                 run_id: str = RUN, extracted_at: dt.datetime = EXTRACTED, page_index: int = 0):
+    """Bronze rows (BRONZE_SCHEMA) of one page holding `records` (dicts are landed as compact JSON)."""
+    from multiverse_etl.transform.schemas import BRONZE_SCHEMA
+
+    parents = parents if parents is not None else [None] * len(records)
+    rows = [(run_id, dt.date.fromisoformat(f"{run_id[:4]}-{run_id[4:6]}-{run_id[6:8]}"), extracted_at,
+             landing_file(entity, run_id), page_index, index, parent, None if record is None else _record_text(record))
+            for index, (record, parent) in enumerate(zip(records, parents))]
+    return spark.createDataFrame(rows, BRONZE_SCHEMA)
+
+
+def lineage(index: int, parent: Optional[int] = None, entity: str = "apprenticeships", run_id: str = RUN,
+            extracted_at: dt.datetime = EXTRACTED, page_index: int = 0) -> tuple:
+    """The lineage columns `bronze_frame` gives record `index`."""
+    return (run_id, dt.date.fromisoformat(f"{run_id[:4]}-{run_id[4:6]}-{run_id[6:8]}"), extracted_at,
+            landing_file(entity, run_id), page_index, index, parent)
+
+
+def compact(record: dict) -> str:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
+@contextmanager
+def spark_conf(spark, key: str, value: str):
+    """Set a session conf for the block and restore it (the session is shared by the whole test run)."""
+    previous = spark.conf.get(key, None)
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        if previous is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, previous)
+
+
+# ---------------------------------------------------------------- the expected lake, in plain Python
+
+# Written from the documented rules (docs/transform.md), not from the Spark code: an independent model.
+UNICODE_WHITE_SPACE = "".join(map(chr, [*range(0x09, 0x0E), 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028,
+                                        0x2029, 0x202F, 0x205F, 0x3000]))
+_EMAIL = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+                    r"@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+_STAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
+_CONTRACT = {
+    "apprenticeships": (("id", int), ("name", str), ("programme_id", int), ("modified_date", str), ("first_name", str),
+                        ("last_name", str), ("email_address", str)),
+    "projects": (("id", int), ("title", str), ("description", str), ("status", str)),
+    "programmes": (("id", int), ("name", str), ("duration", int), ("description", str)),
+}
+
+
+def _tidy(text: str) -> str:
+    return unicodedata.normalize("NFC", text.strip(UNICODE_WHITE_SPACE))
+
+
+def _stamp(text: str) -> Optional[str]:
+    text = text.strip(UNICODE_WHITE_SPACE)
+    if not _STAMP.fullmatch(text):
+        return None
+    try:
+        dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return None
+    return text
+
+
+def reasons_for(entity: str, record: Any) -> list[str]:
+    if not isinstance(record, dict):
+        return ["not_a_json_object"]
+    out = []
+    for name, kind in _CONTRACT[entity]:
+        if name not in record:
+            out.append(f"missing_field:{name}")
+        elif record[name] is None:
+            out.append(f"null_value:{name}")
+        elif type(record[name]) is not kind:
+            out.append(f"wrong_type:{name}")
+        elif name == "modified_date" and _stamp(record[name]) is None:
+            out.append("unparseable_date:modified_date")
+        elif name == "status" and record[name].strip(UNICODE_WHITE_SPACE).lower() not in ("pending", "submitted", "graded"):
+            out.append("unknown_status:status")
+        elif name == "duration" and record[name] < 0:
+            out.append("negative_value:duration")
+    return out
+
+
+@dataclass
+class ExpectedLake:
+    apprenticeships: dict  # id -> (name, programme_id, modified_date text, first, last, email, email_is_valid)
+    projects: dict  # (apprenticeship_id, project_id) -> (title, description, status)
+    programmes: dict  # id -> (name, duration, description)
+    quarantine: Counter  # (entity, reason) -> records
+    gold_apprenticeships: set
+    gold_projects: set
+
+
+def expected_lake(truth: dict) -> ExpectedLake:
+    """What silver (live rows), quarantine and gold must hold after loading `truth` (sample_api ground truth)."""
+    listed = {a["id"] for a in truth["apprenticeships"] if isinstance(a, dict) and type(a.get("id")) is int}
+    apprenticeships, projects, programmes, quarantine = {}, {}, {}, Counter()
+    for entity, rows in (("apprenticeships", truth["apprenticeships"]), ("programmes", truth["programmes"]),
+                         ("projects", [p for p in truth["projects"] if p["apprenticeship_id"] in listed])):
+        for row in rows:
+            record = {k: v for k, v in row.items() if k != "apprenticeship_id"} if entity == "projects" else row
+            reasons = reasons_for(entity, record)
+            for reason in reasons:
+                quarantine[(entity, reason)] += 1
+            if reasons:
+                continue
+            if entity == "apprenticeships":
+                email = unicodedata.normalize("NFC", record["email_address"].strip(UNICODE_WHITE_SPACE).lower())
+                apprenticeships[record["id"]] = (
+                    _tidy(record["name"]), record["programme_id"], _stamp(record["modified_date"]),
+                    _tidy(record["first_name"]), _tidy(record["last_name"]), email,
+                    bool(_EMAIL.fullmatch(email)) and len(email) <= 254)
+            elif entity == "projects":
+                projects[(row["apprenticeship_id"], record["id"])] = (
+                    _tidy(record["title"]), _tidy(record["description"]), record["status"].strip(UNICODE_WHITE_SPACE).lower())
+            else:
+                programmes[record["id"]] = (_tidy(record["name"]), record["duration"], _tidy(record["description"]))
+    statuses: dict[int, Counter] = {}
+    for (aid, _), (_, _, status) in projects.items():
+        statuses.setdefault(aid, Counter())[status] += 1
+    gold_a, gold_p = set(), set()
+    for aid, (name, pid, modified, first, last, email, valid) in apprenticeships.items():
+        programme_row = programmes.get(pid)
+        counts = statuses.get(aid, Counter())
+        total = sum(counts.values())
+        gold_a.add((aid, name, pid, modified, first, last, email, valid,
+                    programme_row[0] if programme_row else None, programme_row[1] if programme_row else None,
+                    programme_row is not None, total, counts["pending"], counts["submitted"], counts["graded"], total > 0,
+                    modified[:7] + "-01"))
+    for (aid, project_id), (title, description, status) in projects.items():
+        parent = apprenticeships.get(aid)
+        if parent is None:
+            gold_p.add((project_id, aid, title, description, status, False) + (None,) * 6 + (None, False, None, None, None, None))
+            continue
+        name, pid, modified, first, last, email, valid = parent
+        programme_row = programmes.get(pid)
+        gold_p.add((project_id, aid, title, description, status, True, name, first, last, email, valid, modified, pid,
+                    programme_row is not None, *(programme_row or (None, None, None)), modified[:7] + "-01"))
+    return ExpectedLake(apprenticeships, projects, programmes, quarantine, gold_a, gold_p)
