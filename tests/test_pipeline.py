@@ -19,7 +19,8 @@ from transform_support import expected_lake, spark_conf
 
 from conftest import make_config
 
-SCALE, SEED, CORRUPT = 150, 11, 0.04
+SCALE, SEED, CORRUPT = 150, 11, 0.04  # 150 apprenticeships: two deleted, eight modified, three added per generation
+S3_SCALE = 80
 FAULTS = dict(fault_rate=0.05, drop_rate=0.02, token_ttl=60, max_page_size=40, fault_seed=3)
 API = {"page_size": 50, "concurrency": 8, "backoff_base_s": 0.01, "backoff_max_s": 0.2, "max_attempts": 12}
 TS = "yyyy-MM-dd'T'HH:mm:ss"
@@ -31,8 +32,8 @@ def fast_delta_snapshots(spark):
         yield
 
 
-def pipeline(spark, config, generation, mode):
-    with serve_in_background(scale=SCALE, seed=SEED, generation=generation, corrupt_rate=CORRUPT, **FAULTS) as api:
+def pipeline(spark, config, generation, mode, scale=SCALE):
+    with serve_in_background(scale=scale, seed=SEED, generation=generation, corrupt_rate=CORRUPT, **FAULTS) as api:
         configured = make_config(config.lake.root, env=config.env, api={"url": api.url, **API}, s3=vars(config.s3))
         return run_pipeline(configured, lambda: spark, mode=mode)
 
@@ -58,8 +59,8 @@ def lake_state(spark, lake):
     return apprenticeships, projects, programmes, gold_a, gold_p
 
 
-def assert_lake_equals_truth(spark, lake, generation):
-    expected = expected_lake(ground_truth(SCALE, SEED, generation, CORRUPT))
+def assert_lake_equals_truth(spark, lake, generation, scale=SCALE):
+    expected = expected_lake(ground_truth(scale, SEED, generation, CORRUPT))
     apprenticeships, projects, programmes, gold_a, gold_p = lake_state(spark, lake)
     for name, rows, want in (("apprenticeships", apprenticeships, expected.apprenticeships),
                              ("projects", projects, expected.projects), ("programmes", programmes, expected.programmes)):
@@ -102,8 +103,8 @@ def test_s3_lake_equals_the_ground_truth_and_a_second_pipeline_changes_no_conten
 
     config = make_config(f"{s3_config.lake.root}/pipeline-{uuid.uuid4().hex[:8]}", env="local-s3", s3=vars(s3_config.s3))
     lake = Lake(config.lake.root, config.s3.spark_scheme)
-    first = pipeline(spark, config, 0, "full")
-    assert_lake_equals_truth(spark, lake, 0)
+    first = pipeline(spark, config, 0, "full", S3_SCALE)
+    assert_lake_equals_truth(spark, lake, 0, S3_SCALE)
     current_state = ("silver/apprenticeships", "silver/projects", "silver/programmes", "gold/apprenticeships",
                      "gold/apprenticeship_projects")
     before = {t: sorted(map(tuple, read_table(spark, lake, t).collect()), key=repr) for t in current_state}
@@ -112,7 +113,7 @@ def test_s3_lake_equals_the_ground_truth_and_a_second_pipeline_changes_no_conten
     assert run_transform(spark, config).runs == []  # transform again: nothing to load, not one commit
     assert {t: last_commit(spark, lake, t)["version"] for t in TABLES} == versions
 
-    again = pipeline(spark, config, 0, "full")  # the whole pipeline again on an unchanged source
+    again = pipeline(spark, config, 0, "full", S3_SCALE)  # the whole pipeline again on an unchanged source
     counts = {c.entity: (c.inserted, c.updated, c.deleted) for c in again.transform.runs[0].entities}
     assert counts == {"programmes": (0, 0, 0), "apprenticeships": (0, 0, 0), "projects": (0, 0, 0)}
     after = {t: sorted(map(tuple, read_table(spark, lake, t).collect()), key=repr) for t in before}

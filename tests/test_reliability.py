@@ -50,3 +50,38 @@ def test_the_run_is_audited_once_and_reconciles(run, spark):
     audit = read_table(spark, Lake(run.config.lake.root, run.config.s3.spark_scheme), "_audit/runs").collect()
     assert [(r.run_id, r.status, r.reconciled, list(r.mismatches)) for r in audit] == [
         (run.extract.run_id, "loaded", True, [])]
+
+
+def test_a_dead_pagination_token_is_recognised_even_when_429s_and_dropped_connections_come_between_its_500s():
+    """After a restart, a tokened request answers 500 forever; rate limiting and drops interleave with those 500s.
+
+    Bug (extract/client.py get_page): `if status != 500: streak_500 = 0` also resets the streak on a 429 or a
+    dropped connection, which say nothing about the token. Under every fault at once the streak can then never
+    reach 4: the request fails with RetryBudgetExhausted ("GET /apprenticeships failed after 12 attempts (last:
+    HTTP 500)") instead of restarting the list, and the whole run fails. Seen intermittently in the fault matrix
+    above. Suggested: reset the streak only on an answer from the application (200, 4xx other than 429).
+    """
+    from aiohttp import web
+
+    from multiverse_etl.extract.client import ApiClient
+    from multiverse_etl.extract.errors import DeadPaginationToken
+    from test_client import Script, api_config, creds, run, serve
+
+    cycle = ["500", "500", "500", "429", "500", "500", "500", "drop"]
+
+    async def data(script, request):
+        step = cycle[(script.requests - 1) % len(cycle)]
+        if step == "429":
+            return web.json_response({"detail": "Too Many Requests"}, status=429, headers={"Retry-After": "0"})
+        if step == "drop":
+            request.transport.close()
+            return web.Response(status=200)
+        return web.Response(status=500, text="Internal Server Error")
+
+    async def main():
+        script = Script(data)
+        async with serve(script) as url, ApiClient(api_config(url, max_attempts=12), creds()) as client:
+            with pytest.raises(DeadPaginationToken):
+                await client.get_page("/apprenticeships", {"page_size": 5, "pagination_token": "dead"}, entity="a")
+
+    run(main())

@@ -22,21 +22,16 @@ DESCRIPTIONS = {
 def _extract_parser() -> argparse.ArgumentParser:
     from .extract import add_extract_arguments
 
-    parser = add_extract_arguments(base_parser("extract", DESCRIPTIONS["extract"]))
-    parser.add_argument("--break-lock", action="store_true", help="remove a crashed writer's lake lock first")
-    return parser
+    return add_extract_arguments(base_parser("extract", DESCRIPTIONS["extract"]))
 
 
 def _extract(args: argparse.Namespace) -> int:
     from .extract import extract_overrides, run_extract
-    from .lock import lake_lock
-    from .storage import open_storage
 
+    # No lake lock: extraction runs only add their own run's files (distinct run ids) and the
+    # watermark only moves forward, so a lone extract can run beside a transform.
     config = load_job_config(args, extract_overrides(args))
-    storage = open_storage(config.lake.root, config.s3)
-    _maybe_break_lock(args, storage)
-    with lake_lock(storage, owner=f"extract ({args.resume or 'new run'})"):
-        result = run_extract(config, mode=args.mode, resume_run_id=args.resume, storage=storage)
+    result = run_extract(config, mode=args.mode, resume_run_id=args.resume)
     print(f"extract committed run {result.run_id}: {result.manifest_key}", flush=True)
     return 0
 

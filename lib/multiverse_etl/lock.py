@@ -10,6 +10,7 @@ an operator removes it with `--break-lock` after checking nothing runs.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from .storage import ObjectNotFound, Storage
 log = logging.getLogger(__name__)
 
 LOCK_KEY = "_locks/writer.lock"
+TAKEOVER_PREFIX = "_locks/takeover-"
 DEFAULT_TTL_S = 6 * 3600
 
 
@@ -56,12 +58,16 @@ def acquire(storage: Storage, owner: str, ttl_s: int = DEFAULT_TTL_S) -> dict:
     acquired = dt.datetime.fromisoformat(held.get("acquired_at", "1970-01-01T00:00:00+00:00"))
     expired = _now() - acquired > dt.timedelta(seconds=int(held.get("ttl_s", ttl_s)))
     if expired or _holder_died_here(held):
-        why = "expired" if expired else "left by a process of this host that is gone"
-        log.warning("lake lock of %s %s (taken %s); replacing it", held.get("owner"), why, held.get("acquired_at"))
-        storage.delete(LOCK_KEY)
-        if storage.put_if_absent(LOCK_KEY, payload):
-            return body
-        held = read_lock(storage) or {}
+        # Only one starter may replace a given stale lock: the takeover itself is a conditional put
+        # keyed by the stale lock's content, so a racer cannot delete the winner's fresh lock.
+        stale = hashlib.sha256(json.dumps(held, sort_keys=True).encode()).hexdigest()[:16]
+        if storage.put_if_absent(f"{TAKEOVER_PREFIX}{stale}", payload):
+            why = "expired" if expired else "left by a process of this host that is gone"
+            log.warning("lake lock of %s %s (taken %s); replacing it", held.get("owner"), why, held.get("acquired_at"))
+            storage.delete(LOCK_KEY)
+            if storage.put_if_absent(LOCK_KEY, payload):
+                return body
+        held = read_lock(storage) or held
     raise LakeLocked(
         f"the lake {storage.uri()} is locked by {held.get('owner')} (host {held.get('host')}, pid {held.get('pid')}, "
         f"since {held.get('acquired_at')}); wait for it to finish, or if it crashed run with --break-lock"

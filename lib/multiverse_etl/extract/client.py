@@ -16,6 +16,7 @@ caller restarts that list (DeadPaginationToken).
 from __future__ import annotations
 
 import asyncio
+import re
 import json
 import logging
 import random
@@ -94,6 +95,9 @@ class ApiClient:
         """`on_token` is told every new access token (the run registers it for log redaction)."""
         self.api = api
         self.base_url = str(URL(api.url.rstrip("/")))  # in encoded form: request URLs are built as text
+        parsed = URL(self.base_url)
+        # What messages and logs show: never a user:password@ part of the configured URL.
+        self.display_url = str(parsed.with_user(None)) if parsed.user or parsed.password else self.base_url
         self.credentials = credentials
         self.stats = stats or RequestStats()
         self.budget = budget or RetryBudget(api.retry_budget)
@@ -110,7 +114,7 @@ class ApiClient:
         self._refused: Optional[AuthError] = None  # once refused, never ask again (no lock-out storm)
 
     def __repr__(self) -> str:
-        return f"ApiClient(url={self.base_url!r}, user={self.credentials.username!r})"
+        return f"ApiClient(url={self.display_url!r}, user={self.credentials.username!r})"
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -166,6 +170,8 @@ class ApiClient:
                     status = resp.status
                     body = await resp.read()
                     retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            except aiohttp.ClientConnectorCertificateError as exc:
+                raise self._certificate_error(exc, "/login") from None
             except TRANSIENT_ERRORS as exc:
                 problem = _describe(exc)
             else:
@@ -177,22 +183,23 @@ class ApiClient:
                 else:
                     detail = self._detail(body)
                     self._refused = AuthError(
-                        f"login to {self.base_url} as {self.credentials.username!r} was refused "
+                        f"login to {self.display_url} as {self.credentials.username!r} was refused "
                         f"(HTTP {status}: {detail}); check MV_API_USERNAME / MV_API_PASSWORD "
                         f"or the Secrets Manager secret in api.secret_id",
                         status=status, path="/login",
                     )
                     raise self._refused
-            await self._retry_or_raise(f"POST {url}", attempt, problem, retry_after, counter, status_429=False)
+            await self._retry_or_raise(f"POST {self.display_url}/login", attempt, problem, retry_after, counter,
+                                       status_429=False)
 
     def _accept_token(self, body: bytes) -> None:
         try:
             doc = orjson.loads(body)
             token = doc["access_token"]
         except (orjson.JSONDecodeError, KeyError, TypeError):
-            raise AuthError(f"login to {self.base_url} answered 200 without an access_token", path="/login") from None
+            raise AuthError(f"login to {self.display_url} answered 200 without an access_token", path="/login") from None
         if not isinstance(token, str) or not token:
-            raise AuthError(f"login to {self.base_url} answered an empty access_token", path="/login")
+            raise AuthError(f"login to {self.display_url} answered an empty access_token", path="/login")
         if self._on_token is not None:
             self._on_token(token)
         self._token = Secret(token)
@@ -238,8 +245,11 @@ class ApiClient:
                 async with session.get(url, headers=self._auth_headers) as resp:
                     status = resp.status
                     body = await resp.read()
+                    content_type = resp.content_type
                     if status == 429 or status == 503:
                         retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            except aiohttp.ClientConnectorCertificateError as exc:
+                raise self._certificate_error(exc, path) from None
             except TRANSIENT_ERRORS as exc:
                 problem = _describe(exc)
             else:
@@ -247,7 +257,7 @@ class ApiClient:
                     doc = _parse_page(body)
                     if doc is not None:
                         return Response(body, doc)
-                    problem = "an unreadable page body"
+                    problem = f"an unreadable page body (HTTP 200 {content_type}: {_snippet(body)})"
                 elif status == 401:
                     relogins += 1
                     if relogins > MAX_RELOGINS_PER_REQUEST:
@@ -276,6 +286,12 @@ class ApiClient:
             await self._retry_or_raise(f"GET {path}", attempt, problem, retry_after, counter, status_429=status == 429)
 
     # ------------------------------------------------------------------ helpers
+
+    def _certificate_error(self, exc: BaseException, path: str) -> ApiError:
+        """A bad certificate will not fix itself: no retry, say what is wrong and what to do."""
+        reason = getattr(exc, "certificate_error", None) or type(exc).__name__
+        return ApiError(f"the TLS certificate of {self.display_url} is not trusted ({reason}); fix the certificate "
+                        f"or its CA bundle, or (never in production) set api.verify_tls: false", path=path)
 
     async def _retry_or_raise(self, what: str, attempt: int, problem: str, retry_after: Optional[float],
                               counter: Counter, status_429: bool) -> None:
@@ -332,6 +348,13 @@ def _parse_page(body: bytes) -> Optional[dict[str, Any]]:
     if type(doc) is not dict or type(doc.get("data")) is not list or type(doc.get("pagination")) is not dict:
         return None
     return doc
+
+
+def _snippet(body: bytes, limit: int = 120) -> str:
+    """The start of an unexpected body, tags and runs of white space removed, for the error message."""
+    text = re.sub(r"<[^>]*>", " ", body[:2000].decode("utf-8", "replace"))
+    text = " ".join(text.split())
+    return repr(text[:limit] + ("…" if len(text) > limit else ""))
 
 
 def _describe(exc: BaseException) -> str:

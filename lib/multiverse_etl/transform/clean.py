@@ -111,8 +111,9 @@ def is_json_object(raw: Column) -> Column:
 # cleaning, so text is only sent to Python when it holds a character outside these ranges. They hold
 # no character that NFC can change, compose or reorder (tests/test_clean.py proves it against
 # `unicodedata`): Latin, Greek, Cyrillic, Vietnamese, punctuation, symbols, CJK, kana, Hangul
-# syllables, emoji and their variation selectors. Combining marks, Hangul jamo, CJK compatibility ideographs and the few
-# characters NFC replaces are all outside, so any string that could change goes through Python.
+# syllables, emoji and their variation selectors. Combining marks, Hangul jamo, CJK compatibility
+# ideographs and the few characters NFC replaces are all outside: any text that could change goes
+# through Python.
 NFC_STABLE_RANGES = (
     (0x0000, 0x02FF), (0x0388, 0x0482), (0x0488, 0x0590), (0x1E00, 0x1F70), (0x2002, 0x20CF), (0x212C, 0x2328),
     (0x232B, 0x2ADB), (0x2ADD, 0x2CEE), (0x2E00, 0x3029), (0x3030, 0x3098), (0x309B, 0xA66E), (0xABEE, 0xD7FF),

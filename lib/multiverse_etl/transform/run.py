@@ -12,6 +12,8 @@ crash at any point is repaired by running the transform again.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import json
 import logging
 import time
@@ -309,7 +311,8 @@ class _Transform:
     def refresh_gold(self, force: bool) -> tuple[bool, GoldSummary]:
         """Rebuild gold when runs were loaded or silver moved since gold was built (a crash in between)."""
         spark, lake = self.spark, self.lake
-        versions = table_versions(spark, lake, SILVER_TABLES)
+        # Gold depends on silver's versions and on the pseudonymisation key (a new key must re-hash gold).
+        versions = {**table_versions(spark, lake, SILVER_TABLES), "pseudonyms": _key_fingerprint(self.pseudonymisation_key)}
         built_from = _gold_source_versions(last_commit(spark, lake, GOLD_TABLES[0]).get("userMetadata"))
         if not force and built_from == versions:
             log.info("gold is up to date with silver %s", versions)
@@ -346,6 +349,14 @@ def _present_keys(entity: str, ranked: DataFrame) -> DataFrame:
         keyed = ranked.select(record_key)
     return keyed.where(F.col(KEYS[entity][-1]).isNotNull() & F.col("apprenticeship_id").isNotNull()) if entity == "projects" \
         else keyed.where(F.col(KEYS[entity][0]).isNotNull())
+
+
+def _key_fingerprint(key: Optional[str]) -> str:
+    """Which key built gold, without revealing it: an HMAC of a constant, or "off"."""
+    if not key:
+        return "off"
+    data = key.encode() if isinstance(key, str) else key
+    return hmac.new(data, b"multiverse-etl gold pseudonyms", hashlib.sha256).hexdigest()[:16]
 
 
 def _gold_source_versions(user_metadata: Optional[str]) -> Optional[dict[str, int]]:
