@@ -56,6 +56,10 @@ bench: setup wrk
 	$(PY) bench/extract.py
 	$(PY) bench/transform.py
 
+# The reliability suite at a larger scale (20,000 apprenticeships): prints the chaos table.
+chaos: setup
+	$(PY) bench/chaos.py
+
 local-s3: setup
 	$(PY) -m multiverse_etl.devtools.local_s3 --port 5055
 
