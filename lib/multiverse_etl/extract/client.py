@@ -278,7 +278,9 @@ class ApiClient:
                                 status=500, path=path)
                 else:
                     raise ApiError(f"GET {path} answered HTTP {status}: {self._detail(body)}", status=status, path=path)
-            if status != 500:
+            if 400 <= status < 500 and status != 429:
+                # Only an answer from the application itself breaks a run of 500s; a 429 or a dropped
+                # connection in between says nothing about whether the token is dead.
                 streak_500 = 0
             if status == 429 and retry_after is not None:
                 # The API said when to come back: that is not a failed attempt (the run's budget still bounds it).

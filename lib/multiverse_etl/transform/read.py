@@ -112,15 +112,17 @@ def explode_pages(run_id: str) -> Callable[[DataFrame], DataFrame]:
     ingest_date = run_ingest_date(run_id)
 
     def step(pages: DataFrame) -> DataFrame:
-        exploded = pages.select(
+        # Page-level lineage is computed once per page, before the records are exploded.
+        lineage = pages.select(
             F.lit(run_id).alias("run_id"),
             F.to_date(F.lit(ingest_date)).alias("ingest_date"),
             parse_landing_timestamp(F.col("extracted_at")).alias("extracted_at"),
             F.regexp_extract(F.col("landing_path"), LANDING_KEY, 1).alias("landing_file"),
             F.col("page_index"),
-            F.posexplode("data").alias("record_index", "raw_record"),
             F.col("parent.apprenticeship_id").alias("parent_apprenticeship_id"),
+            F.col("data"),
         )
+        exploded = lineage.select("*", F.posexplode("data").alias("record_index", "raw_record"))
         return exploded.select(*[F.col(f.name) for f in BRONZE_SCHEMA.fields])
 
     return step
