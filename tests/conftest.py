@@ -40,6 +40,17 @@ def s3_config(local_s3) -> Config:
     return make_config(f"s3://{local_s3.bucket}/tests", env="local-s3", s3={"endpoint_url": local_s3.endpoint_url})
 
 
+@pytest.fixture(params=["folder", "s3"])
+def storage(request, tmp_path):
+    """The same tests on a folder lake and on the local S3 endpoint."""
+    from multiverse_etl.storage import LocalStorage, open_storage
+
+    if request.param == "folder":
+        return LocalStorage(str(tmp_path / "lake"))
+    config = request.getfixturevalue("s3_config")
+    return open_storage(f"{config.lake.root}/storage-{tmp_path.name}", config.s3)
+
+
 @pytest.fixture(scope="session")
 def spark(local_s3):
     """The one SparkSession of the test run, built by the library's builder (Delta + s3a on local S3)."""

@@ -7,15 +7,6 @@ import json
 import pytest
 
 from multiverse_etl.lock import LOCK_KEY, LakeLocked, acquire, break_lock, lake_lock, read_lock
-from multiverse_etl.storage import LocalStorage, open_storage
-
-
-@pytest.fixture(params=["folder", "s3"])
-def storage(request, tmp_path):
-    if request.param == "folder":
-        return LocalStorage(str(tmp_path / "lake"))
-    config = request.getfixturevalue("s3_config")
-    return open_storage(f"{config.lake.root}/lock-{tmp_path.name}", config.s3)
 
 
 def test_second_holder_is_refused_with_the_first_holders_name(storage):

@@ -2,15 +2,7 @@
 
 import pytest
 
-from multiverse_etl.storage import LocalStorage, ObjectNotFound, S3Storage, open_storage, spark_path
-
-
-@pytest.fixture(params=["folder", "s3"])
-def storage(request, tmp_path):
-    if request.param == "folder":
-        return LocalStorage(str(tmp_path / "lake"))
-    config = request.getfixturevalue("s3_config")
-    return open_storage(f"{config.lake.root}/storage-{tmp_path.name}", config.s3)
+from multiverse_etl.storage import ObjectNotFound, S3Storage, open_storage, spark_path
 
 
 def test_put_get_list_delete_round_trip(storage):

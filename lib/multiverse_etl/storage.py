@@ -53,13 +53,18 @@ class LocalStorage:
     def _path(self, key: str) -> Path:
         return Path(self.root, *key.split("/"))
 
-    def put(self, key: str, data: bytes) -> None:
+    def _staged(self, key: str, data: bytes) -> tuple[Path, str]:
+        """`data` written to a temp file beside the key's path (its final name comes atomically)."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        return path, tmp
+
+    def put(self, key: str, data: bytes) -> None:
+        path, tmp = self._staged(key, data)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -67,12 +72,8 @@ class LocalStorage:
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         """Create-if-absent with the content already in place (a hard link never exposes a half file)."""
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        path, tmp = self._staged(key, data)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
             os.link(tmp, path)
         except FileExistsError:
             return False
