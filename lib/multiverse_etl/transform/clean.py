@@ -35,7 +35,6 @@ EMAIL_MAX_LENGTH = 254
 # The source's only timestamp format (contract: "2024-03-05T10:21:33", UTC, no zone, no fraction).
 SOURCE_TIMESTAMP_SHAPE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\z"
 SOURCE_TIMESTAMP_PATTERN = "yyyy-MM-dd'T'HH:mm:ssX"  # parsed with a 'Z' appended: UTC whatever the session zone
-INTEGER_TEXT = r"^-?[0-9]{1,19}\z"
 _INTEGER_BOUNDS = {"bigint": (-(2**63), 2**63 - 1), "int": (-(2**31), 2**31 - 1)}
 
 # JSON token kinds of a record's field, read off the raw text.
@@ -71,10 +70,18 @@ def parse_source_timestamp(col: Column) -> Column:
 
 
 def to_integer(col: Column, type_name: str = "bigint") -> Column:
-    """Integer text → bigint/int, else null (no ANSI error: checked as text, cast via an exact decimal)."""
+    """Integer text → bigint/int, else null, never an ANSI error.
+
+    The text is checked before any cast: with fewer digits than the type can always hold, a plain
+    cast; with more (leading zeros count), an exact decimal and a range check first.
+    """
     low, high = _INTEGER_BOUNDS[type_name]
-    exact = F.when(col.rlike(INTEGER_TEXT), col.cast(T.DecimalType(20, 0)))
-    return F.when(exact.between(low, high), exact.cast(type_name))
+    safe_digits = len(str(high)) - 1  # 18 for bigint, 9 for int: any such number fits
+    wide = col.cast(T.DecimalType(20, 0))
+    return (
+        F.when(col.rlike(rf"^-?[0-9]{{1,{safe_digits}}}\z"), col.cast(type_name))
+        .when(col.rlike(rf"^-?[0-9]{{{safe_digits + 1},19}}\z") & wide.between(low, high), wide.cast(type_name))
+    )
 
 
 def month_start(col: Column) -> Column:
@@ -87,13 +94,16 @@ def json_token_kind(raw: Column, field: str) -> Column:
 
     Spark's `from_json` turns a number into text for a string field and vice versa, so the type
     is read from the raw text: the first character after `"field":`. A `"` can only appear
-    unescaped at a token boundary, so a key inside a string value can never match.
+    unescaped at a token boundary, so a key inside a string value can never match (a key of the
+    same name in a nested object can: that record breaks the contract anyway).
     """
     if not field.replace("_", "").isalnum():
         raise ValueError(f"field name {field!r} cannot be used in a pattern")
-    first = F.regexp_extract(raw, r'[{,]\s*"' + field + r'"\s*:\s*(.)', 1)
+    first = F.regexp_extract(raw, '"' + field + r'"\s*:\s*(.)', 1)
     return (
-        F.when(first == "", F.lit(KIND_MISSING))
+        # Compact JSON (what the API serves) is settled by a plain substring search; the pattern covers the rest.
+        F.when(raw.contains(f'"{field}":"'), F.lit(KIND_STRING))
+        .when(first == "", F.lit(KIND_MISSING))
         .when(first == '"', F.lit(KIND_STRING))
         .when(first.rlike(r"^[-0-9]\z"), F.lit(KIND_NUMBER))
         .when(first == "n", F.lit(KIND_NULL))
@@ -102,7 +112,7 @@ def json_token_kind(raw: Column, field: str) -> Column:
 
 
 def is_json_object(raw: Column) -> Column:
-    return F.coalesce(raw.rlike(r"^\s*\{"), F.lit(False))
+    return F.coalesce(raw.startswith("{") | raw.rlike(r"^\s*\{"), F.lit(False))
 
 
 # ---------------------------------------------------------------- Unicode NFC
