@@ -62,3 +62,23 @@ def test_a_lock_left_by_a_dead_process_of_this_host_is_taken_over(storage):
     storage.put(LOCK_KEY, json.dumps(alive).encode())
     with pytest.raises(LakeLocked):
         acquire(storage, "too-early")
+
+
+def test_a_holder_whose_lock_was_taken_over_does_not_release_the_new_holders_lock(storage):
+    with lake_lock(storage, "transform") as first:
+        taken_over = dict(first, pid=first["pid"] + 1, acquired_at=dt.datetime.now(dt.timezone.utc).isoformat())
+        storage.put(LOCK_KEY, json.dumps(taken_over).encode())  # the same owner name, another process
+    assert read_lock(storage) == taken_over
+
+
+def test_old_takeover_markers_are_forgotten_and_recent_ones_kept(storage):
+    from multiverse_etl.lock import TAKEOVER_PREFIX
+
+    now = dt.datetime.now(dt.timezone.utc)
+    storage.put(f"{TAKEOVER_PREFIX}old", json.dumps({"owner": "a", "acquired_at": (now - dt.timedelta(hours=2)).isoformat()}).encode())
+    storage.put(f"{TAKEOVER_PREFIX}recent", json.dumps({"owner": "b", "acquired_at": now.isoformat()}).encode())
+    stale = {"owner": "crashed", "acquired_at": (now - dt.timedelta(hours=7)).isoformat(), "ttl_s": 3600}
+    storage.put(LOCK_KEY, json.dumps(stale).encode())
+    assert acquire(storage, "fresh")["owner"] == "fresh"
+    markers = sorted(info.key.rsplit("-", 1)[-1] for info in storage.list(TAKEOVER_PREFIX))
+    assert "old" not in markers and "recent" in markers and len(markers) == 2  # + the marker of this takeover

@@ -1,6 +1,9 @@
 """spark-submit.sh: the command it builds per environment, its errors, and real local runs."""
 
+import json
 import os
+import re
+import socket
 import subprocess
 import sys
 import zipfile
@@ -9,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from multiverse_etl.config import ConfigError
+from multiverse_etl.lock import LOCK_KEY
 from multiverse_etl.submit import JOBS, SubmitError, build_lib_zip, plan
+from sample_api.server import serve_in_background
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "spark-submit.sh"
@@ -80,3 +85,53 @@ def test_smoke_and_maintain_run_through_spark_submit_locally(tmp_path):
     refused = run_script("maintain", "--env", "local", "--lake-root", str(lake), "--retention-hours", "1")
     # spark-submit's Python runner sends the driver's stderr to stdout
     assert refused.returncode == 1 and "below the safe minimum" in refused.stdout + refused.stderr
+
+
+# Test-sized Spark: 2 shuffle partitions, small Delta snapshots, no UI.
+SMALL_SPARK = ["--set", "transform.shuffle_partitions=2", "--set", "spark.conf.spark.driver.memory=1g",
+               "--set", "spark.conf.spark.databricks.delta.snapshotPartitions=2", "--set", "spark.conf.spark.ui.enabled=false"]
+
+
+def summary_row(output: str, run_id: str, entity: str) -> dict:
+    """One line of the transform's summary table, by its column titles."""
+    lines = output.splitlines()
+    header = next(line for line in lines if line.startswith("run ") and line.rstrip().endswith("ok")).split()
+    row = next(line.split() for line in lines if line.startswith(run_id) and line.split()[1] == entity)
+    return dict(zip(header, row))
+
+
+@pytest.mark.slow
+def test_extract_transform_and_pipeline_run_through_spark_submit_locally(tmp_path):
+    lake = tmp_path / "lake"
+    with serve_in_background(scale=25, seed=5) as api:
+        extract = run_script("extract", "--env", "local", "--lake-root", str(lake), "--api-url", api.url)
+        assert extract.returncode == 0, extract.stderr[-2000:]
+        first_run = re.search(r"extract committed run (\S+): ", extract.stdout).group(1)
+        manifest = json.loads((lake / "raw" / "_manifests" / f"{first_run}.json").read_text())
+        assert manifest["run_id"] == first_run and manifest["entities"]["apprenticeships"]["records"] == 25
+
+        # A live writer holds the lake: transform is refused, naming it, and loads nothing.
+        holder = {"owner": "another-pipeline", "host": socket.gethostname(), "pid": os.getppid(),
+                  "acquired_at": "2026-01-01T00:00:00+00:00", "ttl_s": 10**9}
+        (lake / LOCK_KEY).parent.mkdir(parents=True, exist_ok=True)
+        (lake / LOCK_KEY).write_text(json.dumps(holder))
+        refused = run_script("transform", "--env", "local", "--lake-root", str(lake), *SMALL_SPARK)
+        assert refused.returncode != 0 and "locked by another-pipeline" in refused.stdout + refused.stderr
+        assert not (lake / "silver").exists()
+        (lake / LOCK_KEY).unlink()
+
+        transform = run_script("transform", "--env", "local", "--lake-root", str(lake), *SMALL_SPARK)
+        assert transform.returncode == 0, transform.stdout[-3000:] + transform.stderr[-3000:]
+        loaded = summary_row(transform.stdout, first_run, "apprenticeships")
+        assert (loaded["landed"], loaded["inserted"], loaded["live"], loaded["ok"]) == ("25", "25", "25", "yes")
+
+        pipeline = run_script("pipeline", "--env", "local", "--lake-root", str(lake), "--api-url", api.url, "--show", "3",
+                              *SMALL_SPARK)
+    assert pipeline.returncode == 0, pipeline.stdout[-3000:] + pipeline.stderr[-3000:]
+    second_run = re.search(r"extract committed run (\S+): ", pipeline.stdout).group(1)
+    assert second_run != first_run
+    again = summary_row(pipeline.stdout, second_run, "apprenticeships")  # the same source: nothing changes
+    assert (again["inserted"], again["updated"], again["unchanged"], again["live"]) == ("0", "0", "25", "25")
+    gold = [line for line in pipeline.stdout.splitlines() if re.match(r"^\|\s*\d+\s*\|", line)]
+    assert [int(line.split("|")[1]) for line in gold] == [1, 2, 3]
+    assert not (lake / LOCK_KEY).exists()

@@ -43,6 +43,7 @@ def _transform_parser() -> argparse.ArgumentParser:
 
 
 def _transform(args: argparse.Namespace) -> int:
+    from .lock import lake_lock
     from .spark import build_spark
     from .storage import open_storage
     from .transform import run_transform
@@ -50,8 +51,10 @@ def _transform(args: argparse.Namespace) -> int:
     config = load_job_config(args)
     storage = open_storage(config.lake.root, config.s3)
     _maybe_break_lock(args, storage)
-    spark = build_spark(config, "multiverse-etl-transform")
-    result = run_transform(spark, config, storage=storage)
+    # The lock first: a lake busy with another writer is refused before a JVM is started.
+    with lake_lock(storage, owner="transform"):
+        spark = build_spark(config, "multiverse-etl-transform")
+        result = run_transform(spark, config, storage=storage, take_lock=False)
     for line in result.summary_lines():
         print(line, flush=True)
     return 0

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 LOCK_KEY = "_locks/writer.lock"
 TAKEOVER_PREFIX = "_locks/takeover-"
 DEFAULT_TTL_S = 6 * 3600
+TAKEOVER_MEMORY = dt.timedelta(hours=1)
 
 
 class LakeLocked(RuntimeError):
@@ -66,6 +67,7 @@ def acquire(storage: Storage, owner: str, ttl_s: int = DEFAULT_TTL_S) -> dict:
             log.warning("lake lock of %s %s (taken %s); replacing it", held.get("owner"), why, held.get("acquired_at"))
             storage.delete(LOCK_KEY)
             if storage.put_if_absent(LOCK_KEY, payload):
+                _forget_old_takeovers(storage)
                 return body
         held = read_lock(storage) or held
     raise LakeLocked(
@@ -89,9 +91,26 @@ def _holder_died_here(held: dict) -> bool:
     return False
 
 
-def release(storage: Storage, owner: str) -> None:
+def _forget_old_takeovers(storage: Storage, older_than: dt.timedelta = TAKEOVER_MEMORY) -> None:
+    """Delete takeover markers old enough that no starter can still be racing for their stale lock.
+
+    A marker must outlive every racer that read the same stale lock (they fail on it); a racer
+    gives up within seconds, so an hour is ample, and markers never pile up.
+    """
+    for info in list(storage.list(TAKEOVER_PREFIX)):
+        try:
+            taken = dt.datetime.fromisoformat(json.loads(storage.get(info.key))["acquired_at"])
+        except (ObjectNotFound, ValueError, KeyError, TypeError):
+            continue
+        if _now() - taken > older_than:
+            storage.delete(info.key)
+
+
+def release(storage: Storage, owner: str, body: dict | None = None) -> None:
+    """Remove the lock if it is still ours (`body`: the exact lock we took; else matched by owner)."""
     held = read_lock(storage)
-    if held and held.get("owner") == owner:
+    ours = held is not None and (held == body if body is not None else held.get("owner") == owner)
+    if ours:
         storage.delete(LOCK_KEY)
         log.info("lake lock released by %s", owner)
 
@@ -111,4 +130,4 @@ def lake_lock(storage: Storage, owner: str, ttl_s: int = DEFAULT_TTL_S) -> Itera
     try:
         yield body
     finally:
-        release(storage, owner)
+        release(storage, owner, body)
