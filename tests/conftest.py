@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import pytest
 
-from multiverse_etl.config import Config, build_config, load_config
+from multiverse_etl.config import Config, load_config
 from multiverse_etl.logs import setup_logging
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +62,7 @@ def spark(local_s3):
         "spark.default.parallelism": "2",
         "spark.sql.adaptive.enabled": "false",
         "spark.ui.enabled": "false",
+        "spark.databricks.delta.snapshotPartitions": "2",
     }))
     session = build_spark(config, "multiverse-etl-tests")
     yield session

@@ -34,15 +34,13 @@ from sample_api.dump import ground_truth
 from extract_support import assert_matches_ground_truth, extract_config, start_api, storage_for
 from reliability_support import (REASON_OF_KIND, assert_lake_matches, canonical, faulted_pipeline_run, job_command,
                                  job_env, reference_lake, with_sections)
-from transform_support import spark_conf
 
 SINGULAR = {"apprenticeships": "apprenticeship", "projects": "project", "programmes": "programme"}
 
 
 @pytest.fixture(scope="module")
 def run(spark, s3_config):
-    with spark_conf(spark, "spark.databricks.delta.snapshotPartitions", "2"):
-        yield faulted_pipeline_run(spark, s3_config)
+    return faulted_pipeline_run(spark, s3_config)
 
 
 # ---------------------------------------------------------------- corrupt source records
@@ -135,25 +133,22 @@ def test_a_landing_part_cut_short_fails_the_run_by_name_loads_nothing_and_loads_
     storage.put(key, gzip.compress(lines[: len(lines) - len(lines.splitlines()[-1]) // 2 - 1]))
 
     lake = Lake(config.lake.root)
-    with spark_conf(spark, "spark.databricks.delta.snapshotPartitions", "2"):
-        with pytest.raises(LandingReadError) as failure:
-            run_transform(spark, config)
-        message = str(failure.value)
-        assert extracted.run_id in message and "nothing of the run was loaded" in message, message
-        for table in ("bronze/programmes", "bronze/apprenticeships", "bronze/projects", "silver/programmes",
-                      "silver/apprenticeships", "silver/projects", "silver/quarantine", "_audit/runs",
-                      "gold/apprenticeships"):
-            assert read_table(spark, lake, table).count() == 0, f"{table} holds rows of a run that failed"
+    with pytest.raises(LandingReadError) as failure:
+        run_transform(spark, config)
+    message = str(failure.value)
+    assert extracted.run_id in message and "nothing of the run was loaded" in message, message
+    for table in ("bronze/programmes", "bronze/apprenticeships", "bronze/projects", "silver/programmes",
+                  "silver/apprenticeships", "silver/projects", "silver/quarantine", "_audit/runs",
+                  "gold/apprenticeships"):
+        assert read_table(spark, lake, table).count() == 0, f"{table} holds rows of a run that failed"
 
-        storage.put(key, original)  # the operator restores the file; the run was left pending
-        result = run_transform(spark, config)
-        assert result.loaded_run_ids == [extracted.run_id]
-        assert_lake_matches(spark, config, reference_lake(ground_truth(60, 52, 0)), extracted.run_id)
-        assert read_table(spark, lake, "_audit/runs").count() == 1
-    # Bug (transform/read.py landing_read_error): when Spark's error does not carry the path (a malformed
-    # line inside a valid gzip), the message lists the entity's first 3 files instead of the broken one.
-    # Suggested fix: on a read failure, re-read the run's parts one by one (failure path only) and name the
-    # first that fails (or read with PERMISSIVE + columnNameOfCorruptRecord + _metadata.file_path).
+    storage.put(key, original)  # the operator restores the file; the run was left pending
+    result = run_transform(spark, config)
+    assert result.loaded_run_ids == [extracted.run_id]
+    assert_lake_matches(spark, config, reference_lake(ground_truth(60, 52, 0)), extracted.run_id)
+    assert read_table(spark, lake, "_audit/runs").count() == 1
+    # Spark's error does not always carry the path (a malformed line inside a valid gzip): the transform
+    # then re-reads the parts one by one (failure path only) and names the first that fails.
     assert key in message, f"{key} is not named in: {message}"
 
 

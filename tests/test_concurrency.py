@@ -21,13 +21,11 @@ from multiverse_etl.lock import LOCK_KEY, LakeLocked, acquire
 from multiverse_etl.storage import LocalStorage
 
 from reliability_support import crash_chain
-from transform_support import spark_conf
 
 
 @pytest.fixture(scope="module")
 def chain(spark, tmp_path_factory):
-    with spark_conf(spark, "spark.databricks.delta.snapshotPartitions", "2"):
-        yield crash_chain(spark, tmp_path_factory.mktemp("crash-chain"))
+    return crash_chain(spark, tmp_path_factory.mktemp("crash-chain"))
 
 
 def test_the_second_of_two_simultaneous_pipelines_refuses_at_once_naming_the_holder(chain):

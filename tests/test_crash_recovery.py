@@ -77,10 +77,8 @@ def test_extractor_killed_during_a_part_upload_is_resumed_to_exactly_the_ground_
 @pytest.fixture(scope="module")
 def chain(spark, tmp_path_factory):
     from reliability_support import crash_chain
-    from transform_support import spark_conf
 
-    with spark_conf(spark, "spark.databricks.delta.snapshotPartitions", "2"):
-        yield crash_chain(spark, tmp_path_factory.mktemp("crash-chain"))
+    return crash_chain(spark, tmp_path_factory.mktemp("crash-chain"))
 
 
 def test_transform_killed_between_bronze_and_silver(chain):

@@ -7,7 +7,6 @@ and the quarantine's reasons must equal it exactly (no missing, extra or duplica
 
 from collections import Counter
 
-import pytest
 from pyspark.sql import functions as F
 
 from multiverse_etl.pipeline import run_pipeline
@@ -15,7 +14,7 @@ from multiverse_etl.transform import run_transform
 from multiverse_etl.transform.tables import TABLES, Lake, last_commit, read_table
 from sample_api.dump import ground_truth
 from sample_api.server import serve_in_background
-from transform_support import expected_lake, spark_conf
+from transform_support import expected_lake
 
 from conftest import make_config
 
@@ -24,12 +23,6 @@ S3_SCALE = 80
 FAULTS = dict(fault_rate=0.05, drop_rate=0.02, token_ttl=60, max_page_size=40, fault_seed=3)
 API = {"page_size": 50, "concurrency": 8, "backoff_base_s": 0.01, "backoff_max_s": 0.2, "max_attempts": 12}
 TS = "yyyy-MM-dd'T'HH:mm:ss"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def fast_delta_snapshots(spark):
-    with spark_conf(spark, "spark.databricks.delta.snapshotPartitions", "2"):
-        yield
 
 
 def pipeline(spark, config, generation, mode, scale=SCALE):

@@ -10,13 +10,11 @@ from __future__ import annotations
 import pytest
 
 from reliability_support import FAULT_MATRIX, faulted_pipeline_run
-from transform_support import spark_conf
 
 
 @pytest.fixture(scope="module")
 def run(spark, s3_config):
-    with spark_conf(spark, "spark.databricks.delta.snapshotPartitions", "2"):
-        yield faulted_pipeline_run(spark, s3_config)
+    return faulted_pipeline_run(spark, s3_config)
 
 
 def test_every_fault_at_once_and_a_restart_end_with_silver_and_gold_equal_to_the_ground_truth(run):

@@ -30,15 +30,13 @@ from multiverse_etl.transform.tables import TABLES, Lake, read_table
 
 from extract_support import PASSWORD, assert_matches_ground_truth, extract_config, start_api, storage_for
 from reliability_support import LogCapture, faulted_pipeline_run, job_command, job_env
-from transform_support import spark_conf
 
 from conftest import make_config
 
 
 @pytest.fixture(scope="module")
 def run(spark, s3_config):
-    with spark_conf(spark, "spark.databricks.delta.snapshotPartitions", "2"):
-        yield faulted_pipeline_run(spark, s3_config)
+    return faulted_pipeline_run(spark, s3_config)
 
 
 def secrets_of(run) -> list[str]:
@@ -282,19 +280,18 @@ def test_gold_is_pseudonymised_with_the_keyed_hash_when_configured_and_silver_st
     config = make_config(root, transform={"pseudonymise_gold": True, "pseudonymise_key_env": "RELIABILITY_TEST_KEY",
                                           "shuffle_partitions": 2})
     monkeypatch.delenv("RELIABILITY_TEST_KEY", raising=False)
-    with spark_conf(spark, "spark.databricks.delta.snapshotPartitions", "2"):
-        with pytest.raises(Exception, match="RELIABILITY_TEST_KEY"):
-            run_transform(spark, config)  # no key: refused before anything is written
-        assert not (tmp_path / "lake" / "silver").exists() and not (tmp_path / "lake" / "gold").exists()
-        monkeypatch.setenv("RELIABILITY_TEST_KEY", PSEUDONYMISE_KEY)
-        run_transform(spark, config)
-        lake = Lake(root)
-        silver = read_table(spark, lake, "silver/apprenticeships").first()
-        gold = read_table(spark, lake, "gold/apprenticeships").first()
-        gold_project = read_table(spark, lake, "gold/apprenticeship_projects").first()
-        monkeypatch.setenv("RELIABILITY_TEST_KEY", ROTATED_KEY)  # the key is rotated; no new landing run
-        run_transform(spark, config)
-        after_rotation = read_table(spark, lake, "gold/apprenticeships").first()
+    with pytest.raises(Exception, match="RELIABILITY_TEST_KEY"):
+        run_transform(spark, config)  # no key: refused before anything is written
+    assert not (tmp_path / "lake" / "silver").exists() and not (tmp_path / "lake" / "gold").exists()
+    monkeypatch.setenv("RELIABILITY_TEST_KEY", PSEUDONYMISE_KEY)
+    run_transform(spark, config)
+    lake = Lake(root)
+    silver = read_table(spark, lake, "silver/apprenticeships").first()
+    gold = read_table(spark, lake, "gold/apprenticeships").first()
+    gold_project = read_table(spark, lake, "gold/apprenticeship_projects").first()
+    monkeypatch.setenv("RELIABILITY_TEST_KEY", ROTATED_KEY)  # the key is rotated; no new landing run
+    run_transform(spark, config)
+    after_rotation = read_table(spark, lake, "gold/apprenticeships").first()
 
     def pseudonym(column: str, value: str, key: str = PSEUDONYMISE_KEY) -> str:
         return hmac.new(key.encode(), column.encode() + b"\x00" + value.encode(), hashlib.sha256).hexdigest()

@@ -1,7 +1,6 @@
 """The storage path end to end: a date-partitioned Delta table in a folder and on local S3."""
 
 import datetime as dt
-from pathlib import Path
 
 from chispa import assert_df_equality
 

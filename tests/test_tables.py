@@ -2,7 +2,6 @@
 
 import datetime as dt
 
-import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -10,18 +9,11 @@ from pyspark.sql import types as T
 from multiverse_etl.transform.tables import (Lake, create_table, merge_changes, read_run_rows, read_table,
                                              replace_run_rows)
 from multiverse_etl.transform.schemas import BRONZE_SCHEMA, SILVER_SCHEMAS
-from transform_support import spark_conf
 
 UTC = dt.timezone.utc
 T1, T2, T3 = (dt.datetime(2026, 3, d, 9, tzinfo=UTC) for d in (2, 3, 4))
 MARCH = dt.datetime(2024, 3, 5, tzinfo=UTC)
 SILVER = SILVER_SCHEMAS["programmes"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def fast_delta_snapshots(spark):
-    with spark_conf(spark, "spark.databricks.delta.snapshotPartitions", "2"):
-        yield
 
 
 CHANGES = T.StructType([T.StructField(f.name, f.dataType, True) for f in SILVER.fields] + [T.StructField("_action", T.StringType())])

@@ -10,7 +10,7 @@ from multiverse_etl.landing import write_manifest
 from multiverse_etl.storage import open_storage
 from multiverse_etl.transform import LandingReadError, run_transform
 from multiverse_etl.transform.tables import TABLES, Lake, last_commit, read_table
-from transform_support import T0, Page, Raw, apprenticeship, programme, project, spark_conf, write_run
+from transform_support import T0, Page, Raw, apprenticeship, programme, project, write_run
 
 from conftest import make_config
 
@@ -20,13 +20,6 @@ R1, R2 = (f"{T0 + n * DAY:%Y%m%dT%H%M%SZ}-a0a0a0" for n in range(2))
 NULL_ID = Raw('{"id":null,"name":"n","programme_id":7,"modified_date":"2024-03-05T10:21:33","first_name":"a",'
               '"last_name":"b","email_address":"a@b.org"}')
 ZOE = " Zoe\u0301 "  # decomposed, with spaces: silver holds "Zoé"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def fast_delta_snapshots(spark):
-    """Tiny Delta logs need no 50-task state reconstruction (the default); restored after the module."""
-    with spark_conf(spark, "spark.databricks.delta.snapshotPartitions", "2"):
-        yield
 
 
 def land_two_runs(storage) -> None:

@@ -2,25 +2,28 @@
 
 Runs are loaded oldest first, one at a time, under the lake's writer lock. For each run: every
 entity's landing goes to bronze first (a landing that cannot be read, or does not match its
-manifest, stops here and its bronze rows are taken back out), then each entity is cleaned,
-validated, deduplicated and merged into silver (programmes, apprenticeships, then projects, so
-that projects of deleted apprenticeships are deleted with them). Gold is rebuilt once at the end,
-and the audit rows, the runs' "loaded" markers, are written last. Every step is idempotent, so a
-crash at any point is repaired by running the transform again.
+manifest, stops here and its bronze rows are taken back out); then every entity is validated and
+ranked side by side, the run's rejected records of all entities go to quarantine in one write,
+and the deduplicated rest is merged into silver (programmes beside apprenticeships, projects
+after apprenticeships, so that projects of deleted apprenticeships are deleted with them). Gold
+is rebuilt once at the end (both tables side by side), and the audit rows, the runs' "loaded"
+markers, are written last. Every step is idempotent, so a crash at any point is repaired by
+running the transform again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import json
 import logging
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Observation, SparkSession
@@ -108,6 +111,10 @@ class _Transform:
     # ------------------------------------------------------------ the job
 
     def run(self) -> TransformResult:
+        with ThreadPoolExecutor(max_workers=len(LOAD_ORDER), thread_name_prefix="transform") as self._pool:
+            return self._run()
+
+    def _run(self) -> TransformResult:
         started = time.monotonic()
         result = TransformResult(self.job_id)
         ensure_tables(self.spark, self.lake)
@@ -149,15 +156,27 @@ class _Transform:
                  ", ".join(f"{e} {plan.records[e]} records/{plan.pages[e]} pages" for e in LOAD_ORDER))
         observed = self.load_bronze(plan)
         listed_parents = self._listed_parents(plan, observed["projects"])
+        # Every entity is validated side by side (small runs are mostly latency; large ones keep both cores busy).
+        prepared = _results_or_raise({entity: self._pool.submit(self.prepare_entity, plan, entity, observed[entity])
+                                      for entity in LOAD_ORDER}, cleanup=lambda p: p.ranked.unpersist())
+        try:
+            quarantine_problems = self.write_quarantine(plan, prepared)
+            # Programmes depend on nothing; projects follow apprenticeships (their deletions cascade).
+            programmes = self._pool.submit(self.merge_silver, plan, prepared["programmes"], listed_parents)
+            for entity in ("apprenticeships", "projects"):
+                self.merge_silver(plan, prepared[entity], listed_parents)
+            programmes.result()
+        finally:
+            for entity in LOAD_ORDER:
+                prepared[entity].ranked.unpersist()
         for entity in LOAD_ORDER:
-            counts, reasons = self.load_silver(plan, entity, observed[entity], listed_parents)
-            report.entities.append(counts)
-            for reason, n in reasons.items():
+            report.entities.append(prepared[entity].counts)
+            for reason, n in prepared[entity].reasons.items():
                 report.quarantine_reasons[f"{entity}/{reason}"] = n
         live = self._live_rows()
         for counts in report.entities:
             counts.silver_live_rows = live[counts.entity]
-        report.mismatches = reconcile_run(report.entities)
+        report.mismatches = reconcile_run(report.entities) + quarantine_problems
         report.finished_at = dt.datetime.now(dt.timezone.utc)
         return report
 
@@ -166,10 +185,8 @@ class _Transform:
         observed: dict[str, dict[str, Any]] = {}
         try:
             # One Spark job per entity, side by side: a gzip part is read by one task, so this keeps every core busy.
-            with ThreadPoolExecutor(max_workers=len(LOAD_ORDER), thread_name_prefix="bronze") as pool:
-                futures = {entity: pool.submit(self._bronze_entity, plan, entity) for entity in LOAD_ORDER}
-                for entity, future in futures.items():
-                    observed[entity] = future.result()
+            observed.update(_results_or_raise({entity: self._pool.submit(self._bronze_entity, plan, entity)
+                                               for entity in LOAD_ORDER}))
             problems = [p for e in LOAD_ORDER for p in landing_problems(plan.run_id, e, observed[e], plan.pages[e])]
             if problems:
                 raise read_error_of(plan.run_id, problems)
@@ -218,18 +235,15 @@ class _Transform:
         empty = self.spark.createDataFrame([(pid,) for pid in parse_id_list(observed.get("empty_parents"))], schema)
         return landed.unionByName(empty).where(F.col("apprenticeship_id").isNotNull()).distinct()
 
-    def load_silver(self, plan: RunPlan, entity: str, observed: dict[str, Any],
-                    listed_parents: DataFrame) -> tuple[EntityCounts, dict[str, int]]:
-        """One entity of one run: clean, quarantine, deduplicate, plan and MERGE into silver."""
+    def prepare_entity(self, plan: RunPlan, entity: str, observed: dict[str, Any]) -> "_Prepared":
+        """One entity of one run: validate and rank its bronze rows (kept in memory for what follows) and count them."""
         start = time.monotonic()
-        spark, lake = self.spark, self.lake
         counts = EntityCounts(entity, landed_pages=plan.pages[entity], landed_records=plan.records[entity],
                               pages_read=int(observed.get("pages") or 0), records_read=int(observed.get("records") or 0),
                               bronze_rows=int(observed.get("rows") or 0))
-        bronze = read_run_rows(spark, lake, bronze_table(entity), plan.run_id, plan.ingest_date)
+        bronze = read_run_rows(self.spark, self.lake, bronze_table(entity), plan.run_id, plan.ingest_date)
         # Validated and ranked once, kept for the counts, the quarantine and the plan; NFC after (see clean.py).
         ranked = bronze.transform(validate_records(entity)).transform(rank_versions(entity)).persist(StorageLevel.MEMORY_AND_DISK)
-        changes: Optional[DataFrame] = None
         try:
             valid = is_valid(F.col("reasons"))
             stats = ranked.agg(
@@ -240,17 +254,39 @@ class _Transform:
                 *[F.sum(F.when(F.array_contains("reasons", reason), 1).otherwise(0)).alias(reason)
                   for reason in possible_reasons(entity)],
             ).first()
-            counts.bronze_read = int(stats["rows"])
-            counts.valid_rows = int(stats["valid"] or 0)
-            counts.quarantined_rows = counts.bronze_read - counts.valid_rows
-            counts.duplicates_collapsed = int(stats["duplicates"] or 0)
-            counts.upsert_candidates = int(stats["candidates"] or 0)
-            reasons = {reason: int(stats[reason]) for reason in possible_reasons(entity) if stats[reason]}
-            if counts.quarantined_rows:
-                replace_run_rows(ranked.transform(quarantine_records(entity)).repartition(1), lake, QUARANTINE_TABLE,
-                                 plan.run_id, plan.ingest_date, extra=f"entity = '{entity}'")
-                counts.quarantine_written = int(last_commit(spark, lake, QUARANTINE_TABLE)["operationMetrics"].get("numOutputRows", 0))
+        except BaseException:
+            ranked.unpersist()
+            raise
+        counts.bronze_read = int(stats["rows"])
+        counts.valid_rows = int(stats["valid"] or 0)
+        counts.quarantined_rows = counts.bronze_read - counts.valid_rows
+        counts.duplicates_collapsed = int(stats["duplicates"] or 0)
+        counts.upsert_candidates = int(stats["candidates"] or 0)
+        reasons = {reason: int(stats[reason]) for reason in possible_reasons(entity) if stats[reason]}
+        return _Prepared(entity, counts, reasons, ranked, start)
 
+    def write_quarantine(self, plan: RunPlan, prepared: dict[str, "_Prepared"]) -> list[str]:
+        """Every entity's rejected records of the run in one write, replacing an earlier attempt's; mismatches."""
+        rejecting = [p for p in prepared.values() if p.counts.quarantined_rows]
+        if not rejecting:
+            return []
+        rows = functools.reduce(DataFrame.unionByName, [p.ranked.transform(quarantine_records(p.entity)) for p in rejecting])
+        seen = Observation(f"quarantine_{uuid.uuid4().hex[:8]}")
+        rows = rows.observe(seen, *[F.sum(F.when(F.col("entity") == p.entity, 1).otherwise(0)).alias(p.entity)
+                                    for p in prepared.values()])
+        replace_run_rows(rows.repartition(1), self.lake, QUARANTINE_TABLE, plan.run_id, plan.ingest_date)
+        written = int((last_commit(self.spark, self.lake, QUARANTINE_TABLE)["operationMetrics"] or {}).get("numOutputRows", 0))
+        by_entity = seen.get
+        for p in prepared.values():
+            p.counts.quarantine_written = int(by_entity.get(p.entity) or 0)
+        observed = sum(p.counts.quarantine_written for p in prepared.values())
+        return [] if written == observed else [f"quarantine: {observed} rows sent, Delta wrote {written}"]
+
+    def merge_silver(self, plan: RunPlan, prepared: "_Prepared", listed_parents: DataFrame) -> None:
+        """One entity of one run: deduplicated valid rows → silver, by plan and guarded MERGE (counts filled in)."""
+        spark, lake, entity, counts, ranked = self.spark, self.lake, prepared.entity, prepared.counts, prepared.ranked
+        changes: Optional[DataFrame] = None
+        try:
             candidates = ranked.filter(F.col(RANK_COLUMN) == 1).transform(normalize_unicode(entity)).transform(silver_rows(entity))
             head = last_commit(spark, lake, silver_table(entity))
             if is_empty_table(head):
@@ -271,15 +307,13 @@ class _Transform:
                     metrics = merge_changes(spark, lake, entity, merge_source(changes, None), actions, head["version"])
                     counts.merge_inserted, counts.merge_updated = metrics["inserted"], metrics["updated"]
         finally:
-            ranked.unpersist()
             if changes is not None:
                 changes.unpersist()
         log.info("run %s %s: %d bronze rows, %d valid, %d quarantined %s, %d duplicates collapsed; silver %d inserted, "
                  "%d updated, %d unchanged, %d deleted in %.1fs", plan.run_id, entity, counts.bronze_read,
-                 counts.valid_rows, counts.quarantined_rows, json.dumps(reasons, sort_keys=True) if reasons else "",
-                 counts.duplicates_collapsed, counts.inserted, counts.updated, counts.unchanged, counts.deleted,
-                 time.monotonic() - start)
-        return counts, reasons
+                 counts.valid_rows, counts.quarantined_rows,
+                 json.dumps(prepared.reasons, sort_keys=True) if prepared.reasons else "", counts.duplicates_collapsed,
+                 counts.inserted, counts.updated, counts.unchanged, counts.deleted, time.monotonic() - prepared.started)
 
     def _deletions(self, plan: RunPlan, entity: str, ranked: DataFrame, current: DataFrame,
                    listed_parents: DataFrame) -> Optional[DataFrame]:
@@ -313,8 +347,9 @@ class _Transform:
         spark, lake = self.spark, self.lake
         # Gold depends on silver's versions and on the pseudonymisation key (a new key must re-hash gold).
         versions = {**table_versions(spark, lake, SILVER_TABLES), "pseudonyms": _key_fingerprint(self.pseudonymisation_key)}
-        built_from = _gold_source_versions(last_commit(spark, lake, GOLD_TABLES[0]).get("userMetadata"))
-        if not force and built_from == versions:
+        # Both gold tables must have been built from these versions: a crash may have come between their writes.
+        built_from = [_gold_source_versions(last_commit(spark, lake, table).get("userMetadata")) for table in GOLD_TABLES]
+        if not force and all(b == versions for b in built_from):
             log.info("gold is up to date with silver %s", versions)
             return False, GoldSummary()
         start = time.monotonic()
@@ -330,14 +365,41 @@ class _Transform:
             key = self.pseudonymisation_key
             gold_a = gold_a.transform(lambda frame: pseudonymise_personal_data(frame, key))
             gold_p = gold_p.transform(lambda frame: pseudonymise_personal_data(frame, key))
-        overwrite_table(gold_a, lake, "gold/apprenticeships", metadata)
-        overwrite_table(gold_p, lake, "gold/apprenticeship_projects", metadata)
+        _results_or_raise({table: self._pool.submit(overwrite_table, frame, lake, table, metadata)
+                           for table, frame in (("gold/apprenticeships", gold_a), ("gold/apprenticeship_projects", gold_p))})
         a, p = seen_a.get, seen_p.get
         summary = GoldSummary(int(a["rows"]), int(p["rows"]), int(a["orphans"] or 0), int(p["orphans"] or 0))
         log.info("gold rebuilt from silver %s: %d apprenticeships (%d with an unknown programme), %d projects (%d with an "
                  "unknown apprenticeship) in %.1fs", versions, summary.gold_apprenticeships, summary.orphan_apprenticeships,
                  summary.gold_apprenticeship_projects, summary.orphan_projects, time.monotonic() - start)
         return True, summary
+
+
+@dataclass
+class _Prepared:
+    """An entity of a run between validation and MERGE: its counts so far and its ranked rows (persisted)."""
+
+    entity: str
+    counts: EntityCounts
+    reasons: dict[str, int]
+    ranked: DataFrame
+    started: float
+
+
+def _results_or_raise(futures: dict[str, Future], cleanup: Optional[Callable[[Any], None]] = None) -> dict[str, Any]:
+    """Every future's result by key, once all are done; on any failure, `cleanup` the successes and raise the first."""
+    results, failure = {}, None
+    for key, future in futures.items():
+        try:
+            results[key] = future.result()
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, after the others finished
+            failure = failure or exc
+    if failure is not None:
+        for value in results.values():
+            if cleanup is not None:
+                cleanup(value)
+        raise failure
+    return results
 
 
 def _present_keys(entity: str, ranked: DataFrame) -> DataFrame:
