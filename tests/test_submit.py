@@ -103,6 +103,8 @@ def summary_row(output: str, run_id: str, entity: str) -> dict:
 
 @pytest.mark.slow
 def test_extract_transform_and_pipeline_run_through_spark_submit_locally(tmp_path):
+    """extract lands run A; transform is refused while another writer holds the lake; pipeline lands run B and
+    loads A and B; transform then finds nothing to load."""
     lake = tmp_path / "lake"
     with serve_in_background(scale=25, seed=5) as api:
         extract = run_script("extract", "--env", "local", "--lake-root", str(lake), "--api-url", api.url)
@@ -111,29 +113,30 @@ def test_extract_transform_and_pipeline_run_through_spark_submit_locally(tmp_pat
         manifest = json.loads((lake / "raw" / "_manifests" / f"{first_run}.json").read_text())
         assert manifest["run_id"] == first_run and manifest["entities"]["apprenticeships"]["records"] == 25
 
-        # A live writer holds the lake: transform is refused, naming it, and loads nothing.
+        # A live writer holds the lake: transform is refused, naming it, before Spark starts; nothing is loaded.
         holder = {"owner": "another-pipeline", "host": socket.gethostname(), "pid": os.getppid(),
                   "acquired_at": "2026-01-01T00:00:00+00:00", "ttl_s": 10**9}
         (lake / LOCK_KEY).parent.mkdir(parents=True, exist_ok=True)
         (lake / LOCK_KEY).write_text(json.dumps(holder))
         refused = run_script("transform", "--env", "local", "--lake-root", str(lake), *SMALL_SPARK)
         assert refused.returncode != 0 and "locked by another-pipeline" in refused.stdout + refused.stderr
-        assert not (lake / "silver").exists()
+        assert "ready (master=" not in refused.stdout + refused.stderr and not (lake / "silver").exists()
         (lake / LOCK_KEY).unlink()
-
-        transform = run_script("transform", "--env", "local", "--lake-root", str(lake), *SMALL_SPARK)
-        assert transform.returncode == 0, transform.stdout[-3000:] + transform.stderr[-3000:]
-        loaded = summary_row(transform.stdout, first_run, "apprenticeships")
-        assert (loaded["landed"], loaded["inserted"], loaded["live"], loaded["ok"]) == ("25", "25", "25", "yes")
 
         pipeline = run_script("pipeline", "--env", "local", "--lake-root", str(lake), "--api-url", api.url, "--show", "3",
                               *SMALL_SPARK)
     assert pipeline.returncode == 0, pipeline.stdout[-3000:] + pipeline.stderr[-3000:]
     second_run = re.search(r"extract committed run (\S+): ", pipeline.stdout).group(1)
     assert second_run != first_run
-    again = summary_row(pipeline.stdout, second_run, "apprenticeships")  # the same source: nothing changes
-    assert (again["inserted"], again["updated"], again["unchanged"], again["live"]) == ("0", "0", "25", "25")
+    loaded = summary_row(pipeline.stdout, first_run, "apprenticeships")  # the pending run A first
+    assert (loaded["landed"], loaded["inserted"], loaded["live"], loaded["ok"]) == ("25", "25", "25", "yes")
+    again = summary_row(pipeline.stdout, second_run, "apprenticeships")  # then B: the same source, nothing changes
+    assert (again["inserted"], again["updated"], again["unchanged"], again["live"], again["ok"]) == ("0", "0", "25", "25", "yes")
     gold = [line for line in pipeline.stdout.splitlines() if re.match(r"^\|\s*\d+\s*\|", line)]
     source_ids = sorted(a["id"] for a in ground_truth(25, 5, 0)["apprenticeships"])
     assert [int(line.split("|")[1]) for line in gold] == source_ids[:3]
+
+    transform = run_script("transform", "--env", "local", "--lake-root", str(lake), *SMALL_SPARK)
+    assert transform.returncode == 0, transform.stdout[-3000:] + transform.stderr[-3000:]
+    assert "runs loaded: 0; gold unchanged" in transform.stdout
     assert not (lake / LOCK_KEY).exists()
