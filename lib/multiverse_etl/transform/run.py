@@ -263,7 +263,9 @@ class _Transform:
         counts.duplicates_collapsed = int(stats["duplicates"] or 0)
         counts.upsert_candidates = int(stats["candidates"] or 0)
         reasons = {reason: int(stats[reason]) for reason in possible_reasons(entity) if stats[reason]}
-        return _Prepared(entity, counts, reasons, ranked, start)
+        log.info("run %s %s: %d bronze rows validated and ranked in %.1fs", plan.run_id, entity, counts.bronze_read,
+                 time.monotonic() - start)
+        return _Prepared(entity, counts, reasons, ranked)
 
     def write_quarantine(self, plan: RunPlan, prepared: dict[str, "_Prepared"]) -> list[str]:
         """Every entity's rejected records of the run in one write, replacing an earlier attempt's; mismatches."""
@@ -274,17 +276,20 @@ class _Transform:
         seen = Observation(f"quarantine_{uuid.uuid4().hex[:8]}")
         rows = rows.observe(seen, *[F.sum(F.when(F.col("entity") == p.entity, 1).otherwise(0)).alias(p.entity)
                                     for p in prepared.values()])
+        start = time.monotonic()
         replace_run_rows(rows.repartition(1), self.lake, QUARANTINE_TABLE, plan.run_id, plan.ingest_date)
         written = int((last_commit(self.spark, self.lake, QUARANTINE_TABLE)["operationMetrics"] or {}).get("numOutputRows", 0))
         by_entity = seen.get
         for p in prepared.values():
             p.counts.quarantine_written = int(by_entity.get(p.entity) or 0)
         observed = sum(p.counts.quarantine_written for p in prepared.values())
+        log.info("run %s: %d quarantined rows written in %.1fs", plan.run_id, observed, time.monotonic() - start)
         return [] if written == observed else [f"quarantine: {observed} rows sent, Delta wrote {written}"]
 
     def merge_silver(self, plan: RunPlan, prepared: "_Prepared", listed_parents: DataFrame) -> None:
         """One entity of one run: deduplicated valid rows → silver, by plan and guarded MERGE (counts filled in)."""
         spark, lake, entity, counts, ranked = self.spark, self.lake, prepared.entity, prepared.counts, prepared.ranked
+        start = time.monotonic()
         changes: Optional[DataFrame] = None
         try:
             candidates = ranked.filter(F.col(RANK_COLUMN) == 1).transform(normalize_unicode(entity)).transform(silver_rows(entity))
@@ -310,10 +315,10 @@ class _Transform:
             if changes is not None:
                 changes.unpersist()
         log.info("run %s %s: %d bronze rows, %d valid, %d quarantined %s, %d duplicates collapsed; silver %d inserted, "
-                 "%d updated, %d unchanged, %d deleted in %.1fs", plan.run_id, entity, counts.bronze_read,
+                 "%d updated, %d unchanged, %d deleted (MERGE) in %.1fs", plan.run_id, entity, counts.bronze_read,
                  counts.valid_rows, counts.quarantined_rows,
                  json.dumps(prepared.reasons, sort_keys=True) if prepared.reasons else "", counts.duplicates_collapsed,
-                 counts.inserted, counts.updated, counts.unchanged, counts.deleted, time.monotonic() - prepared.started)
+                 counts.inserted, counts.updated, counts.unchanged, counts.deleted, time.monotonic() - start)
 
     def _deletions(self, plan: RunPlan, entity: str, ranked: DataFrame, current: DataFrame,
                    listed_parents: DataFrame) -> Optional[DataFrame]:
@@ -383,7 +388,6 @@ class _Prepared:
     counts: EntityCounts
     reasons: dict[str, int]
     ranked: DataFrame
-    started: float
 
 
 def _results_or_raise(futures: dict[str, Future], cleanup: Optional[Callable[[Any], None]] = None) -> dict[str, Any]:
