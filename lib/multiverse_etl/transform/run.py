@@ -21,7 +21,7 @@ import json
 import logging
 import time
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -163,8 +163,11 @@ class _Transform:
             quarantine_problems = self.write_quarantine(plan, prepared)
             # Programmes depend on nothing; projects follow apprenticeships (their deletions cascade).
             programmes = self._pool.submit(self.merge_silver, plan, prepared["programmes"], listed_parents)
-            for entity in ("apprenticeships", "projects"):
-                self.merge_silver(plan, prepared[entity], listed_parents)
+            try:
+                for entity in ("apprenticeships", "projects"):
+                    self.merge_silver(plan, prepared[entity], listed_parents)
+            finally:
+                wait([programmes])  # never leave its MERGE running behind a failure, or its rows unpersisted under it
             programmes.result()
         finally:
             for entity in LOAD_ORDER:
