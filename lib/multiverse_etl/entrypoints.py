@@ -51,7 +51,7 @@ def _transform(args: argparse.Namespace) -> int:
     config = load_job_config(args)
     storage = open_storage(config.lake.root, config.s3)
     _maybe_break_lock(args, storage)
-    # The lock first: a lake busy with another writer is refused before a JVM is started.
+    # The lock first: a lake busy with another writer is refused before a Spark session is started.
     with lake_lock(storage, owner="transform"):
         spark = build_spark(config, "multiverse-etl-transform")
         result = run_transform(spark, config, storage=storage, take_lock=False)
