@@ -10,8 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
-import re
-import unicodedata
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +17,9 @@ from typing import Any, Optional, Sequence, Union
 
 from multiverse_etl.landing import part_key, write_manifest
 from multiverse_etl.storage import Storage
+
+# The plain-Python model of the contract and the cleaning, written from docs/transform.md, not from the Spark code.
+from reliability_support import EMAIL, WHITE_SPACE, _email, _text, _timestamp, contract_reasons
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, 0, tzinfo=dt.timezone.utc)
 
@@ -224,55 +225,6 @@ def spark_conf(spark, key: str, value: str):
 
 # ---------------------------------------------------------------- the expected lake, in plain Python
 
-# Written from the documented rules (docs/transform.md), not from the Spark code: an independent model.
-UNICODE_WHITE_SPACE = "".join(map(chr, [*range(0x09, 0x0E), 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028,
-                                        0x2029, 0x202F, 0x205F, 0x3000]))
-_EMAIL = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-                    r"@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
-_STAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
-_CONTRACT = {
-    "apprenticeships": (("id", int), ("name", str), ("programme_id", int), ("modified_date", str), ("first_name", str),
-                        ("last_name", str), ("email_address", str)),
-    "projects": (("id", int), ("title", str), ("description", str), ("status", str)),
-    "programmes": (("id", int), ("name", str), ("duration", int), ("description", str)),
-}
-
-
-def _tidy(text: str) -> str:
-    return unicodedata.normalize("NFC", text.strip(UNICODE_WHITE_SPACE))
-
-
-def _stamp(text: str) -> Optional[str]:
-    text = text.strip(UNICODE_WHITE_SPACE)
-    if not _STAMP.fullmatch(text):
-        return None
-    try:
-        dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S")
-    except ValueError:
-        return None
-    return text
-
-
-def reasons_for(entity: str, record: Any) -> list[str]:
-    if not isinstance(record, dict):
-        return ["not_a_json_object"]
-    out = []
-    for name, kind in _CONTRACT[entity]:
-        if name not in record:
-            out.append(f"missing_field:{name}")
-        elif record[name] is None:
-            out.append(f"null_value:{name}")
-        elif type(record[name]) is not kind:
-            out.append(f"wrong_type:{name}")
-        elif name == "modified_date" and _stamp(record[name]) is None:
-            out.append("unparseable_date:modified_date")
-        elif name == "status" and record[name].strip(UNICODE_WHITE_SPACE).lower() not in ("pending", "submitted", "graded"):
-            out.append("unknown_status:status")
-        elif name == "duration" and record[name] < 0:
-            out.append("negative_value:duration")
-    return out
-
-
 @dataclass
 class ExpectedLake:
     apprenticeships: dict  # id -> (name, programme_id, modified_date text, first, last, email, email_is_valid)
@@ -291,22 +243,22 @@ def expected_lake(truth: dict) -> ExpectedLake:
                          ("projects", [p for p in truth["projects"] if p["apprenticeship_id"] in listed])):
         for row in rows:
             record = {k: v for k, v in row.items() if k != "apprenticeship_id"} if entity == "projects" else row
-            reasons = reasons_for(entity, record)
+            reasons = contract_reasons(entity, record)
             for reason in reasons:
                 quarantine[(entity, reason)] += 1
             if reasons:
                 continue
             if entity == "apprenticeships":
-                email = unicodedata.normalize("NFC", record["email_address"].strip(UNICODE_WHITE_SPACE).lower())
+                email = _email(record["email_address"])
                 apprenticeships[record["id"]] = (
-                    _tidy(record["name"]), record["programme_id"], _stamp(record["modified_date"]),
-                    _tidy(record["first_name"]), _tidy(record["last_name"]), email,
-                    bool(_EMAIL.fullmatch(email)) and len(email) <= 254)
+                    _text(record["name"]), record["programme_id"], _timestamp(record["modified_date"]),
+                    _text(record["first_name"]), _text(record["last_name"]), email,
+                    bool(EMAIL.match(email)) and len(email) <= 254)
             elif entity == "projects":
                 projects[(row["apprenticeship_id"], record["id"])] = (
-                    _tidy(record["title"]), _tidy(record["description"]), record["status"].strip(UNICODE_WHITE_SPACE).lower())
+                    _text(record["title"]), _text(record["description"]), record["status"].strip(WHITE_SPACE).lower())
             else:
-                programmes[record["id"]] = (_tidy(record["name"]), record["duration"], _tidy(record["description"]))
+                programmes[record["id"]] = (_text(record["name"]), record["duration"], _text(record["description"]))
     statuses: dict[int, Counter] = {}
     for (aid, _), (_, _, status) in projects.items():
         statuses.setdefault(aid, Counter())[status] += 1
