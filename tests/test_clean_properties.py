@@ -196,11 +196,16 @@ def test_the_json_type_of_every_top_level_field_is_read_off_the_raw_text(spark, 
     """Records as any encoder may write them (ASCII escapes or not, spaces or not); values full of quotes and keys."""
     texts = [json.dumps(r, ensure_ascii=ascii_only, separators=(", ", " : ") if spaced else (",", ":"))
              for r, ascii_only, spaced in records]
-    frame = column_frame(spark, texts)
-    rows = frame.select("i", *[json_token_kind(F.col("s"), name).alias(name) for name in FIELDS]).orderBy("i").collect()
+    frame = column_frame(spark, texts).withColumn("parsed", F.from_json("s", ", ".join(f"`{n}` string" for n in FIELDS)))
+    rows = frame.select(
+        "i", *[json_token_kind(F.col("s"), name).alias(name) for name in FIELDS],
+        # The transform's form: compact text is settled by the value from_json read (no regex).
+        *[json_token_kind(F.col("s"), name, F.col("parsed")[name]).alias(f"{name}_with_value") for name in FIELDS],
+    ).orderBy("i").collect()
     for (record, _, _), text, row in zip(records, texts, rows):
         for name in FIELDS:
             assert row[name] == kind_of(record, name), (name, text)
+            assert row[f"{name}_with_value"] == kind_of(record, name), (name, text)
 
 
 # ---------------------------------------------------------------- whole records through the cleaning step

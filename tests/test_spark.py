@@ -41,6 +41,13 @@ def test_emr_and_glue_use_the_platform_jars_and_the_instance_role():
         assert conf["spark.hadoop.fs.s3a.encryption.algorithm"] == "SSE-KMS"
 
 
+def test_every_environment_keeps_generated_methods_small_enough_for_the_jit():
+    """Over 8,000 bytes of bytecode HotSpot interprets a method: the validation ran 1.6x slower."""
+    for env in ("local", "local-s3", "emr", "glue"):
+        assert spark_conf(load_config(env, environ={}), pyspark_version="3.5.6")["spark.sql.codegen.hugeMethodLimit"] == "8000"
+
+
 def test_the_shared_session_runs_delta_in_utc(spark):
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+    assert spark.conf.get("spark.sql.codegen.hugeMethodLimit") == "8000"
     assert spark.conf.get("spark.sql.extensions") == "io.delta.sql.DeltaSparkSessionExtension"

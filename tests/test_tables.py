@@ -64,3 +64,17 @@ def test_replacing_a_run_twice_leaves_one_copy_and_other_runs_alone(spark, tmp_p
     assert_df_equality(read_table(spark, lake, "bronze/programmes"), rows("run-a", 3).unionByName(rows("run-b", 2)),
                        ignore_row_order=True, ignore_nullable=True)
     assert read_run_rows(spark, lake, "bronze/programmes", "run-b", day).agg(F.max("record_index")).first()[0] == 1
+
+
+def test_a_run_written_with_a_row_limit_per_file_is_split_into_files_that_each_hold_at_most_that_many(spark, tmp_path):
+    """Bronze is written by one task per landing part; smaller files let the validation read it in parallel."""
+    lake = Lake(str(tmp_path))
+    day = dt.date(2026, 3, 2)
+    rows = spark.createDataFrame([("run-a", day, T1, "raw/x", 0, i, None, f'{{"id":{i}}}') for i in range(7)],
+                                 BRONZE_SCHEMA).coalesce(1)
+    create_table(spark, lake, "bronze/programmes")
+    replace_run_rows(rows, lake, "bronze/programmes", "run-a", day, max_rows_per_file=3)
+    per_file = (read_table(spark, lake, "bronze/programmes").groupBy(F.input_file_name().alias("file")).count()
+                .orderBy("count").collect())
+    assert [row["count"] for row in per_file] == [1, 3, 3]
+    assert_df_equality(read_table(spark, lake, "bronze/programmes"), rows, ignore_row_order=True, ignore_nullable=True)

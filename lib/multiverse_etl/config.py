@@ -83,7 +83,7 @@ class ExtractConfig:
 @dataclasses.dataclass(frozen=True)
 class TransformConfig:
     shuffle_partitions: int = 8
-    # Apprenticeships missing from a full run's landing: "mark" keeps them with is_deleted.
+    # Gold's personal columns (names, e-mail) as keyed pseudonyms; the key is read from this variable.
     pseudonymise_gold: bool = False
     pseudonymise_key_env: str = "MV_PSEUDONYMISE_KEY"
 

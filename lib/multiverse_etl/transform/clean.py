@@ -89,21 +89,30 @@ def month_start(col: Column) -> Column:
     return F.trunc(F.to_date(col), "month")
 
 
-def json_token_kind(raw: Column, field: str) -> Column:
+def json_token_kind(raw: Column, field: str, value: Optional[Column] = None) -> Column:
     """The JSON type of `field` in a record's text: string, number, null, missing or other (bool, object, array).
 
     Spark's `from_json` turns a number into text for a string field and vice versa, so the type
     is read from the raw text: the first character after `"field":`. A `"` can only appear
     unescaped at a token boundary, so a key inside a string value can never match (a key of the
     same name in a nested object can: that record breaks the contract anyway).
+
+    `value`, the field as `from_json` read it into a string, settles compact JSON (what the API
+    serves) without a regex: once `"field":` is found and is not followed by `"`, the value is
+    null for JSON null, starts with a digit or `-` for a number, and with anything else for
+    true, false, an object or an array.
     """
     if not field.replace("_", "").isalnum():
         raise ValueError(f"field name {field!r} cannot be used in a pattern")
     first = F.regexp_extract(raw, '"' + field + r'"\s*:\s*(.)', 1)
+    # Compact JSON is settled by plain substring searches; the pattern covers the rest.
+    kind = F.when(raw.contains(f'"{field}":"'), F.lit(KIND_STRING))
+    if value is not None:
+        kind = kind.when(raw.contains(f'"{field}":'), F.when(value.isNull(), F.lit(KIND_NULL))
+                         .when(F.substring(value, 1, 1).isin("-", *"0123456789"), F.lit(KIND_NUMBER))
+                         .otherwise(F.lit(KIND_OTHER)))
     return (
-        # Compact JSON (what the API serves) is settled by a plain substring search; the pattern covers the rest.
-        F.when(raw.contains(f'"{field}":"'), F.lit(KIND_STRING))
-        .when(first == "", F.lit(KIND_MISSING))
+        kind.when(first == "", F.lit(KIND_MISSING))
         .when(first == '"', F.lit(KIND_STRING))
         .when(first.rlike(r"^[-0-9]\z"), F.lit(KIND_NUMBER))
         .when(first == "n", F.lit(KIND_NULL))
@@ -200,7 +209,7 @@ def parse_records(entity: str) -> Callable[[DataFrame], DataFrame]:
             F.col("raw_record"),
             is_json_object(F.col("raw_record")).alias("_is_object"),
             *[F.col("_record")[f.name].alias(_value(f.name)) for f in fields],
-            *[json_token_kind(F.col("raw_record"), f.name).alias(_kind(f.name)) for f in fields],
+            *[json_token_kind(F.col("raw_record"), f.name, F.col("_record")[f.name]).alias(_kind(f.name)) for f in fields],
         )
 
     return step

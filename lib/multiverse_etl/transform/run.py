@@ -1,12 +1,13 @@
 """The transform job: committed landing runs → bronze → silver (+ quarantine) → gold → audit.
 
-Runs are loaded oldest first, one at a time, under the lake's writer lock. For each run: every
-entity's landing goes to bronze first (a landing that cannot be read, or does not match its
-manifest, stops here and its bronze rows are taken back out); then every entity is validated and
-ranked side by side, the run's rejected records of all entities go to quarantine in one write,
-and the deduplicated rest is merged into silver (programmes beside apprenticeships, projects
-after apprenticeships, so that projects of deleted apprenticeships are deleted with them). Gold
-is rebuilt once at the end (both tables side by side), and the audit rows, the runs' "loaded"
+Runs are loaded oldest first, one at a time, under the lake's writer lock. For each run, every
+entity goes through its own chain, side by side with the others: its landing is written to
+bronze, then its bronze rows are validated and ranked (kept in memory). A landing that cannot be
+read, or does not match its manifest, stops the run there and its bronze rows are taken back out.
+Then the run's rejected records of all entities go to quarantine in one write, and the
+deduplicated rest is merged into silver (programmes beside apprenticeships, projects after
+apprenticeships, so that projects of deleted apprenticeships are deleted with them). Gold is
+rebuilt once at the end (both tables side by side), and the audit rows, the runs' "loaded"
 markers, are written last. Every step is idempotent, so a crash at any point is repaired by
 running the transform again.
 """
@@ -55,6 +56,7 @@ log = logging.getLogger("multiverse_etl.transform")
 # Apprenticeships before projects: the projects of a deleted apprenticeship are deleted with it.
 LOAD_ORDER = ("programmes", "apprenticeships", "projects")
 SILVER_TABLES = tuple(silver_table(e) for e in ENTITIES)
+BRONZE_ROWS_PER_FILE = 250_000
 
 
 @dataclass
@@ -154,12 +156,9 @@ class _Transform:
         report = RunReport(plan.run_id, plan.ingest_date, plan.mode, dt.datetime.now(dt.timezone.utc))
         log.info("run %s (%s, started %s): loading %s", plan.run_id, plan.mode, plan.started_at.isoformat(),
                  ", ".join(f"{e} {plan.records[e]} records/{plan.pages[e]} pages" for e in LOAD_ORDER))
-        observed = self.load_bronze(plan)
-        listed_parents = self._listed_parents(plan, observed["projects"])
-        # Every entity is validated side by side (small runs are mostly latency; large ones keep both cores busy).
-        prepared = _results_or_raise({entity: self._pool.submit(self.prepare_entity, plan, entity, observed[entity])
-                                      for entity in LOAD_ORDER}, cleanup=lambda p: p.ranked.unpersist())
+        prepared = self.load_bronze(plan)
         try:
+            listed_parents = self._listed_parents(plan, prepared["projects"].landing)
             quarantine_problems = self.write_quarantine(plan, prepared)
             # Programmes depend on nothing; projects follow apprenticeships (their deletions cascade).
             programmes = self._pool.submit(self.merge_silver, plan, prepared["programmes"], listed_parents)
@@ -183,21 +182,27 @@ class _Transform:
         report.finished_at = dt.datetime.now(dt.timezone.utc)
         return report
 
-    def load_bronze(self, plan: RunPlan) -> dict[str, dict[str, Any]]:
-        """Every entity's landing → bronze; on any landing problem the run's bronze rows are taken back out."""
-        observed: dict[str, dict[str, Any]] = {}
+    def load_bronze(self, plan: RunPlan) -> dict[str, "_Prepared"]:
+        """Every entity's landing → bronze, each then validated and ranked (`prepare_entity`) as soon as its
+        bronze is written; on any landing problem the run's bronze rows are taken back out."""
         try:
-            # One Spark job per entity, side by side: a gzip part is read by one task, so this keeps every core busy.
-            observed.update(_results_or_raise({entity: self._pool.submit(self._bronze_entity, plan, entity)
-                                               for entity in LOAD_ORDER}))
-            problems = [p for e in LOAD_ORDER for p in landing_problems(plan.run_id, e, observed[e], plan.pages[e])]
+            # One chain per entity, side by side: a gzip part is read by one task, so while the largest
+            # landing is still being read the other core validates the entities already in bronze.
+            prepared = _results_or_raise({entity: self._pool.submit(self._bronze_and_prepare, plan, entity)
+                                          for entity in LOAD_ORDER}, cleanup=lambda p: p.ranked.unpersist())
+            problems = [p for e in LOAD_ORDER for p in landing_problems(plan.run_id, e, prepared[e].landing, plan.pages[e])]
             if problems:
+                for entity in LOAD_ORDER:
+                    prepared[entity].ranked.unpersist()
                 raise read_error_of(plan.run_id, problems)
         except Exception:
             for entity in LOAD_ORDER:  # whatever an entity's job committed before the failure
                 delete_run_rows(self.spark, self.lake, bronze_table(entity), plan.run_id, plan.ingest_date)
             raise
-        return observed
+        return prepared
+
+    def _bronze_and_prepare(self, plan: RunPlan, entity: str) -> "_Prepared":
+        return self.prepare_entity(plan, entity, self._bronze_entity(plan, entity))
 
     def _bronze_entity(self, plan: RunPlan, entity: str) -> dict[str, Any]:
         keys = plan.parts[entity]
@@ -212,7 +217,8 @@ class _Transform:
             rows = (pages.observe(pages_seen, *page_checks(plan.run_id, entity))
                     .transform(explode_pages(plan.run_id))
                     .observe(rows_seen, F.count(F.lit(1)).alias("rows")))
-            replace_run_rows(rows, self.lake, bronze_table(entity), plan.run_id, plan.ingest_date)
+            replace_run_rows(rows, self.lake, bronze_table(entity), plan.run_id, plan.ingest_date,
+                             max_rows_per_file=BRONZE_ROWS_PER_FILE)
         except Exception as exc:
             if not is_read_failure(exc):
                 raise
@@ -268,7 +274,7 @@ class _Transform:
         reasons = {reason: int(stats[reason]) for reason in possible_reasons(entity) if stats[reason]}
         log.info("run %s %s: %d bronze rows validated and ranked in %.1fs", plan.run_id, entity, counts.bronze_read,
                  time.monotonic() - start)
-        return _Prepared(entity, counts, reasons, ranked)
+        return _Prepared(entity, counts, reasons, ranked, observed)
 
     def write_quarantine(self, plan: RunPlan, prepared: dict[str, "_Prepared"]) -> list[str]:
         """Every entity's rejected records of the run in one write, replacing an earlier attempt's; mismatches."""
@@ -391,6 +397,7 @@ class _Prepared:
     counts: EntityCounts
     reasons: dict[str, int]
     ranked: DataFrame
+    landing: dict[str, Any]  # what the landing's pages showed (`read.page_checks`)
 
 
 def _results_or_raise(futures: dict[str, Future], cleanup: Optional[Callable[[Any], None]] = None) -> dict[str, Any]:
