@@ -56,6 +56,8 @@ log = logging.getLogger("multiverse_etl.transform")
 # Apprenticeships before projects: the projects of a deleted apprenticeship are deleted with it.
 LOAD_ORDER = ("programmes", "apprenticeships", "projects")
 SILVER_TABLES = tuple(silver_table(e) for e in ENTITIES)
+# A landing part is written to bronze by one task; files of at most this many rows let the reads that
+# follow split it across tasks (docs/transform.md#performance).
 BRONZE_ROWS_PER_FILE = 250_000
 
 
