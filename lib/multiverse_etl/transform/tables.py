@@ -124,9 +124,14 @@ def is_empty_table(commit: dict) -> bool:
 
 
 def append_rows(rows: DataFrame, lake: Lake, table: str) -> int:
-    """Append rows (a table's first load); the number of rows Delta wrote."""
-    schema, _ = TABLES[table]
-    rows.select(*[F.col(f.name) for f in schema.fields]).write.format("delta").mode("append").save(lake.path(table))
+    """Append rows (a table's first load), one file per partition; the number of rows Delta wrote.
+
+    Without the repartition every task would write a file into every partition it holds rows of:
+    193 files for 2,000 apprenticeships over 24 months (a MERGE does the same on its own).
+    """
+    schema, partition = TABLES[table]
+    (rows.select(*[F.col(f.name) for f in schema.fields]).repartition(partition)
+     .write.format("delta").mode("append").save(lake.path(table)))
     return int((last_commit(rows.sparkSession, lake, table)["operationMetrics"] or {}).get("numOutputRows", 0))
 
 
