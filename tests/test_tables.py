@@ -6,7 +6,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from multiverse_etl.transform.tables import (Lake, create_table, merge_changes, read_run_rows, read_table,
+from multiverse_etl.transform.tables import (Lake, append_rows, create_table, merge_changes, read_run_rows, read_table,
                                              replace_run_rows)
 from multiverse_etl.transform.schemas import BRONZE_SCHEMA, SILVER_SCHEMAS
 
@@ -78,3 +78,17 @@ def test_a_run_written_with_a_row_limit_per_file_is_split_into_files_that_each_h
                 .orderBy("count").collect())
     assert [row["count"] for row in per_file] == [1, 3, 3]
     assert_df_equality(read_table(spark, lake, "bronze/programmes"), rows, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_a_first_load_writes_one_file_per_partition_whatever_the_tasks_holding_its_rows(spark, tmp_path):
+    """Rows of two days spread over 4 tasks: one file per day, not one per task and day."""
+    lake = Lake(str(tmp_path))
+    rows = [programme_row(pid, f"p{pid}", T1, pid) for pid in range(8)]
+    rows = [(*row[:4], dt.date(2026, 3, 2 + pid % 2), *row[5:]) for pid, row in enumerate(rows)]
+    frame = spark.createDataFrame(rows, SILVER).repartition(4)
+    create_table(spark, lake, "silver/programmes")
+    assert append_rows(frame, lake, "silver/programmes") == 8
+    per_file = read_table(spark, lake, "silver/programmes").groupBy(F.input_file_name().alias("file")).agg(
+        F.count(F.lit(1)).alias("rows"), F.countDistinct("first_ingest_date").alias("days")).collect()
+    assert sorted((row["rows"], row["days"]) for row in per_file) == [(4, 1), (4, 1)]
+    assert_df_equality(read_table(spark, lake, "silver/programmes"), frame, ignore_row_order=True, ignore_nullable=True)
