@@ -127,7 +127,7 @@ def append_rows(rows: DataFrame, lake: Lake, table: str) -> int:
     """Append rows (a table's first load), one file per partition; the number of rows Delta wrote.
 
     Without the repartition every task would write a file into every partition it holds rows of:
-    193 files for 2,000 apprenticeships over 24 months (a MERGE does the same on its own).
+    193 files for 2,000 apprenticeships over 24 months (Delta's MERGE repartitions the same way on its own).
     """
     schema, partition = TABLES[table]
     (rows.select(*[F.col(f.name) for f in schema.fields]).repartition(partition)
