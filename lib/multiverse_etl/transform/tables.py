@@ -92,9 +92,8 @@ def read_table(spark: SparkSession, lake: Lake, table: str) -> DataFrame:
     return spark.read.format("delta").load(lake.path(table))
 
 
-def _run_predicate(run_id: str, ingest_date: dt.date, extra: str = "") -> str:
-    predicate = f"ingest_date = DATE'{ingest_date.isoformat()}' AND run_id = '{run_id}'"
-    return f"{predicate} AND {extra}" if extra else predicate
+def _run_predicate(run_id: str, ingest_date: dt.date) -> str:
+    return f"ingest_date = DATE'{ingest_date.isoformat()}' AND run_id = '{run_id}'"
 
 
 def read_run_rows(spark: SparkSession, lake: Lake, table: str, run_id: str, ingest_date: dt.date) -> DataFrame:
@@ -102,17 +101,17 @@ def read_run_rows(spark: SparkSession, lake: Lake, table: str, run_id: str, inge
     return read_table(spark, lake, table).where(_run_predicate(run_id, ingest_date))
 
 
-def replace_run_rows(rows: DataFrame, lake: Lake, table: str, run_id: str, ingest_date: dt.date, extra: str = "",
+def replace_run_rows(rows: DataFrame, lake: Lake, table: str, run_id: str, ingest_date: dt.date,
                      max_rows_per_file: int = 0) -> None:
     """Write a run's rows, replacing whatever an earlier attempt wrote for it (idempotent).
 
     `max_rows_per_file` (0: no limit) splits what one task writes into several files, so that
     later reads of the rows get one task per file.
     """
-    schema, partition = TABLES[table]
+    schema, _ = TABLES[table]
     (rows.select(*[F.col(f.name) for f in schema.fields])
      .write.format("delta").mode("overwrite")
-     .option("replaceWhere", _run_predicate(run_id, ingest_date, extra))
+     .option("replaceWhere", _run_predicate(run_id, ingest_date))
      .option("partitionOverwriteMode", "static")
      .option("maxRecordsPerFile", str(max_rows_per_file))
      .save(lake.path(table)))
