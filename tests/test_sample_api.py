@@ -1,4 +1,4 @@
-"""Conformance of the replica to /work/shared/api-contract.md (quirks included).
+"""Conformance of the replica to the source API contract (docs/source-api.md), quirks included.
 
 One in-process server (small scale) serves most tests; tests that need another
 process key or other settings start their own.

@@ -25,7 +25,7 @@ class SourceField:
     role: str = "text"  # "id", "integer", "text", "timestamp", "status", "email"
 
 
-# The API contract (docs: /work/shared/api-contract.md), field order as served.
+# The API contract (docs/source-api.md), field order as served.
 SOURCE_CONTRACT: dict[str, tuple[SourceField, ...]] = {
     "apprenticeships": (
         SourceField("id", "integer", "id"),
