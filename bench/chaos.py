@@ -7,7 +7,7 @@ truth). Usage::
     .venv/bin/python bench/chaos.py --scale 2000 --only faults transform-merge
 
 Scenarios (each on its own lake in --work-dir, compared with `sample_api.dump.ground_truth` by
-tests/reliability_support.py's model: bronze holds every served record once, silver exactly the valid
+tests/support/oracle.py's model: bronze holds every served record once, silver exactly the valid
 records cleaned, quarantine exactly the broken ones with their reasons, gold exactly their joins):
 
 * faults            every fault of the sample API at once (500s, dropped connections, 429 with
@@ -46,7 +46,11 @@ from multiverse_etl.logs import setup_logging  # noqa: E402
 
 setup_logging("WARNING")
 
-import reliability_support as rs  # noqa: E402
+from support.delta_log import lake_snapshot, latest_version, write_in_flight  # noqa: E402
+from support.fault_server import RestartableApi  # noqa: E402
+from support.lake import Comparison, compare_lake  # noqa: E402
+from support.oracle import ENTITIES, Reference, reference_lake  # noqa: E402
+from support.processes import job_command, job_env, kill_when, paused  # noqa: E402
 from conftest import make_config  # noqa: E402
 from sample_api.dump import ground_truth  # noqa: E402
 from sample_api.settings import ServerSettings  # noqa: E402
@@ -59,7 +63,7 @@ class Row:
     scenario: str
     faults: str
     retried: int
-    comparison: Optional[rs.Comparison]
+    comparison: Optional[Comparison]
     seconds: float
     note: str = ""
 
@@ -78,7 +82,7 @@ class Chaos:
         self.scale, self.seed = args.scale, args.seed
         self.work = Path(args.work_dir)
         self.spark = None
-        self._truth: dict[float, rs.Reference] = {}
+        self._truth: dict[float, Reference] = {}
 
     # ------------------------------------------------------------ shared pieces
 
@@ -99,9 +103,9 @@ class Chaos:
         return dataclasses.replace(config, spark=dataclasses.replace(config.spark, conf={
             "spark.driver.memory": "3g", "spark.ui.enabled": "false", "spark.sql.adaptive.enabled": "false"}))
 
-    def reference(self, corrupt_rate: float = 0.0) -> rs.Reference:
+    def reference(self, corrupt_rate: float = 0.0) -> Reference:
         if corrupt_rate not in self._truth:
-            self._truth[corrupt_rate] = rs.reference_lake(ground_truth(self.scale, self.seed, 0, corrupt_rate))
+            self._truth[corrupt_rate] = reference_lake(ground_truth(self.scale, self.seed, 0, corrupt_rate))
         return self._truth[corrupt_rate]
 
     def lake(self, name: str) -> Path:
@@ -110,13 +114,13 @@ class Chaos:
         path.mkdir(parents=True)
         return path
 
-    def repair(self, lake: Path, reference: rs.Reference) -> rs.Comparison:
+    def repair(self, lake: Path, reference: Reference) -> Comparison:
         """The documented recovery of the transform: run it again; then compare with the ground truth."""
         from multiverse_etl.transform import run_transform
 
         config = self.config(str(lake))
         run_transform(self.session(), config)
-        return rs.compare_lake(self.session(), config, reference, None)
+        return compare_lake(self.session(), config, reference, None)
 
     def jobs_args(self, *extra: str) -> list[str]:
         return ["--set", f"transform.shuffle_partitions={self.args.shuffle_partitions}",
@@ -131,7 +135,7 @@ class Chaos:
         corrupt = 0.02
         settings = ServerSettings(scale=self.scale, seed=self.seed, corrupt_rate=corrupt, fault_rate=0.1, drop_rate=0.02,
                                   rate_limit=2000.0, token_ttl=500, latency_ms=2, max_page_size=100, fault_seed=3)
-        api = rs.RestartableApi(settings)
+        api = RestartableApi(settings)
         lake = self.lake("faults")
         config = self.config(str(lake), api.url, part_max_bytes=256 * 1024)
         try:
@@ -141,7 +145,7 @@ class Chaos:
         finally:
             api.stop()
         run_transform(self.session(), config)
-        comparison = rs.compare_lake(self.session(), config, self.reference(corrupt), extracted.run_id)
+        comparison = compare_lake(self.session(), config, self.reference(corrupt), extracted.run_id)
         faults = api.describe_faults() + f" corrupt records {corrupt:.0%}"
         if api.restarts != 1:
             comparison.problems.append("the API was not restarted")
@@ -149,29 +153,29 @@ class Chaos:
                    comparison, 0.0)
 
     def extract_kills(self) -> Row:
-        api = rs.RestartableApi(ServerSettings(scale=self.scale, seed=self.seed, fault_rate=0.05, drop_rate=0.01,
+        api = RestartableApi(ServerSettings(scale=self.scale, seed=self.seed, fault_rate=0.05, drop_rate=0.01,
                                                fault_seed=4))
         lake = self.lake("extract-kills")
-        command = rs.job_command("extract", str(lake), "--api-url", api.url, "--set", "api.concurrency=16",
+        command = job_command("extract", str(lake), "--api-url", api.url, "--set", "api.concurrency=16",
                                  "--set", f"extract.part_max_bytes={max(2048, 3 * self.scale)}")
         logs = self.work / "extract-kills.log"
         try:
             with open(logs, "w") as out:
-                first = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=rs.job_env(),
+                first = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=job_env(),
                                          start_new_session=True)
             parts = lambda: len(list((lake / "raw" / "projects").rglob("part-*.jsonl.gz"))) >= 3  # noqa: E731
-            rs.kill_when(first, parts, timeout_s=300, poll_s=0.01, what="mid fan-out", log=logs)
+            kill_when(first, parts, timeout_s=300, poll_s=0.01, what="mid fan-out", log=logs)
             run_id = next((lake / "_state" / "extract_runs").glob("*.json")).stem
             marker = self.work / "extract-kills.paused"
             marker.unlink(missing_ok=True)
-            env = rs.job_env(TEST_PAUSE_AT="local-rename", TEST_PAUSE_NTH="2", TEST_PAUSE_MARKER=str(marker))
+            env = job_env(TEST_PAUSE_AT="local-rename", TEST_PAUSE_NTH="2", TEST_PAUSE_MARKER=str(marker))
             with open(logs, "a") as out:
-                second = subprocess.Popen(rs.paused(command + ["--resume", run_id]), stdout=out, stderr=subprocess.STDOUT,
+                second = subprocess.Popen(paused(command + ["--resume", run_id]), stdout=out, stderr=subprocess.STDOUT,
                                           env=env, start_new_session=True)
-            rs.kill_when(second, marker.exists, timeout_s=300, poll_s=0.01, what="during a part write", log=logs)
+            kill_when(second, marker.exists, timeout_s=300, poll_s=0.01, what="during a part write", log=logs)
             leftovers = list(lake.rglob(".tmp-*"))
             done = subprocess.run(command + ["--resume", run_id], capture_output=True, text=True, timeout=600,
-                                  env=rs.job_env())
+                                  env=job_env())
         finally:
             api.stop()
         if done.returncode != 0:
@@ -186,7 +190,7 @@ class Chaos:
             comparison.problems.append("no half-written part: the second kill was not during a part write")
         return Row("extractor SIGKILL mid fan-out, then while a part is written; --resume x2",
                    f"2 SIGKILLs ({len(leftovers)} half-written temp part left) " + api.describe_faults(),
-                   manifest["retries"], comparison, 0.0, f"attempt {manifest['attempt']}")
+                   manifest.retries, comparison, 0.0, f"attempt {manifest.attempt}")
 
     def extract_clean(self, lake: Path) -> str:
         from extract_support import start_api
@@ -203,12 +207,12 @@ class Chaos:
         self.extract_clean(lake)
         logs = self.work / "transform-bronze.log"
         with open(logs, "w") as out:
-            job = subprocess.Popen(rs.job_command("transform", str(lake), *self.jobs_args()), stdout=out,
-                                   stderr=subprocess.STDOUT, env=rs.job_env(), start_new_session=True)
-        bronze_done = lambda: all(rs.latest_version(lake / f"bronze/{e}") >= 1 for e in rs.ENTITIES)  # noqa: E731
-        rs.kill_when(job, bronze_done, timeout_s=900, poll_s=0.01, what="between bronze and silver", log=logs)
-        state = rs.lake_snapshot(lake)
-        silver_untouched = all(state["versions"][f"silver/{e}"] == [0] for e in rs.ENTITIES)
+            job = subprocess.Popen(job_command("transform", str(lake), *self.jobs_args()), stdout=out,
+                                   stderr=subprocess.STDOUT, env=job_env(), start_new_session=True)
+        bronze_done = lambda: all(latest_version(lake / f"bronze/{e}") >= 1 for e in ENTITIES)  # noqa: E731
+        kill_when(job, bronze_done, timeout_s=900, poll_s=0.01, what="between bronze and silver", log=logs)
+        state = lake_snapshot(lake)
+        silver_untouched = all(state["versions"][f"silver/{e}"] == [0] for e in ENTITIES)
         comparison = self.repair(lake, self.reference())
         if not silver_untouched:
             comparison.problems.append("silver had moved before the kill")
@@ -221,12 +225,12 @@ class Chaos:
         lake = self.lake("transform-merge")
         server = start_api(scale=self.scale, seed=self.seed)
         try:
-            pipeline = rs.job_command("pipeline", str(lake), "--api-url", server.url, *self.jobs_args())
+            pipeline = job_command("pipeline", str(lake), "--api-url", server.url, *self.jobs_args())
             logs = [self.work / "pipeline-a.log", self.work / "pipeline-b.log"]
             procs = []
             for path in logs:
                 with open(path, "w") as out:
-                    procs.append(subprocess.Popen(pipeline, stdout=out, stderr=subprocess.STDOUT, env=rs.job_env(),
+                    procs.append(subprocess.Popen(pipeline, stdout=out, stderr=subprocess.STDOUT, env=job_env(),
                                                   start_new_session=True))
             started = time.monotonic()
             while all(p.poll() is None for p in procs) and time.monotonic() - started < 120:
@@ -241,11 +245,11 @@ class Chaos:
             refused_in = time.monotonic() - started
             loser, winner = ended[0], 1 - ended[0]
             refused = "locked by" in logs[loser].read_text() and procs[loser].returncode != 0
-            in_merge = lambda: rs.write_in_flight(lake / "silver/projects")  # noqa: E731
-            rs.kill_when(procs[winner], in_merge, timeout_s=900, poll_s=0.005, what="during the MERGE", log=logs[winner])
+            in_merge = lambda: write_in_flight(lake / "silver/projects")  # noqa: E731
+            kill_when(procs[winner], in_merge, timeout_s=900, poll_s=0.005, what="during the MERGE", log=logs[winner])
         finally:
             server.stop()
-        state = rs.lake_snapshot(lake)
+        state = lake_snapshot(lake)
         caught = state["versions"]["silver/projects"] == [0] and bool(state["uncommitted"]["silver/projects"])
         comparison = self.repair(lake, self.reference())
         note = []

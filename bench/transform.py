@@ -32,10 +32,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "lib"), str(ROOT)]
 
-import orjson  # noqa: E402
 
 from multiverse_etl.config import load_config  # noqa: E402
-from multiverse_etl.landing import new_run_id, part_key, write_manifest  # noqa: E402
+from multiverse_etl.landing import (EntityManifest, Manifest, Part, landing_line, new_run_id, part_key,  # noqa: E402
+                                    write_manifest)
 from multiverse_etl.logs import setup_logging  # noqa: E402
 from multiverse_etl.storage import open_storage, spark_path  # noqa: E402
 
@@ -48,7 +48,7 @@ class _Part:
 
     def __init__(self, storage, entity: str, run_id: str) -> None:
         self.storage, self.entity, self.run_id = storage, entity, run_id
-        self.parts: list[dict] = []
+        self.parts: list[Part] = []
         self._open()
 
     def _open(self) -> None:
@@ -73,22 +73,19 @@ class _Part:
         data = b"".join(self.chunks)
         key = part_key(self.entity, self.run_id, len(self.parts))
         self.storage.put(key, data)
-        self.parts.append({"key": key, "pages": self.pages, "records": self.records, "bytes": len(data)})
+        self.parts.append(Part(key, self.pages, self.records, len(data)))
         self._open()
 
 
 def _line(entity: str, run_id: str, page_index: int, parent, rows: list[bytes], extracted_at: str) -> bytes:
-    head = orjson.dumps({
-        "entity": entity, "run_id": run_id, "extracted_at": extracted_at, "page_index": page_index,
-        "request": {"path": f"/apprenticeships/{parent}/projects" if parent is not None else f"/{entity}",
-                    "params": {"page_size": PAGE_SIZE}},
-        "parent": {"apprenticeship_id": parent} if parent is not None else None,
-    })
     pagination = b'{"next_token":null,"previous_token":null,"page_size":1000}'
-    return head[:-1] + b',"data":[' + b",".join(rows) + b'],"pagination":' + pagination + b"}\n"
+    payload = b'{"data":[' + b",".join(rows) + b'],"pagination":' + pagination + b"}"
+    path = f"/apprenticeships/{parent}/projects" if parent is not None else f"/{entity}"
+    return landing_line(entity, run_id, extracted_at, page_index, path, {"page_size": PAGE_SIZE},
+                        {"apprenticeship_id": parent} if parent is not None else None, payload)
 
 
-def synthesise_landing(root: str, scale: int, seed: int = 42, corrupt_rate: float = 0.01) -> dict:
+def synthesise_landing(root: str, scale: int, seed: int = 42, corrupt_rate: float = 0.01) -> Manifest:
     """Write one full run of the dataset the replica would serve at `scale`; the manifest."""
     from sample_api.data import build_dataset
 
@@ -112,16 +109,15 @@ def synthesise_landing(root: str, scale: int, seed: int = 42, corrupt_rate: floa
     entities = {}
     for entity, writer in writers.items():
         writer.flush()
-        entities[entity] = {"pages": sum(p["pages"] for p in writer.parts), "records": sum(p["records"] for p in writer.parts),
-                            "requests": 0, "retries": 0, "complete_listing": True, "parts": writer.parts}
-    manifest = {"run_id": run_id, "manifest_version": 1, "status": "committed", "mode": "full", "projects_scope": "all",
-                "started_at": started, "finished_at": utc_now_iso(), "watermark_before": None, "watermark_after": None,
-                "modified_after": None, "requests": 0, "retries": 0, "entities": entities}
+        entities[entity] = EntityManifest(pages=sum(p.pages for p in writer.parts),
+                                          records=sum(p.records for p in writer.parts), complete_listing=True,
+                                          parts=tuple(writer.parts))
+    manifest = Manifest(run_id=run_id, mode="full", started_at=started, finished_at=utc_now_iso(), entities=entities)
     write_manifest(storage, manifest)
     return manifest
 
 
-def baseline(spark, root: str, manifest: dict, exploded: bool = False) -> float:
+def baseline(spark, root: str, manifest: Manifest, exploded: bool = False) -> float:
     """Read the landing exactly as the transform does and write it to Delta untransformed.
 
     The three entities are written side by side, as the transform's bronze step does.
@@ -132,15 +128,15 @@ def baseline(spark, root: str, manifest: dict, exploded: bool = False) -> float:
     from multiverse_etl.transform.read import explode_pages, read_landing_pages
 
     def copy(entity: str) -> None:
-        keys = tuple(p["key"] for p in manifest["entities"][entity]["parts"])
+        keys = tuple(p.key for p in manifest.entity(entity).parts)
         pages = read_landing_pages(spark, root, keys, "s3a")
-        rows = pages.transform(explode_pages(manifest["run_id"])) if exploded else pages
+        rows = pages.transform(explode_pages(manifest.run_id)) if exploded else pages
         target = f"_{'bronze_only' if exploded else 'baseline'}/{entity}"
         rows.write.format("delta").mode("overwrite").save(spark_path(root, target))
 
     start = time.monotonic()
     with ThreadPoolExecutor(max_workers=3) as pool:
-        list(pool.map(copy, manifest["entities"]))
+        list(pool.map(copy, manifest.entities))
     return time.monotonic() - start
 
 
@@ -188,8 +184,8 @@ def main() -> int:
             start = time.monotonic()
             manifest = synthesise_landing(root, scale)
             synth = time.monotonic() - start
-            landed = {e: v["records"] for e, v in manifest["entities"].items()}
-            size = sum(p["bytes"] for v in manifest["entities"].values() for p in v["parts"])
+            landed = {e: v.records for e, v in manifest.entities.items()}
+            size = sum(p.bytes for v in manifest.entities.values() for p in v.parts)
             base_s = baseline(spark, root, manifest)
             bronze_s = baseline(spark, root, manifest, exploded=True)
             lake_config = dataclasses.replace(config, lake=dataclasses.replace(config.lake, root=root))

@@ -69,6 +69,22 @@ def spark(local_s3):
     session.stop()
 
 
+@pytest.fixture(scope="session")
+def faulted_run(spark, s3_config):
+    """The shared pipeline run with every fault of the sample API at once (tests/support/scenarios.py)."""
+    from support.scenarios import faulted_pipeline_run
+
+    return faulted_pipeline_run(spark, s3_config)
+
+
+@pytest.fixture(scope="session")
+def crash_chain_run(spark, tmp_path_factory):
+    """The shared chain of transform crashes and concurrent starts (tests/support/scenarios.py)."""
+    from support.scenarios import crash_chain
+
+    return crash_chain(spark, tmp_path_factory.mktemp("crash-chain"))
+
+
 def pytest_collection_modifyitems(config, items):
     """Every test that uses the SparkSession is marked `spark` (what `make test-spark4` runs)."""
     for item in items:

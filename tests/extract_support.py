@@ -46,7 +46,7 @@ def landing_lines(storage: Storage, run_id: str) -> Iterator[dict[str, Any]]:
     """Every landing line of one run (as listed in its manifest, or all parts if none)."""
     manifest = read_manifest(storage, run_id)
     if manifest is not None:
-        keys = [part["key"] for entity in manifest["entities"].values() for part in entity["parts"]]
+        keys = [part.key for entity in manifest.entities.values() for part in entity.parts]
     else:
         keys = [o.key for o in storage.list("raw/") if f"run_id={run_id}/" in o.key]
     for key in keys:
@@ -90,5 +90,5 @@ def storage_for(config: Config) -> Storage:
 
 def only_committed_run(storage: Storage) -> dict[str, Any]:
     runs = list(committed_runs(storage))
-    assert len(runs) == 1, [r["run_id"] for r in runs]
-    return runs[0]
+    assert len(runs) == 1, [r.run_id for r in runs]
+    return runs[0].to_json()

@@ -2,7 +2,7 @@
 
 * Corrupt records (`--corrupt-rate`): they land in `silver/quarantine` with the reason their
   corruption implies, never in silver, and the run still reconciles. Checked on the shared faulted
-  run (reliability_support.faulted_pipeline_run).
+  run (support.scenarios.faulted_pipeline_run).
 * A landing part whose last line is cut (not JSON any more): the transform FAILS the run (it does
   not quarantine the page) with a message naming the file, and loads nothing of that run; once the
   file is repaired the run loads completely, once.
@@ -32,15 +32,17 @@ from sample_api.corrupt import corruption_of
 from sample_api.dump import ground_truth
 
 from extract_support import assert_matches_ground_truth, extract_config, start_api, storage_for
-from reliability_support import (REASON_OF_KIND, assert_lake_matches, canonical, faulted_pipeline_run, job_command,
-                                 job_env, reference_lake, with_sections)
+from support.lake import assert_lake_matches
+from support.oracle import REASON_OF_KIND, canonical, reference_lake
+from support.processes import job_command, job_env
+from support.scenarios import with_sections
 
 SINGULAR = {"apprenticeships": "apprenticeship", "projects": "project", "programmes": "programme"}
 
 
 @pytest.fixture(scope="module")
-def run(spark, s3_config):
-    return faulted_pipeline_run(spark, s3_config)
+def run(faulted_run):
+    return faulted_run
 
 
 # ---------------------------------------------------------------- corrupt source records

@@ -5,6 +5,7 @@ import datetime as dt
 from chispa import assert_df_equality
 from pyspark.sql import types as T
 
+from multiverse_etl.entities import entity as spec_of
 from multiverse_etl.transform.changes import plan_deletions, plan_upserts, silver_rows
 from multiverse_etl.transform.schemas import CLEAN_SCHEMAS, SILVER_SCHEMAS
 from transform_support import lineage
@@ -42,7 +43,7 @@ def test_plan_upserts_compares_each_record_with_the_current_row(spark):
         (7, "new key", D1, T2, 100, "insert"),
         (8, "replay of an older run", D1, T1, 999, "unchanged"),
     ]
-    actual = spark.createDataFrame([c[:-1] for c in candidates], CANDIDATES).transform(plan_upserts("apprenticeships", current))
+    actual = spark.createDataFrame([c[:-1] for c in candidates], CANDIDATES).transform(plan_upserts(spec_of("apprenticeships"), current))
     expected = spark.createDataFrame(candidates, T.StructType(CANDIDATES.fields + [T.StructField("_action", T.StringType())]))
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
 
@@ -56,7 +57,7 @@ def test_plan_upserts_of_projects_take_the_later_extraction_only(spark):
                      ("record_hash", T.LongType()), ("_action", T.StringType()))
     rows = [(10, 1, T2, 101, "update"), (10, 2, T1, 101, "unchanged"), (11, 1, T1, 100, "insert")]
     candidates = spark.createDataFrame([r[:-1] for r in rows], T.StructType(schema.fields[:-1]))
-    actual = candidates.transform(plan_upserts("projects", current))
+    actual = candidates.transform(plan_upserts(spec_of("projects"), current))
     assert_df_equality(actual, spark.createDataFrame(rows, schema), ignore_row_order=True, ignore_nullable=True)
 
 
@@ -87,7 +88,7 @@ def test_a_complete_listing_deletes_live_rows_it_does_not_hold(spark):
         {"apprenticeship_id": 4, "extracted_at": T3},  # seen after this run started (a replayed old run): kept
     ])
     present = spark.createDataFrame([(1,)], "apprenticeship_id bigint")
-    actual = plan_deletions("apprenticeships", current, present, RUN, T2)
+    actual = plan_deletions(spec_of("apprenticeships"), current, present, RUN, T2)
     expected = _deletions(spark, "apprenticeships", [{"apprenticeship_id": 2, "deleted_at": T2, "deleted_by_run_id": RUN}])
     assert_df_equality(actual, expected, ignore_nullable=True)
 
@@ -105,7 +106,7 @@ def test_projects_are_deleted_from_listed_parents_and_with_deleted_apprenticeshi
     listed = spark.createDataFrame([(1,), (2,)], "apprenticeship_id bigint")
     deleted_parents = spark.createDataFrame([(2, T1, "earlier"), (3, T2, "run-3")],
                                             "apprenticeship_id bigint, deleted_at timestamp, deleted_by_run_id string")
-    actual = plan_deletions("projects", current, present, RUN, T2, listed_parents=listed, deleted_parents=deleted_parents)
+    actual = plan_deletions(spec_of("projects"), current, present, RUN, T2, listed_parents=listed, deleted_parents=deleted_parents)
     expected = _deletions(spark, "projects", [
         {"apprenticeship_id": 1, "project_id": 11, "deleted_at": T2, "deleted_by_run_id": RUN},
         {"apprenticeship_id": 2, "project_id": 20, "deleted_at": T2, "deleted_by_run_id": RUN},
@@ -122,7 +123,7 @@ def test_silver_rows_add_partition_state_and_a_content_hash(spark):
         (*lineage(1, extracted_at=T3), *base),  # the same content from another extraction
         (*lineage(2), 1, "n", 7, march, "A", "B", "a@c.org", True, False, "1", "{}", []),  # one field differs
     ], CLEAN_SCHEMAS["apprenticeships"])
-    silver = cleaned.transform(silver_rows("apprenticeships"))
+    silver = cleaned.transform(silver_rows(spec_of("apprenticeships")))
     run, _, extracted, landing, *_ = lineage(0)
     expected = spark.createDataFrame([
         (1, "n", 7, march, "A", "B", "a@b.org", True, dt.date(2024, 3, 1), False, None, None, run, extracted, landing),

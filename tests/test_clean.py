@@ -11,12 +11,13 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from multiverse_etl.transform.clean import (NFC_STABLE_RANGES, clean_apprenticeships, clean_programmes, clean_projects,
+from multiverse_etl.entities import entity as spec_of
+from multiverse_etl.transform.clean import (NFC_STABLE_RANGES,
                                             clean_email, is_valid_email, json_token_kind, may_change_under_nfc,
                                             normalize_unicode, parse_source_timestamp, to_integer, trim_text,
                                             validate_records)
 from multiverse_etl.transform.schemas import CLEAN_SCHEMAS
-from transform_support import bronze_frame, compact, lineage, spark_conf
+from transform_support import bronze_frame, cleaned, compact, lineage, spark_conf
 
 UTC = dt.timezone.utc
 
@@ -108,7 +109,7 @@ def test_parsing_and_casts_give_the_same_results_with_ansi_on_and_off(spark, ans
             {"id": 9223372036854775808, "name": "n", "duration": 2147483648, "description": "d"},
             {"id": "7", "name": 5, "duration": 1.5, "description": None},
         ])
-        rows = bronze.transform(validate_records("programmes")).select("programme_id", "duration", "reasons").collect()
+        rows = bronze.transform(validate_records(spec_of("programmes"))).select("programme_id", "duration", "reasons").collect()
     assert [tuple(r) for r in rows] == [
         (None, None, ["wrong_type:id", "wrong_type:duration"]),
         (None, None, ["wrong_type:id", "wrong_type:name", "wrong_type:duration", "null_value:description"]),
@@ -147,7 +148,7 @@ def test_normalize_unicode_composes_flagged_rows_and_leaves_the_rest(spark):
             (3, "plain", "already é", "pending", False), (4, "left alone e\u0301", "-", "pending", False)]
     expected = [(1, "Café", "Å", "pending", True), (2, "가", "x", "graded", True),
                 (3, "plain", "already é", "pending", False), (4, "left alone e\u0301", "-", "pending", False)]
-    actual = spark.createDataFrame(rows, schema).transform(normalize_unicode("projects"))
+    actual = spark.createDataFrame(rows, schema).transform(normalize_unicode(spec_of("projects")))
     assert_df_equality(actual, spark.createDataFrame(expected, schema), ignore_row_order=True, ignore_nullable=True)
 
 
@@ -162,7 +163,7 @@ def test_clean_apprenticeships_trims_normalises_and_parses(spark):
         {"id": "A-4", "name": "x", "programme_id": 7, "modified_date": "2024-02-30T25:61:00", "first_name": "A",
          "last_name": "B", "email_address": "a@b.org"},
     ]
-    actual = bronze_frame(spark, "apprenticeships", records).transform(clean_apprenticeships)
+    actual = bronze_frame(spark, "apprenticeships", records).transform(cleaned(spec_of("apprenticeships")))
     march = dt.datetime(2024, 3, 5, 10, 21, 33, tzinfo=UTC)
     expected = spark.createDataFrame([
         (*lineage(0), 1, "Data Fellowship – Acme", 7, march, "Zoé", "O'Brien", "zoe.obrien@example.org", True, True,
@@ -182,7 +183,7 @@ def test_clean_projects_takes_the_parent_from_the_page_and_lower_cases_status(sp
         {"id": 2, "title": "t", "description": "", "status": "in_review"},
         {"id": 3, "title": "t", "description": "d", "status": "pending"},
     ]
-    actual = bronze_frame(spark, "projects", records, parents=[10, 10, None]).transform(clean_projects)
+    actual = bronze_frame(spark, "projects", records, parents=[10, 10, None]).transform(cleaned(spec_of("projects")))
     expected = spark.createDataFrame([
         (*lineage(0, 10, "projects"), 10, 1, "Capstone – Données clients", "Line one.\nLine two.", "graded", False, "1",
          None, []),
@@ -200,7 +201,7 @@ def test_clean_programmes_checks_duration(spark):
         {"id": 8, "name": "n", "duration": "12 months", "description": "d"},
         {"id": 9, "name": "n", "duration": -1, "description": "d"},
     ]
-    actual = bronze_frame(spark, "programmes", records).transform(clean_programmes)
+    actual = bronze_frame(spark, "programmes", records).transform(cleaned(spec_of("programmes")))
     expected = spark.createDataFrame([
         (*lineage(0, None, "programmes"), 7, "Data Analyst – Level 4", 15, "Learn.", False, "7", None, []),
         (*lineage(1, None, "programmes"), 8, "n", None, "d", False, "8", compact(records[1]), ["wrong_type:duration"]),
@@ -210,5 +211,5 @@ def test_clean_programmes_checks_duration(spark):
 
 
 def test_cleaning_an_empty_page_gives_an_empty_frame_of_the_cleaned_shape(spark):
-    actual = bronze_frame(spark, "projects", []).transform(clean_projects)
+    actual = bronze_frame(spark, "projects", []).transform(cleaned(spec_of("projects")))
     assert_df_equality(actual, spark.createDataFrame([], CLEAN_SCHEMAS["projects"]), ignore_nullable=True)

@@ -20,11 +20,30 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
-from multiverse_etl.transform.clean import (EMAIL_MAX_LENGTH, EMAIL_PATTERN, WHITE_SPACE, clean_email, clean_records,
+from multiverse_etl.entities import entity as spec_of
+from multiverse_etl.transform.clean import (clean_email,
                                             is_valid_email, json_token_kind, may_change_under_nfc, parse_source_timestamp,
                                             to_integer, trim_text)
-from multiverse_etl.transform.schemas import SOURCE_CONTRACT
-from transform_support import bronze_frame, spark_conf
+from transform_support import bronze_frame, cleaned, spark_conf
+
+# The references below are written from docs/source-api.md, docs/transform.md and Unicode, not taken from the code.
+# Unicode's White_Space property: U+0009-U+000D, U+0020, U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029,
+# U+202F, U+205F, U+3000.
+WHITE_SPACE = "".join(chr(c) for c in [*range(0x09, 0x0E), 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028,
+                                       0x2029, 0x202F, 0x205F, 0x3000])
+# docs/transform.md: an RFC 5322 dot-atom local part, a DNS domain with a TLD of 2-63 letters, ASCII, <= 254 characters.
+_ATOM = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+PY_EMAIL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@(?:{_LABEL}\.)+[a-z]{{2,63}}")
+EMAIL_MAX_LENGTH = 254
+# docs/source-api.md: the fields of each entity and their JSON types ("timestamp": modified_date's format).
+CONTRACT = {
+    "apprenticeships": (("id", "integer"), ("name", "string"), ("programme_id", "integer"),
+                        ("modified_date", "timestamp"), ("first_name", "string"), ("last_name", "string"),
+                        ("email_address", "string")),
+    "projects": (("id", "integer"), ("title", "string"), ("description", "string"), ("status", "string")),
+    "programmes": (("id", "integer"), ("name", "string"), ("duration", "integer"), ("description", "string")),
+}
 
 PROPERTY = settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -35,7 +54,6 @@ CHARS = st.one_of(st.characters(exclude_categories=("Cs",)), st.sampled_from(TRI
 TEXT = st.text(CHARS, max_size=24)
 BATCH = st.lists(TEXT, min_size=1, max_size=150)
 
-PY_EMAIL = re.compile(EMAIL_PATTERN.replace(r"\z", r"\Z"))
 PY_INTEGER = re.compile(r"-?[0-9]{1,19}\Z")
 PY_TIMESTAMP_SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\Z")
 FORMAT = "yyyy-MM-dd'T'HH:mm:ss"
@@ -72,7 +90,7 @@ def test_trim_and_email_cleaning_of_arbitrary_unicode(spark, values):
         if strip(value).isascii():
             assert email == strip(value).lower()
         # valid means: ASCII, matches the documented pattern, at most 254 characters (whatever Java's lower-casing did)
-        assert row.valid == bool(PY_EMAIL.match(email) and len(email) <= EMAIL_MAX_LENGTH)
+        assert row.valid == bool(PY_EMAIL.fullmatch(email) and len(email) <= EMAIL_MAX_LENGTH)
         if row.valid:
             assert email.isascii() and email == email.lower() and email.count("@") == 1
 
@@ -171,7 +189,7 @@ SCALARS = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**80), ma
                     st.floats(allow_nan=False, allow_infinity=False), TEXT,
                     st.sampled_from(['","id":1', '\\', '\\"', '"id":"x"', ', "id" : 5', "{\"status\":\"graded\"}"]))
 FLAT_VALUES = st.one_of(SCALARS, st.lists(SCALARS, max_size=3))
-FIELDS = sorted({f.name for fields in SOURCE_CONTRACT.values() for f in fields})
+FIELDS = sorted({name for fields in CONTRACT.values() for name, _ in fields})
 
 
 def kind_of(record, name):
@@ -230,19 +248,19 @@ APPRENTICESHIP = st.fixed_dictionaries({
 
 def reference_reasons(record):
     reasons = []
-    for field in SOURCE_CONTRACT["apprenticeships"]:
-        kind = kind_of(record, field.name)
-        value = record.get(field.name)
-        reasons += [f"missing_field:{field.name}"] if kind == "missing" else []
-        reasons += [f"null_value:{field.name}"] if kind == "null" else []
-        if field.json_type == "integer":
+    for name, json_type in CONTRACT["apprenticeships"]:
+        kind = kind_of(record, name)
+        value = record.get(name)
+        reasons += [f"missing_field:{name}"] if kind == "missing" else []
+        reasons += [f"null_value:{name}"] if kind == "null" else []
+        if json_type == "integer":
             wrong = kind in ("string", "other") or (kind == "number" and not (
                 isinstance(value, int) and -(2**63) <= value < 2**63))
         else:
             wrong = kind in ("number", "other")
-        reasons += [f"wrong_type:{field.name}"] if wrong else []
-        if field.role == "timestamp" and kind == "string" and reference_timestamp(value) is None:
-            reasons.append(f"unparseable_date:{field.name}")
+        reasons += [f"wrong_type:{name}"] if wrong else []
+        if json_type == "timestamp" and kind == "string" and reference_timestamp(value) is None:
+            reasons.append(f"unparseable_date:{name}")
     return reasons
 
 
@@ -259,8 +277,8 @@ def test_cleaning_arbitrary_apprenticeship_records_agrees_with_a_python_referenc
     @given(records=st.lists(APPRENTICESHIP, min_size=1, max_size=80))
     def check(records):
         with spark_conf(spark, "spark.sql.ansi.enabled", ansi):
-            cleaned = bronze_frame(spark, "apprenticeships", records).transform(clean_records("apprenticeships"))
-            rows = cleaned.select("record_index", "apprenticeship_id", "programme_id", "name", "first_name", "last_name",
+            frame = bronze_frame(spark, "apprenticeships", records).transform(cleaned(spec_of("apprenticeships")))
+            rows = frame.select("record_index", "apprenticeship_id", "programme_id", "name", "first_name", "last_name",
                                   "email_address", "email_is_valid", "reasons", "needs_nfc",
                                   F.date_format("modified_date", FORMAT).alias("modified_date")).orderBy("record_index").collect()
         assert len(rows) == len(records)
@@ -300,5 +318,5 @@ def test_a_nested_object_does_not_hide_the_json_type_of_a_top_level_field(spark)
 
     records = [Raw('{"meta":{"name":"x"},"id":3,"name":7,"duration":12,"description":"d"}'),
                Raw('{"id":3,"name":7,"duration":12,"description":"d"}')]
-    rows = bronze_frame(spark, "programmes", records).transform(validate_records("programmes")).orderBy("record_index").collect()
+    rows = bronze_frame(spark, "programmes", records).transform(validate_records(spec_of("programmes"))).orderBy("record_index").collect()
     assert [list(r.reasons) for r in rows] == [["wrong_type:name"], ["wrong_type:name"]]

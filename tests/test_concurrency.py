@@ -20,12 +20,11 @@ import pytest
 from multiverse_etl.lock import LOCK_KEY, LakeLocked, acquire
 from multiverse_etl.storage import LocalStorage
 
-from reliability_support import crash_chain
 
 
 @pytest.fixture(scope="module")
-def chain(spark, tmp_path_factory):
-    return crash_chain(spark, tmp_path_factory.mktemp("crash-chain"))
+def chain(crash_chain_run):
+    return crash_chain_run
 
 
 def test_the_second_of_two_simultaneous_pipelines_refuses_at_once_naming_the_holder(chain):

@@ -7,7 +7,7 @@
   re-run repairs everything and silver and gold equal the ground truth, with one copy of the run in
   bronze and one audit row.
 
-The pause before the upload is injected from test code (reliability_support.PAUSE_BOOTSTRAP); the
+The pause before the upload is injected from test code (support.processes.PAUSE_BOOTSTRAP); the
 transform kills are timed by watching the lake's Delta logs and data files.
 """
 
@@ -22,7 +22,7 @@ from multiverse_etl.landing import committed_runs
 from multiverse_etl.lock import LOCK_KEY
 
 from extract_support import assert_matches_ground_truth, start_api, storage_for
-from reliability_support import job_command, job_env, kill_when, paused
+from support.processes import job_command, job_env, kill_when, paused
 
 from conftest import make_config
 
@@ -65,7 +65,7 @@ def test_extractor_killed_during_a_part_upload_is_resumed_to_exactly_the_ground_
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     if locked:
         assert "left by a process of this host that is gone" in resumed.stderr  # taken over, with a warning
-    (manifest,) = committed_runs(storage)
+    (manifest,) = [m.to_json() for m in committed_runs(storage)]
     assert manifest["run_id"] == run_id and manifest["attempt"] == 2
     assert set(before) <= {p["key"] for p in manifest["entities"]["projects"]["parts"]}  # kept, not redone
     assert_matches_ground_truth(storage, run_id, scale, seed)
@@ -75,10 +75,8 @@ def test_extractor_killed_during_a_part_upload_is_resumed_to_exactly_the_ground_
 
 
 @pytest.fixture(scope="module")
-def chain(spark, tmp_path_factory):
-    from reliability_support import crash_chain
-
-    return crash_chain(spark, tmp_path_factory.mktemp("crash-chain"))
+def chain(crash_chain_run):
+    return crash_chain_run
 
 
 def test_transform_killed_between_bronze_and_silver(chain):

@@ -55,7 +55,7 @@ def test_sigkill_mid_fan_out_then_resume_gives_exactly_the_ground_truth(tmp_path
         server.stop()
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"extract committed run {run_id}" in resumed.stdout
-    runs = list(committed_runs(storage))
+    runs = [m.to_json() for m in committed_runs(storage)]
     assert [r["run_id"] for r in runs] == [run_id]
     manifest = runs[0]
     assert manifest["attempt"] == 2

@@ -1,16 +1,18 @@
 """Every contract break is caught with every reason, and rejected rows keep their raw text and lineage."""
 
 from chispa import assert_df_equality
+from pyspark.sql import functions as F
 
+from multiverse_etl.entities import entity as spec_of
 from multiverse_etl.transform.clean import validate_records
-from multiverse_etl.transform.quarantine import NOT_AN_OBJECT, possible_reasons, quarantine_records, valid_records
+from multiverse_etl.transform.quarantine import NOT_AN_OBJECT, is_valid, possible_reasons, quarantine_records
 from multiverse_etl.transform.schemas import QUARANTINE_SCHEMA
 from transform_support import Raw, apprenticeship, bronze_frame, compact, lineage, programme, project, without
 
 
 def reasons_of(spark, entity, records, parents=None):
     """(record_index, reasons) of each bronze record, in order."""
-    validated = bronze_frame(spark, entity, records, parents).transform(validate_records(entity))
+    validated = bronze_frame(spark, entity, records, parents).transform(validate_records(spec_of(entity)))
     return [(r.record_index, list(r.reasons)) for r in validated.orderBy("record_index").select("record_index", "reasons").collect()]
 
 
@@ -81,24 +83,24 @@ def test_every_programme_contract_break_is_a_reason(spark):
 
 
 def test_possible_reasons_name_every_reason_the_rules_can_give():
-    assert set(possible_reasons("projects")) == {
+    assert set(possible_reasons(spec_of("projects"))) == {
         "missing_field:id", "null_value:id", "wrong_type:id", "missing_field:title", "null_value:title",
         "wrong_type:title", "missing_field:description", "null_value:description", "wrong_type:description",
         "missing_field:status", "null_value:status", "wrong_type:status", "unknown_status:status",
         "missing_parent:apprenticeship_id", NOT_AN_OBJECT,
     }
-    assert "negative_value:duration" in possible_reasons("programmes")
-    assert "unparseable_date:modified_date" in possible_reasons("apprenticeships")
+    assert "negative_value:duration" in possible_reasons(spec_of("programmes"))
+    assert "unparseable_date:modified_date" in possible_reasons(spec_of("apprenticeships"))
 
 
 def test_rejected_rows_go_to_quarantine_with_raw_text_lineage_and_reasons(spark):
     records = [project(1), project(2, status="archived"), Raw('{"id":"P-3","title":1,"description":"d","status":"x"}')]
-    validated = bronze_frame(spark, "projects", records, parents=[10, 10, 11]).transform(validate_records("projects"))
+    validated = bronze_frame(spark, "projects", records, parents=[10, 10, 11]).transform(validate_records(spec_of("projects")))
     expected = spark.createDataFrame([
         ("projects", *lineage(1, 10, "projects"), "2", compact(records[1]), ["unknown_status:status"]),
         ("projects", *lineage(2, 11, "projects"), "P-3", records[2].text,
          ["wrong_type:id", "wrong_type:title", "unknown_status:status"]),
     ], QUARANTINE_SCHEMA)
-    assert_df_equality(validated.transform(quarantine_records("projects")), expected, ignore_row_order=True,
+    assert_df_equality(validated.transform(quarantine_records(spec_of("projects"))), expected, ignore_row_order=True,
                        ignore_nullable=True)
-    assert [r.project_id for r in valid_records(validated).collect()] == [1]
+    assert [r.project_id for r in validated.filter(is_valid(F.col("reasons"))).collect()] == [1]

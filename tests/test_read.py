@@ -9,11 +9,12 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from multiverse_etl.landing import LandingError
+from multiverse_etl.landing import LandingError, Manifest
 from multiverse_etl.storage import open_storage
 from multiverse_etl.transform.read import (LandingReadError, explode_pages, find_unreadable_part, landing_problems,
                                            landing_read_error, page_checks, plan_run, read_landing_pages)
-from multiverse_etl.transform.schemas import BRONZE_SCHEMA, ENTITIES, LANDING_PAGE_SCHEMA
+from multiverse_etl.entities import ENTITIES
+from multiverse_etl.transform.schemas import BRONZE_SCHEMA, LANDING_PAGE_SCHEMA
 from transform_support import T0, Page, apprenticeship, write_run
 
 UTC = dt.timezone.utc
@@ -73,12 +74,19 @@ def test_a_committed_manifest_becomes_the_run_plan(tmp_path):
 
 def test_a_manifest_that_breaks_the_landing_contract_is_refused(tmp_path):
     manifest = write_run(open_storage(str(tmp_path)), T0, apprenticeships=[Page([apprenticeship(1)])], commit=False).manifest
+    doc = manifest.to_json()
     with pytest.raises(LandingError, match="manifest_version 2 is not supported"):
-        plan_run({**manifest, "manifest_version": 2}, ENTITIES)
-    moved = {**manifest["entities"]["apprenticeships"], "parts": [{"key": "raw/projects/elsewhere.jsonl.gz"}]}
+        Manifest.from_json({**doc, "manifest_version": 2})
+    with pytest.raises(LandingError, match="manifest_version None is not supported"):
+        Manifest.from_json({k: v for k, v in doc.items() if k != "manifest_version"})
+    with pytest.raises(LandingError, match="has no 'entities' section"):
+        Manifest.from_json({**doc, "entities": None})
+    moved = {**doc["entities"]["apprenticeships"], "parts": [{"key": "raw/projects/elsewhere.jsonl.gz", "pages": 1,
+                                                               "records": 1, "bytes": 1}]}
     with pytest.raises(LandingError, match="is outside raw/apprenticeships/"):
-        plan_run({**manifest, "entities": {**manifest["entities"], "apprenticeships": moved}}, ENTITIES)
-    started = plan_run({**manifest, "started_at": None}, ENTITIES).started_at
+        plan_run(Manifest.from_json({**doc, "entities": {**doc["entities"], "apprenticeships": moved}}), ENTITIES)
+    assert Manifest.from_json(doc) == manifest  # the JSON round trip keeps everything
+    started = plan_run(Manifest.from_json({**doc, "started_at": None}), ENTITIES).started_at
     assert started == T0  # from the run id when the manifest lacks it
 
 

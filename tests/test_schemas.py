@@ -2,16 +2,16 @@
 
 from pyspark.sql import types as T
 
-from multiverse_etl.transform.schemas import (BRONZE_SCHEMA, BUSINESS_COLUMNS, CLEAN_SCHEMAS, ENTITIES, KEYS,
-                                              LANDING_PAGE_SCHEMA, SILVER_SCHEMAS, SOURCE_CONTRACT, TEXT_COLUMNS,
+from multiverse_etl.entities import ENTITIES
+from multiverse_etl.transform.schemas import (BRONZE_SCHEMA, CLEAN_SCHEMAS, LANDING_PAGE_SCHEMA, SILVER_SCHEMAS,
                                               record_string_schema)
 from multiverse_etl.transform.tables import TABLES
 
 
 def test_records_are_parsed_as_text_so_no_value_is_coerced():
-    for entity in ENTITIES:
-        schema = record_string_schema(entity)
-        assert [f.name for f in schema.fields] == [f.name for f in SOURCE_CONTRACT[entity]]
+    for spec in ENTITIES:
+        schema = record_string_schema(spec)
+        assert [f.name for f in schema.fields] == [f.name for f in spec.contract]
         assert {type(f.dataType) for f in schema.fields} == {T.StringType}
 
 
@@ -22,14 +22,18 @@ def test_landing_records_are_read_as_raw_text():
 
 
 def test_silver_keys_and_business_columns_are_required_and_cleaned():
-    for entity in ENTITIES:
+    for spec in ENTITIES:
+        entity = spec.name
         silver = SILVER_SCHEMAS[entity]
-        for column in BUSINESS_COLUMNS[entity]:
+        for column in spec.business_columns:
             assert column in CLEAN_SCHEMAS[entity].fieldNames(), (entity, column)
             assert not silver[column].nullable, (entity, column)
             assert silver[column].dataType == CLEAN_SCHEMAS[entity][column].dataType, (entity, column)
-        assert set(KEYS[entity]) <= set(BUSINESS_COLUMNS[entity])
-        assert set(TEXT_COLUMNS[entity]) <= set(BUSINESS_COLUMNS[entity])
+        assert set(spec.key) <= set(spec.business_columns)
+        assert set(spec.text_columns) <= set(spec.business_columns)
+        assert {spec.typed_column(f.name) for f in spec.contract if f.json_type == "integer"} <= set(spec.key) | set(
+            spec.business_columns)  # every integer field is checked against a typed column
+        assert silver[spec.silver_partition.name].dataType == T.DateType()
         assert {"is_deleted", "deleted_at", "run_id", "extracted_at", "record_hash"} <= set(silver.fieldNames())
 
 

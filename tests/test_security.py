@@ -1,6 +1,6 @@
 """Security: no secret anywhere a run writes, TLS verified by default, every S3 object encrypted, pseudonymised gold.
 
-The secrets of the shared faulted run (reliability_support.faulted_pipeline_run): the API password,
+The secrets of the shared faulted run (support.scenarios.faulted_pipeline_run): the API password,
 every access token the API handed out (--token-ttl: many), and the S3 secret key of the driver's
 client. "Everything a run wrote": every object under the lake prefix (gzip landing parts
 decompressed, Delta logs, state, manifests), every string of every Delta table (bronze, silver,
@@ -29,14 +29,15 @@ from multiverse_etl.storage import open_storage
 from multiverse_etl.transform.tables import TABLES, Lake, read_table
 
 from extract_support import PASSWORD, assert_matches_ground_truth, extract_config, start_api, storage_for
-from reliability_support import LogCapture, faulted_pipeline_run, job_command, job_env
+from support.log_capture import LogCapture
+from support.processes import job_command, job_env
 
 from conftest import make_config
 
 
 @pytest.fixture(scope="module")
-def run(spark, s3_config):
-    return faulted_pipeline_run(spark, s3_config)
+def run(faulted_run):
+    return faulted_run
 
 
 def secrets_of(run) -> list[str]:
@@ -116,7 +117,8 @@ def test_wrong_credentials_end_the_pipeline_at_once_with_one_clear_line(tmp_path
     assert elapsed < 15 and "spark" not in done.stderr.lower()  # no JVM was started for a run that cannot log in
     assert "Traceback" not in done.stderr and "wrong-password-123" not in done.stderr + done.stdout
     assert not (lake / "raw").exists() and not (lake / "_state").exists()
-    assert not list((lake / "_locks").glob("*")) if (lake / "_locks").exists() else True  # the lock was released
+    written = [p for p in lake.rglob("*") if p.is_file()] if lake.exists() else []
+    assert written == []  # nothing of the lake was touched: no landing, no state, no lock left behind
 
 
 # ---------------------------------------------------------------- server-side encryption

@@ -6,6 +6,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from multiverse_etl.entities import entity as spec_of
 from multiverse_etl.transform.tables import (Lake, append_rows, create_table, merge_changes, read_run_rows, read_table,
                                              replace_run_rows)
 from multiverse_etl.transform.schemas import BRONZE_SCHEMA, SILVER_SCHEMAS
@@ -31,18 +32,18 @@ def programme_row(pid, name, extracted_at, record_hash, action=None, deleted_at=
 def test_the_merge_guards_refuse_changes_older_than_the_row(spark, tmp_path):
     lake = Lake(str(tmp_path))
     assert create_table(spark, lake, "silver/programmes")
-    merge_changes(spark, lake, "programmes", spark.createDataFrame(
+    merge_changes(spark, lake, spec_of("programmes"), spark.createDataFrame(
         [programme_row(1, "one", T2, 10, "insert"), programme_row(2, "two", T2, 20, "insert")], CHANGES), ("insert",))
     stale = spark.createDataFrame([
         programme_row(1, "stale name", T1, 11, "update"),  # extracted before the current row
         programme_row(2, None, None, None, "delete", deleted_at=T1),  # a deletion older than the row
     ], CHANGES)
-    assert merge_changes(spark, lake, "programmes", stale, ("update", "delete")) == {"source_rows": 2, "inserted": 0, "updated": 0}
+    assert merge_changes(spark, lake, spec_of("programmes"), stale, ("update", "delete")) == {"source_rows": 2, "inserted": 0, "updated": 0}
     fresh = spark.createDataFrame([
         programme_row(1, "new name", T3, 12, "update"),
         programme_row(2, None, None, None, "delete", deleted_at=T3, run_id="r3"),
     ], CHANGES)
-    assert merge_changes(spark, lake, "programmes", fresh, ("update", "delete")) == {"source_rows": 2, "inserted": 0, "updated": 2}
+    assert merge_changes(spark, lake, spec_of("programmes"), fresh, ("update", "delete")) == {"source_rows": 2, "inserted": 0, "updated": 2}
     expected = spark.createDataFrame([
         (1, "new name", 12, "d", dt.date(2026, 3, 2), False, None, None, "r", T3, "raw/x", 12),
         (2, "two", 12, "d", dt.date(2026, 3, 2), True, T3, "r3", "r", T2, "raw/x", 20),

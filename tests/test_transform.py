@@ -1,5 +1,6 @@
 """The transform job on landings built in the test: two runs end to end, idempotency, replay, broken landings."""
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -215,8 +216,9 @@ def test_an_unreadable_landing_file_loads_nothing_of_its_run(spark, tmp_path):
 def test_a_landing_that_does_not_match_its_manifest_is_taken_back_out_of_bronze(spark, tmp_path):
     storage = open_storage(str(tmp_path))
     landed = write_run(storage, T0, apprenticeships=[Page([apprenticeship(1), apprenticeship(2)])], commit=False)
-    landed.manifest["entities"]["apprenticeships"]["pages"] = 2  # one page landed, two promised
-    write_manifest(storage, landed.manifest)
+    promised = dataclasses.replace(landed.manifest.entity("apprenticeships"), pages=2)  # one page landed, two promised
+    write_manifest(storage, dataclasses.replace(landed.manifest, entities={**landed.manifest.entities,
+                                                                           "apprenticeships": promised}))
     with pytest.raises(LandingReadError, match="apprenticeships: 1 pages read, the manifest says 2"):
         run_transform(spark, make_config(str(tmp_path)))
     lake = Lake(str(tmp_path))
@@ -225,12 +227,12 @@ def test_a_landing_that_does_not_match_its_manifest_is_taken_back_out_of_bronze(
 
 
 def test_counts_that_do_not_add_up_fail_the_job_and_leave_a_failed_audit_row(spark, tmp_path, monkeypatch):
-    import multiverse_etl.transform.run as transform_run
+    import multiverse_etl.transform.merge as transform_merge
     from multiverse_etl.transform import ReconciliationError
 
     landed = write_run(open_storage(str(tmp_path)), T0, programmes=[Page([programme(7), programme(8)])])
-    real_append = transform_run.append_rows
-    monkeypatch.setattr(transform_run, "append_rows", lambda *a, **k: real_append(*a, **k) - 1)  # a row "lost" on the way
+    real_append = transform_merge.append_rows
+    monkeypatch.setattr(transform_merge, "append_rows", lambda *a, **k: real_append(*a, **k) - 1)  # a row "lost" on the way
     with pytest.raises(ReconciliationError, match="programmes: planned inserts 2 != MERGE rows inserted 1"):
         run_transform(spark, make_config(str(tmp_path)))
     audit = rows(spark, Lake(str(tmp_path)), "_audit/runs").collect()

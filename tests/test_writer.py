@@ -14,7 +14,7 @@ import pytest
 from multiverse_etl.extract.errors import ExtractError
 from multiverse_etl.extract.parents import ParentSet, parent_id
 from multiverse_etl.extract.resume import take_over
-from multiverse_etl.extract.state import (RunPlan, WatermarkTracker, advance_watermark, modified_after_for,
+from multiverse_etl.extract.state import (ExtractPlan, WatermarkTracker, advance_watermark, modified_after_for,
                                           parse_api_timestamp, read_run_plan, read_watermark, shift_timestamp,
                                           write_run_plan)
 from multiverse_etl.extract.writer import PartWriter, part_number
@@ -172,7 +172,7 @@ def test_the_stored_watermark_only_moves_forward(tmp_path):
 
 def test_run_plans_round_trip(tmp_path):
     storage = LocalStorage(str(tmp_path))
-    plan = RunPlan(RUN, "incremental", "changed", "http://x", "2026-11-27T03:34:00.000000Z", "2024-01-01T00:00:00",
+    plan = ExtractPlan(RUN, "incremental", "changed", "http://x", "2026-11-27T03:34:00.000000Z", "2024-01-01T00:00:00",
                    "2023-12-31T23:00:00")
     write_run_plan(storage, plan)
     assert read_run_plan(storage, RUN) == plan

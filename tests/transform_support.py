@@ -15,11 +15,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence, Union
 
-from multiverse_etl.landing import part_key, write_manifest
+from multiverse_etl.landing import EntityManifest, Manifest, Part, landing_line as format_landing_line, part_key, write_manifest
 from multiverse_etl.storage import Storage
 
 # The plain-Python model of the contract and the cleaning, written from docs/transform.md, not from the Spark code.
-from reliability_support import EMAIL, WHITE_SPACE, _email, _text, _timestamp, contract_reasons
+from support.oracle import EMAIL, WHITE_SPACE, _email, _text, _timestamp, contract_reasons
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, 0, tzinfo=dt.timezone.utc)
 
@@ -58,25 +58,20 @@ def _record_text(record: Record) -> str:
 
 
 def landing_line(entity: str, run_id: str, page: Page, page_index: int, extracted_at: dt.datetime) -> bytes:
-    head = {
-        "entity": entity,
-        "run_id": page.run_id or run_id,
-        "extracted_at": iso(extracted_at),
-        "page_index": page_index,
-        "request": {"path": f"/apprenticeships/{page.parent}/projects" if entity == "projects" else f"/{entity}",
-                    "params": {"page_size": 1000}},
-        "parent": {"apprenticeship_id": page.parent} if entity == "projects" else None,
-    }
+    """The page's landing line, by the landing contract's own `landing_line` (records spliced in as text)."""
     data = "[" + ",".join(_record_text(r) for r in page.data) + "]"
     pagination = json.dumps({"next_token": None, "previous_token": None, "page_size": 1000})
-    text = json.dumps(head, ensure_ascii=False, separators=(",", ":"))[:-1] + f',"data":{data},"pagination":{pagination}}}'
-    return (text + "\n").encode("utf-8")
+    payload = f'{{"data":{data},"pagination":{pagination}}}'.encode("utf-8")
+    path = f"/apprenticeships/{page.parent}/projects" if entity == "projects" else f"/{entity}"
+    parent = {"apprenticeship_id": page.parent} if entity == "projects" else None
+    return format_landing_line(entity, page.run_id or run_id, iso(extracted_at), page_index, path, {"page_size": 1000},
+                               parent, payload)
 
 
 @dataclass
 class LandedRun:
     run_id: str
-    manifest: dict[str, Any]
+    manifest: Manifest
     started_at: dt.datetime
     keys: dict[str, list[str]] = field(default_factory=dict)
 
@@ -97,8 +92,8 @@ def write_run(
     """Land one run (parts, then the manifest) and return it."""
     run_id = run_id_at(started_at, suffix)
     complete = {"apprenticeships": mode == "full", "projects": True, "programmes": True, **(complete_listing or {})}
-    landed = LandedRun(run_id, {}, started_at)
-    entities: dict[str, Any] = {}
+    landed = LandedRun(run_id, None, started_at)  # type: ignore[arg-type]
+    entities: dict[str, EntityManifest] = {}
     clock = started_at
     for entity, pages in (("programmes", programmes), ("apprenticeships", apprenticeships), ("projects", projects)):
         per_parent: dict[Optional[int], int] = {}
@@ -114,32 +109,15 @@ def write_run(
             key = part_key(entity, run_id, number)
             body = gzip.compress(b"".join(line for line, _ in chunk))
             storage.put(key, body)
-            parts.append({"key": key, "pages": len(chunk), "records": sum(n for _, n in chunk), "bytes": len(body)})
-        landed.keys[entity] = [p["key"] for p in parts]
-        entities[entity] = {
-            "pages": sum(p["pages"] for p in parts),
-            "records": sum(p["records"] for p in parts),
-            "requests": len(lines),
-            "retries": 0,
-            "complete_listing": complete[entity],
-            "parts": parts,
-        }
-    entities["projects"]["parents"] = len({p.parent for p in projects})
-    landed.manifest = {
-        "run_id": run_id,
-        "manifest_version": 1,
-        "status": "committed",
-        "mode": mode,
-        "projects_scope": "all",
-        "started_at": iso(started_at),
-        "finished_at": iso(clock + dt.timedelta(seconds=1)),
-        "watermark_before": None,
-        "watermark_after": None,
-        "modified_after": None,
-        "requests": sum(e["requests"] for e in entities.values()),
-        "retries": 0,
-        "entities": entities,
-    }
+            parts.append(Part(key, len(chunk), sum(n for _, n in chunk), len(body)))
+        landed.keys[entity] = [p.key for p in parts]
+        entities[entity] = EntityManifest(
+            pages=sum(p.pages for p in parts), records=sum(p.records for p in parts), complete_listing=complete[entity],
+            parts=tuple(parts), requests=len(lines),
+            parents=len({p.parent for p in projects}) if entity == "projects" else None)
+    landed.manifest = Manifest(run_id=run_id, mode=mode, started_at=iso(started_at),
+                               finished_at=iso(clock + dt.timedelta(seconds=1)), entities=entities,
+                               requests=sum(e.requests for e in entities.values()))
     if commit:
         write_manifest(storage, landed.manifest)
     return landed
@@ -203,6 +181,22 @@ def lineage(index: int, parent: Optional[int] = None, entity: str = "apprentices
     """The lineage columns `bronze_frame` gives record `index`."""
     return (run_id, dt.date.fromisoformat(f"{run_id[:4]}-{run_id[4:6]}-{run_id[6:8]}"), extracted_at,
             landing_file(entity, run_id), page_index, index, parent)
+
+
+def cleaned(spec):
+    """Bronze rows → cleaned rows, as the transform makes them: validated, then NFC-normalised."""
+    from multiverse_etl.transform.clean import normalize_unicode, validate_records
+
+    return lambda bronze: bronze.transform(validate_records(spec)).transform(normalize_unicode(spec))
+
+
+def kept_versions(spec):
+    """Cleaned rows → the version of each key the transform keeps (rank 1 of `rank_versions`)."""
+    from pyspark.sql import functions as F
+
+    from multiverse_etl.transform.dedupe import RANK_COLUMN, rank_versions
+
+    return lambda rows: rows.transform(rank_versions(spec)).filter(F.col(RANK_COLUMN) == 1).select(*rows.columns)
 
 
 def compact(record: dict) -> str:

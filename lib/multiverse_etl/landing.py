@@ -15,15 +15,21 @@ Readers take only runs whose manifest exists and says status "committed".
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
 import secrets
-from typing import Any, Iterator, Optional
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
+import orjson
+
+from .entities import ENTITY_NAMES
 from .storage import ObjectNotFound, Storage
 
-ENTITIES = ("apprenticeships", "projects", "programmes")
+ENTITIES = ENTITY_NAMES
 RAW_PREFIX = "raw"
 MANIFEST_PREFIX = "raw/_manifests"
 STATE_PREFIX = "_state"
@@ -66,14 +72,149 @@ def manifest_key(run_id: str) -> str:
     return f"{MANIFEST_PREFIX}/{run_id}.json"
 
 
-def write_manifest(storage: Storage, manifest: dict[str, Any]) -> str:
+@dataclass(frozen=True)
+class Part:
+    """One landing part file of an entity: its key and what it holds."""
+
+    key: str
+    pages: int
+    records: int
+    bytes: int
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Part:
+        return cls(str(doc["key"]), int(doc["pages"]), int(doc["records"]), int(doc.get("bytes", 0)))
+
+
+@dataclass(frozen=True)
+class EntityManifest:
+    """What a run landed of one entity. `complete_listing`: the listing shows every id the source has."""
+
+    pages: int
+    records: int
+    complete_listing: bool
+    parts: tuple[Part, ...] = ()
+    requests: int = 0
+    retries: int = 0
+    parents: Optional[int] = None  # projects: the apprenticeships whose listings were landed
+    parents_skipped: Optional[int] = None  # projects: apprenticeships without a usable id
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"pages": self.pages, "records": self.records, "requests": self.requests,
+                               "retries": self.retries, "complete_listing": self.complete_listing,
+                               "parts": [p.to_json() for p in self.parts]}
+        for name in ("parents", "parents_skipped"):
+            if getattr(self, name) is not None:
+                doc[name] = getattr(self, name)
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> EntityManifest:
+        return cls(pages=int(doc["pages"]), records=int(doc["records"]), complete_listing=bool(doc["complete_listing"]),
+                   parts=tuple(Part.from_json(p) for p in doc.get("parts", ())), requests=int(doc.get("requests", 0)),
+                   retries=int(doc.get("retries", 0)), parents=doc.get("parents"),
+                   parents_skipped=doc.get("parents_skipped"))
+
+
+# Top-level keys written only when set (older manifests and test landings may not have them).
+_OPTIONAL_KEYS = ("api_url", "duration_s", "logins", "client")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A run's manifest (raw/_manifests/<run_id>.json): written last, it commits the run."""
+
+    run_id: str
+    mode: str
+    started_at: str  # ISO 8601, UTC
+    finished_at: str
+    entities: Mapping[str, EntityManifest]
+    status: str = "committed"
+    manifest_version: int = MANIFEST_VERSION
+    projects_scope: str = "all"
+    attempt: int = 1
+    watermark_before: Optional[str] = None
+    watermark_after: Optional[str] = None
+    modified_after: Optional[str] = None
+    requests: int = 0
+    retries: int = 0
+    api_url: Optional[str] = None
+    duration_s: Optional[float] = None
+    logins: Optional[int] = None
+    client: Optional[Mapping[str, Any]] = field(default=None, compare=False)  # the extractor's request statistics
+
+    def entity(self, name: str) -> EntityManifest:
+        """An entity's section; an entity the run did not land counts as landed empty, not complete."""
+        return self.entities.get(name) or EntityManifest(pages=0, records=0, complete_listing=False)
+
+    def to_json(self) -> dict[str, Any]:
+        doc = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+               if f.name not in _OPTIONAL_KEYS and f.name != "entities"}
+        doc["entities"] = {name: e.to_json() for name, e in self.entities.items()}
+        for name in _OPTIONAL_KEYS:
+            value = getattr(self, name)
+            if value is not None:
+                doc[name] = dict(value) if name == "client" else value
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Manifest:
+        """The manifest of a parsed JSON document; LandingError when it is not one this version understands."""
+        if not isinstance(doc, Mapping):
+            raise LandingError(f"a manifest must be a JSON object, got {type(doc).__name__}")
+        run_id = doc.get("run_id")
+        if not isinstance(run_id, str):
+            raise LandingError(f"manifest without a run_id: {str(doc)[:200]}")
+        version = doc.get("manifest_version")
+        if version != MANIFEST_VERSION:
+            raise LandingError(f"run {run_id}: manifest_version {version!r} is not supported "
+                               f"(expected {MANIFEST_VERSION}); upgrade multiverse-etl to read it")
+        entities = doc.get("entities")
+        if not isinstance(entities, Mapping):
+            raise LandingError(f"run {run_id}: the manifest has no 'entities' section")
+        try:
+            return cls(
+                run_id=run_id, mode=str(doc.get("mode", "unknown")), started_at=doc.get("started_at") or "",
+                finished_at=doc.get("finished_at") or "",
+                entities={name: EntityManifest.from_json(e) for name, e in entities.items()},
+                status=str(doc.get("status")), manifest_version=version,
+                projects_scope=str(doc.get("projects_scope", "all")), attempt=int(doc.get("attempt", 1)),
+                watermark_before=doc.get("watermark_before"), watermark_after=doc.get("watermark_after"),
+                modified_after=doc.get("modified_after"), requests=int(doc.get("requests", 0)),
+                retries=int(doc.get("retries", 0)), api_url=doc.get("api_url"), duration_s=doc.get("duration_s"),
+                logins=doc.get("logins"), client=doc.get("client"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LandingError(f"run {run_id}: the manifest is malformed ({type(exc).__name__}: {exc})") from None
+
+
+def landing_line(entity: str, run_id: str, extracted_at: str, page_index: int, path: str,
+                 params: Mapping[str, Any], parent: Optional[Mapping[str, Any]], payload: bytes) -> bytes:
+    """One landing line (with its newline): the lineage head, then `payload`, the page's compact JSON
+    object holding `data` and `pagination`, spliced in as bytes (the values exactly as served)."""
+    head = orjson.dumps({
+        "entity": entity,
+        "run_id": run_id,
+        "extracted_at": extracted_at,
+        "page_index": page_index,
+        "request": {"path": path, "params": dict(params)},
+        "parent": dict(parent) if parent is not None else None,
+    })
+    return head[:-1] + b"," + payload.strip()[1:] + b"\n"
+
+
+def write_manifest(storage: Storage, manifest: Manifest) -> str:
     """Write the manifest last: from this moment the run exists for readers."""
-    key = manifest_key(check_run_id(manifest["run_id"]))
-    storage.put(key, json.dumps(manifest, indent=2, sort_keys=True).encode())
+    key = manifest_key(check_run_id(manifest.run_id))
+    storage.put(key, json.dumps(manifest.to_json(), indent=2, sort_keys=True).encode())
     return key
 
 
-def read_manifest(storage: Storage, run_id: str) -> Optional[dict[str, Any]]:
+def read_manifest_json(storage: Storage, run_id: str) -> Optional[dict[str, Any]]:
+    """The manifest's JSON as stored (None: the run has none yet)."""
     try:
         raw = storage.get(manifest_key(run_id))
     except ObjectNotFound:
@@ -85,11 +226,16 @@ def read_manifest(storage: Storage, run_id: str) -> Optional[dict[str, Any]]:
     return manifest
 
 
-def committed_runs(storage: Storage) -> Iterator[dict[str, Any]]:
+def read_manifest(storage: Storage, run_id: str) -> Optional[Manifest]:
+    doc = read_manifest_json(storage, run_id)
+    return None if doc is None else Manifest.from_json(doc)
+
+
+def committed_runs(storage: Storage) -> Iterator[Manifest]:
     """Manifests of committed runs, oldest first (run ids sort by time)."""
     keys = sorted(o.key for o in storage.list(MANIFEST_PREFIX + "/") if o.key.endswith(".json"))
     for key in keys:
         run_id = key.rsplit("/", 1)[1][: -len(".json")]
-        manifest = read_manifest(storage, run_id)
-        if manifest and manifest.get("status") == "committed":
-            yield manifest
+        doc = read_manifest_json(storage, run_id)
+        if doc and doc.get("status") == "committed":
+            yield Manifest.from_json(doc)

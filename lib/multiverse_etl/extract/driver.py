@@ -20,7 +20,8 @@ from typing import Any, Optional
 from yarl import URL
 
 from ..config import Config
-from ..landing import MANIFEST_VERSION, check_run_id, new_run_id, read_manifest, write_manifest
+from ..entities import APPRENTICESHIPS, ENTITIES, PROGRAMMES, PROJECTS, EntitySpec
+from ..landing import EntityManifest, Manifest, Part, check_run_id, new_run_id, read_manifest, write_manifest
 from ..storage import Storage, open_storage
 from .client import ApiClient, RequestStats
 from .credentials import Credentials, resolve_credentials
@@ -32,7 +33,7 @@ from .progress import FanoutState, Progress, summary_table
 from .redaction import RedactingFilter, scrubbed_logs
 from .resume import PriorAttempt, take_over
 from .retry import RetryBudget
-from .state import (RunPlan, WatermarkTracker, advance_watermark, later_watermark, modified_after_for,
+from .state import (ExtractPlan, WatermarkTracker, advance_watermark, later_watermark, modified_after_for,
                     read_run_plan, read_watermark, write_run_plan)
 from .writer import PartWriter
 
@@ -47,7 +48,7 @@ QUEUE_PAGES_AHEAD = 2
 @dataclass(frozen=True)
 class ExtractResult:
     run_id: str
-    manifest: dict[str, Any]
+    manifest: dict[str, Any]  # the manifest's JSON, as written (`landing.Manifest.to_json`)
     manifest_key: str
 
 
@@ -69,33 +70,34 @@ def run_extract(config: Config, *, mode: Optional[str] = None, resume_run_id: Op
         plan = _plan(storage, config, mode, resume_run_id)
         run = _Run(config, storage, credentials, plan, redactor)
         try:
-            manifest = _run_async(run.execute())
+            committed = _run_async(run.execute())
         except BaseException as exc:
             if run.lake_touched:
                 log.warning("extract run %s stopped before its manifest (%s); finish it with --resume %s",
                             plan.run_id, type(exc).__name__, plan.run_id)
             raise
-        key = write_manifest(storage, manifest)
-        advance_watermark(storage, manifest["watermark_after"], plan.run_id, manifest["finished_at"])
+        key = write_manifest(storage, committed)
+        manifest = committed.to_json()
+        advance_watermark(storage, committed.watermark_after, plan.run_id, committed.finished_at)
         for row in summary_table(manifest):
             log.info("extract summary | %s", row)
         log.info("extract run %s committed: %s", plan.run_id, storage.uri(key))
     return ExtractResult(plan.run_id, manifest, key)
 
 
-def _plan(storage: Storage, config: Config, mode: Optional[str], resume_run_id: Optional[str]) -> RunPlan:
+def _plan(storage: Storage, config: Config, mode: Optional[str], resume_run_id: Optional[str]) -> ExtractPlan:
     """A new run's plan, or the stored plan of the run to resume (with its attempt counted)."""
     if resume_run_id is None:
         mode = mode or config.extract.mode
         watermark = read_watermark(storage)
-        return RunPlan(
+        return ExtractPlan(
             run_id=new_run_id(), mode=mode, projects_scope=config.extract.projects_scope if mode == "incremental" else "all",
             api_url=safe_url(config.api.url), started_at=utc_now_iso(), watermark_before=watermark,
             modified_after=modified_after_for(watermark, config.extract.lookback_seconds) if mode == "incremental" else None,
         )
     run_id = check_run_id(resume_run_id)
     manifest = read_manifest(storage, run_id)
-    if manifest is not None and manifest.get("status") == "committed":
+    if manifest is not None and manifest.status == "committed":
         raise ResumeError(f"run {run_id} is already committed ({storage.uri('raw/_manifests/' + run_id + '.json')}); nothing to resume")
     plan = read_run_plan(storage, run_id)
     if plan is None:
@@ -126,7 +128,7 @@ def safe_url(url: str) -> str:
 class _Run:
     """The state of one attempt of one run (async; built and executed in `run_extract`)."""
 
-    def __init__(self, config: Config, storage: Storage, credentials: Credentials, plan: RunPlan,
+    def __init__(self, config: Config, storage: Storage, credentials: Credentials, plan: ExtractPlan,
                  redactor: RedactingFilter) -> None:
         self.config = config
         self.storage = storage
@@ -141,11 +143,11 @@ class _Run:
         self.seen = ParentSet()
         self.parents_skipped = 0
         page_size = config.api.page_size
-        self.page_sizes = {name: PageSize(page_size, name) for name in ("apprenticeships", "projects", "programmes")}
+        self.page_sizes = {spec.name: PageSize(page_size, spec.name) for spec in ENTITIES}
         # An incremental run that lists projects of *all* apprenticeships needs every id, not only the changed ones.
         self.discover_parents = plan.mode == "incremental" and plan.projects_scope == "all" and plan.modified_after is not None
 
-    async def execute(self) -> dict[str, Any]:
+    async def execute(self) -> Manifest:
         config, plan = self.config, self.plan
         client = ApiClient(config.api, self.credentials, stats=self.stats, budget=RetryBudget(config.api.retry_budget),
                            on_token=self.redactor.add)
@@ -160,11 +162,10 @@ class _Run:
             prior = await asyncio.to_thread(self._start_in_lake)
             self.fanout.done_before = len(prior.done_parents)
             max_bytes = config.extract.part_max_bytes
-            self.writers = {
-                "apprenticeships": PartWriter(self.storage, "apprenticeships", self.run_id, max_bytes),
-                "projects": PartWriter(self.storage, "projects", self.run_id, max_bytes, prior_parts=prior.project_parts),
-                "programmes": PartWriter(self.storage, "programmes", self.run_id, max_bytes),
-            }
+            # A fanned-out entity (projects) keeps the parts of complete parents an earlier attempt wrote.
+            self.writers = {spec.name: PartWriter(self.storage, spec.name, self.run_id, max_bytes,
+                                                  prior_parts=prior.project_parts if spec.parent else ())
+                            for spec in ENTITIES}
             self.done_before = prior.done_parents
             self.queue: asyncio.Queue[Optional[int]] = asyncio.Queue(
                 maxsize=max(4 * config.api.concurrency, QUEUE_PAGES_AHEAD * config.api.page_size))
@@ -187,29 +188,33 @@ class _Run:
     async def _all_lists(self, client: ApiClient) -> None:
         params = {"modified_after": self.plan.modified_after} if self.plan.modified_after is not None else {}
         jobs = [
-            self._land_list(client, "programmes", "/programmes", {}, feed=False),
-            self._land_list(client, "apprenticeships", "/apprenticeships", params, feed=not self.discover_parents),
+            self._land_list(client, PROGRAMMES, {}, feed=False),
+            self._land_list(client, APPRENTICESHIPS, params, feed=not self.discover_parents),
         ]
         if self.discover_parents:
             jobs.append(self._discover_parents(client))
         jobs += [self._projects_worker(client) for _ in range(self.config.api.concurrency)]
         await _all_or_nothing(jobs)
-        await self.writers["projects"].close()
+        await self.writers[PROJECTS.name].close()
 
-    async def _land_list(self, client: ApiClient, entity: str, path: str, params: dict[str, Any], feed: bool) -> None:
-        """Walk one list, landing every page; the apprenticeships list may also feed the fan-out."""
+    async def _land_list(self, client: ApiClient, spec: EntitySpec, params: dict[str, Any], feed: bool) -> None:
+        """Walk one list, landing every page; the apprenticeships list may also feed the fan-out.
+
+        The watermark follows the list's change marker (apprenticeships' modified_date).
+        """
+        entity, path, tracked = spec.name, spec.api_path, spec.change_marker is not None
         writer = self.writers[entity]
         walked = 0
         async for page in paginate(client, entity=entity, path=path, page_size=self.page_sizes[entity], params=params,
                                    max_restarts=self.config.api.max_list_restarts):
             if page.page_index == 0 and walked:  # the list restarted: what this walk landed goes
                 await writer.discard()
-                if entity == "apprenticeships":
+                if tracked:
                     self.watermark.reset()
                 walked = 0
             walked += 1
             await writer.add((page_line(page, self.run_id, None),), len(page.data))
-            if entity == "apprenticeships":
+            if tracked:
                 self.watermark.observe(page.data)
             if feed:
                 await self._feed(page.data)
@@ -219,7 +224,8 @@ class _Run:
 
     async def _discover_parents(self, client: ApiClient) -> None:
         """Every apprenticeship id (no modified_after) for an incremental run with projects_scope 'all'; not landed."""
-        async for page in paginate(client, entity="projects", path="/apprenticeships", page_size=self.page_sizes["apprenticeships"],
+        async for page in paginate(client, entity=PROJECTS.name, path=APPRENTICESHIPS.api_path,
+                                   page_size=self.page_sizes[APPRENTICESHIPS.name],
                                    max_restarts=self.config.api.max_list_restarts):
             await self._feed(page.data)  # a restart re-feeds ids: the parent set drops repeats
         await self._end_feed()
@@ -248,8 +254,8 @@ class _Run:
 
     async def _projects_worker(self, client: ApiClient) -> None:
         """List one apprenticeship's projects at a time; land its pages together once the listing is complete."""
-        writer = self.writers["projects"]
-        size = self.page_sizes["projects"]
+        writer = self.writers[PROJECTS.name]
+        size = self.page_sizes[PROJECTS.name]
         run_id = self.run_id
         max_restarts = self.config.api.max_list_restarts
         queue = self.queue
@@ -260,7 +266,7 @@ class _Run:
             parent = {"apprenticeship_id": pid}
             lines: list[bytes] = []
             records = 0
-            async for page in paginate(client, entity="projects", path=f"/apprenticeships/{pid}/projects",
+            async for page in paginate(client, entity=PROJECTS.name, path=PROJECTS.api_path.format(parent=pid),
                                        page_size=size, max_restarts=max_restarts):
                 if page.page_index == 0 and lines:  # restarted
                     lines, records = [], 0
@@ -273,45 +279,42 @@ class _Run:
         writers = getattr(self, "writers", {})
         return sum(w.pages for w in writers.values()), sum(w.records for w in writers.values())
 
-    def _manifest(self, duration_s: float) -> dict[str, Any]:
+    def _manifest(self, duration_s: float) -> Manifest:
         plan, stats = self.plan, self.stats
-        entities: dict[str, Any] = {}
-        for name, writer in self.writers.items():
-            counter = stats.entity(name)
-            entities[name] = {
-                "pages": sum(p["pages"] for p in writer.parts),
-                "records": sum(p["records"] for p in writer.parts),
-                "requests": counter.requests,
-                "retries": counter.retries,
-                "complete_listing": True,
-                "parts": list(writer.parts),
-            }
-        entities["apprenticeships"]["complete_listing"] = plan.modified_after is None
-        entities["projects"]["complete_listing"] = plan.projects_scope == "all" or plan.modified_after is None
-        entities["projects"]["parents"] = self.fanout.done + self.fanout.done_before
-        entities["projects"]["parents_skipped"] = self.parents_skipped
+        entities: dict[str, EntityManifest] = {}
+        for spec in ENTITIES:
+            writer, counter = self.writers[spec.name], stats.entity(spec.name)
+            parts = tuple(Part.from_json(p) for p in writer.parts)
+            if spec.parent is not None:  # one listing per parent: complete when every parent was listed
+                complete = plan.projects_scope == "all" or plan.modified_after is None
+            else:  # a list filtered by its change marker holds the changed rows only
+                complete = spec.change_marker is None or plan.modified_after is None
+            fanned_out = spec.parent is not None
+            entities[spec.name] = EntityManifest(
+                pages=sum(p.pages for p in parts), records=sum(p.records for p in parts), complete_listing=complete,
+                parts=parts, requests=counter.requests, retries=counter.retries,
+                parents=self.fanout.done + self.fanout.done_before if fanned_out else None,
+                parents_skipped=self.parents_skipped if fanned_out else None)
         if self.watermark.ignored:
             log.warning("%d apprenticeship(s) have a modified_date that is not a timestamp (or is in the future): "
                         "landed, but not taken for the watermark", self.watermark.ignored)
-        return {
-            "run_id": self.run_id,
-            "manifest_version": MANIFEST_VERSION,
-            "status": "committed",
-            "mode": plan.mode,
-            "projects_scope": plan.projects_scope,
-            "api_url": safe_url(self.config.api.url),
-            "started_at": plan.started_at,
-            "finished_at": utc_now_iso(),
-            "duration_s": round(duration_s, 3),
-            "attempt": plan.attempt,
-            "watermark_before": plan.watermark_before,
-            "watermark_after": later_watermark(plan.watermark_before, self.watermark.value),
-            "modified_after": plan.modified_after,
-            "requests": stats.requests,
-            "retries": stats.retries,
-            "logins": stats.logins,
-            "entities": entities,
-        }
+        return Manifest(
+            run_id=self.run_id,
+            mode=plan.mode,
+            projects_scope=plan.projects_scope,
+            api_url=safe_url(self.config.api.url),
+            started_at=plan.started_at,
+            finished_at=utc_now_iso(),
+            duration_s=round(duration_s, 3),
+            attempt=plan.attempt,
+            watermark_before=plan.watermark_before,
+            watermark_after=later_watermark(plan.watermark_before, self.watermark.value),
+            modified_after=plan.modified_after,
+            requests=stats.requests,
+            retries=stats.retries,
+            logins=stats.logins,
+            entities=entities,
+        )
 
 
 async def _all_or_nothing(coros: list) -> None:

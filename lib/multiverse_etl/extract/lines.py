@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 import orjson
 
+from ..landing import landing_line
 from .paginate import Page
 
 _SPLICE_KEYS = frozenset(("data", "pagination"))
@@ -20,15 +21,8 @@ _SPLICE_KEYS = frozenset(("data", "pagination"))
 
 def page_line(page: Page, run_id: str, parent: Optional[dict[str, Any]]) -> bytes:
     """The gzip-ready JSON line (with its newline) for one page."""
-    head = orjson.dumps({
-        "entity": page.entity,
-        "run_id": run_id,
-        "extracted_at": page.extracted_at,
-        "page_index": page.page_index,
-        "request": {"path": page.path, "params": page.params},
-        "parent": parent,
-    })
-    return head[:-1] + b"," + _payload(page)[1:] + b"\n"
+    return landing_line(page.entity, run_id, page.extracted_at, page.page_index, page.path, page.params, parent,
+                        _payload(page))
 
 
 def _payload(page: Page) -> bytes:

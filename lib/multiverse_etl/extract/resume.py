@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from ..entities import ENTITIES
 from ..landing import run_prefix
 from ..storage import Storage
 from .parents import ParentSet
@@ -33,11 +34,14 @@ class PriorAttempt:
 def take_over(storage: Storage, run_id: str) -> PriorAttempt:
     """Read the run's committed projects parts, delete its list parts; what the resume starts from."""
     prior = PriorAttempt()
-    for entity in ("apprenticeships", "programmes"):
-        for info in list(storage.list(run_prefix(entity, run_id))):
+    for spec in ENTITIES:  # lists are listed again from page one; fanned-out entities keep complete parents
+        if spec.parent is not None:
+            continue
+        for info in list(storage.list(run_prefix(spec.name, run_id))):
             storage.delete(info.key)
             prior.deleted_keys.append(info.key)
-    for info in list(storage.list(run_prefix("projects", run_id))):
+    fanned_out = next(spec for spec in ENTITIES if spec.parent is not None)
+    for info in list(storage.list(run_prefix(fanned_out.name, run_id))):
         if not info.key.endswith(".jsonl.gz"):
             continue
         try:

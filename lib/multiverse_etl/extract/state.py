@@ -124,7 +124,7 @@ def modified_after_for(watermark: Optional[str], lookback_seconds: int) -> Optio
 
 
 @dataclass(frozen=True)
-class RunPlan:
+class ExtractPlan:
     """What a run was started with; a resume re-reads it so it lands what the first attempt would have."""
 
     run_id: str
@@ -141,16 +141,16 @@ def run_plan_key(run_id: str) -> str:
     return f"{RUNS_PREFIX}/{run_id}.json"
 
 
-def write_run_plan(storage: Storage, plan: RunPlan) -> None:
+def write_run_plan(storage: Storage, plan: ExtractPlan) -> None:
     storage.put(run_plan_key(plan.run_id), json.dumps(asdict(plan), indent=2, sort_keys=True).encode())
 
 
-def read_run_plan(storage: Storage, run_id: str) -> Optional[RunPlan]:
+def read_run_plan(storage: Storage, run_id: str) -> Optional[ExtractPlan]:
     doc = _read_json(storage, run_plan_key(run_id))
     if doc is None:
         return None
     try:
-        return RunPlan(**doc)
+        return ExtractPlan(**doc)
     except TypeError:
         raise ExtractError(f"{storage.uri(run_plan_key(run_id))} is not a run plan this version understands") from None
 

@@ -7,13 +7,17 @@ Only a run with a `loaded` row counts as loaded; a run whose reconciliation fail
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass, field
 from typing import Optional
 
 from pyspark.sql import DataFrame, SparkSession
 
-from .reconcile import EntityCounts
+from .reconcile import EntityCounts, summary_table
 from .schemas import AUDIT_SCHEMA, ENTITY_COUNTS_SCHEMA
+from .tables import Lake, append_audit
+
+log = logging.getLogger("multiverse_etl.transform")
 
 LOADED, FAILED = "loaded", "failed"
 
@@ -48,6 +52,33 @@ class GoldSummary:
     orphan_projects: Optional[int] = None
 
 
+@dataclass
+class TransformResult:
+    """What one transform job did."""
+
+    job_id: str
+    runs: list[RunReport] = field(default_factory=list)
+    gold_rebuilt: bool = False
+    gold: GoldSummary = GoldSummary()
+    duration_s: float = 0.0
+
+    @property
+    def loaded_run_ids(self) -> list[str]:
+        return [report.run_id for report in self.runs]
+
+    def summary_lines(self) -> list[str]:
+        g = self.gold
+        extra = [
+            f"runs loaded: {len(self.runs)}; gold {'rebuilt' if self.gold_rebuilt else 'unchanged'}"
+            + (f": {g.gold_apprenticeships} apprenticeships ({g.orphan_apprenticeships} with an unknown programme), "
+               f"{g.gold_apprenticeship_projects} projects ({g.orphan_projects} with an unknown apprenticeship)"
+               if self.gold_rebuilt else "")
+            + f"; {self.duration_s:.1f}s"
+        ]
+        return summary_table([(r.run_id, r.entities, r.mismatches) for r in self.runs], extra)
+
+
+
 def audit_row(job_id: str, report: RunReport, status: str, gold: GoldSummary, spark_version: str) -> tuple:
     """One `AUDIT_SCHEMA` row."""
     entities = [tuple(getattr(counts, f.name) for f in ENTITY_COUNTS_SCHEMA.fields) for counts in report.entities]
@@ -74,3 +105,13 @@ def audit_row(job_id: str, report: RunReport, status: str, gold: GoldSummary, sp
 
 def audit_rows(spark: SparkSession, rows: list[tuple]) -> DataFrame:
     return spark.createDataFrame(rows, AUDIT_SCHEMA)
+
+
+def write_audit(spark: SparkSession, lake: Lake, job_id: str, reports: list[RunReport], status: str,
+                gold: GoldSummary) -> None:
+    """Step 5, audit: one row per run, appended last (a `loaded` row is the run's loaded marker)."""
+    if not reports:
+        return
+    rows = [audit_row(job_id, report, status, gold, spark.version) for report in reports]
+    append_audit(audit_rows(spark, rows), lake)
+    log.info("audit: %d run(s) marked %s: %s", len(rows), status, ", ".join(r.run_id for r in reports))

@@ -24,31 +24,33 @@ from typing import Callable, Optional
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from ..entities import EntitySpec
 from .clean import month_start
-from .schemas import BUSINESS_COLUMNS, KEYS, SILVER_SCHEMAS
+from .schemas import silver_schema
 
 ACTION = "_action"
 INSERT, UPDATE, UNCHANGED, DELETE = "insert", "update", "unchanged", "delete"
 ACTIONS = (INSERT, UPDATE, UNCHANGED, DELETE)
 
 
-def record_hash(entity: str) -> Column:
+def record_hash(spec: EntitySpec) -> Column:
     """A 64-bit hash of the business columns: an unchanged record is not rewritten (every business column is non-null)."""
-    return F.xxhash64(*[F.col(c) for c in BUSINESS_COLUMNS[entity]])
+    return F.xxhash64(*[F.col(c) for c in spec.business_columns])
 
 
-def silver_rows(entity: str) -> Callable[[DataFrame], DataFrame]:
-    """Deduplicated valid cleaned rows → silver rows (`SILVER_SCHEMAS[entity]`), live, with lineage and hash."""
-    schema = SILVER_SCHEMAS[entity]
+def silver_rows(spec: EntitySpec) -> Callable[[DataFrame], DataFrame]:
+    """Deduplicated valid cleaned rows → silver rows (`schemas.silver_schema`), live, with lineage and hash."""
+    schema = silver_schema(spec)
+    partition = spec.silver_partition
+    partition_value = month_start(F.col(partition.source)) if partition.monthly else F.col(partition.source)
 
     def step(deduped: DataFrame) -> DataFrame:
         derived = {
-            "modified_month": month_start(F.col("modified_date")) if entity == "apprenticeships" else None,
-            "first_ingest_date": F.col("ingest_date"),
+            partition.name: partition_value,
             "is_deleted": F.lit(False),
             "deleted_at": F.lit(None).cast("timestamp"),
             "deleted_by_run_id": F.lit(None).cast("string"),
-            "record_hash": record_hash(entity),
+            "record_hash": record_hash(spec),
         }
         columns = []
         for field in schema.fields:
@@ -59,16 +61,16 @@ def silver_rows(entity: str) -> Callable[[DataFrame], DataFrame]:
     return step
 
 
-def update_condition(entity: str, source: str = "s.", target: str = "t.") -> str:
+def update_condition(spec: EntitySpec, source: str = "s.", target: str = "t.") -> str:
     """SQL: the run's record replaces the current row (shared by the plan and the MERGE guard).
 
     `source`/`target` are column prefixes: "s."/"t." inside the MERGE, ""/"_t_" in the plan.
     """
     s, t = source, target
     later_extraction = f"{s}extracted_at > {t}extracted_at"
-    if entity == "apprenticeships":
-        newer = (f"{s}modified_date > {t}modified_date OR "
-                 f"({s}modified_date = {t}modified_date AND {later_extraction})")
+    marker = spec.change_marker
+    if marker is not None:
+        newer = f"{s}{marker} > {t}{marker} OR ({s}{marker} = {t}{marker} AND {later_extraction})"
     else:
         newer = later_extraction
     return (f"(({t}is_deleted AND {s}extracted_at > {t}deleted_at) OR "
@@ -80,10 +82,11 @@ def delete_condition(source: str = "s.", target: str = "t.") -> str:
     return f"(NOT {target}is_deleted AND {target}extracted_at < {source}deleted_at)"
 
 
-def plan_upserts(entity: str, current: DataFrame) -> Callable[[DataFrame], DataFrame]:
+def plan_upserts(spec: EntitySpec, current: DataFrame) -> Callable[[DataFrame], DataFrame]:
     """Silver rows of a run → the same rows with `_action` insert, update or unchanged against `current`."""
-    keys = list(KEYS[entity])
-    compared = ["modified_date", "extracted_at", "record_hash", "is_deleted", "deleted_at"]
+    keys = list(spec.key)
+    compared = [*([spec.change_marker] if spec.change_marker else []), "extracted_at", "record_hash", "is_deleted",
+                "deleted_at"]
 
     def step(candidates: DataFrame) -> DataFrame:
         target = current.select(
@@ -94,7 +97,7 @@ def plan_upserts(entity: str, current: DataFrame) -> Callable[[DataFrame], DataF
         joined = candidates.join(target, on=keys, how="left")
         action = (
             F.when(F.col("_t_exists").isNull(), F.lit(INSERT))
-            .when(F.expr(update_condition(entity, source="", target="_t_")), F.lit(UPDATE))
+            .when(F.expr(update_condition(spec, source="", target="_t_")), F.lit(UPDATE))
             .otherwise(F.lit(UNCHANGED))
         )
         return joined.select(*candidates.columns, action.alias(ACTION))
@@ -102,18 +105,18 @@ def plan_upserts(entity: str, current: DataFrame) -> Callable[[DataFrame], DataF
     return step
 
 
-def _as_deletions(entity: str, gone: DataFrame) -> DataFrame:
+def _as_deletions(spec: EntitySpec, gone: DataFrame) -> DataFrame:
     """Rows (keys, deleted_at, deleted_by_run_id) → the change rows that mark them deleted."""
-    keep = set(KEYS[entity]) | {"deleted_at", "deleted_by_run_id"}
+    keep = set(spec.key) | {"deleted_at", "deleted_by_run_id"}
     columns = [
         F.col(f.name) if f.name in keep else (F.lit(True) if f.name == "is_deleted" else F.lit(None)).cast(f.dataType).alias(f.name)
-        for f in SILVER_SCHEMAS[entity].fields
+        for f in silver_schema(spec).fields
     ]
     return gone.select(*columns, F.lit(DELETE).alias(ACTION))
 
 
 def plan_deletions(
-    entity: str,
+    spec: EntitySpec,
     current: DataFrame,
     present: DataFrame,
     run_id: str,
@@ -124,20 +127,21 @@ def plan_deletions(
     """Change rows that mark live rows deleted because this run proves them gone.
 
     `present`: the keys of every record of the run with a readable id (valid or quarantined).
-    Apprenticeships and programmes: pass only for a complete listing. Projects: `listed_parents`
-    (apprenticeship_id) whose listings this run holds, and `deleted_parents` (apprenticeship_id,
-    deleted_at, deleted_by_run_id) whose projects go with them.
+    An entity without a parent (apprenticeships, programmes): pass only for a complete listing.
+    Projects (`DeletionPolicy.within_parent`): `listed_parents` (apprenticeship_id) whose listings
+    this run holds, and `deleted_parents` (apprenticeship_id, deleted_at, deleted_by_run_id) whose
+    projects go with them.
     """
-    keys = list(KEYS[entity])
+    keys = list(spec.key)
     started = F.lit(run_started_at).cast("timestamp")
     live = current.filter(~F.col("is_deleted"))
-    if entity != "projects":
+    if not spec.deletion.within_parent:
         gone = (
             live.filter(F.col("extracted_at") < started)
             .join(present, on=keys, how="left_anti")
             .select(*keys, started.alias("deleted_at"), F.lit(run_id).alias("deleted_by_run_id"))
         )
-        return _as_deletions(entity, gone)
+        return _as_deletions(spec, gone)
     frames = []
     if listed_parents is not None:
         frames.append(
@@ -160,9 +164,9 @@ def plan_deletions(
             cascade = cascade.join(frames[0].select(*keys), on=keys, how="left_anti")
         frames.append(cascade)
     if not frames:
-        return _as_deletions(entity, live.limit(0).select(*keys, started.alias("deleted_at"), F.lit(run_id).alias("deleted_by_run_id")))
+        return _as_deletions(spec, live.limit(0).select(*keys, started.alias("deleted_at"), F.lit(run_id).alias("deleted_by_run_id")))
     gone = frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
-    return _as_deletions(entity, gone)
+    return _as_deletions(spec, gone)
 
 
 def merge_source(upserts: DataFrame, deletions: Optional[DataFrame]) -> DataFrame:

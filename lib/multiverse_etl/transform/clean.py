@@ -1,8 +1,9 @@
 """Cleaning: raw record text → typed, normalised columns, the same on Spark 3.5 and 4.x (ANSI on or off).
 
-Column helpers are pure Column → Column functions; `clean_<entity>` are DataFrame → DataFrame
-steps from bronze rows to the entity's cleaned shape (`schemas.CLEAN_SCHEMAS`), ending with an
-explicit `select`. Nothing here can raise on bad data under ANSI mode: numbers are checked as
+Column helpers are pure Column → Column functions; `validate_records(spec)` and
+`normalize_unicode(spec)` are DataFrame → DataFrame steps from bronze rows to the entity's cleaned
+shape (`schemas.clean_schema`), ending with an explicit `select`. Each cleaned column is built by
+the builder of its kind (`TypedColumn.kind` in entities.py). Nothing here can raise on bad data under ANSI mode: numbers are checked as
 text before any cast, and timestamps are parsed only once their shape is right, with
 `try_to_timestamp` and an explicit pattern. Contract checks (which records go to quarantine and
 why) live in `quarantine.py` and are applied here, so one step gives every record its verdict.
@@ -17,8 +18,9 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from ..entities import PARENT_COLUMN, EntitySpec, TypedColumn
 from .quarantine import contract_reasons
-from .schemas import CLEAN_SCHEMAS, LINEAGE_FIELDS, SOURCE_CONTRACT, TEXT_COLUMNS, record_string_schema
+from .schemas import LINEAGE_FIELDS, clean_schema, record_string_schema
 
 # Unicode White_Space (what "surrounding whitespace" means in the source: spaces, tabs, newlines, NBSP).
 WHITE_SPACE = (
@@ -163,21 +165,22 @@ def _nfc_function() -> Callable[[Optional[str]], Optional[str]]:
 _nfc_udf = F.udf(_nfc_function(), T.StringType())
 
 
-def normalize_unicode(entity: str) -> Callable[[DataFrame], DataFrame]:
+def normalize_unicode(spec: EntitySpec) -> Callable[[DataFrame], DataFrame]:
     """Validated rows → the same rows with their text NFC-normalised (only `needs_nfc` rows go through Python).
 
     Splitting on the stored `needs_nfc` flag keeps the UDF off the common path; run the step on
     persisted input (as the transform does) and the split costs two cheap scans of the cache.
     """
-    names = set(TEXT_COLUMNS[entity])
+    names = set(spec.text_columns)
+    checks = [c for c in spec.columns if c.kind == "email_check"]  # NFC can turn a character into ASCII
 
     def step(validated: DataFrame) -> DataFrame:
         columns = validated.columns
         stable = validated.filter(~F.col("needs_nfc"))
         normalised = validated.filter(F.col("needs_nfc")).select(
             *[_nfc_udf(F.col(c)).alias(c) if c in names else F.col(c) for c in columns])
-        if entity == "apprenticeships":  # NFC can turn a character into ASCII: check the address again
-            normalised = normalised.withColumn("email_is_valid", is_valid_email(F.col("email_address")))
+        for check in checks:  # check the address again
+            normalised = normalised.withColumn(check.name, is_valid_email(F.col(str(check.source))))
         return stable.unionByName(normalised.select(*columns))
 
     return step
@@ -194,15 +197,15 @@ def _kind(field: str) -> str:
     return f"_kind_{field}"
 
 
-def parse_records(entity: str) -> Callable[[DataFrame], DataFrame]:
+def parse_records(spec: EntitySpec) -> Callable[[DataFrame], DataFrame]:
     """Bronze rows → the same rows plus each contract field as text (`_value_<f>`) and its JSON type (`_kind_<f>`)."""
-    fields = SOURCE_CONTRACT[entity]
+    fields = spec.contract
 
     def step(bronze: DataFrame) -> DataFrame:
         parsed = bronze.select(
             *[F.col(name) for name, _, _ in LINEAGE_FIELDS],
             F.col("raw_record"),
-            F.from_json("raw_record", record_string_schema(entity)).alias("_record"),
+            F.from_json("raw_record", record_string_schema(spec)).alias("_record"),
         )
         return parsed.select(
             *[F.col(name) for name, _, _ in LINEAGE_FIELDS],
@@ -224,54 +227,48 @@ def _integer(field: str, type_name: str = "bigint") -> Column:
     return F.when(F.col(_kind(field)) == KIND_NUMBER, to_integer(F.col(_value(field)), type_name))
 
 
-def _typed(entity: str) -> Callable[[DataFrame], DataFrame]:
+def typed_column(column: TypedColumn) -> Column:
+    """The cleaned value of one business column, by its kind (see `entities.TypedColumn`)."""
+    source = str(column.source)
+    if column.kind == "bigint":
+        return _integer(source)
+    if column.kind == "int":
+        return _integer(source, "int")
+    if column.kind == "text":
+        return trim_text(_text(source))
+    if column.kind == "lowercase":
+        return F.lower(trim_text(_text(source)))
+    if column.kind == "timestamp":
+        return parse_source_timestamp(trim_text(_text(source)))
+    if column.kind == "email":
+        return clean_email(_text(source))
+    if column.kind == "email_check":
+        return is_valid_email(clean_email(_text(source)))
+    if column.kind == "parent":
+        return F.col(PARENT_COLUMN)
+    raise ValueError(f"column {column.name!r}: unknown kind {column.kind!r}")
+
+
+def _typed(spec: EntitySpec) -> Callable[[DataFrame], DataFrame]:
     """Parsed rows → typed, cleaned business columns (before the contract verdict)."""
 
     def step(parsed: DataFrame) -> DataFrame:
         lineage = [F.col(name) for name, _, _ in LINEAGE_FIELDS]
-        if entity == "apprenticeships":
-            email = clean_email(_text("email_address"))
-            business = [
-                _integer("id").alias("apprenticeship_id"),
-                trim_text(_text("name")).alias("name"),
-                _integer("programme_id").alias("programme_id"),
-                parse_source_timestamp(trim_text(_text("modified_date"))).alias("modified_date"),
-                trim_text(_text("first_name")).alias("first_name"),
-                trim_text(_text("last_name")).alias("last_name"),
-                email.alias("email_address"),
-                is_valid_email(email).alias("email_is_valid"),
-            ]
-        elif entity == "projects":
-            business = [
-                F.col("parent_apprenticeship_id").alias("apprenticeship_id"),
-                _integer("id").alias("project_id"),
-                trim_text(_text("title")).alias("title"),
-                trim_text(_text("description")).alias("description"),
-                F.lower(trim_text(_text("status"))).alias("status"),
-            ]
-        elif entity == "programmes":
-            business = [
-                _integer("id").alias("programme_id"),
-                trim_text(_text("name")).alias("name"),
-                _integer("duration", "int").alias("duration"),
-                trim_text(_text("description")).alias("description"),
-            ]
-        else:
-            raise ValueError(f"unknown entity {entity!r}")
+        business = [typed_column(column).alias(column.name) for column in spec.columns]
         helpers = [F.col(c) for c in parsed.columns if c.startswith(("_kind_", "_value_")) or c == "_is_object"]
         typed = parsed.select(*lineage, *business, F.col("raw_record"), *helpers)
-        needs_nfc = [may_change_under_nfc(F.col(c)) for c in TEXT_COLUMNS[entity]]
+        needs_nfc = [may_change_under_nfc(F.col(c)) for c in spec.text_columns]
         return typed.withColumn("needs_nfc", functools.reduce(lambda a, b: a | b, needs_nfc))
 
     return step
 
 
-def _with_verdict(entity: str) -> Callable[[DataFrame], DataFrame]:
+def _with_verdict(spec: EntitySpec) -> Callable[[DataFrame], DataFrame]:
     """Typed rows → the entity's cleaned shape, with the id as sent and every contract reason."""
-    schema = CLEAN_SCHEMAS[entity]
+    schema = clean_schema(spec)
 
     def step(typed: DataFrame) -> DataFrame:
-        with_reasons = typed.withColumn("reasons", contract_reasons(entity)).withColumn(
+        with_reasons = typed.withColumn("reasons", contract_reasons(spec)).withColumn(
             "record_id", F.when(F.col("_kind_id").isin(KIND_NUMBER, KIND_STRING), F.col(_value("id")))
         )
         # The raw text is what quarantine needs; valid rows leave it in bronze (it would double every later shuffle).
@@ -281,44 +278,13 @@ def _with_verdict(entity: str) -> Callable[[DataFrame], DataFrame]:
     return step
 
 
-def validate_records(entity: str) -> Callable[[DataFrame], DataFrame]:
-    """Bronze rows of `entity` → typed, trimmed rows with every contract reason (`CLEAN_SCHEMAS[entity]`).
+def validate_records(spec: EntitySpec) -> Callable[[DataFrame], DataFrame]:
+    """Bronze rows of an entity → typed, trimmed rows with every contract reason (`schemas.clean_schema`).
 
     Text is not NFC yet: `needs_nfc` marks the rows `normalize_unicode` must send through Python.
     """
 
     def step(bronze: DataFrame) -> DataFrame:
-        return bronze.transform(parse_records(entity)).transform(_typed(entity)).transform(_with_verdict(entity))
+        return bronze.transform(parse_records(spec)).transform(_typed(spec)).transform(_with_verdict(spec))
 
     return step
-
-
-def clean_records(entity: str) -> Callable[[DataFrame], DataFrame]:
-    """Bronze rows of `entity` → cleaned rows: validated, then NFC-normalised."""
-
-    def step(bronze: DataFrame) -> DataFrame:
-        return bronze.transform(validate_records(entity)).transform(normalize_unicode(entity))
-
-    return step
-
-
-def clean_apprenticeships(bronze: DataFrame) -> DataFrame:
-    """Bronze apprenticeships → cleaned: text trimmed and NFC, e-mail lower-cased and checked, date parsed."""
-    return bronze.transform(clean_records("apprenticeships"))
-
-
-def clean_projects(bronze: DataFrame) -> DataFrame:
-    """Bronze projects → cleaned: the parent id from the page, text trimmed and NFC, status lower-cased."""
-    return bronze.transform(clean_records("projects"))
-
-
-def clean_programmes(bronze: DataFrame) -> DataFrame:
-    """Bronze programmes → cleaned: text trimmed and NFC, duration an integer."""
-    return bronze.transform(clean_records("programmes"))
-
-
-CLEANERS: dict[str, Callable[[DataFrame], DataFrame]] = {
-    "apprenticeships": clean_apprenticeships,
-    "projects": clean_projects,
-    "programmes": clean_programmes,
-}

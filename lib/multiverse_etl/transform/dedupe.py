@@ -14,39 +14,24 @@ from typing import Callable
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from ..entities import EntitySpec
 from .quarantine import is_valid
-from .schemas import KEYS
 
-_EXTRACTION_ORDER = ("extracted_at", "landing_file", "page_index", "record_index")
-VERSION_ORDER: dict[str, tuple[str, ...]] = {
-    "apprenticeships": ("modified_date", *_EXTRACTION_ORDER),
-    "projects": _EXTRACTION_ORDER,
-    "programmes": _EXTRACTION_ORDER,
-}
 RANK_COLUMN = "version_rank"
 
 
-def latest_first(entity: str) -> list[Column]:
-    return [F.col(name).desc() for name in VERSION_ORDER[entity]]
+def latest_first(spec: EntitySpec) -> list[Column]:
+    """The entity's version order (`EntitySpec.version_order`), latest first."""
+    return [F.col(name).desc() for name in spec.version_order]
 
 
-def rank_versions(entity: str) -> Callable[[DataFrame], DataFrame]:
+def rank_versions(spec: EntitySpec) -> Callable[[DataFrame], DataFrame]:
     """Cleaned rows + `version_rank` (1 = the version kept) for valid rows; null for rows that break the contract."""
 
     def step(cleaned: DataFrame) -> DataFrame:
         valid = is_valid(F.col("reasons"))
-        window = Window.partitionBy(valid, *[F.col(k) for k in KEYS[entity]]).orderBy(*latest_first(entity))
+        window = Window.partitionBy(valid, *[F.col(k) for k in spec.key]).orderBy(*latest_first(spec))
         ranked = cleaned.withColumn(RANK_COLUMN, F.when(valid, F.row_number().over(window)))
         return ranked.select(*cleaned.columns, RANK_COLUMN)
-
-    return step
-
-
-def dedupe_latest(entity: str) -> Callable[[DataFrame], DataFrame]:
-    """Valid cleaned rows → one row per key: the latest version (see module doc)."""
-
-    def step(cleaned: DataFrame) -> DataFrame:
-        ranked = cleaned.transform(rank_versions(entity))
-        return ranked.filter(F.col(RANK_COLUMN) == 1).select(*cleaned.columns)
 
     return step

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from .schemas import GOLD_APPRENTICESHIP_PROJECTS_SCHEMA, GOLD_APPRENTICESHIPS_SCHEMA, STATUSES
+from ..entities import STATUSES
+from .schemas import GOLD_APPRENTICESHIP_PROJECTS_SCHEMA, GOLD_APPRENTICESHIPS_SCHEMA
 
 
 def live(silver: DataFrame) -> DataFrame:

@@ -99,13 +99,14 @@ def pseudonymise_personal_data(df: DataFrame, key: str | bytes,
 
 
 def key_fingerprint(key: str | bytes) -> str:
-    """A short public tag of the key (HMAC of a constant): record it with gold to see when the key changed.
+    """A short public tag of the key (HMAC of a constant): gold records it to see when the key changed.
 
     It reveals nothing about the key; two gold builds with different fingerprints cannot be joined on pseudonyms.
+    (The constant is the one gold has always been stamped with: changing it would rebuild every lake's gold.)
     """
     import hmac
 
-    return hmac.new(_key_bytes(key), b"multiverse-etl pseudonymisation key fingerprint", hashlib.sha256).hexdigest()[:16]
+    return hmac.new(_key_bytes(key), b"multiverse-etl gold pseudonyms", hashlib.sha256).hexdigest()[:16]
 
 
 def pseudonymisation_key(env_var: str, environ: Optional[Mapping[str, str]] = None) -> str:

@@ -25,68 +25,68 @@ from typing import Callable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from .schemas import QUARANTINE_SCHEMA, SOURCE_CONTRACT, STATUSES
+from ..entities import STATUSES, EntitySpec
+from .schemas import QUARANTINE_SCHEMA
 
 NOT_AN_OBJECT = "not_a_json_object"
 REASON_CODES = ("missing_field", "null_value", "wrong_type", "unparseable_date", "unknown_status", "negative_value",
                 "missing_parent", NOT_AN_OBJECT)
 
-# Contract field -> the cleaned column holding its typed value.
-TYPED_COLUMN = {
-    "apprenticeships": {"id": "apprenticeship_id", "programme_id": "programme_id", "modified_date": "modified_date"},
-    "projects": {"id": "project_id", "status": "status"},
-    "programmes": {"id": "programme_id", "duration": "duration"},
-}
-
-
 def _reason(condition: Column, code: str, field: str) -> Column:
     return F.when(condition, F.lit(f"{code}:{field}"))
 
 
-def contract_reasons(entity: str) -> Column:
+def _typed(spec: EntitySpec, field: str) -> Column:
+    name = spec.typed_column(field)
+    if name is None:
+        raise ValueError(f"{spec.name}: no typed column is built from the contract field {field!r}")
+    return F.col(name)
+
+
+def contract_reasons(spec: EntitySpec) -> Column:
     """Array of every reason the row breaks the contract (empty = valid).
 
     Reads the parse helpers `_is_object`, `_kind_<field>` and the typed columns of `clean.py`.
     """
     checks: list[Column] = []
-    for field in SOURCE_CONTRACT[entity]:
+    for field in spec.contract:
         kind = F.col(f"_kind_{field.name}")
-        typed = F.col(TYPED_COLUMN[entity][field.name]) if field.name in TYPED_COLUMN[entity] else None
         checks.append(_reason(kind == "missing", "missing_field", field.name))
         checks.append(_reason(kind == "null", "null_value", field.name))
         if field.json_type == "integer":
-            wrong = kind.isin("string", "other") | ((kind == "number") & typed.isNull())
+            wrong = kind.isin("string", "other") | ((kind == "number") & _typed(spec, field.name).isNull())
         else:
             wrong = kind.isin("number", "other")
         checks.append(_reason(wrong, "wrong_type", field.name))
         if field.role == "timestamp":
-            checks.append(_reason((kind == "string") & typed.isNull(), "unparseable_date", field.name))
+            checks.append(_reason((kind == "string") & _typed(spec, field.name).isNull(), "unparseable_date", field.name))
         if field.role == "status":
-            checks.append(_reason((kind == "string") & ~F.coalesce(typed.isin(*STATUSES), F.lit(False)),
+            checks.append(_reason((kind == "string") & ~F.coalesce(_typed(spec, field.name).isin(*STATUSES), F.lit(False)),
                                   "unknown_status", field.name))
-        if field.name == "duration":
-            checks.append(_reason(F.coalesce(typed < 0, F.lit(False)), "negative_value", field.name))
-    if entity == "projects":
-        checks.append(_reason(F.col("apprenticeship_id").isNull(), "missing_parent", "apprenticeship_id"))
+        if field.minimum is not None:
+            below = _typed(spec, field.name) < F.lit(field.minimum)
+            checks.append(_reason(F.coalesce(below, F.lit(False)), "negative_value", field.name))
+    if spec.parent_column is not None:
+        checks.append(_reason(F.col(spec.parent_column).isNull(), "missing_parent", spec.parent_column))
     # array_except drops the nulls (checks that passed) with generated code, twice as fast as a lambda filter;
     # it would also drop duplicates, and there are none: each reason names its own check.
     field_reasons = F.array_except(F.array(*checks), F.array(F.lit(None).cast("string")))
     return F.when(F.col("_is_object"), field_reasons).otherwise(F.array(F.lit(NOT_AN_OBJECT)))
 
 
-def possible_reasons(entity: str) -> tuple[str, ...]:
-    """Every reason `contract_reasons` can give for `entity` (for counting them in one pass)."""
+def possible_reasons(spec: EntitySpec) -> tuple[str, ...]:
+    """Every reason `contract_reasons` can give for the entity (for counting them in one pass)."""
     reasons = []
-    for field in SOURCE_CONTRACT[entity]:
+    for field in spec.contract:
         reasons += [f"missing_field:{field.name}", f"null_value:{field.name}", f"wrong_type:{field.name}"]
         if field.role == "timestamp":
             reasons.append(f"unparseable_date:{field.name}")
         if field.role == "status":
             reasons.append(f"unknown_status:{field.name}")
-        if field.name == "duration":
+        if field.minimum is not None:
             reasons.append(f"negative_value:{field.name}")
-    if entity == "projects":
-        reasons.append("missing_parent:apprenticeship_id")
+    if spec.parent_column is not None:
+        reasons.append(f"missing_parent:{spec.parent_column}")
     return (*reasons, NOT_AN_OBJECT)
 
 
@@ -94,16 +94,11 @@ def is_valid(reasons: Column) -> Column:
     return F.size(reasons) == 0
 
 
-def valid_records(cleaned: DataFrame) -> DataFrame:
-    """Rows that meet the contract."""
-    return cleaned.filter(is_valid(F.col("reasons")))
-
-
-def quarantine_records(entity: str) -> Callable[[DataFrame], DataFrame]:
+def quarantine_records(spec: EntitySpec) -> Callable[[DataFrame], DataFrame]:
     """Cleaned rows → `silver/quarantine` rows for those that break the contract."""
 
     def step(cleaned: DataFrame) -> DataFrame:
-        rejected = cleaned.filter(~is_valid(F.col("reasons"))).withColumn("entity", F.lit(entity))
+        rejected = cleaned.filter(~is_valid(F.col("reasons"))).withColumn("entity", F.lit(spec.name))
         return rejected.select(*[F.col(field.name) for field in QUARANTINE_SCHEMA.fields])
 
     return step

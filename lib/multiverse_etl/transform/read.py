@@ -11,12 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from ..landing import LandingError, run_ingest_date, run_prefix
+from ..entities import ENTITIES, EntitySpec
+from ..landing import LandingError, Manifest, run_ingest_date, run_prefix
 from ..storage import spark_path
 from .schemas import BRONZE_SCHEMA, LANDING_PAGE_SCHEMA
 
@@ -31,46 +33,36 @@ class LandingReadError(LandingError):
 
 
 @dataclass(frozen=True)
-class RunPlan:
+class LoadPlan:
     """What the transform needs to know about one committed landing run (from its manifest)."""
 
     run_id: str
     ingest_date: dt.date
     mode: str
     started_at: dt.datetime  # UTC; rows last seen before it and absent from a complete listing are deleted
-    parts: dict[str, tuple[str, ...]]  # entity -> landing keys, in order
-    pages: dict[str, int]
-    records: dict[str, int]
-    complete_listing: dict[str, bool]
-    manifest: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    parts: Mapping[str, tuple[str, ...]]  # entity -> landing keys, in order
+    pages: Mapping[str, int]
+    records: Mapping[str, int]
+    complete_listing: Mapping[str, bool]
+    manifest: Optional[Manifest] = field(repr=False, compare=False, default=None)
 
 
-def plan_run(manifest: dict[str, Any], entities: tuple[str, ...]) -> RunPlan:
-    """Validate a committed manifest and take what the transform uses from it."""
-    run_id = manifest.get("run_id")
-    if not isinstance(run_id, str):
-        raise LandingError(f"manifest without a run_id: {str(manifest)[:200]}")
-    if manifest.get("manifest_version") != 1:
-        raise LandingError(f"run {run_id}: manifest_version {manifest.get('manifest_version')!r} is not supported (expected 1)")
-    described = manifest.get("entities")
-    if not isinstance(described, dict):
-        raise LandingError(f"run {run_id}: the manifest has no 'entities' section")
+def plan_run(manifest: Manifest, entities: tuple[EntitySpec, ...] = ENTITIES) -> LoadPlan:
+    """Check a committed manifest's parts are the run's own and take what the transform uses from it."""
+    run_id = manifest.run_id
     parts, pages, records, complete = {}, {}, {}, {}
-    prefix_of = {entity: run_prefix(entity, run_id) for entity in entities}
-    for entity in entities:
-        entry = described.get(entity) or {}
-        keys = tuple(part["key"] for part in entry.get("parts", []))
+    for spec in entities:
+        entry, prefix = manifest.entity(spec.name), run_prefix(spec.name, run_id)
+        keys = tuple(part.key for part in entry.parts)
         for key in keys:
-            if not key.startswith(prefix_of[entity]):
-                raise LandingError(f"run {run_id}: {entity} part {key} is outside {prefix_of[entity]}")
-        parts[entity] = keys
-        pages[entity] = int(entry.get("pages", 0))
-        records[entity] = int(entry.get("records", 0))
-        complete[entity] = bool(entry.get("complete_listing", False))
-    return RunPlan(
+            if not key.startswith(prefix):
+                raise LandingError(f"run {run_id}: {spec.name} part {key} is outside {prefix}")
+        parts[spec.name], pages[spec.name], records[spec.name] = keys, entry.pages, entry.records
+        complete[spec.name] = entry.complete_listing
+    return LoadPlan(
         run_id=run_id,
         ingest_date=dt.date.fromisoformat(run_ingest_date(run_id)),
-        mode=str(manifest.get("mode", "unknown")),
+        mode=manifest.mode,
         started_at=run_started_at(manifest),
         parts=parts,
         pages=pages,
@@ -80,16 +72,16 @@ def plan_run(manifest: dict[str, Any], entities: tuple[str, ...]) -> RunPlan:
     )
 
 
-def run_started_at(manifest: dict[str, Any]) -> dt.datetime:
+def run_started_at(manifest: Manifest) -> dt.datetime:
     """The manifest's started_at; failing that, the second encoded in the run id (when the run was made)."""
-    text = manifest.get("started_at")
-    if isinstance(text, str):
+    text = manifest.started_at
+    if isinstance(text, str) and text:
         try:
             value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
             return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
         except ValueError:
             pass
-    return dt.datetime.strptime(manifest["run_id"][:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+    return dt.datetime.strptime(manifest.run_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
 
 
 def read_landing_pages(spark: SparkSession, lake_root: str, keys: tuple[str, ...], scheme: str) -> DataFrame:

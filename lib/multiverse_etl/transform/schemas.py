@@ -3,65 +3,22 @@
 Nothing is ever inferred. The landing is read with `LANDING_PAGE_SCHEMA`, whose `data` is an
 array of *strings*: Spark's JSON reader hands back the raw JSON text of each record, which is
 what bronze and quarantine keep. Records are then parsed with an all-string schema built from
-`SOURCE_CONTRACT`, so a value of the wrong JSON type is seen (and quarantined), never coerced.
+the entity's contract (`entities.py`), so a value of the wrong JSON type is seen (and quarantined), never coerced.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pyspark.sql import types as T
 
-ENTITIES = ("apprenticeships", "projects", "programmes")
-STATUSES = ("pending", "submitted", "graded")
+from ..entities import ENTITIES, EntitySpec
+
+_SPARK = {"bigint": T.LongType(), "int": T.IntegerType(), "string": T.StringType(), "timestamp": T.TimestampType(),
+          "boolean": T.BooleanType()}
 
 
-@dataclass(frozen=True)
-class SourceField:
-    """One field of an API record: its name and the JSON type the contract promises."""
-
-    name: str
-    json_type: str  # "integer" or "string"
-    role: str = "text"  # "id", "integer", "text", "timestamp", "status", "email"
-
-
-# The API contract (docs/source-api.md), field order as served.
-SOURCE_CONTRACT: dict[str, tuple[SourceField, ...]] = {
-    "apprenticeships": (
-        SourceField("id", "integer", "id"),
-        SourceField("name", "string"),
-        SourceField("programme_id", "integer", "integer"),
-        SourceField("modified_date", "string", "timestamp"),
-        SourceField("first_name", "string"),
-        SourceField("last_name", "string"),
-        SourceField("email_address", "string", "email"),
-    ),
-    "projects": (
-        SourceField("id", "integer", "id"),
-        SourceField("title", "string"),
-        SourceField("description", "string"),
-        SourceField("status", "string", "status"),
-    ),
-    "programmes": (
-        SourceField("id", "integer", "id"),
-        SourceField("name", "string"),
-        SourceField("duration", "integer", "integer"),
-        SourceField("description", "string"),
-    ),
-}
-
-# Silver keys: ids are named for their entity; a project is identified within its apprenticeship.
-KEYS: dict[str, tuple[str, ...]] = {
-    "apprenticeships": ("apprenticeship_id",),
-    "projects": ("apprenticeship_id", "project_id"),
-    "programmes": ("programme_id",),
-}
-ID_COLUMN = {"apprenticeships": "apprenticeship_id", "projects": "project_id", "programmes": "programme_id"}
-
-
-def record_string_schema(entity: str) -> T.StructType:
+def record_string_schema(spec: EntitySpec) -> T.StructType:
     """Every contract field as a string: parsing never fails, so types are checked afterwards."""
-    return T.StructType([T.StructField(f.name, T.StringType(), True) for f in SOURCE_CONTRACT[entity]])
+    return T.StructType([T.StructField(f.name, T.StringType(), True) for f in spec.contract])
 
 
 def _struct(*fields: tuple[str, T.DataType, bool]) -> T.StructType:
@@ -104,51 +61,18 @@ _CLEAN_TAIL = (
     ("reasons", T.ArrayType(T.StringType(), True), False),
 )
 
-CLEAN_SCHEMAS: dict[str, T.StructType] = {
-    "apprenticeships": _struct(
-        *LINEAGE_FIELDS,
-        ("apprenticeship_id", T.LongType(), True),
-        ("name", T.StringType(), True),
-        ("programme_id", T.LongType(), True),
-        ("modified_date", T.TimestampType(), True),
-        ("first_name", T.StringType(), True),
-        ("last_name", T.StringType(), True),
-        ("email_address", T.StringType(), True),
-        ("email_is_valid", T.BooleanType(), True),
-        *_CLEAN_TAIL,
-    ),
-    "projects": _struct(
-        *LINEAGE_FIELDS,
-        ("apprenticeship_id", T.LongType(), True),
-        ("project_id", T.LongType(), True),
-        ("title", T.StringType(), True),
-        ("description", T.StringType(), True),
-        ("status", T.StringType(), True),
-        *_CLEAN_TAIL,
-    ),
-    "programmes": _struct(
-        *LINEAGE_FIELDS,
-        ("programme_id", T.LongType(), True),
-        ("name", T.StringType(), True),
-        ("duration", T.IntegerType(), True),
-        ("description", T.StringType(), True),
-        *_CLEAN_TAIL,
-    ),
-}
 
-# Business columns per entity (keys first): what silver holds and what the record hash covers.
-BUSINESS_COLUMNS: dict[str, tuple[str, ...]] = {
-    "apprenticeships": ("apprenticeship_id", "name", "programme_id", "modified_date", "first_name", "last_name",
-                        "email_address", "email_is_valid"),
-    "projects": ("apprenticeship_id", "project_id", "title", "description", "status"),
-    "programmes": ("programme_id", "name", "duration", "description"),
-}
-# Text columns that are trimmed and NFC-normalised.
-TEXT_COLUMNS: dict[str, tuple[str, ...]] = {
-    "apprenticeships": ("name", "first_name", "last_name", "email_address"),
-    "projects": ("title", "description", "status"),
-    "programmes": ("name", "description"),
-}
+
+def _business_fields(spec: EntitySpec, nullable: bool) -> list[tuple[str, T.DataType, bool]]:
+    return [(c.name, _SPARK[c.spark_type], nullable) for c in spec.columns]
+
+
+def clean_schema(spec: EntitySpec) -> T.StructType:
+    """Validated rows of an entity (between steps): lineage, the typed business columns (nullable), the verdict."""
+    return _struct(*LINEAGE_FIELDS, *_business_fields(spec, True), *_CLEAN_TAIL)
+
+
+CLEAN_SCHEMAS: dict[str, T.StructType] = {spec.name: clean_schema(spec) for spec in ENTITIES}
 
 # ---------------------------------------------------------------- silver
 
@@ -162,39 +86,15 @@ _SILVER_TAIL = (
     ("record_hash", T.LongType(), False),
 )
 
-SILVER_SCHEMAS: dict[str, T.StructType] = {
-    "apprenticeships": _struct(
-        ("apprenticeship_id", T.LongType(), False),
-        ("name", T.StringType(), False),
-        ("programme_id", T.LongType(), False),
-        ("modified_date", T.TimestampType(), False),
-        ("first_name", T.StringType(), False),
-        ("last_name", T.StringType(), False),
-        ("email_address", T.StringType(), False),
-        ("email_is_valid", T.BooleanType(), False),
-        ("modified_month", T.DateType(), False),
-        *_SILVER_TAIL,
-    ),
-    "projects": _struct(
-        ("apprenticeship_id", T.LongType(), False),
-        ("project_id", T.LongType(), False),
-        ("title", T.StringType(), False),
-        ("description", T.StringType(), False),
-        ("status", T.StringType(), False),
-        ("first_ingest_date", T.DateType(), False),
-        *_SILVER_TAIL,
-    ),
-    "programmes": _struct(
-        ("programme_id", T.LongType(), False),
-        ("name", T.StringType(), False),
-        ("duration", T.IntegerType(), False),
-        ("description", T.StringType(), False),
-        ("first_ingest_date", T.DateType(), False),
-        *_SILVER_TAIL,
-    ),
-}
 
-SILVER_PARTITION = {"apprenticeships": "modified_month", "projects": "first_ingest_date", "programmes": "first_ingest_date"}
+
+def silver_schema(spec: EntitySpec) -> T.StructType:
+    """silver/<entity>: the business columns (NOT NULL: only valid records get there), the partition, lineage."""
+    partition = spec.silver_partition
+    return _struct(*_business_fields(spec, False), (partition.name, T.DateType(), False), *_SILVER_TAIL)
+
+
+SILVER_SCHEMAS: dict[str, T.StructType] = {spec.name: silver_schema(spec) for spec in ENTITIES}
 
 # silver/quarantine: every rejected record with every reason, never dropped.
 QUARANTINE_SCHEMA = _struct(

@@ -8,6 +8,7 @@ gold is overwritten whole, and the audit row (the run's "loaded" marker) is appe
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -18,10 +19,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from ..entities import ENTITIES, EntitySpec
 from ..storage import spark_path
 from .changes import ACTION, DELETE, INSERT, UPDATE, delete_condition, update_condition
-from .schemas import (AUDIT_PARTITION, AUDIT_SCHEMA, BRONZE_SCHEMA, ENTITIES, GOLD_APPRENTICESHIP_PROJECTS_SCHEMA,
-                      GOLD_APPRENTICESHIPS_SCHEMA, GOLD_PARTITION, KEYS, QUARANTINE_SCHEMA, SILVER_PARTITION, SILVER_SCHEMAS)
+from .schemas import (AUDIT_PARTITION, AUDIT_SCHEMA, BRONZE_SCHEMA, GOLD_APPRENTICESHIP_PROJECTS_SCHEMA,
+                      GOLD_APPRENTICESHIPS_SCHEMA, GOLD_PARTITION, QUARANTINE_SCHEMA, silver_schema)
 
 log = logging.getLogger(__name__)
 
@@ -30,18 +32,22 @@ QUARANTINE_TABLE = "silver/quarantine"
 GOLD_TABLES = ("gold/apprenticeships", "gold/apprenticeship_projects")
 
 
-def bronze_table(entity: str) -> str:
-    return f"bronze/{entity}"
+def bronze_table(entity: EntitySpec | str) -> str:
+    return f"bronze/{_name(entity)}"
 
 
-def silver_table(entity: str) -> str:
-    return f"silver/{entity}"
+def silver_table(entity: EntitySpec | str) -> str:
+    return f"silver/{_name(entity)}"
+
+
+def _name(entity: EntitySpec | str) -> str:
+    return entity if isinstance(entity, str) else entity.name
 
 
 # Every table of the lake: schema and date partition column (docs/transform.md explains each choice).
 TABLES: dict[str, tuple[T.StructType, str]] = {
     **{bronze_table(e): (BRONZE_SCHEMA, "ingest_date") for e in ENTITIES},
-    **{silver_table(e): (SILVER_SCHEMAS[e], SILVER_PARTITION[e]) for e in ENTITIES},
+    **{silver_table(e): (silver_schema(e), e.silver_partition.name) for e in ENTITIES},
     QUARANTINE_TABLE: (QUARANTINE_SCHEMA, "ingest_date"),
     "gold/apprenticeships": (GOLD_APPRENTICESHIPS_SCHEMA, GOLD_PARTITION),
     "gold/apprenticeship_projects": (GOLD_APPRENTICESHIP_PROJECTS_SCHEMA, GOLD_PARTITION),
@@ -139,7 +145,7 @@ def delete_run_rows(spark: SparkSession, lake: Lake, table: str, run_id: str, in
     _delta(spark, lake, table).delete(_run_predicate(run_id, ingest_date))
 
 
-def merge_changes(spark: SparkSession, lake: Lake, entity: str, changes: DataFrame,
+def merge_changes(spark: SparkSession, lake: Lake, spec: EntitySpec, changes: DataFrame,
                   actions: tuple[str, ...] = (INSERT, UPDATE, DELETE), version: Optional[int] = None) -> dict[str, int]:
     """Apply planned changes to silver with a guarded MERGE; Delta's own counts of what it did.
 
@@ -148,21 +154,21 @@ def merge_changes(spark: SparkSession, lake: Lake, entity: str, changes: DataFra
     clauses of `actions` present in the plan are given: an insert-only MERGE is much cheaper.
     `version`: the table's version the plan was made on (read again when not given).
     """
-    schema = SILVER_SCHEMAS[entity]
-    columns = [f.name for f in schema.fields]
-    on = " AND ".join(f"t.{key} = s.{key}" for key in KEYS[entity])
-    update_set = {c: F.col(f"s.{c}") for c in columns if c not in KEYS[entity] and c != "first_ingest_date"}
+    table = silver_table(spec)
+    columns = [f.name for f in silver_schema(spec).fields]
+    on = " AND ".join(f"t.{key} = s.{key}" for key in spec.key)
+    update_set = {c: F.col(f"s.{c}") for c in columns if c not in spec.key and c != "first_ingest_date"}
     delete_set = {"is_deleted": F.lit(True), "deleted_at": F.col("s.deleted_at"), "deleted_by_run_id": F.col("s.deleted_by_run_id")}
-    before = last_commit(spark, lake, silver_table(entity))["version"] if version is None else version
-    merge = _delta(spark, lake, silver_table(entity)).alias("t").merge(changes.alias("s"), on)
+    before = last_commit(spark, lake, table)["version"] if version is None else version
+    merge = _delta(spark, lake, table).alias("t").merge(changes.alias("s"), on)
     if UPDATE in actions:
-        merge = merge.whenMatchedUpdate(condition=f"s.{ACTION} = '{UPDATE}' AND {update_condition(entity)}", set=update_set)
+        merge = merge.whenMatchedUpdate(condition=f"s.{ACTION} = '{UPDATE}' AND {update_condition(spec)}", set=update_set)
     if DELETE in actions:
         merge = merge.whenMatchedUpdate(condition=f"s.{ACTION} = '{DELETE}' AND {delete_condition()}", set=delete_set)
     if INSERT in actions:
         merge = merge.whenNotMatchedInsert(condition=f"s.{ACTION} = '{INSERT}'", values={c: F.col(f"s.{c}") for c in columns})
     merge.execute()
-    commit = last_commit(spark, lake, silver_table(entity))
+    commit = last_commit(spark, lake, table)
     if commit["version"] == before:  # a MERGE that changes nothing commits nothing
         return {"source_rows": changes.count(), "inserted": 0, "updated": 0}
     metrics = commit["operationMetrics"] or {}
@@ -203,3 +209,11 @@ def loaded_run_ids(spark: SparkSession, lake: Lake) -> set[str]:
     """Runs already loaded: those with a 'loaded' audit row."""
     rows = read_table(spark, lake, AUDIT_TABLE).filter(F.col("status") == "loaded").select("run_id").distinct().collect()
     return {row.run_id for row in rows}
+
+
+def live_rows(spark: SparkSession, lake: Lake) -> dict[str, int]:
+    """Live rows of each silver table, in one Spark job."""
+    counts = [read_table(spark, lake, silver_table(s)).where(~F.col("is_deleted"))
+              .agg(F.count(F.lit(1)).alias("rows")).select(F.lit(s.name).alias("entity"), "rows") for s in ENTITIES]
+    union = functools.reduce(DataFrame.unionByName, counts)
+    return {row.entity: int(row.rows) for row in union.collect()}

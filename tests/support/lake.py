@@ -1,0 +1,182 @@
+"""One lake reader: the tables of a lake read back into plain Python, and compared with the oracle.
+
+`compare_lake`: bronze of the run holds every served record exactly once; silver holds, live, exactly the records
+that meet the contract, cleaned, one row per key; `silver/quarantine` exactly the records that break it, each with
+every reason; both gold tables exactly the joins of those silver rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from multiverse_etl.config import Config
+
+from .oracle import ENTITIES, TS, Reference, _month, canonical
+
+# ---------------------------------------------------------------- reading the lake
+
+def _lake(config: Config):
+    from multiverse_etl.transform.tables import Lake
+
+    return Lake(config.lake.root, config.s3.spark_scheme)
+
+
+def read_lake(spark, config: Config, run_id: Optional[str] = None) -> dict[str, Any]:
+    """What the comparison needs from the lake, collected (fine up to ~100k rows)."""
+    from pyspark.sql import functions as F
+
+    from multiverse_etl.transform.tables import read_table
+
+    lake = _lake(config)
+    state: dict[str, Any] = {"bronze": {}, "silver": {}, "silver_rows": {}, "quarantine": {}}
+    for entity in ENTITIES:
+        bronze = read_table(spark, lake, f"bronze/{entity}")
+        if run_id:
+            bronze = bronze.where(F.col("run_id") == run_id)
+        state["bronze"][entity] = [(r.raw_record, r.parent_apprenticeship_id) for r in
+                                   bronze.select("raw_record", "parent_apprenticeship_id").collect()]
+    a = read_table(spark, lake, "silver/apprenticeships").where(~F.col("is_deleted"))
+    state["silver"]["apprenticeships"] = [
+        ((r.apprenticeship_id,), (r.name, r.programme_id, r.modified_date, r.first_name, r.last_name, r.email_address,
+                                  r.email_is_valid), r.modified_month)
+        for r in a.withColumn("modified_date", F.date_format("modified_date", TS)).collect()]
+    p = read_table(spark, lake, "silver/projects").where(~F.col("is_deleted"))
+    state["silver"]["projects"] = [((r.apprenticeship_id, r.project_id), (r.title, r.description, r.status), None)
+                                   for r in p.collect()]
+    g = read_table(spark, lake, "silver/programmes").where(~F.col("is_deleted"))
+    state["silver"]["programmes"] = [((r.programme_id,), (r.name, r.duration, r.description), None) for r in g.collect()]
+    quarantine = read_table(spark, lake, "silver/quarantine")
+    if run_id:
+        quarantine = quarantine.where(F.col("run_id") == run_id)
+    for entity in ENTITIES:
+        state["quarantine"][entity] = [(r.raw_record, r.parent_apprenticeship_id, tuple(r.reasons)) for r in
+                                       quarantine.where(F.col("entity") == entity).collect()]
+    gold_a = read_table(spark, lake, "gold/apprenticeships")
+    state["gold_apprenticeships"] = [
+        ((r.apprenticeship_id,), (r.name, r.programme_id, r.modified_date, r.first_name, r.last_name, r.email_address,
+                                  r.email_is_valid, r.programme_name, r.programme_duration, r.programme_known,
+                                  r.projects_total, r.projects_pending, r.projects_submitted, r.projects_graded,
+                                  r.has_projects, r.modified_month))
+        for r in gold_a.withColumn("modified_date", F.date_format("modified_date", TS)).collect()]
+    gold_p = read_table(spark, lake, "gold/apprenticeship_projects")
+    state["gold_projects"] = [
+        ((r.project_id, r.apprenticeship_id), (r.title, r.description, r.status, r.apprenticeship_known,
+                                                r.apprenticeship_name, r.first_name, r.last_name, r.email_address,
+                                                r.email_is_valid, r.modified_date, r.programme_id, r.programme_known,
+                                                r.programme_name, r.programme_duration, r.programme_description,
+                                                r.modified_month))
+        for r in gold_p.withColumn("modified_date", F.date_format("modified_date", TS)).collect()]
+    return state
+
+
+# ---------------------------------------------------------------- comparing
+
+@dataclass
+class Comparison:
+    """The lake against the reference: counts for the chaos table and every problem found."""
+
+    expected: int = 0  # records the API serves (all entities)
+    in_lake: int = 0  # silver live rows + quarantine rows
+    missing: int = 0
+    duplicated: int = 0
+    wrong: int = 0  # rows present with other values, or not in the source at all
+    quarantined: int = 0
+    by_entity: dict[str, dict[str, int]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def describe(self, limit: int = 12) -> str:
+        return "\n".join(self.problems[:limit]) + (f"\n... {len(self.problems) - limit} more" if len(self.problems) > limit else "")
+
+
+def _diff_map(name: str, want: dict, got_rows: list[tuple], out: Comparison, check_month: bool = False) -> None:
+    got: dict = {}
+    duplicates = 0
+    for row in got_rows:
+        key, value = row[0], row[1]
+        if key in got:
+            duplicates += 1
+        got[key] = value
+        if check_month and len(row) > 2 and row[2] is not None and value[2] is not None and row[2] != _month(value[2]):
+            out.wrong += 1
+            out.problems.append(f"{name} {key}: modified_month {row[2]} for modified_date {value[2]}")
+    missing = [k for k in want if k not in got]
+    extra = [k for k in got if k not in want]
+    different = [k for k in want if k in got and got[k] != want[k]]
+    out.missing += len(missing)
+    out.duplicated += duplicates
+    out.wrong += len(extra) + len(different)
+    for what, keys in (("missing", missing), ("not in the source", extra), ("different", different)):
+        if keys:
+            sample = keys[0]
+            detail = f" (lake {got.get(sample)!r} vs expected {want.get(sample)!r})" if what == "different" else ""
+            out.problems.append(f"{name}: {len(keys)} row(s) {what}, e.g. {sample}{detail}")
+    if duplicates:
+        out.problems.append(f"{name}: {duplicates} duplicate row(s) for one key")
+
+
+def _diff_multiset(name: str, want: Counter, got: Counter, out: Comparison) -> tuple[int, int]:
+    missing, extra = want - got, got - want
+    m, e = sum(missing.values()), sum(extra.values())
+    out.missing += m
+    out.duplicated += e
+    if m:
+        out.problems.append(f"{name}: {m} record(s) missing, e.g. {next(iter(missing))[:200]}")
+    if e:
+        out.problems.append(f"{name}: {e} record(s) duplicated or extra, e.g. {next(iter(extra))[:200]}")
+    return m, e
+
+
+def compare_lake(spark, config: Config, reference: Reference, run_id: Optional[str] = None,
+                 check_bronze: bool = True) -> Comparison:
+    """The lake's bronze (of `run_id`), silver, quarantine (of `run_id`) and gold against `reference`."""
+    state = read_lake(spark, config, run_id)
+    out = Comparison()
+    for entity in ENTITIES:
+        stats = out.by_entity.setdefault(entity, {})
+        stats["expected"] = reference.expected_records(entity)
+        out.expected += stats["expected"]
+        if check_bronze:
+            bronze = Counter(canonical(json.loads(raw), parent if entity == "projects" else None)
+                             for raw, parent in state["bronze"][entity])
+            stats["bronze_missing"], stats["bronze_duplicated"] = _diff_multiset(
+                f"bronze/{entity}", reference.served[entity], bronze, out)
+        silver_rows = state["silver"][entity]
+        _diff_map(f"silver/{entity}", reference.silver[entity], silver_rows, out, check_month=entity == "apprenticeships")
+        quarantined = Counter((canonical(json.loads(raw), parent if entity == "projects" else None), reasons)
+                              for raw, parent, reasons in state["quarantine"][entity])
+        _diff_multiset(f"silver/quarantine {entity}", reference.quarantine[entity], quarantined, out)
+        stats["silver_live"] = len(silver_rows)
+        stats["quarantined"] = sum(quarantined.values())
+        out.quarantined += stats["quarantined"]
+        out.in_lake += stats["silver_live"] + stats["quarantined"]
+    _diff_map("gold/apprenticeships", reference.gold_apprenticeships, state["gold_apprenticeships"], out)
+    _diff_map("gold/apprenticeship_projects", reference.gold_projects, state["gold_projects"], out)
+    return out
+
+
+def assert_lake_matches(spark, config: Config, reference: Reference, run_id: Optional[str] = None,
+                        check_bronze: bool = True) -> Comparison:
+    comparison = compare_lake(spark, config, reference, run_id, check_bronze)
+    assert comparison.ok, "the lake is not the ground truth:\n" + comparison.describe()
+    return comparison
+
+
+
+def count_objects(storage, prefix: str) -> int:
+    return sum(1 for _ in storage.list(prefix))
+
+
+
+def walk_files(root: Path) -> Iterable[Path]:
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            yield Path(dirpath, name)
