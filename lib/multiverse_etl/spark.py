@@ -97,7 +97,7 @@ def s3a_conf(config: Config) -> dict[str, str]:
     return conf
 
 
-def build_spark(config: Config, app_name: Optional[str] = None) -> "SparkSession":
+def build_spark(config: Config, app_name: Optional[str] = None) -> SparkSession:
     """Get or create the SparkSession for this config (Delta + S3A ready)."""
     from pyspark.sql import SparkSession
 

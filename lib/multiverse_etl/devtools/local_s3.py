@@ -13,6 +13,7 @@ import socket
 import sys
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 DUMMY_KEY = "testing"
 
@@ -27,12 +28,12 @@ def free_port() -> int:
 class LocalS3:
     endpoint_url: str
     bucket: str
-    _server: object
+    _server: Any
 
     def stop(self) -> None:
         self._server.stop()
 
-    def __enter__(self) -> "LocalS3":
+    def __enter__(self) -> LocalS3:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -41,10 +42,9 @@ class LocalS3:
 
 def start_local_s3(bucket: str = "multiverse-lake", port: int = 0) -> LocalS3:
     """Start moto's server on 127.0.0.1 (a free port when 0) and create `bucket`."""
-    from moto.server import ThreadedMotoServer
-
     import boto3
     from botocore.config import Config
+    from moto.server import ThreadedMotoServer
 
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         os.environ.setdefault(name, DUMMY_KEY)

@@ -2,8 +2,16 @@
 
 from .args import add_extract_arguments, extract_overrides
 from .driver import ExtractResult, run_extract
-from .errors import (ApiError, AuthError, CredentialsError, DeadPaginationToken, ExtractError, PaginationLoop,
-                     ResumeError, RetryBudgetExhausted)
+from .errors import (
+                     ApiError,
+                     AuthError,
+                     CredentialsError,
+                     DeadPaginationToken,
+                     ExtractError,
+                     PaginationLoop,
+                     ResumeError,
+                     RetryBudgetExhausted,
+)
 
 __all__ = [
     "run_extract", "ExtractResult", "add_extract_arguments", "extract_overrides",

@@ -16,10 +16,10 @@ caller restarts that list (DeadPaginationToken).
 from __future__ import annotations
 
 import asyncio
-import re
 import json
 import logging
 import random
+import re
 import time
 from collections import defaultdict
 from typing import Any, Callable, Mapping, NamedTuple, Optional
@@ -122,7 +122,7 @@ class ApiClient:
         token = self._token.reveal() if self._token else None
         return tuple(v for v in (self.credentials.password.reveal(), token) if v)
 
-    async def __aenter__(self) -> "ApiClient":
+    async def __aenter__(self) -> ApiClient:
         if not self.api.verify_tls:
             log.warning("TLS certificate verification is OFF for %s (api.verify_tls=false): "
                         "anyone on the path can read the API password", self.base_url)

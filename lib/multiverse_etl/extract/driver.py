@@ -33,8 +33,16 @@ from .progress import FanoutState, Progress, summary_table
 from .redaction import RedactingFilter, scrubbed_logs
 from .resume import PriorAttempt, take_over
 from .retry import RetryBudget
-from .state import (ExtractPlan, WatermarkTracker, advance_watermark, later_watermark, modified_after_for,
-                    read_run_plan, read_watermark, write_run_plan)
+from .state import (
+    ExtractPlan,
+    WatermarkTracker,
+    advance_watermark,
+    later_watermark,
+    modified_after_for,
+    read_run_plan,
+    read_watermark,
+    write_run_plan,
+)
 from .writer import PartWriter
 
 log = logging.getLogger("multiverse_etl.extract")
@@ -112,7 +120,7 @@ def _run_async(coro):
     try:
         import uvloop
     except ImportError:
-        uvloop = None
+        uvloop = None  # type: ignore[assignment]
     if uvloop is None or sys.version_info < (3, 11):
         return asyncio.run(coro)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

@@ -26,7 +26,7 @@ class RetryPolicy:
     max_s: float = 30.0
 
     @classmethod
-    def from_config(cls, api: ApiConfig) -> "RetryPolicy":
+    def from_config(cls, api: ApiConfig) -> RetryPolicy:
         return cls(max_attempts=api.max_attempts, base_s=api.backoff_base_s, max_s=api.backoff_max_s)
 
     def delay(self, attempt: int, retry_after: Optional[float] = None, rng: random.Random = random._inst) -> float:

@@ -5,8 +5,8 @@ DataFrame → DataFrame function of this package (`read`, `clean`, `quarantine`,
 `changes`, `gold`), and only `tables` touches Delta. See docs/transform.md.
 """
 
-from .reconcile import ReconciliationError
 from .read import LandingReadError
+from .reconcile import ReconciliationError
 from .run import TransformResult, run_transform
 
 __all__ = ["run_transform", "TransformResult", "ReconciliationError", "LandingReadError"]

@@ -24,8 +24,17 @@ from .clean import validate_records
 from .context import Job, results_or_raise
 from .dedupe import RANK_COLUMN, rank_versions
 from .quarantine import is_valid, possible_reasons
-from .read import (LandingReadError, LoadPlan, explode_pages, find_unreadable_part, is_read_failure, landing_problems,
-                   landing_read_error, page_checks, read_landing_pages)
+from .read import (
+    LandingReadError,
+    LoadPlan,
+    explode_pages,
+    find_unreadable_part,
+    is_read_failure,
+    landing_problems,
+    landing_read_error,
+    page_checks,
+    read_landing_pages,
+)
 from .tables import bronze_table, delete_run_rows, read_run_rows, replace_run_rows
 
 log = logging.getLogger("multiverse_etl.transform")

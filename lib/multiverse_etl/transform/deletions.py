@@ -8,7 +8,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from ..entities import PARENT_COLUMN, BY_NAME, EntitySpec
+from ..entities import BY_NAME, PARENT_COLUMN, EntitySpec
 from .changes import plan_deletions
 from .clean import to_integer
 from .read import LoadPlan, parse_id_list

@@ -57,7 +57,7 @@ def _check(mismatches: list[str], entity: str, left_name: str, left: int, right_
 
 def reconcile(counts: EntityCounts) -> list[str]:
     """The mismatches of one entity of one run (empty: everything is accounted for)."""
-    c, out = counts, []
+    c, out = counts, list[str]()
     _check(out, c.entity, "landed pages (manifest)", c.landed_pages, "pages read", c.pages_read)
     _check(out, c.entity, "landed records (manifest)", c.landed_records, "records read", c.records_read)
     _check(out, c.entity, "records read", c.records_read, "bronze rows written", c.bronze_rows)

@@ -22,8 +22,16 @@ from pyspark.sql import types as T
 from ..entities import ENTITIES, EntitySpec
 from ..storage import spark_path
 from .changes import ACTION, DELETE, INSERT, UPDATE, delete_condition, update_condition
-from .schemas import (AUDIT_PARTITION, AUDIT_SCHEMA, BRONZE_SCHEMA, GOLD_APPRENTICESHIP_PROJECTS_SCHEMA,
-                      GOLD_APPRENTICESHIPS_SCHEMA, GOLD_PARTITION, QUARANTINE_SCHEMA, silver_schema)
+from .schemas import (
+    AUDIT_PARTITION,
+    AUDIT_SCHEMA,
+    BRONZE_SCHEMA,
+    GOLD_APPRENTICESHIP_PROJECTS_SCHEMA,
+    GOLD_APPRENTICESHIPS_SCHEMA,
+    GOLD_PARTITION,
+    QUARANTINE_SCHEMA,
+    silver_schema,
+)
 
 log = logging.getLogger(__name__)
 
