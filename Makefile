@@ -10,7 +10,7 @@ PY4 := $(VENV4)/bin/python
 IVY := .cache/ivy
 PYTEST_ARGS ?=
 
-.PHONY: setup jars demo demo-s3 test test-spark4 smoke local-s3 wrk bench chaos clean
+.PHONY: setup jars demo demo-s3 lint test test-spark4 smoke local-s3 wrk bench chaos clean
 
 setup: $(VENV)/.installed jars
 
@@ -39,7 +39,13 @@ demo-s3: setup
 smoke: setup
 	$(PY) jobs/smoke.py --env local
 
-test: setup
+# ruff (lint + format check) and mypy on lib/, settings in pyproject.toml (CI runs `make test`, so these too).
+lint: setup
+	$(VENV)/bin/ruff check lib
+	$(VENV)/bin/ruff format --check lib
+	$(VENV)/bin/mypy
+
+test: setup lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The Spark tests again on the Spark 4 line (Glue 6.0 / EMR 8.0: ANSI mode on by default).

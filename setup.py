@@ -20,6 +20,8 @@ TEST = [
     "ipykernel>=6",
     "matplotlib>=3.8",
 ]
+# Lint and type checks (`make lint`, run by `make test` before the suite).
+LINT = ["ruff>=0.6", "mypy>=1.10", "types-PyYAML"]
 
 setup(
     name="multiverse-etl",
@@ -34,5 +36,5 @@ setup(
         "pyyaml>=6",
         "orjson>=3.9",
     ],
-    extras_require={"spark": SPARK, "test": TEST, "dev": SPARK + TEST},
+    extras_require={"spark": SPARK, "test": TEST, "dev": SPARK + TEST + LINT},
 )

@@ -41,7 +41,7 @@ class RunReport:
         return round((end - self.started_at).total_seconds(), 3)
 
     def entity(self, name: str) -> EntityCounts:
-        return next(counts for counts in self.entities if counts.entity == name)
+        return {counts.entity: counts for counts in self.entities}[name]
 
 
 @dataclass(frozen=True)
