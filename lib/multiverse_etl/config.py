@@ -23,7 +23,9 @@ ENV_ALIASES = {
     "MV_API_URL": "api.url",
     "MV_LAKE_ROOT": "lake.root",
 }
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# spark-submit.sh exports MV_PROJECT_ROOT: under spark-submit this module is imported from the
+# --py-files zip in dist/, so its own location no longer says where conf/ and the project are.
+PROJECT_ROOT = Path(os.environ.get("MV_PROJECT_ROOT") or Path(__file__).resolve().parents[2])
 
 
 class ConfigError(ValueError):
