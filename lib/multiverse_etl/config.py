@@ -88,6 +88,8 @@ class TransformConfig:
     # Gold's personal columns (names, e-mail) as keyed pseudonyms; the key is read from this variable.
     pseudonymise_gold: bool = False
     pseudonymise_key_env: str = "MV_PSEUDONYMISE_KEY"
+    # Fields the API serves that the contract does not know: warn (log + audit), fail the run, or ignore (no scan).
+    on_unknown_fields: Literal["warn", "fail", "ignore"] = "warn"
 
 
 @dataclasses.dataclass(frozen=True)

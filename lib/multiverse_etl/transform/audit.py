@@ -30,6 +30,7 @@ class RunReport:
     entities: list[EntityCounts] = field(default_factory=list)
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     mismatches: list[str] = field(default_factory=list)
+    schema_drift: Optional[list] = None  # drift.DriftField per entity and field; None = not scanned (ignore)
 
     @property
     def duration_s(self) -> float:
@@ -69,6 +70,7 @@ def audit_row(job_id: str, report: RunReport, status: str, gold: GoldSummary, sp
         report.finished_at or report.started_at,
         report.duration_s,
         spark_version,
+        None if report.schema_drift is None else [item.as_row() for item in report.schema_drift],
     )
 
 

@@ -39,6 +39,7 @@ from .audit import FAILED, LOADED, GoldSummary, RunReport, audit_row, audit_rows
 from .changes import ACTION, DELETE, INSERT, UNCHANGED, UPDATE, merge_source, plan_deletions, plan_upserts, silver_rows
 from .clean import normalize_unicode, to_integer, validate_records
 from .dedupe import RANK_COLUMN, rank_versions
+from .drift import apply_policy, field_presence, schema_drift, summary_line  # schema drift (issue 15)
 from .gold import build_gold_apprenticeship_projects, build_gold_apprenticeships
 from .pseudonymise import pseudonymisation_key, pseudonymise_personal_data
 from .quarantine import is_valid, possible_reasons, quarantine_records
@@ -46,7 +47,7 @@ from .read import (LandingReadError, RunPlan, explode_pages, find_unreadable_par
                    page_checks, parse_id_list, plan_run,
                    read_landing_pages)
 from .reconcile import EntityCounts, ReconciliationError, reconcile_run, summary_table
-from .schemas import ENTITIES, KEYS
+from .schemas import ENTITIES, KEYS, SOURCE_CONTRACT
 from .tables import (GOLD_TABLES, QUARANTINE_TABLE, Lake, append_audit, append_rows, bronze_table, delete_run_rows,
                      ensure_tables, is_empty_table, last_commit, loaded_run_ids, merge_changes, overwrite_table,
                      read_run_rows, read_table, replace_run_rows, silver_table, table_versions)
@@ -83,7 +84,8 @@ class TransformResult:
                f"unknown apprenticeship)" if self.gold_rebuilt else "")
             + f"; {self.duration_s:.1f}s"
         ]
-        return summary_table([(r.run_id, r.entities, r.mismatches) for r in self.runs], extra)
+        drift = [line for r in self.runs if (line := summary_line(r.run_id, r.schema_drift))]  # schema drift hook
+        return summary_table([(r.run_id, r.entities, r.mismatches) for r in self.runs], drift + extra)
 
 
 def run_transform(spark: SparkSession, config: Config, storage: Optional[Storage] = None,
@@ -96,7 +98,8 @@ def run_transform(spark: SparkSession, config: Config, storage: Optional[Storage
     job_id = f"transform-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     # Checked before anything is loaded: a missing key must not fail the job after silver moved.
     key = pseudonymisation_key(config.transform.pseudonymise_key_env) if config.transform.pseudonymise_gold else None
-    transform = _Transform(spark, Lake(config.lake.root, config.s3.spark_scheme), storage, job_id, key)
+    transform = _Transform(spark, Lake(config.lake.root, config.s3.spark_scheme), storage, job_id, key,
+                           drift_policy=config.transform.on_unknown_fields)
     if not take_lock:
         return transform.run()
     with lake_lock(storage, owner=job_id):
@@ -105,8 +108,9 @@ def run_transform(spark: SparkSession, config: Config, storage: Optional[Storage
 
 class _Transform:
     def __init__(self, spark: SparkSession, lake: Lake, storage: Storage, job_id: str,
-                 pseudonymisation_key: Optional[str] = None) -> None:
+                 pseudonymisation_key: Optional[str] = None, drift_policy: str = "warn") -> None:
         self.spark = spark
+        self.drift_policy = drift_policy  # transform.on_unknown_fields (drift.py)
         self.lake = lake
         self.storage = storage
         self.job_id = job_id
@@ -173,6 +177,8 @@ class _Transform:
         finally:
             for entity in LOAD_ORDER:
                 prepared[entity].ranked.unpersist()
+        if self.drift_policy != "ignore":  # schema drift hook: per entity and field, into the audit row
+            report.schema_drift = [item for e in LOAD_ORDER for item in prepared[e].drift or []]
         for entity in LOAD_ORDER:
             report.entities.append(prepared[entity].counts)
             for reason, n in prepared[entity].reasons.items():
@@ -197,6 +203,12 @@ class _Transform:
                 for entity in LOAD_ORDER:
                     prepared[entity].ranked.unpersist()
                 raise read_error_of(plan.run_id, problems)
+            try:  # schema drift hook: warn, or (on_unknown_fields: fail) take the run's bronze back out and stop
+                apply_policy(plan.run_id, [item for e in LOAD_ORDER for item in prepared[e].drift or []], self.drift_policy)
+            except Exception:
+                for entity in LOAD_ORDER:
+                    prepared[entity].ranked.unpersist()
+                raise
         except Exception:
             for entity in LOAD_ORDER:  # whatever an entity's job committed before the failure
                 delete_run_rows(self.spark, self.lake, bronze_table(entity), plan.run_id, plan.ingest_date)
@@ -274,9 +286,13 @@ class _Transform:
         counts.duplicates_collapsed = int(stats["duplicates"] or 0)
         counts.upsert_candidates = int(stats["candidates"] or 0)
         reasons = {reason: int(stats[reason]) for reason in possible_reasons(entity) if stats[reason]}
+        drift = None  # schema drift hook: one pass over the run's bronze records' keys (drift.py)
+        if self.drift_policy != "ignore":
+            contract = [f.name for f in SOURCE_CONTRACT[entity]]
+            drift = schema_drift(entity, field_presence(bronze), contract, counts.bronze_read)
         log.info("run %s %s: %d bronze rows validated and ranked in %.1fs", plan.run_id, entity, counts.bronze_read,
                  time.monotonic() - start)
-        return _Prepared(entity, counts, reasons, ranked, observed)
+        return _Prepared(entity, counts, reasons, ranked, observed, drift)
 
     def write_quarantine(self, plan: RunPlan, prepared: dict[str, "_Prepared"]) -> list[str]:
         """Every entity's rejected records of the run in one write, replacing an earlier attempt's; mismatches."""
@@ -400,6 +416,7 @@ class _Prepared:
     reasons: dict[str, int]
     ranked: DataFrame
     landing: dict[str, Any]  # what the landing's pages showed (`read.page_checks`)
+    drift: Optional[list] = None  # schema drift (drift.DriftField), None when not scanned
 
 
 def _results_or_raise(futures: dict[str, Future], cleanup: Optional[Callable[[Any], None]] = None) -> dict[str, Any]:
