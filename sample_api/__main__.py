@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="cap on page_size (0 = no cap, like the original)")
     serve.add_argument("--fault-seed", type=int, default=0, help="seed of the fault RNG")
     serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument("--extra-field", action="append", default=[], metavar="ENTITY.FIELD",
+                       help="serve a field the contract does not know on every record (schema drift); repeatable")
 
     dump = sub.add_parser("dump", help="write the ground truth a server would serve")
     _data_flags(dump)
@@ -60,6 +62,7 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
         latency_ms=args.latency_ms, token_ttl=args.token_ttl or None,
         drop_rate=args.drop_rate, max_page_size=args.max_page_size or None,
         corrupt_rate=args.corrupt_rate, fault_seed=args.fault_seed,
+        extra_fields=tuple(getattr(args, "extra_field", ())),
     )
 
 

@@ -260,5 +260,5 @@ def create_app(settings: ServerSettings, dataset: Optional[Dataset] = None, *,
         dataset = build_dataset(settings.scale, settings.seed, settings.generation,
                                 settings.corrupt_rate)
     service = Service(dataset, token_ttl=settings.token_ttl,
-                      max_page_size=settings.max_page_size)
+                      max_page_size=settings.max_page_size, extra_fields=settings.extra_fields)
     return SampleAPI(build_fastapi(service), service, FaultInjector(settings), fast_path)

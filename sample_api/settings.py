@@ -27,6 +27,8 @@ class ServerSettings:
     max_page_size: Optional[int] = None
     corrupt_rate: float = 0.0
     fault_seed: int = 0
+    # Schema drift: "entity.field" (e.g. "apprenticeships.cohort") served on every record of that entity.
+    extra_fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.validate()
@@ -49,6 +51,10 @@ class ServerSettings:
             raise ValueError("latency_ms must be >= 0")
         if self.token_ttl is not None and self.token_ttl < 0:
             raise ValueError("token_ttl must be >= 1 (or None/0 for off)")
+        for spec in self.extra_fields:
+            entity, _, name = spec.partition(".")
+            if entity not in ("apprenticeships", "projects", "programmes") or not name.isidentifier():
+                raise ValueError(f"extra field must be apprenticeships|projects|programmes.<name>, got {spec!r}")
         if self.max_page_size is not None and self.max_page_size < 0:
             raise ValueError("max_page_size must be >= 1 (or None/0 for no cap)")
 

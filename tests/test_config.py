@@ -7,7 +7,7 @@ import pytest
 from multiverse_etl.config import ConfigError, load_config, parse_set_flags
 
 
-@pytest.mark.parametrize("env", ["local", "local-s3", "emr", "glue"])
+@pytest.mark.parametrize("env", ["local", "local-s3", "emr", "emr-serverless", "glue"])
 def test_every_shipped_config_loads(env):
     config = load_config(env, environ={})
     assert config.env == env

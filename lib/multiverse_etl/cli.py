@@ -35,14 +35,14 @@ def run_job(job: str, body: Callable[[], int]) -> int:
     try:
         return body()
     except ConfigError as exc:
-        log.error("%s: bad configuration: %s", job, exc)
+        log.error("%s: bad configuration: %s", job, exc, exc_info=log.isEnabledFor(logging.DEBUG))
         return 2
     except KeyboardInterrupt:
         log.error("%s: interrupted", job)
         return 130
     except Exception as exc:  # the last line a user sees names the failure
-        if getattr(exc, "user_facing", False):
-            log.error("%s failed: %s", job, exc)
+        if getattr(exc, "user_facing", False):  # one line; the traceback only with --log-level DEBUG
+            log.error("%s failed: %s", job, exc, exc_info=log.isEnabledFor(logging.DEBUG))
             return 1
         log.exception("%s failed: %s", job, exc)
         return 1

@@ -23,7 +23,9 @@ ENV_ALIASES = {
     "MV_API_URL": "api.url",
     "MV_LAKE_ROOT": "lake.root",
 }
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# spark-submit.sh exports MV_PROJECT_ROOT: under spark-submit this module is imported from the
+# --py-files zip in dist/, so its own location no longer says where conf/ and the project are.
+PROJECT_ROOT = Path(os.environ.get("MV_PROJECT_ROOT") or Path(__file__).resolve().parents[2])
 
 
 class ConfigError(ValueError):
@@ -86,6 +88,8 @@ class TransformConfig:
     # Gold's personal columns (names, e-mail) as keyed pseudonyms; the key is read from this variable.
     pseudonymise_gold: bool = False
     pseudonymise_key_env: str = "MV_PSEUDONYMISE_KEY"
+    # Fields the API serves that the contract does not know: warn (log + audit), fail the run, or ignore (no scan).
+    on_unknown_fields: Literal["warn", "fail", "ignore"] = "warn"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,29 +168,36 @@ def load_config(
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
     raw.setdefault("env", path.stem)
-    for name, value in _env_overrides(environ).items():
-        _set_dotted(raw, name, value, origin=f"environment variable for '{name}'")
+    origins: dict[str, str] = {}  # dotted key -> where its value came from, when not the YAML file
+    for name, (variable, value) in _env_overrides(environ).items():
+        origins[name] = f"environment variable {variable}"
+        _set_dotted(raw, name, value, origin=origins[name])
     for name, value in (overrides or {}).items():
         if value is not None:
-            _set_dotted(raw, name, value, origin=f"flag for '{name}'")
-    return build_config(raw, source=str(path), base_dir=path.parent.parent)
+            origins[name] = "command line (--set or a flag)"
+            _set_dotted(raw, name, value, origin=origins[name])
+    return build_config(raw, source=str(path), base_dir=path.parent.parent, origins=origins)
 
 
-def build_config(raw: Mapping[str, Any], source: str = "<dict>", base_dir: Optional[Path] = None) -> Config:
-    """Validate a plain dict into a Config; relative local paths are resolved against base_dir."""
+def build_config(raw: Mapping[str, Any], source: str = "<dict>", base_dir: Optional[Path] = None,
+                 origins: Optional[Mapping[str, str]] = None) -> Config:
+    """Validate a plain dict into a Config; relative local paths are resolved against base_dir.
+
+    `origins` names where an overridden key came from (a variable, a flag), so its error blames that, not the file."""
+    origins = origins or {}
     unknown = set(raw) - set(SECTIONS) - {"env"}
     if unknown:
         raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}; expected {sorted(SECTIONS)}")
     if "lake" not in raw or not isinstance(raw["lake"], dict) or not raw["lake"].get("root"):
         raise ConfigError(f"{source}: 'lake.root' is required (a folder or s3://bucket/prefix)")
-    sections = {name: _build_section(name, cls, raw.get(name) or {}, source) for name, cls in SECTIONS.items()}
+    sections = {name: _build_section(name, cls, raw.get(name) or {}, source, origins) for name, cls in SECTIONS.items()}
     base_dir = base_dir or Path.cwd()
     sections["lake"] = dataclasses.replace(sections["lake"], root=_resolve_root(sections["lake"].root, base_dir))
     if sections["spark"].ivy_dir:
         ivy = Path(sections["spark"].ivy_dir)
         sections["spark"] = dataclasses.replace(sections["spark"], ivy_dir=str(ivy if ivy.is_absolute() else base_dir / ivy))
     config = Config(env=str(raw.get("env", "custom")), source=source, **sections)
-    _check_semantics(config, source)
+    _check_semantics(config, source, origins)
     return config
 
 
@@ -199,7 +210,7 @@ def _resolve_root(root: str, base_dir: Path) -> str:
     return str((path if path.is_absolute() else base_dir / path).resolve())
 
 
-def _check_semantics(config: Config, source: str) -> None:
+def _check_semantics(config: Config, source: str, origins: Mapping[str, str]) -> None:
     checks = [
         ("api.page_size", config.api.page_size >= 1, "must be at least 1"),
         ("api.concurrency", 1 <= config.api.concurrency <= 1024, "must be between 1 and 1024"),
@@ -213,21 +224,23 @@ def _check_semantics(config: Config, source: str) -> None:
     ]
     for key, ok, why in checks:
         if not ok:
-            raise ConfigError(f"{source}: '{key}' {why}")
+            raise ConfigError(f"{origins.get(key, source)}: '{key}' {why}")
     packages = config.spark.packages
     if packages != "auto" and not (isinstance(packages, list) and all(isinstance(p, str) for p in packages)):
         raise ConfigError(f"{source}: 'spark.packages' must be \"auto\" or a list of Maven coordinates")
 
 
-def _build_section(name: str, cls: type, values: Any, source: str) -> Any:
+def _build_section(name: str, cls: type, values: Any, source: str, origins: Mapping[str, str]) -> Any:
     if not isinstance(values, dict):
         raise ConfigError(f"{source}: section '{name}' must be a mapping, got {type(values).__name__}")
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - fields)
     if unknown:
-        raise ConfigError(f"{source}: unknown key '{name}.{unknown[0]}'; '{name}' takes {sorted(fields)}")
-    kwargs = {key: _coerce(f"{name}.{key}", value, hints[key], source) for key, value in values.items()}
+        where = origins.get(f"{name}.{unknown[0]}", source)
+        raise ConfigError(f"{where}: unknown key '{name}.{unknown[0]}'; '{name}' takes {sorted(fields)}")
+    kwargs = {key: _coerce(f"{name}.{key}", value, hints[key], origins.get(f"{name}.{key}", source))
+              for key, value in values.items()}
     return cls(**kwargs)
 
 
@@ -275,14 +288,15 @@ def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
     return value
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, str]:
-    found = {dotted: environ[name] for name, dotted in ENV_ALIASES.items() if environ.get(name)}
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """dotted key -> (variable name, value) for the aliases and MV__SECTION__KEY variables."""
+    found = {dotted: (name, environ[name]) for name, dotted in ENV_ALIASES.items() if environ.get(name)}
     for name, value in environ.items():
         if name.startswith(ENV_PREFIX) and value != "":
             parts = name[len(ENV_PREFIX):].lower().split("__")
             if len(parts) != 2:
                 raise ConfigError(f"environment variable {name}: expected {ENV_PREFIX}SECTION__KEY")
-            found[".".join(parts)] = value
+            found[".".join(parts)] = (name, value)
     return found
 
 

@@ -27,11 +27,13 @@ def _extract_parser() -> argparse.ArgumentParser:
 
 def _extract(args: argparse.Namespace) -> int:
     from .extract import extract_overrides, run_extract
+    from .storage import open_lake
 
     # No lake lock: extraction runs only add their own run's files (distinct run ids) and the
     # watermark only moves forward, so a lone extract can run beside a transform.
     config = load_job_config(args, extract_overrides(args))
-    result = run_extract(config, mode=args.mode, resume_run_id=args.resume)
+    storage = open_lake(config.lake.root, config.s3)  # a lake that cannot be written fails before the API is called
+    result = run_extract(config, mode=args.mode, resume_run_id=args.resume, storage=storage)
     print(f"extract committed run {result.run_id}: {result.manifest_key}", flush=True)
     return 0
 
@@ -45,11 +47,11 @@ def _transform_parser() -> argparse.ArgumentParser:
 def _transform(args: argparse.Namespace) -> int:
     from .lock import lake_lock
     from .spark import build_spark
-    from .storage import open_storage
+    from .storage import open_lake
     from .transform import run_transform
 
     config = load_job_config(args)
-    storage = open_storage(config.lake.root, config.s3)
+    storage = open_lake(config.lake.root, config.s3)
     _maybe_break_lock(args, storage)
     # The lock first: a lake busy with another writer is refused before a Spark session is started.
     with lake_lock(storage, owner="transform"):
@@ -73,10 +75,10 @@ def _pipeline(args: argparse.Namespace) -> int:
     from .extract import extract_overrides
     from .pipeline import run_pipeline, show_gold
     from .spark import build_spark
-    from .storage import open_storage
+    from .storage import open_lake
 
     config = load_job_config(args, extract_overrides(args))
-    storage = open_storage(config.lake.root, config.s3)
+    storage = open_lake(config.lake.root, config.s3)
     _maybe_break_lock(args, storage)
     result = run_pipeline(config, lambda: build_spark(config, "multiverse-etl-pipeline"), mode=args.mode,
                           resume_run_id=args.resume, storage=storage)
@@ -103,12 +105,12 @@ def _maintain(args: argparse.Namespace) -> int:
     from .lock import lake_lock
     from .maintain import check_retention, format_report, maintain_tables
     from .spark import build_spark
-    from .storage import open_storage
+    from .storage import open_lake
 
     config = load_job_config(args)
     retention = args.retention_hours if args.retention_hours is not None else config.maintain.vacuum_retention_hours
     check_retention(retention, args.force)  # refuse before starting Spark
-    storage = open_storage(config.lake.root, config.s3)
+    storage = open_lake(config.lake.root, config.s3)
     _maybe_break_lock(args, storage)
     with lake_lock(storage, owner="maintain"):
         spark = build_spark(config, "multiverse-etl-maintain")
@@ -128,9 +130,10 @@ def _smoke_parser() -> argparse.ArgumentParser:
 def _smoke(args: argparse.Namespace) -> int:
     from .smoke import run_smoke
     from .spark import build_spark
-    from .storage import spark_path
+    from .storage import open_lake, spark_path
 
     config = load_job_config(args)
+    open_lake(config.lake.root, config.s3)  # a lake that cannot be written fails before Spark starts
     spark = build_spark(config, "multiverse-etl-smoke")
     rows = run_smoke(spark, spark_path(config.lake.root, "_smoke/events", config.s3.spark_scheme)).orderBy("id").collect()
     for row in rows:

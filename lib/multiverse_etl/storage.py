@@ -6,9 +6,11 @@ objects through `spark_path`. Keys are always '/'-separated and relative to the 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Protocol
@@ -19,7 +21,9 @@ MULTIPART_THRESHOLD = 16 * 1024 * 1024
 
 
 class StorageError(RuntimeError):
-    """A lake read or write failed; the message names the object."""
+    """A lake read or write failed; the message names the object and what to check (one line, no traceback)."""
+
+    user_facing = True
 
 
 class ObjectNotFound(StorageError, KeyError):
@@ -42,6 +46,7 @@ class Storage(Protocol):
     def list(self, prefix: str) -> Iterator[ObjectInfo]: ...
     def delete(self, key: str) -> None: ...
     def uri(self, key: str = "") -> str: ...
+    def check(self) -> None: ...
 
 
 class LocalStorage:
@@ -56,16 +61,18 @@ class LocalStorage:
     def _staged(self, key: str, data: bytes) -> tuple[Path, str]:
         """`data` written to a temp file beside the key's path (its final name comes atomically)."""
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        with _local_errors("writing", path, self.root):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
         return path, tmp
 
     def put(self, key: str, data: bytes) -> None:
         path, tmp = self._staged(key, data)
         try:
-            os.replace(tmp, path)
+            with _local_errors("writing", path, self.root):
+                os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -74,7 +81,8 @@ class LocalStorage:
         """Create-if-absent with the content already in place (a hard link never exposes a half file)."""
         path, tmp = self._staged(key, data)
         try:
-            os.link(tmp, path)
+            with _local_errors("writing", path, self.root, expected=(FileExistsError,)):
+                os.link(tmp, path)
         except FileExistsError:
             return False
         finally:
@@ -83,7 +91,8 @@ class LocalStorage:
 
     def get(self, key: str) -> bytes:
         try:
-            return self._path(key).read_bytes()
+            with _local_errors("reading", self._path(key), self.root, expected=(FileNotFoundError,)):
+                return self._path(key).read_bytes()
         except FileNotFoundError:
             raise ObjectNotFound(f"{self.uri(key)} does not exist") from None
 
@@ -105,10 +114,32 @@ class LocalStorage:
                     yield ObjectInfo(key, full.stat().st_size)
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        with _local_errors("deleting", self._path(key), self.root):
+            self._path(key).unlink(missing_ok=True)
+
+    def check(self) -> None:
+        """Fail fast, before any work: the lake folder can be created and written."""
+        probe = f".probe-{uuid.uuid4().hex}"
+        self.put(probe, b"")
+        self.delete(probe)
 
     def uri(self, key: str = "") -> str:
         return str(self._path(key)) if key else self.root
+
+
+@contextlib.contextmanager
+def _local_errors(action: str, path: Path, root: str, expected: tuple[type, ...] = ()) -> Iterator[None]:
+    """An OSError on the lake folder as one StorageError naming the path and what to check.
+
+    `expected` errors (a key that exists, or does not) pass through: the caller handles them."""
+    try:
+        yield
+    except expected:
+        raise
+    except OSError as exc:
+        shown = path.parent if path.name.startswith(".probe-") else path  # the start-up check's probe: name the folder
+        raise StorageError(f"lake root {root} cannot be created or written ({action} {shown}: {exc.strerror}): "
+                           "check that lake.root / --lake-root names a folder this user can create and write") from exc
 
 
 class S3Storage:
@@ -142,56 +173,117 @@ class S3Storage:
         try:
             self.client.upload_fileobj(io.BytesIO(data), self.bucket, self._key(key), ExtraArgs=self._extra_args(), Config=config)
         except Exception as exc:  # boto3 raises many kinds; name the object
-            raise StorageError(f"writing {self.uri(key)} failed: {exc}") from exc
+            raise s3_error("writing", self.uri(key), exc, self.s3) from exc
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*", **self._extra_args())
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+        except (ClientError, BotoCoreError) as exc:
+            if _error_code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
                 return False
-            raise StorageError(f"writing {self.uri(key)} failed: {exc}") from exc
+            raise s3_error("writing", self.uri(key), exc, self.s3) from exc
         return True
 
     def get(self, key: str) -> bytes:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+        except (ClientError, BotoCoreError) as exc:
+            if _error_code(exc) in ("NoSuchKey", "404"):
                 raise ObjectNotFound(f"{self.uri(key)} does not exist") from None
-            raise StorageError(f"reading {self.uri(key)} failed: {exc}") from exc
+            raise s3_error("reading", self.uri(key), exc, self.s3) from exc
 
     def exists(self, key: str) -> bool:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             self.client.head_object(Bucket=self.bucket, Key=self._key(key))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+        except (ClientError, BotoCoreError) as exc:
+            if _error_code(exc) in ("NoSuchKey", "404", "NotFound"):
                 return False
-            raise StorageError(f"checking {self.uri(key)} failed: {exc}") from exc
+            raise s3_error("checking", self.uri(key), exc, self.s3) from exc
         return True
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         paginator = self.client.get_paginator("list_objects_v2")
         strip = len(self.prefix) + 1 if self.prefix else 0
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
-            for item in page.get("Contents", []):
-                yield ObjectInfo(item["Key"][strip:], item["Size"])
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+                for item in page.get("Contents", []):
+                    yield ObjectInfo(item["Key"][strip:], item["Size"])
+        except (ClientError, BotoCoreError) as exc:
+            raise s3_error("listing", self.uri(prefix), exc, self.s3) from exc
 
     def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except (ClientError, BotoCoreError) as exc:
+            raise s3_error("deleting", self.uri(key), exc, self.s3) from exc
+
+    def check(self) -> None:
+        """Fail fast, before any work: a probe object can be written and deleted (the bucket exists, access works).
+
+        A client with one retry and short timeouts, so an unreachable endpoint is named in seconds, not minutes."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        client = s3_client(self.s3, quick=True)
+        probe = self._key(f".probe-{uuid.uuid4().hex}")
+        try:
+            client.put_object(Bucket=self.bucket, Key=probe, Body=b"", **self._extra_args())
+            client.delete_object(Bucket=self.bucket, Key=probe)
+        except (ClientError, BotoCoreError) as exc:
+            raise s3_error("writing", self.root, exc, self.s3) from exc
 
     def uri(self, key: str = "") -> str:
         return f"{self.root}/{key}" if key else self.root
 
 
-def s3_client(s3: S3Config):
-    """The one boto3 S3 client factory (checksums 'when_required' so non-AWS endpoints work)."""
+def _error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+CREDENTIALS_HINT = ("s3.access_key_id / s3.secret_access_key, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, "
+                    "AWS_PROFILE, or the instance role")
+
+
+def s3_error(action: str, uri: str, exc: BaseException, s3: S3Config) -> StorageError:
+    """A boto3 failure as one line saying what went wrong and what to check (never a secret: only codes)."""
+    from botocore.exceptions import (ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError,
+                                     NoCredentialsError, PartialCredentialsError, ReadTimeoutError)
+
+    bucket = uri.removeprefix("s3://").split("/", 1)[0]
+    endpoint = s3.endpoint_url or f"AWS S3 ({s3.region})"
+    code = _error_code(exc)
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+        return StorageError(f"no AWS credentials found for {uri}: set {CREDENTIALS_HINT}")
+    if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError, ReadTimeoutError)):
+        return StorageError(f"cannot reach the S3 endpoint {endpoint} ({action} {uri}): check s3.endpoint_url, "
+                            "the network, and that the endpoint is running")
+    if code == "NoSuchBucket":
+        return StorageError(f"bucket '{bucket}' does not exist at {endpoint} ({action} {uri}): "
+                            "create it, or fix lake.root / --lake-root")
+    if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired",
+                "InvalidClientTokenId", "AuthorizationHeaderMalformed"):
+        return StorageError(f"S3 refused the credentials ({code}) {action} {uri}: check {CREDENTIALS_HINT}")
+    if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled"):
+        return StorageError(f"S3 denied access ({code}) {action} {uri}: check the credentials ({CREDENTIALS_HINT}) "
+                            f"and that they may list, read, write and delete under {uri}")
+    detail = code or type(exc).__name__
+    return StorageError(f"{action} {uri} failed ({detail}): {exc}")
+
+
+def s3_client(s3: S3Config, quick: bool = False):
+    """The one boto3 S3 client factory (checksums 'when_required' so non-AWS endpoints work).
+
+    `quick`: one retry and short timeouts, for the start-up check that names a bad endpoint in seconds."""
     import boto3
     from botocore.config import Config as BotoConfig
 
@@ -200,7 +292,9 @@ def s3_client(s3: S3Config):
         kwargs = {"aws_access_key_id": s3.access_key_id, "aws_secret_access_key": s3.secret_access_key}
     config = BotoConfig(
         region_name=s3.region,
-        retries={"max_attempts": 10, "mode": "adaptive"},
+        retries={"max_attempts": 2, "mode": "standard"} if quick else {"max_attempts": 10, "mode": "adaptive"},
+        connect_timeout=5 if quick else 60,
+        read_timeout=10 if quick else 60,
         s3={"addressing_style": "path" if s3.path_style_access else "auto"},
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
@@ -214,6 +308,13 @@ def open_storage(root: str, s3: Optional[S3Config] = None) -> Storage:
     if root.startswith("s3://"):
         return S3Storage(root, s3 or S3Config())
     return LocalStorage(root)
+
+
+def open_lake(root: str, s3: Optional[S3Config] = None) -> Storage:
+    """open_storage, then the start-up check: a lake that cannot be written fails now, in one clear line."""
+    storage = open_storage(root, s3)
+    storage.check()
+    return storage
 
 
 def spark_path(root: str, key: str = "", scheme: str = "s3a") -> str:

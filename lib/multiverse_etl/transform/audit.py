@@ -13,6 +13,7 @@ from typing import Optional
 
 from pyspark.sql import DataFrame, SparkSession
 
+from .drift import summary_line
 from .reconcile import EntityCounts, summary_table
 from .schemas import AUDIT_SCHEMA, ENTITY_COUNTS_SCHEMA
 from .tables import Lake, append_audit
@@ -34,6 +35,7 @@ class RunReport:
     entities: list[EntityCounts] = field(default_factory=list)
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     mismatches: list[str] = field(default_factory=list)
+    schema_drift: Optional[list] = None  # drift.DriftField per entity and field; None = not scanned (ignore)
 
     @property
     def duration_s(self) -> float:
@@ -75,7 +77,8 @@ class TransformResult:
                if self.gold_rebuilt else "")
             + f"; {self.duration_s:.1f}s"
         ]
-        return summary_table([(r.run_id, r.entities, r.mismatches) for r in self.runs], extra)
+        drift = [line for r in self.runs if (line := summary_line(r.run_id, r.schema_drift))]
+        return summary_table([(r.run_id, r.entities, r.mismatches) for r in self.runs], drift + extra)
 
 
 
@@ -100,6 +103,7 @@ def audit_row(job_id: str, report: RunReport, status: str, gold: GoldSummary, sp
         report.finished_at or report.started_at,
         report.duration_s,
         spark_version,
+        None if report.schema_drift is None else [item.as_row() for item in report.schema_drift],
     )
 
 

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Observation
@@ -23,6 +23,7 @@ from ..entities import LOAD_ORDER, EntitySpec
 from .clean import validate_records
 from .context import Job, results_or_raise
 from .dedupe import RANK_COLUMN, rank_versions
+from .drift import DriftField, apply_policy, field_presence, schema_drift
 from .quarantine import is_valid, possible_reasons
 from .read import (
     LandingReadError,
@@ -56,6 +57,7 @@ class Prepared:
     upsert_candidates: int
     reasons: Mapping[str, int]
     ranked: DataFrame  # persisted
+    drift: Optional[tuple[DriftField, ...]] = None  # schema drift (drift.py); None when not scanned
 
     @property
     def quarantined_rows(self) -> int:
@@ -76,6 +78,12 @@ def load_bronze(job: Job, plan: LoadPlan) -> dict[str, Prepared]:
             for value in prepared.values():
                 value.unpersist()
             raise read_error_of(plan.run_id, problems)
+        try:  # warn, or (on_unknown_fields: fail) take the run's bronze back out and stop
+            apply_policy(plan.run_id, [item for p in prepared.values() for item in p.drift or ()], job.drift_policy)
+        except Exception:
+            for value in prepared.values():
+                value.unpersist()
+            raise
     except Exception:
         for spec in LOAD_ORDER:  # whatever an entity's job committed before the failure
             delete_run_rows(job.spark, job.lake, bronze_table(spec), plan.run_id, plan.ingest_date)
@@ -134,10 +142,14 @@ def prepare_entity(job: Job, plan: LoadPlan, spec: EntitySpec, observed: Mapping
     except BaseException:
         ranked.unpersist()
         raise
+    drift = None  # one pass over the run's bronze records' top-level keys
+    if job.drift_policy != "ignore":
+        drift = tuple(schema_drift(spec.name, field_presence(bronze), [f.name for f in spec.contract], int(stats["rows"])))
     prepared = Prepared(spec, dict(observed), bronze_read=int(stats["rows"]), valid_rows=int(stats["valid"] or 0),
                         duplicates_collapsed=int(stats["duplicates"] or 0),
                         upsert_candidates=int(stats["candidates"] or 0),
-                        reasons={reason: int(stats[reason]) for reason in reasons if stats[reason]}, ranked=ranked)
+                        reasons={reason: int(stats[reason]) for reason in reasons if stats[reason]}, ranked=ranked,
+                        drift=drift)
     log.info("run %s %s: %d bronze rows validated and ranked in %.1fs", plan.run_id, spec.name, prepared.bronze_read,
              time.monotonic() - start)
     return prepared

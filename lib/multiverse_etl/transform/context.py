@@ -20,6 +20,7 @@ class Job:
     job_id: str
     pool: ThreadPoolExecutor  # the job's threads: Spark jobs of independent entities run side by side
     pseudonymisation_key: Optional[str] = None
+    drift_policy: str = "warn"  # transform.on_unknown_fields (drift.py)
 
 
 def results_or_raise(futures: dict[str, Future], cleanup: Optional[Callable[[Any], None]] = None) -> dict[str, Any]:

@@ -53,15 +53,16 @@ def run_transform(spark: SparkSession, config: Config, storage: Optional[Storage
     key = pseudonymisation_key(config.transform.pseudonymise_key_env) if config.transform.pseudonymise_gold else None
     lake = Lake(config.lake.root, config.s3.spark_scheme)
     if not take_lock:
-        return _run(spark, lake, storage, job_id, key)
+        return _run(spark, lake, storage, job_id, key, config.transform.on_unknown_fields)
     with lake_lock(storage, owner=job_id):
-        return _run(spark, lake, storage, job_id, key)
+        return _run(spark, lake, storage, job_id, key, config.transform.on_unknown_fields)
 
 
-def _run(spark: SparkSession, lake: Lake, storage: Storage, job_id: str, key: Optional[str]) -> TransformResult:
+def _run(spark: SparkSession, lake: Lake, storage: Storage, job_id: str, key: Optional[str],
+         drift_policy: str = "warn") -> TransformResult:
     started, result = time.monotonic(), TransformResult(job_id)
     with ThreadPoolExecutor(max_workers=len(LOAD_ORDER), thread_name_prefix="transform") as pool:
-        job = Job(spark, lake, job_id, pool, key)
+        job = Job(spark, lake, job_id, pool, key, drift_policy)
         ensure_tables(spark, lake)
         loaded = loaded_run_ids(spark, lake)
         pending = [plan_run(m, ENTITIES) for m in committed_runs(storage) if m.run_id not in loaded]
@@ -115,6 +116,8 @@ def load_run(job: Job, plan: LoadPlan) -> RunReport:
         report.entities.append(entity_counts(plan, p, quarantine.written.get(spec.name, 0), merged[spec.name],
                                              live[spec.name]))
         report.quarantine_reasons.update({f"{spec.name}/{reason}": n for reason, n in p.reasons.items()})
+    if job.drift_policy != "ignore":  # schema drift per entity and field, into the audit row (drift.py)
+        report.schema_drift = [item for spec in LOAD_ORDER for item in prepared[spec.name].drift or ()]
     report.mismatches = reconcile_run(report.entities) + list(quarantine.mismatches)
     report.finished_at = dt.datetime.now(dt.timezone.utc)
     return report

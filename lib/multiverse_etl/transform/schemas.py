@@ -187,5 +187,10 @@ AUDIT_SCHEMA = _struct(
     ("finished_at", T.TimestampType(), False),
     ("duration_s", T.DoubleType(), False),
     ("spark_version", T.StringType(), False),
+    # Fields the contract does not know / contract fields no record carried (transform/drift.py); null = not scanned.
+    # (Delta refuses NOT NULL inside arrays: the nested fields are nullable, as in `entities`.)
+    ("schema_drift", T.ArrayType(T.StructType([
+        T.StructField("entity", T.StringType(), True), T.StructField("field", T.StringType(), True),
+        T.StructField("kind", T.StringType(), True), T.StructField("records", T.LongType(), True)]), True), True),
 )
 AUDIT_PARTITION = "ingest_date"

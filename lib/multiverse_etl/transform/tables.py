@@ -210,7 +210,8 @@ def table_versions(spark: SparkSession, lake: Lake, tables: tuple[str, ...]) -> 
 def append_audit(rows: DataFrame, lake: Lake) -> None:
     """Append audit rows (a run's 'loaded' marker): the last write of a load."""
     (rows.select(*[F.col(f.name) for f in AUDIT_SCHEMA.fields]).coalesce(1)
-     .write.format("delta").mode("append").save(lake.path(AUDIT_TABLE)))
+     .write.format("delta").mode("append").option("mergeSchema", "true")  # a lake from before schema_drift
+     .save(lake.path(AUDIT_TABLE)))
 
 
 def loaded_run_ids(spark: SparkSession, lake: Lake) -> set[str]:
