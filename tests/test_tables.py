@@ -48,7 +48,7 @@ def test_the_merge_guards_refuse_changes_older_than_the_row(spark, tmp_path):
         (1, "new name", 12, "d", dt.date(2026, 3, 2), False, None, None, "r", T3, "raw/x", 12),
         (2, "two", 12, "d", dt.date(2026, 3, 2), True, T3, "r3", "r", T2, "raw/x", 20),
     ], SILVER)
-    assert_df_equality(read_table(spark, lake, "silver/programmes"), expected, ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(read_table(spark, lake, "silver/programmes"), expected, ignore_row_order=True)
 
 
 def test_replacing_a_run_twice_leaves_one_copy_and_other_runs_alone(spark, tmp_path):
@@ -63,7 +63,7 @@ def test_replacing_a_run_twice_leaves_one_copy_and_other_runs_alone(spark, tmp_p
     replace_run_rows(rows("run-b", 2), lake, "bronze/programmes", "run-b", day)
     replace_run_rows(rows("run-a", 3), lake, "bronze/programmes", "run-a", day)
     assert_df_equality(read_table(spark, lake, "bronze/programmes"), rows("run-a", 3).unionByName(rows("run-b", 2)),
-                       ignore_row_order=True, ignore_nullable=True)
+                       ignore_row_order=True)
     assert read_run_rows(spark, lake, "bronze/programmes", "run-b", day).agg(F.max("record_index")).first()[0] == 1
 
 
@@ -78,7 +78,7 @@ def test_a_run_written_with_a_row_limit_per_file_is_split_into_files_that_each_h
     per_file = (read_table(spark, lake, "bronze/programmes").groupBy(F.input_file_name().alias("file")).count()
                 .orderBy("count").collect())
     assert [row["count"] for row in per_file] == [1, 3, 3]
-    assert_df_equality(read_table(spark, lake, "bronze/programmes"), rows, ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(read_table(spark, lake, "bronze/programmes"), rows, ignore_row_order=True)
 
 
 def test_a_first_load_writes_one_file_per_partition_whatever_the_tasks_holding_its_rows(spark, tmp_path):
@@ -92,4 +92,4 @@ def test_a_first_load_writes_one_file_per_partition_whatever_the_tasks_holding_i
     per_file = read_table(spark, lake, "silver/programmes").groupBy(F.input_file_name().alias("file")).agg(
         F.count(F.lit(1)).alias("rows"), F.countDistinct("first_ingest_date").alias("days")).collect()
     assert sorted((row["rows"], row["days"]) for row in per_file) == [(4, 1), (4, 1)]
-    assert_df_equality(read_table(spark, lake, "silver/programmes"), frame, ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(read_table(spark, lake, "silver/programmes"), frame, ignore_row_order=True)

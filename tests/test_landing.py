@@ -1,0 +1,70 @@
+"""The landing contract as types: a manifest survives its JSON, an unknown version is refused, one line format."""
+
+import json
+
+import pytest
+
+from multiverse_etl.landing import EntityManifest, LandingError, Manifest, Part, landing_line, read_manifest, write_manifest
+from multiverse_etl.storage import LocalStorage
+
+RUN = "20261127T033400Z-1a2b3c"
+
+
+def manifest(**fields) -> Manifest:
+    parts = (Part(f"raw/projects/ingest_date=2026-11-27/run_id={RUN}/part-00000.jsonl.gz", 3, 7, 120),)
+    entities = {"apprenticeships": EntityManifest(pages=1, records=2, complete_listing=True),
+                "projects": EntityManifest(pages=3, records=7, complete_listing=False, parts=parts, requests=3, retries=1,
+                                           parents=2, parents_skipped=0)}
+    return Manifest(run_id=RUN, mode="incremental", started_at="2026-11-27T03:34:00.000000Z",
+                    finished_at="2026-11-27T03:35:00.000000Z", entities=entities, **fields)
+
+
+def test_a_manifest_is_written_and_read_back_whole(tmp_path):
+    storage = LocalStorage(str(tmp_path))
+    written = manifest(api_url="http://api", logins=2, client={"requests": 9, "status": {"200": 9}})
+    write_manifest(storage, written)
+    back = read_manifest(storage, RUN)
+    assert back == written and back.client == {"requests": 9, "status": {"200": 9}}
+    doc = json.loads(storage.get(f"raw/_manifests/{RUN}.json"))
+    assert doc["manifest_version"] == 1 and doc["status"] == "committed" and doc["client"]["requests"] == 9
+    assert doc["entities"]["projects"]["parts"][0] == {"key": written.entities["projects"].parts[0].key, "pages": 3,
+                                                       "records": 7, "bytes": 120}
+    assert "parents" not in doc["entities"]["apprenticeships"]  # only the fanned-out entity has parents
+
+
+def test_optional_keys_are_left_out_when_unset():
+    doc = manifest().to_json()
+    assert not {"api_url", "duration_s", "logins", "client"} & set(doc)
+
+
+@pytest.mark.parametrize("version", [0, 2, "1", None])
+def test_a_manifest_of_an_unknown_version_is_refused_by_name(version):
+    doc = {**manifest().to_json(), "manifest_version": version}
+    with pytest.raises(LandingError, match=f"run {RUN}: manifest_version {version!r} is not supported"):
+        Manifest.from_json(doc)
+
+
+def test_a_malformed_manifest_is_a_landing_error_not_a_crash():
+    doc = manifest().to_json()
+    doc["entities"]["projects"] = {"pages": "many"}
+    with pytest.raises(LandingError, match="the manifest is malformed"):
+        Manifest.from_json(doc)
+    with pytest.raises(LandingError, match="must be a JSON object"):
+        Manifest.from_json([])  # type: ignore[arg-type]
+
+
+def test_an_entity_the_run_did_not_land_counts_as_empty_and_incomplete():
+    missing = manifest().entity("programmes")
+    assert (missing.pages, missing.records, missing.complete_listing, missing.parts) == (0, 0, False, ())
+
+
+def test_a_landing_line_is_the_lineage_then_the_page_spliced_in_as_served():
+    payload = b'{"data":[{"id":1,"name":" x\\u00e9 "}],"pagination":{"next_token":null}}'
+    line = landing_line("projects", RUN, "2026-11-27T03:34:00.123456Z", 0, "/apprenticeships/17/projects",
+                        {"page_size": 1000}, {"apprenticeship_id": 17}, payload)
+    assert line.endswith(b"}\n") and line.count(b"\n") == 1
+    assert payload[1:] in line  # the served bytes, untouched
+    assert json.loads(line) == {
+        "entity": "projects", "run_id": RUN, "extracted_at": "2026-11-27T03:34:00.123456Z", "page_index": 0,
+        "request": {"path": "/apprenticeships/17/projects", "params": {"page_size": 1000}},
+        "parent": {"apprenticeship_id": 17}, "data": [{"id": 1, "name": " xé "}], "pagination": {"next_token": None}}
