@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="share of data requests whose connection closes unanswered")
     serve.add_argument("--max-page-size", type=int, default=0,
                        help="cap on page_size (0 = no cap, like the original)")
+    serve.add_argument("--max-concurrency", type=int, default=0,
+                       help="data requests served at once; more wait in a queue (0 = unlimited)")
     serve.add_argument("--fault-seed", type=int, default=0, help="seed of the fault RNG")
     serve.add_argument("--access-log", action="store_true", help="log every request")
 
@@ -60,6 +62,7 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
         latency_ms=args.latency_ms, token_ttl=args.token_ttl or None,
         drop_rate=args.drop_rate, max_page_size=args.max_page_size or None,
         corrupt_rate=args.corrupt_rate, fault_seed=args.fault_seed,
+        max_concurrency=args.max_concurrency or None,
     )
 
 

@@ -27,6 +27,7 @@ class ServerSettings:
     max_page_size: Optional[int] = None
     corrupt_rate: float = 0.0
     fault_seed: int = 0
+    max_concurrency: Optional[int] = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -49,6 +50,8 @@ class ServerSettings:
             raise ValueError("latency_ms must be >= 0")
         if self.token_ttl is not None and self.token_ttl < 0:
             raise ValueError("token_ttl must be >= 1 (or None/0 for off)")
+        if self.max_concurrency is not None and self.max_concurrency < 0:
+            raise ValueError("max_concurrency must be >= 1 (or None/0 for unlimited)")
         if self.max_page_size is not None and self.max_page_size < 0:
             raise ValueError("max_page_size must be >= 1 (or None/0 for no cap)")
 
