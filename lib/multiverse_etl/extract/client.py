@@ -358,7 +358,10 @@ class ApiClient:
                 else:
                     outcome = self._observe(status, version)
             finally:
-                limiter.release(outcome, time.monotonic() - sent if outcome == OK else None)
+                rtt = time.monotonic() - sent if outcome == OK else None
+                limiter.release(outcome, rtt)
+            if rtt is not None:
+                stats.latency.add(rtt)
             if status:
                 if status == 200:
                     doc = _parse_page(body)

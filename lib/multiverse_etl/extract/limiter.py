@@ -51,6 +51,7 @@ class ConcurrencyLimiter:
         self.adaptive = adaptive
         self.clock = clock
         self.limit = float(min(self.ceiling, initial) if adaptive else self.ceiling)
+        self.latency_floor = float(min(self.ceiling, initial))
         self.cap: Optional[int] = None  # a bound from outside (the token life)
         self.in_flight = 0
         self.min_seen = self.max_seen = self.current
@@ -138,17 +139,20 @@ class ConcurrencyLimiter:
         baseline = self.baseline_s
         self._epoch_min = min(self._epoch_min, median)
         if baseline is not None and median > max(LATENCY_TOLERANCE * baseline, baseline + LATENCY_SLACK_S):
-            self._decrease(LATENCY_BACKOFF)
+            # Latency alone never takes the limit below where it started: a busy machine (ours or the API's)
+            # must not starve the run; the API's own overload signals (429, 503, drops) can go lower.
+            if self.limit > self.latency_floor:
+                self._decrease(LATENCY_BACKOFF, floor=self.latency_floor)
         elif saturated and self.limit < self.ceiling:
             self.limit = min(float(self.ceiling), self.limit * 2 if self.slow_start else self.limit + 1)
             self._note()
 
-    def _decrease(self, factor: float) -> None:
-        if self._released < self._decrease_at:
+    def _decrease(self, factor: float, floor: float = 1.0) -> None:
+        if self._released <= self._decrease_at:
             return
         self.slow_start = False
         self.decreases += 1
-        self.limit = max(1.0, self.limit * factor)
+        self.limit = max(floor, self.limit * factor)
         self._decrease_at = self._released + self.in_flight
         self._window = []
         self._note()
