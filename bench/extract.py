@@ -36,7 +36,9 @@ from typing import Any, Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "lib"))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+# BENCH_LIB: another checkout's lib/ (e.g. the code before a change), so before and after run in one table.
+sys.path.insert(0, os.environ.get("BENCH_LIB") or os.path.join(ROOT, "lib"))
 
 USERNAME, PASSWORD = "multiverse", "mult1v3r53"  # the sample API's public demo login
 LATENCY_MS = 20
@@ -51,22 +53,40 @@ def _usage() -> tuple[float, float]:
     return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
-def worker_extractor(url: str, lake: str) -> dict[str, Any]:
+def worker_extractor(url: str, lake: str, overrides: str = "{}", truth: str = "") -> dict[str, Any]:
     from multiverse_etl.config import load_config
     from multiverse_etl.extract import run_extract
     from multiverse_etl.logs import setup_logging
 
     setup_logging("WARNING")
-    config = load_config("local", {"lake.root": lake, "api.url": url, "extract.progress_interval_s": 3600})
+    config = load_config("local", {"lake.root": lake, "api.url": url, "extract.progress_interval_s": 3600,
+                                   **json.loads(overrides)})
     cpu0, _ = _usage()
     started = time.perf_counter()
-    result = run_extract(config, mode="full")
+    try:
+        result = run_extract(config, mode="full")
+    except Exception as exc:  # noqa: BLE001 - a failed run is a result of the benchmark
+        return {"wall_s": time.perf_counter() - started, "requests": 0, "records": 0, "cpu_s": None,
+                "peak_rss_mib": None, "retries": 0, "failed": f"{type(exc).__name__}: {exc}"[:160]}
     wall = time.perf_counter() - started
     cpu1, peak = _usage()
     manifest = result.manifest
     records = sum(e["records"] for e in manifest["entities"].values())
-    return {"wall_s": wall, "requests": manifest["requests"], "records": records, "cpu_s": cpu1 - cpu0,
-            "peak_rss_mib": peak, "retries": manifest["retries"]}
+    out = {"wall_s": wall, "requests": manifest["requests"], "records": records, "cpu_s": cpu1 - cpu0,
+           "peak_rss_mib": peak, "retries": manifest["retries"], "logins": manifest["logins"],
+           "pages": sum(e["pages"] for e in manifest["entities"].values()), "client": manifest.get("client")}
+    if truth:  # "scale,seed": compare the landing with the ground truth
+        from extract_support import assert_matches_ground_truth
+        from multiverse_etl.storage import open_storage
+
+        scale, seed = map(int, truth.split(","))
+        try:
+            assert_matches_ground_truth(open_storage(config.lake.root, config.s3), result.run_id, scale, seed)
+            out["exact"] = True
+        except AssertionError as exc:
+            out["exact"] = False
+            out["failed"] = str(exc)[:160]
+    return out
 
 
 def worker_naive(url: str, seconds: float) -> dict[str, Any]:
@@ -110,9 +130,9 @@ def worker_naive(url: str, seconds: float) -> dict[str, Any]:
 # ---------------------------------------------------------------- orchestration
 
 
-def start_server(scale: int, latency_ms: float) -> tuple[subprocess.Popen, str]:
+def start_server(scale: int, latency_ms: float, *flags: str) -> tuple[subprocess.Popen, str]:
     command = [sys.executable, "-m", "sample_api", "serve", "--log-level", "warning", "--port", "0",
-               "--scale", str(scale), "--seed", "42"]
+               "--scale", str(scale), "--seed", "42", *flags]
     if latency_ms:
         command += ["--latency-ms", str(latency_ms)]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
@@ -125,9 +145,10 @@ def start_server(scale: int, latency_ms: float) -> tuple[subprocess.Popen, str]:
     return proc, match.group(1)
 
 
-def run_worker(*args: str) -> dict[str, Any]:
+def run_worker(*args: str, lib: Optional[str] = None) -> dict[str, Any]:
+    env = {**os.environ, "BENCH_LIB": lib} if lib else None
     done = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=3600)
+                          capture_output=True, text=True, timeout=3600, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"worker {args[0]} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -217,13 +238,127 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     print(f"target peak RSS: max {peak:.0f} MiB over all extractor runs (< 300 MiB, flat in the scale)")
 
 
+# ---------------------------------------------------------------- issue 12: the limiter's cases
+
+EVERY_FAULT = ["--fault-rate", "0.1", "--drop-rate", "0.02", "--max-page-size", "25", "--rate-limit", "500",
+               "--token-ttl", "10", "--fault-seed", "5"]
+
+
+def unloaded_p50_ms(url: str, samples: int = 40) -> float:
+    """Median round trip of one request at a time (the server with no queue)."""
+    import requests
+
+    token = requests.post(f"{url}/login", data={"username": USERNAME, "password": PASSWORD}).json()["access_token"]
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    times = []
+    for i in range(samples):
+        started = time.perf_counter()
+        session.get(f"{url}/apprenticeships/{i + 1}/projects")
+        times.append(time.perf_counter() - started)
+    return 1000 * sorted(times)[len(times) // 2]
+
+
+def one_case(name: str, scale: int, flags: list[str], lake: str, libs: dict[str, Optional[str]],
+             overrides: Optional[dict] = None, truth: bool = False, latency_ms: float = 0) -> list[dict[str, Any]]:
+    out = []
+    for label, lib in libs.items():
+        proc, url = start_server(scale, latency_ms, *flags)
+        try:
+            extra = {"p50_unloaded_ms": unloaded_p50_ms(url)} if name.startswith("saturating") else {}
+            result = run_worker("extractor", url, os.path.join(lake, f"{name}-{label}".replace(" ", "_")),
+                                json.dumps(overrides or {}), f"{scale},42" if truth else "", lib=lib)
+        finally:
+            proc.kill()
+            proc.wait()
+        out.append({"case": name, "code": label, **result, **extra})
+    return out
+
+
+def print_adaptive(rows: list[dict[str, Any]]) -> None:
+    head = (f"{'case':<34}{'code':<8}{'wall s':>8}{'requests':>10}{'2xx/s':>8}{'429 %':>7}{'limit fin/min/max':>19}"
+            f"{'logins':>8}{'p50 ms':>8}  result")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        client = r.get("client") or {}
+        pages = r.get("pages") or 0
+        useful = (pages / r["wall_s"]) if pages else 0.0
+        share = 100 * (client["status_429"] / r["requests"]) if client and r["requests"] else (
+            100 * r["retries"] / r["requests"] if r["requests"] else 0.0)
+        limit = (f"{client['limit_final']}/{client['limit_min']}/{client['limit_max']}" if client else "-")
+        p50 = (client.get("latency") or {}).get("p50_ms") if client else None
+        notes = []
+        if "p50_unloaded_ms" in r:
+            notes.append(f"unloaded p50 {r['p50_unloaded_ms']:.1f} ms")
+        if "exact" in r:
+            notes.append("exact" if r["exact"] else "NOT exact")
+        if r.get("failed"):
+            notes.append("FAILED " + r["failed"])
+        if r.get("logins"):
+            notes.append(f"requests/login {r['requests'] / r['logins']:.0f}")
+        print(f"{r['case']:<34}{r['code']:<8}{r['wall_s']:>8.1f}{r['requests']:>10,}{useful:>8.0f}{share:>7.1f}"
+              f"{limit:>19}{r.get('logins') or 0:>8}{'-' if p50 is None else f'{p50:.1f}':>8}  {'; '.join(notes)}")
+
+
+def bench_adaptive(lake: str, before: Optional[str], wrk_seconds: int, naive_seconds: float,
+                   cpu_scale: int, latency_scale: int) -> None:
+    libs: dict[str, Optional[str]] = {"after": None}
+    if before:
+        libs = {"before": before, "after": None}
+    rows = []
+    rows += one_case("rate-limited 200/s, 3,000", 3000, ["--rate-limit", "200"], lake, libs)
+    rows += one_case("saturating C=8, 10 ms, 3,000", 3000, ["--max-concurrency", "8"], lake, libs, latency_ms=10)
+    rows += one_case("TTL 10 + every fault, 20,000", 20_000, EVERY_FAULT, lake, libs, truth=True,
+                     overrides={"api.page_size": 1000})
+    print_adaptive(rows)
+    print("saturating replica: its throughput is C / mean latency = 8 / 10 ms = 800 requests/s")
+    print()
+    # no regression: latency-bound vs naive, CPU-bound vs wrk (the existing cases, per code version)
+    table = []
+    for label, lib in libs.items():
+        proc, url = start_server(latency_scale, LATENCY_MS)
+        try:
+            naive = run_worker("naive", url, str(naive_seconds))
+            ours = run_worker("extractor", url, os.path.join(lake, f"lat-{label}"), lib=lib)
+        finally:
+            proc.kill()
+            proc.wait()
+        table.append(row(latency_scale, f"latency {LATENCY_MS} ms", "naive requests (sampled)", naive, None))
+        table.append(row(latency_scale, f"latency {LATENCY_MS} ms", f"extractor ({label})", ours,
+                         rate(ours) / rate(naive)))
+        proc, url = start_server(cpu_scale, 0)
+        try:
+            ours = run_worker("extractor", url, os.path.join(lake, f"cpu-{label}"), lib=lib)
+            wrk = run_wrk(url, cpu_scale, wrk_seconds) if shutil.which("wrk") else None
+        finally:
+            proc.kill()
+            proc.wait()
+        if wrk:
+            table.append(row(cpu_scale, "no latency", "wrk -c64 projects", wrk, None))
+        table.append(row(cpu_scale, "no latency", f"extractor ({label})", ours, rate(ours) / rate(wrk) if wrk else None))
+    print_table(table)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scales", type=int, nargs="+", default=[1000, 10_000, 100_000])
     parser.add_argument("--naive-seconds", type=float, default=15.0, help="how long the naive client runs")
     parser.add_argument("--wrk-seconds", type=int, default=10)
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--adaptive", action="store_true",
+                        help="issue 12's cases: rate-limited, saturating, TTL 10 + every fault, no-regression")
+    parser.add_argument("--before", help="a lib/ folder of the code before the change, run in the same table")
+    parser.add_argument("--cpu-scale", type=int, default=100_000)
+    parser.add_argument("--latency-scale", type=int, default=10_000)
     args = parser.parse_args(argv)
+    if args.adaptive and not args.worker:
+        print(f"# {os.cpu_count()} CPUs; load average before: {os.getloadavg()[0]:.1f}")
+        with tempfile.TemporaryDirectory(prefix="bench-extract-") as lake_dir:
+            bench_adaptive(lake_dir, args.before, args.wrk_seconds, args.naive_seconds, args.cpu_scale,
+                           args.latency_scale)
+        print(f"# load average after: {os.getloadavg()[0]:.1f}")
+        return 0
     if args.worker:
         kind, *rest = args.worker
         result = worker_extractor(*rest) if kind == "extractor" else worker_naive(rest[0], float(rest[1]))

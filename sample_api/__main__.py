@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="share of data requests whose connection closes unanswered")
     serve.add_argument("--max-page-size", type=int, default=0,
                        help="cap on page_size (0 = no cap, like the original)")
+    serve.add_argument("--max-concurrency", type=int, default=0,
+                       help="data requests served at once; more wait in a queue (0 = unlimited)")
     serve.add_argument("--fault-seed", type=int, default=0, help="seed of the fault RNG")
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.add_argument("--extra-field", action="append", default=[], metavar="ENTITY.FIELD",
@@ -63,6 +65,7 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
         drop_rate=args.drop_rate, max_page_size=args.max_page_size or None,
         corrupt_rate=args.corrupt_rate, fault_seed=args.fault_seed,
         extra_fields=tuple(getattr(args, "extra_field", ())),
+        max_concurrency=args.max_concurrency or None,
     )
 
 

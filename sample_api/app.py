@@ -184,8 +184,22 @@ class SampleAPI:
         if scope["type"] != "http" or not is_data_path(scope["path"]):
             await self.api(scope, receive, send)
             return
-        if self.faults.active and await self.faults.intercept(scope, receive, send):
+        faults = self.faults
+        slots = faults.slots
+        if slots is None:
+            if faults.active and await faults.intercept(scope, receive, send):
+                return
+            await self._answer(scope, receive, send)
             return
+        if await faults.rate_limited(send):  # a rate limit answers before the queue, as a gateway would
+            return
+        async with slots:  # FIFO: beyond C at once, requests wait, so latency grows with load
+            if await faults.after_admission(scope, receive, send):
+                return
+            await self._answer(scope, receive, send)
+
+    async def _answer(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        """The answer of the app itself: the fast path, else FastAPI."""
         if self.fast_path and scope["method"] == "GET":
             answer = self._fast(scope)
             if answer is not None:

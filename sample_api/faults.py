@@ -4,6 +4,8 @@ Faults run before the app, in this order, each with a seeded RNG:
 
 1. ``rate_limit`` – over R requests/s (token bucket, burst R) answer
    ``429 {"detail": "Too Many Requests"}`` with ``Retry-After`` (whole seconds);
+   (``max_concurrency`` – at most C data requests are served at once, the others wait their
+   turn in a FIFO queue: from here on, including the app's answer, a request holds a slot;)
 2. ``latency_ms`` – sleep M ms x uniform(0.5, 1.5) (jitter);
 3. ``drop_rate`` – close the connection without any answer;
 4. ``fault_rate`` – answer the plain ``500 Internal Server Error``.
@@ -96,14 +98,34 @@ class FaultInjector:
         self.latency = settings.latency_ms / 1000.0
         self.limiter = RateLimiter(settings.rate_limit) if settings.rate_limit else None
         self.active = bool(self.fault_rate or self.drop_rate or self.latency or self.limiter)
+        # A saturating server: C requests served at once, the rest queue (made lazily: it needs the loop).
+        self.max_concurrency = settings.max_concurrency or None
+        self._slots: Optional[asyncio.Semaphore] = None
+
+    @property
+    def slots(self) -> Optional[asyncio.Semaphore]:
+        """The server's C service slots (None: unlimited)."""
+        if self.max_concurrency and self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_concurrency)
+        return self._slots
 
     async def intercept(self, scope: dict[str, Any], receive: Receive, send: Send) -> bool:
         """Apply faults to one data request; True if a fault answered (or dropped) it."""
+        if await self.rate_limited(send):
+            return True
+        return await self.after_admission(scope, receive, send)
+
+    async def rate_limited(self, send: Send) -> bool:
+        """Step 1: the 429 of the rate limit (answered at once, never queued)."""
         if self.limiter is not None:
             retry_after = self.limiter.acquire()
             if retry_after is not None:
                 await self._too_many(send, retry_after)
                 return True
+        return False
+
+    async def after_admission(self, scope: dict[str, Any], receive: Receive, send: Send) -> bool:
+        """Steps 2-4 (latency, drop, 500), run while the request holds a service slot."""
         if self.latency:
             await asyncio.sleep(self.latency * self.rng.uniform(0.5, 1.5))
         u = self.rng.random()

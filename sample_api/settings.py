@@ -29,6 +29,7 @@ class ServerSettings:
     fault_seed: int = 0
     # Schema drift: "entity.field" (e.g. "apprenticeships.cohort") served on every record of that entity.
     extra_fields: tuple[str, ...] = ()
+    max_concurrency: Optional[int] = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -55,6 +56,8 @@ class ServerSettings:
             entity, _, name = spec.partition(".")
             if entity not in ("apprenticeships", "projects", "programmes") or not name.isidentifier():
                 raise ValueError(f"extra field must be apprenticeships|projects|programmes.<name>, got {spec!r}")
+        if self.max_concurrency is not None and self.max_concurrency < 0:
+            raise ValueError("max_concurrency must be >= 1 (or None/0 for unlimited)")
         if self.max_page_size is not None and self.max_page_size < 0:
             raise ValueError("max_page_size must be >= 1 (or None/0 for no cap)")
 

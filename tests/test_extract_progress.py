@@ -13,13 +13,13 @@ from multiverse_etl.extract.progress import FanoutState, Progress, summary_table
 def test_the_progress_line_has_counts_rates_and_an_eta(caplog):
     stats = RequestStats()
     stats.requests, stats.retries = 400, 7
-    fanout = FanoutState(known=1000, done=250, done_before=100, started=time.monotonic() - 5.0)
+    fanout = FanoutState(known=1000, done=250, done_before=100, listing_finished=True, started=time.monotonic() - 5.0)
     progress = Progress(stats, fanout, lambda: (380, 1234), interval_s=5, stream=io.StringIO(), tty=False)
     with caplog.at_level(logging.INFO):
         progress.log_line()
     line = caplog.records[-1].getMessage()
     assert "pages=380 records=1234 requests=400" in line and "retries=7" in line
-    assert "parents=350/1100+" in line  # the listing is still going
+    assert "parents=350/1100 " in line  # the listing is over
     eta = progress.eta_s(time.monotonic())
     assert 13 < eta < 17  # 750 left at 50 a second
     assert "ETA=15s" in line or "ETA=14s" in line or "ETA=16s" in line

@@ -45,7 +45,8 @@ class ApiConfig:
     # AWS Secrets Manager secret holding {"username": ..., "password": ...} (EMR/Glue).
     secret_id: Optional[str] = None
     page_size: int = 1000
-    concurrency: int = 64
+    concurrency: int = 64  # the ceiling of the adaptive limiter (fixed mode: always this many in flight)
+    concurrency_mode: Literal["adaptive", "fixed"] = "adaptive"
     max_requests_per_second: Optional[float] = None
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 60.0

@@ -6,11 +6,16 @@ fraction of a thread pool over `requests`.
 
 Behaviour (see docs/extract.md): form login; one bearer token shared by all tasks; on a 401
 exactly one task logs in again (single flight) and the request is retried; a refused login
-fails at once (AuthError). Connection errors, timeouts, dropped connections, 408/429/5xx and
-unreadable bodies are retried with exponential backoff and full jitter, honouring
-Retry-After; attempts per request and retries per run are bounded. A request carrying a
-pagination token that keeps answering 500 has a dead token (the server restarted): the
-caller restarts that list (DeadPaginationToken).
+fails at once (AuthError), and 401s end the run only when several fresh tokens in a row earned
+no 2xx at all. Connection errors, timeouts, dropped connections, 408/429/5xx and unreadable
+bodies are retried with exponential backoff and full jitter; a 429 (or a 503 with Retry-After)
+pauses every task (a shared gate), for at least a floor. Attempts per request and retries per
+run are bounded. A request carrying a pagination token that keeps answering 500 has a dead
+token (the server restarted): the caller restarts that list (DeadPaginationToken).
+
+How many requests are in flight is decided by the limiter (limiter.py): adaptive by default
+(`api.concurrency` is its ceiling), bounded by half the measured life of a token, and paced to a
+rate learnt from 429s; `api.concurrency_mode: fixed` keeps `api.concurrency` in flight.
 """
 
 from __future__ import annotations
@@ -33,8 +38,10 @@ from .. import __version__
 from ..config import ApiConfig
 from .credentials import Credentials
 from .errors import ApiError, AuthError, DeadPaginationToken, RetryBudgetExhausted
+from .limiter import (DROP, NEUTRAL, OK, OVERLOAD, OVERLOAD_STATUS, ConcurrencyLimiter, LatencyHistogram,
+                      RateMeter, RatePacer)
 from .redaction import Secret, redact
-from .retry import RETRYABLE_STATUS, RateLimiter, RetryBudget, RetryPolicy, parse_retry_after
+from .retry import RETRYABLE_STATUS, RetryBudget, RetryPolicy, parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +50,11 @@ log = logging.getLogger(__name__)
 # not enough; four in a row at a 20% fault rate happen once in ~600 tokened requests, and a
 # needless restart costs only that list again.
 DEAD_TOKEN_STREAK = 4
-MAX_RELOGINS_PER_REQUEST = 3
+# A run ends on 401s only when this many fresh tokens in a row earned no 2xx at all (the API refuses us);
+# one request may be unlucky many times while tokens die faster than the pool uses them.
+MAX_BARREN_TOKENS = 3
+MAX_RELOGINS_PER_REQUEST = 20
+TOKEN_LIVES_KEPT = 4  # the token cap follows the shortest of the last few token lives
 DETAIL_CHARS = 200
 TRANSIENT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError,
                     asyncio.TimeoutError)
@@ -73,9 +84,53 @@ class RequestStats:
         self.retries = 0
         self.logins = 0
         self.relogins = 0
+        self.ok = 0
+        self.status_401 = 0
+        self.status_429 = 0
+        self.status_5xx = 0
+        self.drops = 0  # connections refused, reset or closed unanswered
+        self.timeouts = 0
+        self.pauses = 0  # times every task was held (Retry-After)
+        self.token_lives: list[int] = []  # 2xx answers each expired token earned
+        self.latency = LatencyHistogram()
+        self.limiter: Optional[ConcurrencyLimiter] = None
+        self.pacer: Optional[RatePacer] = None
 
     def entity(self, name: str) -> Counter:
         return self.by_entity[name]
+
+    @property
+    def limit(self) -> Optional[int]:
+        """The number of requests that may be in flight now."""
+        return self.limiter.current if self.limiter else None
+
+    def to_manifest(self) -> dict[str, Any]:
+        """The client's statistics as one plain JSON-able dict (the manifest's "client" key)."""
+        limiter, pacer = self.limiter, self.pacer
+        lives = self.token_lives
+        return {
+            "concurrency_mode": None if limiter is None else ("adaptive" if limiter.adaptive else "fixed"),
+            "limit_final": None if limiter is None else limiter.current,
+            "limit_min": None if limiter is None else limiter.min_seen,
+            "limit_max": None if limiter is None else limiter.max_seen,
+            "limit_ceiling": None if limiter is None else limiter.ceiling,
+            "limit_decreases": None if limiter is None else limiter.decreases,
+            "token_cap": None if limiter is None else limiter.cap,
+            "learnt_requests_per_s": None if pacer is None or pacer.learnt is None else round(pacer.learnt, 1),
+            "logins": self.logins,
+            "relogins": self.relogins,
+            "status_2xx": self.ok,
+            "status_401": self.status_401,
+            "status_429": self.status_429,
+            "status_5xx": self.status_5xx,
+            "drops": self.drops,
+            "timeouts": self.timeouts,
+            "pauses": self.pauses,
+            "token_life_min": min(lives) if lives else None,
+            "token_life_median": sorted(lives)[len(lives) // 2] if lives else None,
+            "tokens_expired": len(lives),
+            "latency": self.latency.to_manifest(),
+        }
 
 
 class ApiClient:
@@ -102,13 +157,21 @@ class ApiClient:
         self.stats = stats or RequestStats()
         self.budget = budget or RetryBudget(api.retry_budget)
         self.policy = policy or RetryPolicy.from_config(api)
-        self.limiter = RateLimiter(api.max_requests_per_second) if api.max_requests_per_second else None
+        self.adaptive = api.concurrency_mode == "adaptive"
+        self.limiter = ConcurrencyLimiter(api.concurrency, adaptive=self.adaptive)
+        self.pacer = RatePacer(api.max_requests_per_second)
+        self.accepted = RateMeter()
+        self.stats.limiter, self.stats.pacer = self.limiter, self.pacer
+        self._learn_after = 0.0  # the rate is learnt again from 429s only after the pause they caused
         self._rng = rng or random.Random()
         self._on_token = on_token
         self._session: Optional[aiohttp.ClientSession] = None
         self._token: Optional[Secret] = None
         self._auth_headers: dict[str, str] = {}
         self._token_version = 0
+        self._token_ok = 0  # 2xx answers the current token earned
+        self._token_died = False  # the current token got its first 401
+        self._barren = 0  # fresh tokens in a row that earned no 2xx
         self._login_lock: Optional[asyncio.Lock] = None
         self._pause_until = 0.0  # a 429's Retry-After holds every task, not just the one that got it
         self._refused: Optional[AuthError] = None  # once refused, never ask again (no lock-out storm)
@@ -161,6 +224,7 @@ class ApiClient:
         attempt = 0
         while True:
             attempt += 1
+            status = 0
             retry_after: Optional[float] = None
             await self._before_send()
             counter.requests += 1
@@ -180,6 +244,7 @@ class ApiClient:
                     return
                 if status in RETRYABLE_STATUS:
                     problem = f"HTTP {status}"
+                    self._observe(status, -1)
                 else:
                     detail = self._detail(body)
                     self._refused = AuthError(
@@ -190,7 +255,7 @@ class ApiClient:
                     )
                     raise self._refused
             await self._retry_or_raise(f"POST {self.display_url}/login", attempt, problem, retry_after, counter,
-                                       status_429=False)
+                                       throttled=status == 429)
 
     def _accept_token(self, body: bytes) -> None:
         try:
@@ -205,6 +270,8 @@ class ApiClient:
         self._token = Secret(token)
         self._auth_headers = {"Authorization": f"Bearer {token}"}
         self._token_version += 1
+        self._token_ok = 0
+        self._token_died = False
         self.stats.logins += 1
 
     async def _relogin(self, seen_version: int) -> None:
@@ -215,9 +282,35 @@ class ApiClient:
                 raise self._refused
             if self._token_version == seen_version:
                 if seen_version:
+                    await self._pace_relogin()
                     self.stats.relogins += 1
                     log.debug("token rejected: logging in again (relogin %d)", self.stats.relogins)
                 await self.login()
+
+    async def _pace_relogin(self) -> None:
+        """One login per token generation; a token that earned nothing counts, and several in a row end the run."""
+        self._barren = self._barren + 1 if self._token_ok == 0 else 0
+        if self._barren >= MAX_BARREN_TOKENS:
+            self._refused = AuthError(
+                f"the API rejects fresh tokens: {self._barren} logins in a row gave tokens that earned no 2xx "
+                f"answer at all (401 at once); check the account's permissions at {self.display_url}",
+                status=401, path="/login")
+            raise self._refused
+        if self._barren:
+            await asyncio.sleep(self.policy.delay(self._barren, None, self._rng))
+
+    def _token_expired(self, version: int) -> None:
+        """The first 401 of the current token: how many requests it served bounds the requests in flight."""
+        if version != self._token_version or self._token_died:
+            return
+        self._token_died = True
+        if self._token_ok == 0:
+            return
+        lives = self.stats.token_lives
+        lives.append(self._token_ok)
+        if self.adaptive:
+            # Half the shortest recent life in flight: a token serves about its life, not a storm of 401s.
+            self.limiter.set_cap(max(1, min(lives[-TOKEN_LIVES_KEPT:]) // 2))
 
     # ------------------------------------------------------------------ data requests
 
@@ -231,28 +324,45 @@ class ApiClient:
         url = URL(f"{self.base_url}{path}?{query}" if query else self.base_url + path, encoded=True)
         counter = self.stats.entity(entity)
         tokened = "pagination_token" in params
+        limiter, stats = self.limiter, self.stats
         attempt = relogins = streak_500 = 0
         while True:
             attempt += 1
             status = 0
             retry_after: Optional[float] = None
-            if self._pause_until or self.limiter:
-                await self._before_send()
-            version = self._token_version
-            counter.requests += 1
-            self.stats.requests += 1
+            await limiter.acquire()
+            outcome = NEUTRAL
             try:
-                async with session.get(url, headers=self._auth_headers) as resp:
-                    status = resp.status
-                    body = await resp.read()
-                    content_type = resp.content_type
-                    if status == 429 or status == 503:
-                        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-            except aiohttp.ClientConnectorCertificateError as exc:
-                raise self._certificate_error(exc, path) from None
-            except TRANSIENT_ERRORS as exc:
-                problem = _describe(exc)
-            else:
+                if self._pause_until or self.pacer.rate:
+                    await self._before_send()
+                version = self._token_version
+                counter.requests += 1
+                stats.requests += 1
+                sent = time.monotonic()
+                try:
+                    async with session.get(url, headers=self._auth_headers) as resp:
+                        status = resp.status
+                        body = await resp.read()
+                        content_type = resp.content_type
+                        if status == 429 or status == 503:
+                            retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                except aiohttp.ClientConnectorCertificateError as exc:
+                    raise self._certificate_error(exc, path) from None
+                except TRANSIENT_ERRORS as exc:
+                    problem = _describe(exc)
+                    outcome = DROP
+                    if isinstance(exc, asyncio.TimeoutError):
+                        stats.timeouts += 1
+                    else:
+                        stats.drops += 1
+                else:
+                    outcome = self._observe(status, version)
+            finally:
+                rtt = time.monotonic() - sent if outcome == OK else None
+                limiter.release(outcome, rtt)
+            if rtt is not None:
+                stats.latency.add(rtt)
+            if status:
                 if status == 200:
                     doc = _parse_page(body)
                     if doc is not None:
@@ -261,9 +371,10 @@ class ApiClient:
                 elif status == 401:
                     relogins += 1
                     if relogins > MAX_RELOGINS_PER_REQUEST:
-                        raise AuthError(f"GET {path}: the API rejects fresh tokens (401 after {relogins - 1} logins)",
-                                        status=401, path=path)
+                        raise AuthError(f"GET {path}: 401 after {relogins - 1} fresh tokens for this one request "
+                                        f"while others were served", status=401, path=path)
                     self._count_retry(counter, f"GET {path}: 401")
+                    self._token_expired(version)
                     await self._relogin(version)
                     attempt -= 1  # an expired token is not a failed attempt
                     continue
@@ -285,7 +396,10 @@ class ApiClient:
             if status == 429 and retry_after is not None:
                 # The API said when to come back: that is not a failed attempt (the run's budget still bounds it).
                 attempt -= 1
-            await self._retry_or_raise(f"GET {path}", attempt, problem, retry_after, counter, status_429=status == 429)
+            throttled = status == 429 or (status == 503 and retry_after is not None)
+            if status == 429 and self.adaptive:
+                self._learn_rate()
+            await self._retry_or_raise(f"GET {path}", attempt, problem, retry_after, counter, throttled=throttled)
 
     # ------------------------------------------------------------------ helpers
 
@@ -295,15 +409,51 @@ class ApiClient:
         return ApiError(f"the TLS certificate of {self.display_url} is not trusted ({reason}); fix the certificate "
                         f"or its CA bundle, or (never in production) set api.verify_tls: false", path=path)
 
+    def _observe(self, status: int, version: int) -> str:
+        """Count an answer; what it says about the API's load (for the limiter)."""
+        stats = self.stats
+        if status < 300:
+            stats.ok += 1
+            self.accepted.add()
+            if version == self._token_version:
+                self._token_ok += 1
+            return OK
+        if status == 401:
+            stats.status_401 += 1
+            return NEUTRAL
+        if status == 429:
+            stats.status_429 += 1
+        else:
+            self.accepted.add()
+            if status >= 500:
+                stats.status_5xx += 1
+        return OVERLOAD if status in OVERLOAD_STATUS else NEUTRAL
+
+    def _learn_rate(self) -> None:
+        """A 429: pace requests to what the API accepted over the last seconds (once per pause)."""
+        now = time.monotonic()
+        if now < self._learn_after:
+            return
+        self.pacer.learn_from_429(self.accepted.rate())
+        self._learn_after = max(now, self._pause_until) + 1.0
+        log.debug("429: pacing requests to %.0f/s", self.pacer.rate or 0)
+
     async def _retry_or_raise(self, what: str, attempt: int, problem: str, retry_after: Optional[float],
-                              counter: Counter, status_429: bool) -> None:
+                              counter: Counter, throttled: bool) -> None:
         attempt = max(attempt, 1)
         if attempt >= self.policy.max_attempts:
             raise RetryBudgetExhausted(f"{what} failed after {attempt} attempts (last: {problem})")
         self._count_retry(counter, f"{what}: {problem}")
-        delay = self.policy.delay(attempt, retry_after, self._rng)
-        if status_429 and retry_after:
-            self._pause_until = max(self._pause_until, time.monotonic() + retry_after)
+        if throttled:
+            # Every task waits (a shared gate), at least a floor with jitter even for "Retry-After: 0".
+            delay = self.policy.throttled_delay(attempt, retry_after, self._rng)
+            until = time.monotonic() + delay
+            if until > self._pause_until:
+                if self._pause_until <= time.monotonic():
+                    self.stats.pauses += 1
+                self._pause_until = until
+        else:
+            delay = self.policy.delay(attempt, retry_after, self._rng)
         log.debug("%s: %s; retry %d in %.2fs", what, problem, attempt, delay)
         await asyncio.sleep(delay)
 
@@ -313,14 +463,14 @@ class ApiClient:
         self.budget.spend(what)
 
     async def _before_send(self) -> None:
-        if self._pause_until:
+        while self._pause_until:  # a later 429 may have moved the gate while we slept
             wait = self._pause_until - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            else:
+            if wait <= 0:
                 self._pause_until = 0.0
-        if self.limiter:
-            await self.limiter.acquire()
+                break
+            await asyncio.sleep(wait)
+        if self.pacer.rate:
+            await self.pacer.acquire()
 
     def _detail(self, body: bytes) -> str:
         """A short, secret-free description of an error body for messages."""

@@ -29,7 +29,7 @@ from .errors import ExtractError, ResumeError
 from .lines import page_line
 from .paginate import PageSize, paginate, utc_now_iso
 from .parents import ParentSet, parent_id
-from .progress import FanoutState, Progress, summary_table
+from .progress import FanoutState, Progress, summary_extra, summary_table
 from .redaction import RedactingFilter, scrubbed_logs
 from .resume import PriorAttempt, take_over
 from .retry import RetryBudget
@@ -89,7 +89,7 @@ def run_extract(config: Config, *, mode: Optional[str] = None, resume_run_id: Op
         advance_watermark(storage, committed.watermark_after, plan.run_id, committed.finished_at)
         for row in summary_table(manifest):
             log.info("extract summary | %s", row)
-        log.info("extract run %s committed: %s", plan.run_id, storage.uri(key))
+        log.info("extract run %s committed: %s", plan.run_id, storage.uri(key), extra=summary_extra(manifest))
     return ExtractResult(plan.run_id, manifest, key)
 
 
@@ -162,9 +162,10 @@ class _Run:
         started = time.monotonic()
         async with client:
             log.info("extract run %s (attempt %d) starting: mode=%s projects_scope=%s modified_after=%s api=%s "
-                     "lake=%s page_size=%d concurrency=%d max_rps=%s user=%s (credentials from %s)",
+                     "lake=%s page_size=%d concurrency=%d (%s) max_rps=%s user=%s (credentials from %s)",
                      self.run_id, plan.attempt, plan.mode, plan.projects_scope, plan.modified_after,
                      safe_url(config.api.url), self.storage.uri(), config.api.page_size, config.api.concurrency,
+                     config.api.concurrency_mode,
                      config.api.max_requests_per_second, self.credentials.username, self.credentials.source)
             await client.login()  # a wrong password fails here, before the lake is touched
             prior = await asyncio.to_thread(self._start_in_lake)
@@ -321,6 +322,7 @@ class _Run:
             requests=stats.requests,
             retries=stats.retries,
             logins=stats.logins,
+            client=stats.to_manifest(),
             entities=entities,
         )
 

@@ -43,7 +43,7 @@ class Progress:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty() if tty is None else tty
         self.started = time.monotonic()
-        self._last = (self.started, 0)
+        self._last = (self.started, 0, 0, 0)  # time, requests, 429s, 5xx at the last line
         self._bar_shown = False
 
     async def run(self) -> None:
@@ -61,9 +61,10 @@ class Progress:
             self.clear_bar()
 
     def eta_s(self, now: float) -> Optional[float]:
-        """Seconds left in the fan-out at the current pace (None until there is a pace)."""
+        """Seconds left in the fan-out at the current pace (None until there is a pace, and while parents are
+        still being listed: the API gives no total, so the parents not yet listed cannot be counted)."""
         f = self.fanout
-        if f.started is None or f.done == 0:
+        if f.started is None or f.done == 0 or not f.listing_finished:
             return None
         rate = f.done / max(now - f.started, 1e-6)
         return max(f.known - f.done, 0) / rate
@@ -71,18 +72,27 @@ class Progress:
     def log_line(self, now: Optional[float] = None) -> None:
         now = now or time.monotonic()
         pages, records = self.totals()
-        last_t, last_requests = self._last
-        rate = (self.stats.requests - last_requests) / max(now - last_t, 1e-6)
-        self._last = (now, self.stats.requests)
+        stats = self.stats
+        last_t, last_requests, last_429, last_5xx = self._last
+        sent = stats.requests - last_requests
+        rate = sent / max(now - last_t, 1e-6)
+        share_429 = (stats.status_429 - last_429) / sent if sent else 0.0
+        share_5xx = (stats.status_5xx - last_5xx) / sent if sent else 0.0
+        self._last = (now, stats.requests, stats.status_429, stats.status_5xx)
         eta = self.eta_s(now)
         f = self.fanout
         self.clear_bar()
         log.info(
-            "extract progress: %.0fs elapsed, pages=%d records=%d requests=%d (%.0f/s) retries=%d relogins=%d "
-            "parents=%d/%d%s ETA=%s",
-            now - self.started, pages, records, self.stats.requests, rate, self.stats.retries, self.stats.relogins,
-            f.done + f.done_before, f.known + f.done_before, "" if f.listing_finished else "+",
-            "?" if eta is None else f"{eta:.0f}s",
+            "extract progress: %.0fs elapsed, pages=%d records=%d requests=%d (%.0f/s) limit=%s 429=%.1f%% "
+            "5xx=%.1f%% retries=%d relogins=%d parents=%d/%d%s %s",
+            now - self.started, pages, records, stats.requests, rate, stats.limit, 100 * share_429, 100 * share_5xx,
+            stats.retries, stats.relogins, f.done + f.done_before, f.known + f.done_before,
+            "" if f.listing_finished else "+", _eta_text(eta, f),
+            extra={"entity": "all", "pages": pages, "records": records, "requests": stats.requests,
+                   "requests_per_s": round(rate, 1), "retries": stats.retries, "relogins": stats.relogins,
+                   "limit": stats.limit, "status_429": stats.status_429, "status_5xx": stats.status_5xx,
+                   "parents_done": f.done + f.done_before, "parents_known": f.known + f.done_before,
+                   "eta_s": None if eta is None else round(eta, 1), "duration_s": round(now - self.started, 3)},
         )
 
     def draw_bar(self, now: float) -> None:
@@ -94,7 +104,7 @@ class Progress:
         eta = self.eta_s(now)
         text = (f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {share:6.1%} {done}/{total}"
                 f"{'' if f.listing_finished else '+'} parents  {self.stats.requests} req  "
-                f"{self.stats.retries} retries  ETA {'?' if eta is None else f'{eta:.0f}s'}\x1b[K")
+                f"{self.stats.retries} retries  limit {self.stats.limit}  {_eta_text(eta, f)}\x1b[K")
         self.stream.write(text)
         self.stream.flush()
         self._bar_shown = True
@@ -104,6 +114,12 @@ class Progress:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
             self._bar_shown = False
+
+
+def _eta_text(eta: Optional[float], fanout: FanoutState) -> str:
+    if eta is not None:
+        return f"ETA={eta:.0f}s"
+    return "ETA unknown" if not fanout.listing_finished else "ETA=?"
 
 
 def summary_table(manifest: dict[str, Any]) -> list[str]:
@@ -124,4 +140,32 @@ def summary_table(manifest: dict[str, Any]) -> list[str]:
     rows.append(f"{manifest['duration_s']:.1f}s, {manifest['requests'] / duration:.0f} requests/s, "
                 f"{total['records'] / duration:.0f} records/s, mode {manifest['mode']}, "
                 f"watermark {manifest['watermark_before']} -> {manifest['watermark_after']}")
+    client = manifest.get("client")
+    if client:
+        rows.append(client_line(client))
     return rows
+
+
+def client_line(client: dict[str, Any]) -> str:
+    """The limiter's and the token's story in one row: limit range, logins, 401/429/5xx, drops, token life."""
+    life = client.get("token_life_min")
+    latency = client.get("latency") or {}
+    return (f"limit {client.get('limit_final')} (range {client.get('limit_min')}-{client.get('limit_max')} of "
+            f"{client.get('limit_ceiling')}, {client.get('concurrency_mode')}), logins {client.get('logins')}, "
+            f"401s {client.get('status_401')}, 429s {client.get('status_429')}, 5xx {client.get('status_5xx')}, "
+            f"drops {client.get('drops')}, timeouts {client.get('timeouts')}, "
+            f"token life {'-' if life is None else life} requests, p50 {latency.get('p50_ms')} ms")
+
+
+def summary_extra(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The summary's numbers as structured-log fields (plain keys, JSON-able values)."""
+    client = manifest.get("client") or {}
+    duration = manifest["duration_s"] or 1e-9
+    return {"entity": "all", "pages": sum(e["pages"] for e in manifest["entities"].values()),
+            "records": sum(e["records"] for e in manifest["entities"].values()), "requests": manifest["requests"],
+            "requests_per_s": round(manifest["requests"] / duration, 1), "retries": manifest["retries"],
+            "logins": manifest.get("logins"), "limit": client.get("limit_final"),
+            "limit_min": client.get("limit_min"), "limit_max": client.get("limit_max"),
+            "status_401": client.get("status_401"), "status_429": client.get("status_429"),
+            "status_5xx": client.get("status_5xx"), "drops": client.get("drops"),
+            "token_life_min": client.get("token_life_min"), "duration_s": manifest["duration_s"]}

@@ -15,6 +15,9 @@ from .errors import RetryBudgetExhausted
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_S = 600.0  # a server asking for more than this is treated as asking for this
+# A 429 (or 503) saying "Retry-After: 0", or nothing, still waits this long, with jitter up to twice it:
+# every task waits (a shared gate), so this is what keeps a throttled API from a tight loop.
+RETRY_AFTER_FLOOR_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,13 @@ class RetryPolicy:
             return retry_after + rng.uniform(0, min(1.0, 0.1 * retry_after + 0.05))
         ceiling = min(self.max_s, self.base_s * (2 ** (attempt - 1)))
         return rng.uniform(0, ceiling)
+
+    def throttled_delay(self, attempt: int, retry_after: Optional[float], rng: random.Random = random._inst) -> float:
+        """The wait after a 429 (or a 503 with Retry-After): Retry-After if it says more than the floor, else
+        the floor (or the backoff, if longer) with jitter: never a tight loop."""
+        if retry_after is not None and retry_after >= RETRY_AFTER_FLOOR_S:
+            return self.delay(attempt, retry_after, rng)
+        return max(self.delay(attempt, None, rng), RETRY_AFTER_FLOOR_S * rng.uniform(1.0, 2.0))
 
 
 def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
