@@ -118,10 +118,16 @@ class LocalStorage:
             self._path(key).unlink(missing_ok=True)
 
     def check(self) -> None:
-        """Fail fast, before any work: the lake folder can be created and written."""
+        """Fail fast, before any work: the lake folder can be created and written (and is left as it was)."""
+        created = [p for p in (Path(self.root), *Path(self.root).parents) if not p.exists()]
         probe = f".probe-{uuid.uuid4().hex}"
-        self.put(probe, b"")
-        self.delete(probe)
+        try:
+            self.put(probe, b"")
+            self.delete(probe)
+        finally:
+            for folder in created:  # deepest first: a failed login must not leave an empty lake behind
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
     def uri(self, key: str = "") -> str:
         return str(self._path(key)) if key else self.root
