@@ -8,7 +8,7 @@ import sys
 from typing import Callable, Optional
 
 from .config import Config, ConfigError, load_config, parse_set_flags
-from .logs import setup_logging
+from .logs import FORMATS, set_format, setup_logging, start_job_context
 
 log = logging.getLogger("multiverse_etl")
 
@@ -18,7 +18,10 @@ def base_parser(job: str, description: str) -> argparse.ArgumentParser:
     parser.add_argument("--env", required=True, help="config name in conf/ (local, local-s3, emr, glue) or a YAML path")
     parser.add_argument("--lake-root", help="override lake.root: a folder or s3://bucket/prefix")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key, e.g. api.page_size=500")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="DEBUG also shows Spark's and Ivy's own output on the console")
+    parser.add_argument("--log-format", choices=list(FORMATS),
+                        help="text, or json (one object per event); default: the config's logging.format")
     return parser
 
 
@@ -27,7 +30,10 @@ def load_job_config(args: argparse.Namespace, extra: Optional[dict] = None) -> C
     if args.lake_root:
         overrides["lake.root"] = args.lake_root
     overrides.update({k: v for k, v in (extra or {}).items() if v is not None})
-    return load_config(args.env, overrides)
+    config = load_config(args.env, overrides)
+    if not getattr(args, "log_format", None):
+        set_format(config.logging.format)  # the flag beats the config
+    return config
 
 
 def run_job(job: str, body: Callable[[], int]) -> int:
@@ -50,7 +56,8 @@ def run_job(job: str, body: Callable[[], int]) -> int:
 
 def main_for(job: str, parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], int], argv=None) -> int:
     args = parser.parse_args(argv)
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format or "text")
+    start_job_context(job)
     return run_job(job, lambda: body(args))
 
 

@@ -111,6 +111,15 @@ class SparkConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class LoggingConfig:
+    format: Literal["text", "json"] = "text"  # json: one object per event (CloudWatch Logs Insights)
+    # Spark's and Ivy's own output under spark-submit.sh: "file" (in `dir`, the console keeps the project's
+    # lines and Spark's WARN/ERROR) or "console" (all of it, where EMR and Glue collect it).
+    spark_output: Literal["file", "console"] = "console"
+    dir: str = "logs"  # relative to the project root
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     env: str
     lake: LakeConfig
@@ -120,6 +129,7 @@ class Config:
     transform: TransformConfig = TransformConfig()
     maintain: MaintainConfig = MaintainConfig()
     spark: SparkConfig = SparkConfig()
+    logging: LoggingConfig = LoggingConfig()
     source: str = "<defaults>"  # where the YAML came from, for messages
 
     def redacted(self) -> dict[str, Any]:

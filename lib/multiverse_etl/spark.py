@@ -27,6 +27,29 @@ PACKAGES_BY_SPARK_LINE = {
 }
 
 
+LOOPBACK = "127.0.0.1"
+
+
+def on_loopback(master: Optional[str]) -> bool:
+    """A master on this machine: local[*], or a standalone cluster on 127.0.0.1 / localhost."""
+    master = master or ""
+    return master.startswith("local") or master.startswith((f"spark://{LOOPBACK}:", "spark://localhost:"))
+
+
+def loopback_env(master: Optional[str]) -> dict[str, str]:
+    """Variables for the JVM of a job on this machine.
+
+    SPARK_LOCAL_IP is what binds the web UI (Jetty binds 0.0.0.0 without it, whatever
+    spark.driver.bindAddress says) and what stops the "hostname resolves to a loopback address" warning.
+    """
+    return {"SPARK_LOCAL_IP": LOOPBACK} if on_loopback(master) else {}
+
+
+def spark_log_level() -> str:
+    """Spark's own level once the session is up: WARN, or INFO when our logging is at DEBUG."""
+    return "INFO" if logging.getLogger().getEffectiveLevel() <= logging.DEBUG else "WARN"
+
+
 def spark_line(version: Optional[str] = None) -> str:
     """'3.5', '4.0', '4.1' for the installed (or given) pyspark version."""
     if version is None:
@@ -57,11 +80,14 @@ def spark_conf(config: Config, pyspark_version: Optional[str] = None) -> dict[st
         # generated code is bigger: at Spark's default (65,535) it ran interpreted, 1.6x slower.
         # At 8,000 Spark runs such a stage without whole-stage codegen: each expression compiled on its own.
         "spark.sql.codegen.hugeMethodLimit": "8000",
+        # Bronze's and silver's plans have more than the default 25 fields: without this, Spark warns
+        # "Truncated the string representation of a plan" on every run.
+        "spark.sql.debug.maxToStringFields": "500",
     }
-    if (config.spark.master or "").startswith("local"):
-        # One machine: the driver's ports listen on loopback only.
-        conf["spark.driver.host"] = "127.0.0.1"
-        conf["spark.driver.bindAddress"] = "127.0.0.1"
+    if on_loopback(config.spark.master):
+        # One machine: the driver's RPC and block manager listen on loopback only (the UI: SPARK_LOCAL_IP).
+        conf["spark.driver.host"] = LOOPBACK
+        conf["spark.driver.bindAddress"] = LOOPBACK
     packages = default_packages(pyspark_version) if config.spark.packages == "auto" else list(config.spark.packages)
     if packages:
         conf["spark.jars.packages"] = ",".join(packages)
@@ -104,12 +130,17 @@ def build_spark(config: Config, app_name: Optional[str] = None) -> SparkSession:
     if (config.spark.master or "").startswith("local"):
         # Python workers must be this interpreter (the venv), not whatever `python3` is on PATH.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    for key, value in loopback_env(config.spark.master).items():
+        os.environ.setdefault(key, value)  # read by the JVM this builder launches (no effect on a running one)
     builder = SparkSession.builder.appName(app_name or config.spark.app_name)
     if config.spark.master:
         builder = builder.master(config.spark.master)
     for key, value in spark_conf(config).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
-    log.info("spark %s ready (master=%s, app=%s)", spark.version, spark.sparkContext.master, spark.sparkContext.appName)
+    spark.sparkContext.setLogLevel(spark_log_level())
+    ui = spark.sparkContext.uiWebUrl
+    log.info("spark %s ready (master=%s, app=%s, ui=%s)", spark.version, spark.sparkContext.master,
+             spark.sparkContext.appName, ui or "off",
+             extra={"spark_version": spark.version, "master": spark.sparkContext.master, "ui": ui})
     return spark

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .config import Config, ConfigError, load_config, parse_set_flags
-from .spark import default_packages
+from .console import run_with_log_file
+from .logs import RUN_ID_ENV, new_run_id
+from .spark import default_packages, loopback_env
 
 JOBS = {
     "extract": "land every API page as raw JSON in the lake (plain Python locally)",
@@ -40,7 +42,8 @@ def usage() -> str:
         "usage: ./spark-submit.sh <job> --env <env> [job options]\n\n"
         f"jobs:\n{jobs}\n\n"
         "envs: local, local-s3, emr, glue (conf/<env>.yaml) or a path to a YAML file\n"
-        "options for every job: --lake-root URI, --set KEY=VALUE, --log-level LEVEL, --dry-run (print the command)\n"
+        "options for every job: --lake-root URI, --set KEY=VALUE, --log-level LEVEL, --log-format text|json,\n"
+        "  --dry-run (print the command)\n"
         "`./spark-submit.sh <job> --help` lists a job's own options."
     )
 
@@ -85,6 +88,36 @@ def is_local(config: Config) -> bool:
 
 def plan(job: str, argv: Sequence[str], python: str = sys.executable, project_root: Path = PROJECT_ROOT) -> list[str]:
     """The command that runs `job` with `argv` (which holds --env) in its environment."""
+    return prepare(job, argv, python, project_root)[0]
+
+
+def find_log_level(argv: Sequence[str]) -> str:
+    for i, arg in enumerate(argv):
+        if arg == "--log-level" and i + 1 < len(argv):
+            return argv[i + 1].upper()
+        if arg.startswith("--log-level="):
+            return arg.split("=", 1)[1].upper()
+    return "INFO"
+
+
+def spark_log_file(job: str, config: Config, run_id: str, argv: Sequence[str],
+                   project_root: Path = PROJECT_ROOT) -> Optional[Path]:
+    """Where Spark's and Ivy's own output goes for this run, or None: the console gets all of it.
+
+    None on EMR/Glue (logging.spark_output: console: the platform collects everything), for the local
+    extraction (no Spark), and with --log-level DEBUG (everything back on the console).
+    """
+    if config.logging.spark_output != "file" or find_log_level(argv) == "DEBUG":
+        return None
+    if job == "extract" and is_local(config):
+        return None
+    folder = Path(config.logging.dir).expanduser()
+    return (folder if folder.is_absolute() else project_root / folder) / f"{job}-{run_id}.log"
+
+
+def prepare(job: str, argv: Sequence[str], python: str = sys.executable,
+            project_root: Path = PROJECT_ROOT) -> tuple[list[str], Config]:
+    """The command for `job` and the config it will run with."""
     if job not in JOBS:
         raise SubmitError(f"unknown job '{job}'; jobs: {', '.join(JOBS)}")
     env = find_env(argv)
@@ -93,7 +126,7 @@ def plan(job: str, argv: Sequence[str], python: str = sys.executable, project_ro
     config = load_config(env, find_overrides(argv))  # a bad config fails here, before anything starts
     entry = str(project_root / "jobs" / f"{job}.py")
     if job == "extract" and is_local(config):
-        return [python, entry, *argv]
+        return [python, entry, *argv], config
     spark_submit = _spark_submit_binary(python)
     command = [spark_submit]
     if config.spark.master:
@@ -107,7 +140,7 @@ def plan(job: str, argv: Sequence[str], python: str = sys.executable, project_ro
         if key in config.spark.conf:
             command += [flag, config.spark.conf[key]]
     command += ["--py-files", str(build_lib_zip(project_root)), "--files", config.source, entry, *argv]
-    return command
+    return command, config
 
 
 def _spark_submit_binary(python: str) -> str:
@@ -131,7 +164,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if job in JOBS and any(a in ("-h", "--help") for a in rest):
         os.execv(sys.executable, [sys.executable, str(PROJECT_ROOT / "jobs" / f"{job}.py"), "--help"])
     try:
-        command = plan(job, rest)
+        command, config = prepare(job, rest)
     except (SubmitError, ConfigError) as exc:
         print(f"spark-submit.sh: error: {exc}", file=sys.stderr)
         if isinstance(exc, SubmitError) and exc.args and "unknown job" in str(exc):
@@ -140,10 +173,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if dry_run:
         print(" ".join(command))
         return 0
-    env = dict(os.environ)
+    run_id = new_run_id()
+    env = {**loopback_env(config.spark.master), **os.environ, RUN_ID_ENV: run_id}
     if command[0].endswith("spark-submit") and Path(command[0]).parent == Path(sys.executable).parent:
         # The venv's Spark: its Python workers must be the venv's interpreter too.
         env.update(PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
+    log_file = spark_log_file(job, config, run_id, rest)
+    if log_file is not None:
+        return run_with_log_file(command, env, log_file)
     os.execvpe(command[0], command, env)
     return 0  # not reached
 

@@ -72,6 +72,9 @@ class RedactingFilter(logging.Filter):
                 record.exc_text = redact(record.exc_text, self._values)
             if scrubbed != message:
                 record.msg, record.args = scrubbed, None
+            for key, value in list(vars(record).items()):  # fields from extra=... (the JSON format shows them)
+                if isinstance(value, str) and key not in ("msg", "exc_text"):
+                    setattr(record, key, redact(value, self._values))
         return True
 
 

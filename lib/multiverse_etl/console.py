@@ -1,0 +1,88 @@
+"""A console for people: Spark's and Ivy's own output to a log file, the project's lines to the console.
+
+spark-submit.sh runs a local Spark job as a child and reads its stderr line by line. Every line goes
+to the job's log file; the console gets the project's log lines (text or JSON), Spark's WARN/ERROR
+lines with their stack traces, and anything it does not recognise (a Python traceback, a JVM crash).
+Only what is known to be noise is held back: log4j INFO/DEBUG records and Ivy's resolution report.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import IO, Mapping, Sequence
+
+OUR_LINE = re.compile(r'^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ [A-Z]+ |\{"ts": )')
+SPARK_LINE = re.compile(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d (TRACE|DEBUG|INFO|WARN|ERROR|FATAL) ")
+SPARK_SHOWN = {"WARN", "ERROR", "FATAL"}
+IVY_LINE = re.compile(
+    r"^(:: |Ivy Default Cache set to|The jars for the packages stored in|\S+#\S+ added as a dependency"
+    r"|downloading |Using Spark's default log4j profile)"
+)
+
+
+class ConsoleFilter:
+    """Decides, line by line, what reaches the console; a continuation line follows its record."""
+
+    def __init__(self) -> None:
+        self.showing = True
+        self.hidden = 0
+
+    def show(self, line: str) -> bool:
+        spark = SPARK_LINE.match(line)
+        if OUR_LINE.match(line):
+            self.showing = True
+        elif spark:
+            self.showing = spark.group(1) in SPARK_SHOWN
+        elif IVY_LINE.match(line):
+            self.showing = False
+        elif line[:1] not in (" ", "\t") and line.strip():
+            self.showing = True  # not recognised as noise: shown (a traceback, a crash, a warning)
+        if not self.showing:
+            self.hidden += 1
+        return self.showing
+
+
+def _pump(stream: IO[bytes], log_file: IO[str], console: IO[str], lock: threading.Lock, hidden: list[int]) -> None:
+    lines = ConsoleFilter()
+    for raw in stream:
+        line = raw.decode("utf-8", "replace")
+        with lock:
+            log_file.write(line)
+            log_file.flush()
+        if lines.show(line):
+            console.write(line)
+            console.flush()
+    hidden.append(lines.hidden)
+
+
+def run_with_log_file(command: Sequence[str], env: Mapping[str, str], log_path: Path,
+                      out: IO[str] = sys.stdout, err: IO[str] = sys.stderr) -> int:
+    """Run `command` with its output split between `log_path` (all of it) and the console; its exit code.
+
+    stdout and stderr are filtered apart (Ivy writes its first line to stdout), each to its own stream.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"spark-submit.sh: Spark's own output goes to {log_path}", file=err, flush=True)
+    lock, hidden = threading.Lock(), []
+    with open(log_path, "w", encoding="utf-8") as log_file:
+        proc = subprocess.Popen(list(command), env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # The child is in our process group: a Ctrl-C reaches it directly; a SIGTERM sent to us is passed on.
+        signal.signal(signal.SIGTERM, lambda signum, frame: proc.send_signal(signum))
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        pumps = [threading.Thread(target=_pump, args=(stream, log_file, console, lock, hidden), daemon=True)
+                 for stream, console in ((proc.stdout, out), (proc.stderr, err))]
+        for pump in pumps:
+            pump.start()
+        code = proc.wait()
+        for pump in pumps:
+            pump.join()
+    code = 128 - code if code < 0 else code  # killed by a signal: the shell's convention
+    if code != 0 and sum(hidden):
+        print(f"spark-submit.sh: the job exited with code {code}; Spark's own output is in {log_path}",
+              file=err, flush=True)
+    return code

@@ -1,0 +1,89 @@
+"""Local means loopback: every socket a local Spark job listens on (driver, block manager, UI) is 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
+
+
+def _address(hex_address: str) -> str:
+    """/proc/net/tcp{,6} 'local_address' (little-endian hex words) as text."""
+    raw = bytes.fromhex(hex_address)
+    words = b"".join(struct.pack("<I", *struct.unpack(">I", raw[i:i + 4])) for i in range(0, len(raw), 4))
+    return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, words)
+
+
+def listening_sockets() -> dict[str, tuple[str, int]]:
+    """Socket inode -> (address, port) of every listening TCP socket on the machine."""
+    found = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A":  # TCP_LISTEN
+                host, port = fields[1].split(":")
+                found[fields[9]] = (_address(host), int(port, 16))
+    return found
+
+
+def session_pids(session: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[3]) == session:
+                pids.append(int(entry.name))
+    return pids
+
+
+def listening_of(session: int) -> set[tuple[str, int]]:
+    """(address, port) of every socket a process of `session` listens on."""
+    sockets = listening_sockets()
+    found = set()
+    for pid in session_pids(session):
+        try:
+            links = [os.readlink(f) for f in (Path(f"/proc/{pid}/fd")).iterdir()]
+        except OSError:
+            continue
+        for link in links:
+            match = re.fullmatch(r"socket:\[(\d+)\]", link)
+            if match and match.group(1) in sockets:
+                found.add(sockets[match.group(1)])
+    return found
+
+
+def test_a_local_spark_job_listens_on_loopback_only_ui_included(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MV_", "SPARK_LOCAL_IP"))}
+    command = [str(ROOT / "spark-submit.sh"), "smoke", "--env", "local", "--lake-root", str(tmp_path / "lake"),
+               "--set", "spark.conf.spark.driver.memory=1g", "--set", f"logging.dir={tmp_path / 'logs'}"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    seen: set[tuple[str, int]] = set()
+    try:
+        while proc.poll() is None:
+            seen |= listening_of(proc.pid)
+            time.sleep(0.2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        output = proc.stdout.read().decode()
+    assert proc.returncode == 0, output[-3000:]
+    assert "smoke row: 3" in output
+    ui = re.search(r"ui=http://([\d.]+):(\d+)", output)
+    assert ui and ui.group(1) == "127.0.0.1", output[-3000:]  # the UI is on, and the README's address is right
+    assert int(ui.group(2)) in {port for _, port in seen}  # the UI's socket was among those watched
+    assert len(seen) >= 3, seen  # driver RPC, block manager, UI at least
+    assert {address for address, _ in seen} <= LOOPBACK, seen
+    assert "resolves to a loopback address" not in output
+    logs = list((tmp_path / "logs").glob("smoke-*.log"))
+    assert len(logs) == 1 and "Running Spark version" in logs[0].read_text()  # Spark's INFO is in the file…
+    assert "Running Spark version" not in output  # …not on the console
