@@ -21,7 +21,7 @@ TEST = [
     "matplotlib>=3.8",
 ]
 # Lint and type checks (`make lint`, run by `make test` before the suite).
-LINT = ["ruff>=0.6", "mypy>=1.10", "types-PyYAML"]
+LINT = ["ruff==0.17.6", "mypy==2.4.1", "types-PyYAML"]
 
 setup(
     name="multiverse-etl",

@@ -17,11 +17,20 @@ def base_parser(job: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"spark-submit.sh {job}", description=description)
     parser.add_argument("--env", required=True, help="config name in conf/ (local, local-s3, emr, glue) or a YAML path")
     parser.add_argument("--lake-root", help="override lake.root: a folder or s3://bucket/prefix")
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key, e.g. api.page_size=500")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        help="DEBUG also shows Spark's and Ivy's own output on the console")
-    parser.add_argument("--log-format", choices=list(FORMATS),
-                        help="text, or json (one object per event); default: the config's logging.format")
+    parser.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override any config key, e.g. api.page_size=500"
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="DEBUG also shows Spark's and Ivy's own output on the console",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=list(FORMATS),
+        help="text, or json (one object per event); default: the config's logging.format",
+    )
     return parser
 
 

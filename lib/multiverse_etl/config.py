@@ -190,8 +190,12 @@ def load_config(
     return build_config(raw, source=str(path), base_dir=path.parent.parent, origins=origins)
 
 
-def build_config(raw: Mapping[str, Any], source: str = "<dict>", base_dir: Optional[Path] = None,
-                 origins: Optional[Mapping[str, str]] = None) -> Config:
+def build_config(
+    raw: Mapping[str, Any],
+    source: str = "<dict>",
+    base_dir: Optional[Path] = None,
+    origins: Optional[Mapping[str, str]] = None,
+) -> Config:
     """Validate a plain dict into a Config; relative local paths are resolved against base_dir.
 
     `origins` names where an overridden key came from (a variable, a flag), so its error blames that, not the file."""
@@ -206,7 +210,9 @@ def build_config(raw: Mapping[str, Any], source: str = "<dict>", base_dir: Optio
     sections["lake"] = dataclasses.replace(sections["lake"], root=_resolve_root(sections["lake"].root, base_dir))
     if sections["spark"].ivy_dir:
         ivy = Path(sections["spark"].ivy_dir)
-        sections["spark"] = dataclasses.replace(sections["spark"], ivy_dir=str(ivy if ivy.is_absolute() else base_dir / ivy))
+        sections["spark"] = dataclasses.replace(
+            sections["spark"], ivy_dir=str(ivy if ivy.is_absolute() else base_dir / ivy)
+        )
     config = Config(env=str(raw.get("env", "custom")), source=source, **sections)
     _check_semantics(config, source, origins)
     return config
@@ -250,8 +256,10 @@ def _build_section(name: str, cls: type, values: Any, source: str, origins: Mapp
     if unknown:
         where = origins.get(f"{name}.{unknown[0]}", source)
         raise ConfigError(f"{where}: unknown key '{name}.{unknown[0]}'; '{name}' takes {sorted(fields)}")
-    kwargs = {key: _coerce(f"{name}.{key}", value, hints[key], origins.get(f"{name}.{key}", source))
-              for key, value in values.items()}
+    kwargs = {
+        key: _coerce(f"{name}.{key}", value, hints[key], origins.get(f"{name}.{key}", source))
+        for key, value in values.items()
+    }
     return cls(**kwargs)
 
 
@@ -286,7 +294,9 @@ def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
         try:
             number = hint(value) if isinstance(value, str) else value
         except ValueError:
-            raise ConfigError(f"{source}: '{key}' must be {'an integer' if hint is int else 'a number'}, got {value!r}") from None
+            raise ConfigError(
+                f"{source}: '{key}' must be {'an integer' if hint is int else 'a number'}, got {value!r}"
+            ) from None
         if hint is int and (not isinstance(number, int) or isinstance(number, bool)):
             raise ConfigError(f"{source}: '{key}' must be an integer, got {value!r}")
         if hint is float and not isinstance(number, (int, float)):
@@ -304,7 +314,7 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
     found = {dotted: (name, environ[name]) for name, dotted in ENV_ALIASES.items() if environ.get(name)}
     for name, value in environ.items():
         if name.startswith(ENV_PREFIX) and value != "":
-            parts = name[len(ENV_PREFIX):].lower().split("__")
+            parts = name[len(ENV_PREFIX) :].lower().split("__")
             if len(parts) != 2:
                 raise ConfigError(f"environment variable {name}: expected {ENV_PREFIX}SECTION__KEY")
             found[".".join(parts)] = (name, value)

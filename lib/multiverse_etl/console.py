@@ -60,29 +60,35 @@ def _pump(stream: IO[bytes], log_file: IO[str], console: IO[str], lock: threadin
     hidden.append(lines.hidden)
 
 
-def run_with_log_file(command: Sequence[str], env: Mapping[str, str], log_path: Path,
-                      out: IO[str] = sys.stdout, err: IO[str] = sys.stderr) -> int:
+def run_with_log_file(
+    command: Sequence[str], env: Mapping[str, str], log_path: Path, out: IO[str] = sys.stdout, err: IO[str] = sys.stderr
+) -> int:
     """Run `command` with its output split between `log_path` (all of it) and the console; its exit code.
 
     stdout and stderr are filtered apart (Ivy writes its first line to stdout), each to its own stream.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     print(f"spark-submit.sh: Spark's own output goes to {log_path}", file=err, flush=True)
-    lock, hidden = threading.Lock(), []
+    lock, hidden = threading.Lock(), list[int]()
     with open(log_path, "w", encoding="utf-8") as log_file:
         proc = subprocess.Popen(list(command), env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         # The child is in our process group: a Ctrl-C reaches it directly; a SIGTERM sent to us is passed on.
         signal.signal(signal.SIGTERM, lambda signum, frame: proc.send_signal(signum))
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        pumps = [threading.Thread(target=_pump, args=(stream, log_file, console, lock, hidden), daemon=True)
-                 for stream, console in ((proc.stdout, out), (proc.stderr, err))]
+        pumps = [
+            threading.Thread(target=_pump, args=(stream, log_file, console, lock, hidden), daemon=True)
+            for stream, console in ((proc.stdout, out), (proc.stderr, err))
+        ]
         for pump in pumps:
             pump.start()
         code = proc.wait()
         for pump in pumps:
             pump.join()
     code = 128 - code if code < 0 else code  # killed by a signal: the shell's convention
-    if code != 0 and sum(hidden):
-        print(f"spark-submit.sh: the job exited with code {code}; Spark's own output is in {log_path}",
-              file=err, flush=True)
+    if code != 0 and any(hidden):
+        print(
+            f"spark-submit.sh: the job exited with code {code}; Spark's own output is in {log_path}",
+            file=err,
+            flush=True,
+        )
     return code

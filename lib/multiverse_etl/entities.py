@@ -48,8 +48,16 @@ class TypedColumn:
         return _SPARK_TYPES[self.kind]
 
 
-_SPARK_TYPES = {"bigint": "bigint", "int": "int", "text": "string", "lowercase": "string", "timestamp": "timestamp",
-                "email": "string", "email_check": "boolean", "parent": "bigint"}
+_SPARK_TYPES = {
+    "bigint": "bigint",
+    "int": "int",
+    "text": "string",
+    "lowercase": "string",
+    "timestamp": "timestamp",
+    "email": "string",
+    "email_check": "boolean",
+    "parent": "bigint",
+}
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,9 @@ def _pipeline_parser() -> argparse.ArgumentParser:
     from .extract import add_extract_arguments
 
     parser = add_extract_arguments(base_parser("pipeline", DESCRIPTIONS["pipeline"]))
-    parser.add_argument("--show", type=int, default=0, metavar="N", help="print N rows of gold/apprenticeships at the end")
+    parser.add_argument(
+        "--show", type=int, default=0, metavar="N", help="print N rows of gold/apprenticeships at the end"
+    )
     parser.add_argument("--break-lock", action="store_true", help="remove a crashed writer's lake lock first")
     return parser
 
@@ -80,8 +82,13 @@ def _pipeline(args: argparse.Namespace) -> int:
     config = load_job_config(args, extract_overrides(args))
     storage = open_lake(config.lake.root, config.s3)
     _maybe_break_lock(args, storage)
-    result = run_pipeline(config, lambda: build_spark(config, "multiverse-etl-pipeline"), mode=args.mode,
-                          resume_run_id=args.resume, storage=storage)
+    result = run_pipeline(
+        config,
+        lambda: build_spark(config, "multiverse-etl-pipeline"),
+        mode=args.mode,
+        resume_run_id=args.resume,
+        storage=storage,
+    )
     print(f"extract committed run {result.extract.run_id}: {result.extract.manifest_key}", flush=True)
     for line in result.transform.summary_lines():
         print(line, flush=True)
@@ -93,7 +100,9 @@ def _pipeline(args: argparse.Namespace) -> int:
 def _maintain_parser() -> argparse.ArgumentParser:
     parser = base_parser("maintain", DESCRIPTIONS["maintain"])
     parser.add_argument("--days", type=int, help="optimize partitions of the last N days (maintain.optimize_days)")
-    parser.add_argument("--retention-hours", type=int, help="VACUUM retention (maintain.vacuum_retention_hours, min 168)")
+    parser.add_argument(
+        "--retention-hours", type=int, help="VACUUM retention (maintain.vacuum_retention_hours, min 168)"
+    )
     parser.add_argument("--force", action="store_true", help="allow a VACUUM retention below 7 days")
     parser.add_argument("--no-vacuum", action="store_true", help="only OPTIMIZE")
     parser.add_argument("--table", action="append", help="only this table (e.g. silver/projects); repeatable")
@@ -115,9 +124,15 @@ def _maintain(args: argparse.Namespace) -> int:
     with lake_lock(storage, owner="maintain"):
         spark = build_spark(config, "multiverse-etl-maintain")
         reports = maintain_tables(
-            spark, storage, config.lake.root, config.s3.spark_scheme,
+            spark,
+            storage,
+            config.lake.root,
+            config.s3.spark_scheme,
             optimize_days=args.days if args.days is not None else config.maintain.optimize_days,
-            retention_hours=retention, force=args.force, tables=args.table or None, vacuum=not args.no_vacuum,
+            retention_hours=retention,
+            force=args.force,
+            tables=args.table or None,
+            vacuum=not args.no_vacuum,
         )
     print(format_report(reports), flush=True)
     return 0
@@ -135,7 +150,9 @@ def _smoke(args: argparse.Namespace) -> int:
     config = load_job_config(args)
     open_lake(config.lake.root, config.s3)  # a lake that cannot be written fails before Spark starts
     spark = build_spark(config, "multiverse-etl-smoke")
-    rows = run_smoke(spark, spark_path(config.lake.root, "_smoke/events", config.s3.spark_scheme)).orderBy("id").collect()
+    rows = (
+        run_smoke(spark, spark_path(config.lake.root, "_smoke/events", config.s3.spark_scheme)).orderBy("id").collect()
+    )
     for row in rows:
         print(f"smoke row: {row.id} {row.name} {row.event_date}", flush=True)
     return 0 if len(rows) == 3 else 1

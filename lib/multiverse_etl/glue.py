@@ -51,5 +51,5 @@ def glue_argv(argv: Sequence[str], resolve: Optional[Callable] = None) -> tuple[
     for name in present:
         job_argv += [OPTIONAL[name], values[name]]
     for key in set_keys:
-        job_argv += ["--set", f"{key[len(SET_PREFIX):]}={values[key]}"]
+        job_argv += ["--set", f"{key[len(SET_PREFIX) :]}={values[key]}"]
     return values["job"], job_argv

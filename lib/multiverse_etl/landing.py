@@ -103,9 +103,14 @@ class EntityManifest:
     parents_skipped: Optional[int] = None  # projects: apprenticeships without a usable id
 
     def to_json(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {"pages": self.pages, "records": self.records, "requests": self.requests,
-                               "retries": self.retries, "complete_listing": self.complete_listing,
-                               "parts": [p.to_json() for p in self.parts]}
+        doc: dict[str, Any] = {
+            "pages": self.pages,
+            "records": self.records,
+            "requests": self.requests,
+            "retries": self.retries,
+            "complete_listing": self.complete_listing,
+            "parts": [p.to_json() for p in self.parts],
+        }
         for name in ("parents", "parents_skipped"):
             if getattr(self, name) is not None:
                 doc[name] = getattr(self, name)
@@ -113,10 +118,16 @@ class EntityManifest:
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> EntityManifest:
-        return cls(pages=int(doc["pages"]), records=int(doc["records"]), complete_listing=bool(doc["complete_listing"]),
-                   parts=tuple(Part.from_json(p) for p in doc.get("parts", ())), requests=int(doc.get("requests", 0)),
-                   retries=int(doc.get("retries", 0)), parents=doc.get("parents"),
-                   parents_skipped=doc.get("parents_skipped"))
+        return cls(
+            pages=int(doc["pages"]),
+            records=int(doc["records"]),
+            complete_listing=bool(doc["complete_listing"]),
+            parts=tuple(Part.from_json(p) for p in doc.get("parts", ())),
+            requests=int(doc.get("requests", 0)),
+            retries=int(doc.get("retries", 0)),
+            parents=doc.get("parents"),
+            parents_skipped=doc.get("parents_skipped"),
+        )
 
 
 # Top-level keys written only when set (older manifests and test landings may not have them).
@@ -151,8 +162,11 @@ class Manifest:
         return self.entities.get(name) or EntityManifest(pages=0, records=0, complete_listing=False)
 
     def to_json(self) -> dict[str, Any]:
-        doc = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-               if f.name not in _OPTIONAL_KEYS and f.name != "entities"}
+        doc = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in _OPTIONAL_KEYS and f.name != "entities"
+        }
         doc["entities"] = {name: e.to_json() for name, e in self.entities.items()}
         for name in _OPTIONAL_KEYS:
             value = getattr(self, name)
@@ -170,39 +184,60 @@ class Manifest:
             raise LandingError(f"manifest without a run_id: {str(doc)[:200]}")
         version = doc.get("manifest_version")
         if version != MANIFEST_VERSION:
-            raise LandingError(f"run {run_id}: manifest_version {version!r} is not supported "
-                               f"(expected {MANIFEST_VERSION}); upgrade multiverse-etl to read it")
+            raise LandingError(
+                f"run {run_id}: manifest_version {version!r} is not supported "
+                f"(expected {MANIFEST_VERSION}); upgrade multiverse-etl to read it"
+            )
         entities = doc.get("entities")
         if not isinstance(entities, Mapping):
             raise LandingError(f"run {run_id}: the manifest has no 'entities' section")
         try:
             return cls(
-                run_id=run_id, mode=str(doc.get("mode", "unknown")), started_at=doc.get("started_at") or "",
+                run_id=run_id,
+                mode=str(doc.get("mode", "unknown")),
+                started_at=doc.get("started_at") or "",
                 finished_at=doc.get("finished_at") or "",
                 entities={name: EntityManifest.from_json(e) for name, e in entities.items()},
-                status=str(doc.get("status")), manifest_version=version,
-                projects_scope=str(doc.get("projects_scope", "all")), attempt=int(doc.get("attempt", 1)),
-                watermark_before=doc.get("watermark_before"), watermark_after=doc.get("watermark_after"),
-                modified_after=doc.get("modified_after"), requests=int(doc.get("requests", 0)),
-                retries=int(doc.get("retries", 0)), api_url=doc.get("api_url"), duration_s=doc.get("duration_s"),
-                logins=doc.get("logins"), client=doc.get("client"),
+                status=str(doc.get("status")),
+                manifest_version=version,
+                projects_scope=str(doc.get("projects_scope", "all")),
+                attempt=int(doc.get("attempt", 1)),
+                watermark_before=doc.get("watermark_before"),
+                watermark_after=doc.get("watermark_after"),
+                modified_after=doc.get("modified_after"),
+                requests=int(doc.get("requests", 0)),
+                retries=int(doc.get("retries", 0)),
+                api_url=doc.get("api_url"),
+                duration_s=doc.get("duration_s"),
+                logins=doc.get("logins"),
+                client=doc.get("client"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise LandingError(f"run {run_id}: the manifest is malformed ({type(exc).__name__}: {exc})") from None
 
 
-def landing_line(entity: str, run_id: str, extracted_at: str, page_index: int, path: str,
-                 params: Mapping[str, Any], parent: Optional[Mapping[str, Any]], payload: bytes) -> bytes:
+def landing_line(
+    entity: str,
+    run_id: str,
+    extracted_at: str,
+    page_index: int,
+    path: str,
+    params: Mapping[str, Any],
+    parent: Optional[Mapping[str, Any]],
+    payload: bytes,
+) -> bytes:
     """One landing line (with its newline): the lineage head, then `payload`, the page's compact JSON
     object holding `data` and `pagination`, spliced in as bytes (the values exactly as served)."""
-    head = orjson.dumps({
-        "entity": entity,
-        "run_id": run_id,
-        "extracted_at": extracted_at,
-        "page_index": page_index,
-        "request": {"path": path, "params": dict(params)},
-        "parent": dict(parent) if parent is not None else None,
-    })
+    head = orjson.dumps(
+        {
+            "entity": entity,
+            "run_id": run_id,
+            "extracted_at": extracted_at,
+            "page_index": page_index,
+            "request": {"path": path, "params": dict(params)},
+            "parent": dict(parent) if parent is not None else None,
+        }
+    )
     return head[:-1] + b"," + payload.strip()[1:] + b"\n"
 
 

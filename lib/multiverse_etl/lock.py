@@ -50,7 +50,13 @@ def read_lock(storage: Storage) -> dict | None:
 
 def acquire(storage: Storage, owner: str, ttl_s: int = DEFAULT_TTL_S) -> dict:
     """Take the lock or raise LakeLocked; an expired lock is replaced (logged)."""
-    body = {"owner": owner, "host": socket.gethostname(), "pid": os.getpid(), "acquired_at": _now().isoformat(), "ttl_s": ttl_s}
+    body = {
+        "owner": owner,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "acquired_at": _now().isoformat(),
+        "ttl_s": ttl_s,
+    }
     payload = json.dumps(body).encode()
     if storage.put_if_absent(LOCK_KEY, payload):
         log.info("lake lock taken by %s", owner)

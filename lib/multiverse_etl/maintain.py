@@ -110,8 +110,12 @@ def maintain_tables(
         report.seconds = time.monotonic() - start
         log.info(
             "maintained %s: optimize removed %d files, added %d (zorder %s); vacuum deleted %d files in %.1fs",
-            table, report.optimized_files_removed, report.optimized_files_added, list(report.zorder) or "-",
-            report.vacuumed_files, report.seconds,
+            table,
+            report.optimized_files_removed,
+            report.optimized_files_added,
+            list(report.zorder) or "-",
+            report.vacuumed_files,
+            report.seconds,
         )
         reports.append(report)
     return reports
@@ -122,7 +126,9 @@ def _live_and_dead_files(storage: Storage, table: str) -> int:
 
 
 def format_report(reports: list[TableReport]) -> str:
-    header = f"{'table':<32} {'partition':<16} {'files -':>8} {'files +':>8} {'zorder':<18} {'vacuumed':>9} {'seconds':>8}"
+    header = (
+        f"{'table':<32} {'partition':<16} {'files -':>8} {'files +':>8} {'zorder':<18} {'vacuumed':>9} {'seconds':>8}"
+    )
     lines = [header, "-" * len(header)]
     for r in reports:
         lines.append(

@@ -51,9 +51,17 @@ def run_pipeline(
 def show_gold(spark: SparkSession, config: Config, rows: int) -> str:
     """A few gold apprenticeships as a text table (for the demo's last screen)."""
     frame = (
-        spark.read.format("delta").load(spark_path(config.lake.root, "gold/apprenticeships", config.s3.spark_scheme))
-        .select("apprenticeship_id", "first_name", "last_name", "email_address", "programme_name",
-                "projects_total", "projects_graded")
+        spark.read.format("delta")
+        .load(spark_path(config.lake.root, "gold/apprenticeships", config.s3.spark_scheme))
+        .select(
+            "apprenticeship_id",
+            "first_name",
+            "last_name",
+            "email_address",
+            "programme_name",
+            "projects_total",
+            "projects_graded",
+        )
         .orderBy("apprenticeship_id")
         .limit(rows)
     )

@@ -140,7 +140,12 @@ def build_spark(config: Config, app_name: Optional[str] = None) -> SparkSession:
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(spark_log_level())
     ui = spark.sparkContext.uiWebUrl
-    log.info("spark %s ready (master=%s, app=%s, ui=%s)", spark.version, spark.sparkContext.master,
-             spark.sparkContext.appName, ui or "off",
-             extra={"spark_version": spark.version, "master": spark.sparkContext.master, "ui": ui})
+    log.info(
+        "spark %s ready (master=%s, app=%s, ui=%s)",
+        spark.version,
+        spark.sparkContext.master,
+        spark.sparkContext.appName,
+        ui or "off",
+        extra={"spark_version": spark.version, "master": spark.sparkContext.master, "ui": ui},
+    )
     return spark

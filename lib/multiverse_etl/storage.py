@@ -134,7 +134,7 @@ class LocalStorage:
 
 
 @contextlib.contextmanager
-def _local_errors(action: str, path: Path, root: str, expected: tuple[type, ...] = ()) -> Iterator[None]:
+def _local_errors(action: str, path: Path, root: str, expected: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
     """An OSError on the lake folder as one StorageError naming the path and what to check.
 
     `expected` errors (a key that exists, or does not) pass through: the caller handles them."""
@@ -144,8 +144,10 @@ def _local_errors(action: str, path: Path, root: str, expected: tuple[type, ...]
         raise
     except OSError as exc:
         shown = path.parent if path.name.startswith(".probe-") else path  # the start-up check's probe: name the folder
-        raise StorageError(f"lake root {root} cannot be created or written ({action} {shown}: {exc.strerror}): "
-                           "check that lake.root / --lake-root names a folder this user can create and write") from exc
+        raise StorageError(
+            f"lake root {root} cannot be created or written ({action} {shown}: {exc.strerror}): "
+            "check that lake.root / --lake-root names a folder this user can create and write"
+        ) from exc
 
 
 class S3Storage:
@@ -177,7 +179,9 @@ class S3Storage:
 
         config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD)
         try:
-            self.client.upload_fileobj(io.BytesIO(data), self.bucket, self._key(key), ExtraArgs=self._extra_args(), Config=config)
+            self.client.upload_fileobj(
+                io.BytesIO(data), self.bucket, self._key(key), ExtraArgs=self._extra_args(), Config=config
+            )
         except Exception as exc:  # boto3 raises many kinds; name the object
             raise s3_error("writing", self.uri(key), exc, self.s3) from exc
 
@@ -185,7 +189,9 @@ class S3Storage:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*", **self._extra_args())
+            self.client.put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*", **self._extra_args()
+            )
         except (ClientError, BotoCoreError) as exc:
             if _error_code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
                 return False
@@ -256,14 +262,22 @@ def _error_code(exc: BaseException) -> str:
     return str(response.get("Error", {}).get("Code", ""))
 
 
-CREDENTIALS_HINT = ("s3.access_key_id / s3.secret_access_key, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, "
-                    "AWS_PROFILE, or the instance role")
+CREDENTIALS_HINT = (
+    "s3.access_key_id / s3.secret_access_key, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, "
+    "AWS_PROFILE, or the instance role"
+)
 
 
 def s3_error(action: str, uri: str, exc: BaseException, s3: S3Config) -> StorageError:
     """A boto3 failure as one line saying what went wrong and what to check (never a secret: only codes)."""
-    from botocore.exceptions import (ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError,
-                                     NoCredentialsError, PartialCredentialsError, ReadTimeoutError)
+    from botocore.exceptions import (
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        PartialCredentialsError,
+        ReadTimeoutError,
+    )
 
     bucket = uri.removeprefix("s3://").split("/", 1)[0]
     endpoint = s3.endpoint_url or f"AWS S3 ({s3.region})"
@@ -271,17 +285,30 @@ def s3_error(action: str, uri: str, exc: BaseException, s3: S3Config) -> Storage
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
         return StorageError(f"no AWS credentials found for {uri}: set {CREDENTIALS_HINT}")
     if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError, ReadTimeoutError)):
-        return StorageError(f"cannot reach the S3 endpoint {endpoint} ({action} {uri}): check s3.endpoint_url, "
-                            "the network, and that the endpoint is running")
+        return StorageError(
+            f"cannot reach the S3 endpoint {endpoint} ({action} {uri}): check s3.endpoint_url, "
+            "the network, and that the endpoint is running"
+        )
     if code == "NoSuchBucket":
-        return StorageError(f"bucket '{bucket}' does not exist at {endpoint} ({action} {uri}): "
-                            "create it, or fix lake.root / --lake-root")
-    if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired",
-                "InvalidClientTokenId", "AuthorizationHeaderMalformed"):
+        return StorageError(
+            f"bucket '{bucket}' does not exist at {endpoint} ({action} {uri}): "
+            "create it, or fix lake.root / --lake-root"
+        )
+    if code in (
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "InvalidToken",
+        "TokenRefreshRequired",
+        "InvalidClientTokenId",
+        "AuthorizationHeaderMalformed",
+    ):
         return StorageError(f"S3 refused the credentials ({code}) {action} {uri}: check {CREDENTIALS_HINT}")
     if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled"):
-        return StorageError(f"S3 denied access ({code}) {action} {uri}: check the credentials ({CREDENTIALS_HINT}) "
-                            f"and that they may list, read, write and delete under {uri}")
+        return StorageError(
+            f"S3 denied access ({code}) {action} {uri}: check the credentials ({CREDENTIALS_HINT}) "
+            f"and that they may list, read, write and delete under {uri}"
+        )
     detail = code or type(exc).__name__
     return StorageError(f"{action} {uri} failed ({detail}): {exc}")
 
@@ -327,5 +354,5 @@ def spark_path(root: str, key: str = "", scheme: str = "s3a") -> str:
     """The path Spark uses for a lake key (s3:// becomes s3a:// locally; EMRFS/Glue keep s3://)."""
     base = root.rstrip("/")
     if base.startswith("s3://") and scheme != "s3":
-        base = f"{scheme}://" + base[len("s3://"):]
+        base = f"{scheme}://" + base[len("s3://") :]
     return f"{base}/{key}" if key else base

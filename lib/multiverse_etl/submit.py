@@ -100,8 +100,9 @@ def find_log_level(argv: Sequence[str]) -> str:
     return "INFO"
 
 
-def spark_log_file(job: str, config: Config, run_id: str, argv: Sequence[str],
-                   project_root: Path = PROJECT_ROOT) -> Optional[Path]:
+def spark_log_file(
+    job: str, config: Config, run_id: str, argv: Sequence[str], project_root: Path = PROJECT_ROOT
+) -> Optional[Path]:
     """Where Spark's and Ivy's own output goes for this run, or None: the console gets all of it.
 
     None on EMR/Glue (logging.spark_output: console: the platform collects everything), for the local
@@ -115,8 +116,9 @@ def spark_log_file(job: str, config: Config, run_id: str, argv: Sequence[str],
     return (folder if folder.is_absolute() else project_root / folder) / f"{job}-{run_id}.log"
 
 
-def prepare(job: str, argv: Sequence[str], python: str = sys.executable,
-            project_root: Path = PROJECT_ROOT) -> tuple[list[str], Config]:
+def prepare(
+    job: str, argv: Sequence[str], python: str = sys.executable, project_root: Path = PROJECT_ROOT
+) -> tuple[list[str], Config]:
     """The command for `job` and the config it will run with."""
     if job not in JOBS:
         raise SubmitError(f"unknown job '{job}'; jobs: {', '.join(JOBS)}")

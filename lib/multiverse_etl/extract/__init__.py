@@ -3,18 +3,27 @@
 from .args import add_extract_arguments, extract_overrides
 from .driver import ExtractResult, run_extract
 from .errors import (
-                     ApiError,
-                     AuthError,
-                     CredentialsError,
-                     DeadPaginationToken,
-                     ExtractError,
-                     PaginationLoop,
-                     ResumeError,
-                     RetryBudgetExhausted,
+    ApiError,
+    AuthError,
+    CredentialsError,
+    DeadPaginationToken,
+    ExtractError,
+    PaginationLoop,
+    ResumeError,
+    RetryBudgetExhausted,
 )
 
 __all__ = [
-    "run_extract", "ExtractResult", "add_extract_arguments", "extract_overrides",
-    "ExtractError", "ApiError", "AuthError", "CredentialsError", "DeadPaginationToken", "PaginationLoop",
-    "ResumeError", "RetryBudgetExhausted",
+    "run_extract",
+    "ExtractResult",
+    "add_extract_arguments",
+    "extract_overrides",
+    "ExtractError",
+    "ApiError",
+    "AuthError",
+    "CredentialsError",
+    "DeadPaginationToken",
+    "PaginationLoop",
+    "ResumeError",
+    "RetryBudgetExhausted",
 ]

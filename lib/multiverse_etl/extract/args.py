@@ -10,8 +10,11 @@ def add_extract_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     """--api-url, --mode, --resume (on top of cli.base_parser's --env, --lake-root, --set)."""
     parser.add_argument("--api-url", help="override api.url, e.g. http://127.0.0.1:8000")
     parser.add_argument("--mode", choices=["full", "incremental"], help="override extract.mode")
-    parser.add_argument("--resume", metavar="RUN_ID",
-                        help="finish an interrupted run (its id is in the failure message and under _state/extract_runs/)")
+    parser.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        help="finish an interrupted run (its id is in the failure message and under _state/extract_runs/)",
+    )
     return parser
 
 

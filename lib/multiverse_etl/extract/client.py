@@ -38,8 +38,17 @@ from .. import __version__
 from ..config import ApiConfig
 from .credentials import Credentials
 from .errors import ApiError, AuthError, DeadPaginationToken, RetryBudgetExhausted
-from .limiter import (DROP, NEUTRAL, OK, OVERLOAD, OVERLOAD_STATUS, ConcurrencyLimiter, LatencyHistogram,
-                      RateMeter, RatePacer)
+from .limiter import (
+    DROP,
+    NEUTRAL,
+    OK,
+    OVERLOAD,
+    OVERLOAD_STATUS,
+    ConcurrencyLimiter,
+    LatencyHistogram,
+    RateMeter,
+    RatePacer,
+)
 from .redaction import Secret, redact
 from .retry import RETRYABLE_STATUS, RetryBudget, RetryPolicy, parse_retry_after
 
@@ -56,8 +65,12 @@ MAX_BARREN_TOKENS = 3
 MAX_RELOGINS_PER_REQUEST = 20
 TOKEN_LIVES_KEPT = 4  # the token cap follows the shortest of the last few token lives
 DETAIL_CHARS = 200
-TRANSIENT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError,
-                    asyncio.TimeoutError)
+TRANSIENT_ERRORS = (
+    aiohttp.ClientConnectionError,
+    aiohttp.ClientPayloadError,
+    aiohttp.ClientResponseError,
+    asyncio.TimeoutError,
+)
 
 
 class Response(NamedTuple):
@@ -187,16 +200,24 @@ class ApiClient:
 
     async def __aenter__(self) -> ApiClient:
         if not self.api.verify_tls:
-            log.warning("TLS certificate verification is OFF for %s (api.verify_tls=false): "
-                        "anyone on the path can read the API password", self.base_url)
+            log.warning(
+                "TLS certificate verification is OFF for %s (api.verify_tls=false): "
+                "anyone on the path can read the API password",
+                self.base_url,
+            )
         connector = aiohttp.TCPConnector(
-            limit=self.api.concurrency, limit_per_host=0, ttl_dns_cache=300,
+            limit=self.api.concurrency,
+            limit_per_host=0,
+            ttl_dns_cache=300,
             ssl=None if self.api.verify_tls else False,
         )
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.api.connect_timeout_s,
-                                        sock_read=self.api.read_timeout_s)
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.api.connect_timeout_s, sock_read=self.api.read_timeout_s
+        )
         self._session = aiohttp.ClientSession(
-            connector=connector, timeout=timeout, raise_for_status=False,
+            connector=connector,
+            timeout=timeout,
+            raise_for_status=False,
             headers={"User-Agent": f"multiverse-etl/{__version__}", "Accept": "application/json"},
         )
         # aiohttp quietly re-sends once when a reused connection drops; this client retries (and counts) itself.
@@ -251,18 +272,22 @@ class ApiClient:
                         f"login to {self.display_url} as {self.credentials.username!r} was refused "
                         f"(HTTP {status}: {detail}); check MV_API_USERNAME / MV_API_PASSWORD "
                         f"or the Secrets Manager secret in api.secret_id",
-                        status=status, path="/login",
+                        status=status,
+                        path="/login",
                     )
                     raise self._refused
-            await self._retry_or_raise(f"POST {self.display_url}/login", attempt, problem, retry_after, counter,
-                                       throttled=status == 429)
+            await self._retry_or_raise(
+                f"POST {self.display_url}/login", attempt, problem, retry_after, counter, throttled=status == 429
+            )
 
     def _accept_token(self, body: bytes) -> None:
         try:
             doc = orjson.loads(body)
             token = doc["access_token"]
         except (orjson.JSONDecodeError, KeyError, TypeError):
-            raise AuthError(f"login to {self.display_url} answered 200 without an access_token", path="/login") from None
+            raise AuthError(
+                f"login to {self.display_url} answered 200 without an access_token", path="/login"
+            ) from None
         if not isinstance(token, str) or not token:
             raise AuthError(f"login to {self.display_url} answered an empty access_token", path="/login")
         if self._on_token is not None:
@@ -294,7 +319,9 @@ class ApiClient:
             self._refused = AuthError(
                 f"the API rejects fresh tokens: {self._barren} logins in a row gave tokens that earned no 2xx "
                 f"answer at all (401 at once); check the account's permissions at {self.display_url}",
-                status=401, path="/login")
+                status=401,
+                path="/login",
+            )
             raise self._refused
         if self._barren:
             await asyncio.sleep(self.policy.delay(self._barren, None, self._rng))
@@ -371,8 +398,12 @@ class ApiClient:
                 elif status == 401:
                     relogins += 1
                     if relogins > MAX_RELOGINS_PER_REQUEST:
-                        raise AuthError(f"GET {path}: 401 after {relogins - 1} fresh tokens for this one request "
-                                        f"while others were served", status=401, path=path)
+                        raise AuthError(
+                            f"GET {path}: 401 after {relogins - 1} fresh tokens for this one request "
+                            f"while others were served",
+                            status=401,
+                            path=path,
+                        )
                     self._count_retry(counter, f"GET {path}: 401")
                     self._token_expired(version)
                     await self._relogin(version)
@@ -386,7 +417,9 @@ class ApiClient:
                             raise DeadPaginationToken(
                                 f"GET {path}: the pagination token is no longer accepted "
                                 f"({streak_500} answers of 500 in a row; the server restarted?)",
-                                status=500, path=path)
+                                status=500,
+                                path=path,
+                            )
                 else:
                     raise ApiError(f"GET {path} answered HTTP {status}: {self._detail(body)}", status=status, path=path)
             if 400 <= status < 500 and status != 429:
@@ -406,8 +439,11 @@ class ApiClient:
     def _certificate_error(self, exc: BaseException, path: str) -> ApiError:
         """A bad certificate will not fix itself: no retry, say what is wrong and what to do."""
         reason = getattr(exc, "certificate_error", None) or type(exc).__name__
-        return ApiError(f"the TLS certificate of {self.display_url} is not trusted ({reason}); fix the certificate "
-                        f"or its CA bundle, or (never in production) set api.verify_tls: false", path=path)
+        return ApiError(
+            f"the TLS certificate of {self.display_url} is not trusted ({reason}); fix the certificate "
+            f"or its CA bundle, or (never in production) set api.verify_tls: false",
+            path=path,
+        )
 
     def _observe(self, status: int, version: int) -> str:
         """Count an answer; what it says about the API's load (for the limiter)."""
@@ -438,8 +474,9 @@ class ApiClient:
         self._learn_after = max(now, self._pause_until) + 1.0
         log.debug("429: pacing requests to %.0f/s", self.pacer.rate or 0)
 
-    async def _retry_or_raise(self, what: str, attempt: int, problem: str, retry_after: Optional[float],
-                              counter: Counter, throttled: bool) -> None:
+    async def _retry_or_raise(
+        self, what: str, attempt: int, problem: str, retry_after: Optional[float], counter: Counter, throttled: bool
+    ) -> None:
         attempt = max(attempt, 1)
         if attempt >= self.policy.max_attempts:
             raise RetryBudgetExhausted(f"{what} failed after {attempt} attempts (last: {problem})")
@@ -474,10 +511,10 @@ class ApiClient:
 
     def _detail(self, body: bytes) -> str:
         """A short, secret-free description of an error body for messages."""
-        text = body[:DETAIL_CHARS * 2].decode("utf-8", "replace")
+        text = body[: DETAIL_CHARS * 2].decode("utf-8", "replace")
         try:
             detail = json.loads(body).get("detail", text)
-            text = detail if isinstance(detail, str) else json.dumps(detail)[:DETAIL_CHARS * 2]
+            text = detail if isinstance(detail, str) else json.dumps(detail)[: DETAIL_CHARS * 2]
         except (ValueError, AttributeError):
             pass
         return redact(" ".join(text.split())[:DETAIL_CHARS] or "<empty body>", self.secrets)

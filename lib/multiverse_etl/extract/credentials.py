@@ -33,7 +33,9 @@ def resolve_credentials(api: ApiConfig, region: Optional[str] = None, client=Non
     if api.secret_id:
         username, password = _from_secrets_manager(api.secret_id, region, client)
         return Credentials(username, Secret(password), f"secretsmanager:{api.secret_id}")
-    missing = [name for name, value in (("MV_API_USERNAME", api.username), ("MV_API_PASSWORD", api.password)) if not value]
+    missing = [
+        name for name, value in (("MV_API_USERNAME", api.username), ("MV_API_PASSWORD", api.password)) if not value
+    ]
     raise CredentialsError(
         f"no API credentials: set {' and '.join(missing)} (or api.username/api.password), "
         "or name an AWS Secrets Manager secret in api.secret_id"
@@ -50,11 +52,15 @@ def _from_secrets_manager(secret_id: str, region: Optional[str], client=None) ->
         response = client.get_secret_value(SecretId=secret_id)
     except Exception as exc:  # botocore raises many kinds; the message names the secret, not its value
         code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
-        raise CredentialsError(f"cannot read API credentials from Secrets Manager secret {secret_id!r}: {code}") from None
+        raise CredentialsError(
+            f"cannot read API credentials from Secrets Manager secret {secret_id!r}: {code}"
+        ) from None
     try:
         value = json.loads(response.get("SecretString") or "")
     except json.JSONDecodeError:
-        raise CredentialsError(f"Secrets Manager secret {secret_id!r} is not JSON with 'username' and 'password'") from None
+        raise CredentialsError(
+            f"Secrets Manager secret {secret_id!r} is not JSON with 'username' and 'password'"
+        ) from None
     if not isinstance(value, dict) or not value.get("username") or not value.get("password"):
         raise CredentialsError(f"Secrets Manager secret {secret_id!r} must hold JSON with 'username' and 'password'")
     log.info("API credentials read from Secrets Manager secret %s", secret_id)

@@ -60,8 +60,14 @@ class ExtractResult:
     manifest_key: str
 
 
-def run_extract(config: Config, *, mode: Optional[str] = None, resume_run_id: Optional[str] = None,
-                storage: Optional[Storage] = None, credentials: Optional[Credentials] = None) -> ExtractResult:
+def run_extract(
+    config: Config,
+    *,
+    mode: Optional[str] = None,
+    resume_run_id: Optional[str] = None,
+    storage: Optional[Storage] = None,
+    credentials: Optional[Credentials] = None,
+) -> ExtractResult:
     """Export the API into raw landing files and commit the run with its manifest.
 
     `mode` overrides extract.mode; `resume_run_id` finishes an interrupted run instead of
@@ -81,8 +87,12 @@ def run_extract(config: Config, *, mode: Optional[str] = None, resume_run_id: Op
             committed = _run_async(run.execute())
         except BaseException as exc:
             if run.lake_touched:
-                log.warning("extract run %s stopped before its manifest (%s); finish it with --resume %s",
-                            plan.run_id, type(exc).__name__, plan.run_id)
+                log.warning(
+                    "extract run %s stopped before its manifest (%s); finish it with --resume %s",
+                    plan.run_id,
+                    type(exc).__name__,
+                    plan.run_id,
+                )
             raise
         key = write_manifest(storage, committed)
         manifest = committed.to_json()
@@ -99,14 +109,22 @@ def _plan(storage: Storage, config: Config, mode: Optional[str], resume_run_id: 
         mode = mode or config.extract.mode
         watermark = read_watermark(storage)
         return ExtractPlan(
-            run_id=new_run_id(), mode=mode, projects_scope=config.extract.projects_scope if mode == "incremental" else "all",
-            api_url=safe_url(config.api.url), started_at=utc_now_iso(), watermark_before=watermark,
-            modified_after=modified_after_for(watermark, config.extract.lookback_seconds) if mode == "incremental" else None,
+            run_id=new_run_id(),
+            mode=mode,
+            projects_scope=config.extract.projects_scope if mode == "incremental" else "all",
+            api_url=safe_url(config.api.url),
+            started_at=utc_now_iso(),
+            watermark_before=watermark,
+            modified_after=modified_after_for(watermark, config.extract.lookback_seconds)
+            if mode == "incremental"
+            else None,
         )
     run_id = check_run_id(resume_run_id)
     manifest = read_manifest(storage, run_id)
     if manifest is not None and manifest.status == "committed":
-        raise ResumeError(f"run {run_id} is already committed ({storage.uri('raw/_manifests/' + run_id + '.json')}); nothing to resume")
+        raise ResumeError(
+            f"run {run_id} is already committed ({storage.uri('raw/_manifests/' + run_id + '.json')}); nothing to resume"
+        )
     plan = read_run_plan(storage, run_id)
     if plan is None:
         raise ResumeError(f"no run {run_id} was started in {storage.uri()} (no extract state for it)")
@@ -136,8 +154,9 @@ def safe_url(url: str) -> str:
 class _Run:
     """The state of one attempt of one run (async; built and executed in `run_extract`)."""
 
-    def __init__(self, config: Config, storage: Storage, credentials: Credentials, plan: ExtractPlan,
-                 redactor: RedactingFilter) -> None:
+    def __init__(
+        self, config: Config, storage: Storage, credentials: Credentials, plan: ExtractPlan, redactor: RedactingFilter
+    ) -> None:
         self.config = config
         self.storage = storage
         self.credentials = credentials
@@ -153,31 +172,57 @@ class _Run:
         page_size = config.api.page_size
         self.page_sizes = {spec.name: PageSize(page_size, spec.name) for spec in ENTITIES}
         # An incremental run that lists projects of *all* apprenticeships needs every id, not only the changed ones.
-        self.discover_parents = plan.mode == "incremental" and plan.projects_scope == "all" and plan.modified_after is not None
+        self.discover_parents = (
+            plan.mode == "incremental" and plan.projects_scope == "all" and plan.modified_after is not None
+        )
 
     async def execute(self) -> Manifest:
         config, plan = self.config, self.plan
-        client = ApiClient(config.api, self.credentials, stats=self.stats, budget=RetryBudget(config.api.retry_budget),
-                           on_token=self.redactor.add)
+        client = ApiClient(
+            config.api,
+            self.credentials,
+            stats=self.stats,
+            budget=RetryBudget(config.api.retry_budget),
+            on_token=self.redactor.add,
+        )
         started = time.monotonic()
         async with client:
-            log.info("extract run %s (attempt %d) starting: mode=%s projects_scope=%s modified_after=%s api=%s "
-                     "lake=%s page_size=%d concurrency=%d (%s) max_rps=%s user=%s (credentials from %s)",
-                     self.run_id, plan.attempt, plan.mode, plan.projects_scope, plan.modified_after,
-                     safe_url(config.api.url), self.storage.uri(), config.api.page_size, config.api.concurrency,
-                     config.api.concurrency_mode,
-                     config.api.max_requests_per_second, self.credentials.username, self.credentials.source)
+            log.info(
+                "extract run %s (attempt %d) starting: mode=%s projects_scope=%s modified_after=%s api=%s "
+                "lake=%s page_size=%d concurrency=%d (%s) max_rps=%s user=%s (credentials from %s)",
+                self.run_id,
+                plan.attempt,
+                plan.mode,
+                plan.projects_scope,
+                plan.modified_after,
+                safe_url(config.api.url),
+                self.storage.uri(),
+                config.api.page_size,
+                config.api.concurrency,
+                config.api.concurrency_mode,
+                config.api.max_requests_per_second,
+                self.credentials.username,
+                self.credentials.source,
+            )
             await client.login()  # a wrong password fails here, before the lake is touched
             prior = await asyncio.to_thread(self._start_in_lake)
             self.fanout.done_before = len(prior.done_parents)
             max_bytes = config.extract.part_max_bytes
             # A fanned-out entity (projects) keeps the parts of complete parents an earlier attempt wrote.
-            self.writers = {spec.name: PartWriter(self.storage, spec.name, self.run_id, max_bytes,
-                                                  prior_parts=prior.project_parts if spec.parent else ())
-                            for spec in ENTITIES}
+            self.writers = {
+                spec.name: PartWriter(
+                    self.storage,
+                    spec.name,
+                    self.run_id,
+                    max_bytes,
+                    prior_parts=prior.project_parts if spec.parent else (),
+                )
+                for spec in ENTITIES
+            }
             self.done_before = prior.done_parents
             self.queue: asyncio.Queue[Optional[int]] = asyncio.Queue(
-                maxsize=max(4 * config.api.concurrency, QUEUE_PAGES_AHEAD * config.api.page_size))
+                maxsize=max(4 * config.api.concurrency, QUEUE_PAGES_AHEAD * config.api.page_size)
+            )
             progress = Progress(self.stats, self.fanout, self._landed_totals, config.extract.progress_interval_s)
             reporter = asyncio.create_task(progress.run())
             try:
@@ -214,8 +259,14 @@ class _Run:
         entity, path, tracked = spec.name, spec.api_path, spec.change_marker is not None
         writer = self.writers[entity]
         walked = 0
-        async for page in paginate(client, entity=entity, path=path, page_size=self.page_sizes[entity], params=params,
-                                   max_restarts=self.config.api.max_list_restarts):
+        async for page in paginate(
+            client,
+            entity=entity,
+            path=path,
+            page_size=self.page_sizes[entity],
+            params=params,
+            max_restarts=self.config.api.max_list_restarts,
+        ):
             if page.page_index == 0 and walked:  # the list restarted: what this walk landed goes
                 await writer.discard()
                 if tracked:
@@ -233,9 +284,13 @@ class _Run:
 
     async def _discover_parents(self, client: ApiClient) -> None:
         """Every apprenticeship id (no modified_after) for an incremental run with projects_scope 'all'; not landed."""
-        async for page in paginate(client, entity=PROJECTS.name, path=APPRENTICESHIPS.api_path,
-                                   page_size=self.page_sizes[APPRENTICESHIPS.name],
-                                   max_restarts=self.config.api.max_list_restarts):
+        async for page in paginate(
+            client,
+            entity=PROJECTS.name,
+            path=APPRENTICESHIPS.api_path,
+            page_size=self.page_sizes[APPRENTICESHIPS.name],
+            max_restarts=self.config.api.max_list_restarts,
+        ):
             await self._feed(page.data)  # a restart re-feeds ids: the parent set drops repeats
         await self._end_feed()
 
@@ -256,8 +311,11 @@ class _Run:
     async def _end_feed(self) -> None:
         self.fanout.listing_finished = True
         if self.parents_skipped:
-            log.warning("%d apprenticeship(s) have no usable id (null, missing or not an integer): "
-                        "their projects cannot be listed", self.parents_skipped)
+            log.warning(
+                "%d apprenticeship(s) have no usable id (null, missing or not an integer): "
+                "their projects cannot be listed",
+                self.parents_skipped,
+            )
         for _ in range(self.config.api.concurrency):
             await self.queue.put(None)
 
@@ -275,8 +333,13 @@ class _Run:
             parent = {"apprenticeship_id": pid}
             lines: list[bytes] = []
             records = 0
-            async for page in paginate(client, entity=PROJECTS.name, path=PROJECTS.api_path.format(parent=pid),
-                                       page_size=size, max_restarts=max_restarts):
+            async for page in paginate(
+                client,
+                entity=PROJECTS.name,
+                path=PROJECTS.api_path.format(parent=pid),
+                page_size=size,
+                max_restarts=max_restarts,
+            ):
                 if page.page_index == 0 and lines:  # restarted
                     lines, records = [], 0
                 lines.append(page_line(page, run_id, parent))
@@ -300,13 +363,21 @@ class _Run:
                 complete = spec.change_marker is None or plan.modified_after is None
             fanned_out = spec.parent is not None
             entities[spec.name] = EntityManifest(
-                pages=sum(p.pages for p in parts), records=sum(p.records for p in parts), complete_listing=complete,
-                parts=parts, requests=counter.requests, retries=counter.retries,
+                pages=sum(p.pages for p in parts),
+                records=sum(p.records for p in parts),
+                complete_listing=complete,
+                parts=parts,
+                requests=counter.requests,
+                retries=counter.retries,
                 parents=self.fanout.done + self.fanout.done_before if fanned_out else None,
-                parents_skipped=self.parents_skipped if fanned_out else None)
+                parents_skipped=self.parents_skipped if fanned_out else None,
+            )
         if self.watermark.ignored:
-            log.warning("%d apprenticeship(s) have a modified_date that is not a timestamp (or is in the future): "
-                        "landed, but not taken for the watermark", self.watermark.ignored)
+            log.warning(
+                "%d apprenticeship(s) have a modified_date that is not a timestamp (or is in the future): "
+                "landed, but not taken for the watermark",
+                self.watermark.ignored,
+            )
         return Manifest(
             run_id=self.run_id,
             mode=plan.mode,

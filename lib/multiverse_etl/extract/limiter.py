@@ -45,8 +45,14 @@ OVERLOAD_STATUS = frozenset({429, 503, 504})
 class ConcurrencyLimiter:
     """An adaptive bound on requests in flight: `await acquire()` before sending, `release(...)` after."""
 
-    def __init__(self, ceiling: int, *, adaptive: bool = True, initial: int = INITIAL_LIMIT,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ceiling: int,
+        *,
+        adaptive: bool = True,
+        initial: int = INITIAL_LIMIT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.ceiling = max(1, ceiling)
         self.adaptive = adaptive
         self.clock = clock
@@ -266,5 +272,7 @@ class LatencyHistogram:
 
     def to_manifest(self) -> dict[str, Any]:
         p50, p99 = self.quantile(0.5), self.quantile(0.99)
-        return {"p50_ms": None if p50 is None else round(p50 * 1000, 2),
-                "p99_ms": None if p99 is None else round(p99 * 1000, 2)}
+        return {
+            "p50_ms": None if p50 is None else round(p50 * 1000, 2),
+            "p99_ms": None if p99 is None else round(p99 * 1000, 2),
+        }

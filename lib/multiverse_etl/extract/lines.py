@@ -21,14 +21,21 @@ _SPLICE_KEYS = frozenset(("data", "pagination"))
 
 def page_line(page: Page, run_id: str, parent: Optional[dict[str, Any]]) -> bytes:
     """The gzip-ready JSON line (with its newline) for one page."""
-    return landing_line(page.entity, run_id, page.extracted_at, page.page_index, page.path, page.params, parent,
-                        _payload(page))
+    return landing_line(
+        page.entity, run_id, page.extracted_at, page.page_index, page.path, page.params, parent, _payload(page)
+    )
 
 
 def _payload(page: Page) -> bytes:
     body = page.body.strip()
-    if (body[:1] == b"{" and body[-1:] == b"}" and b"\n" not in body and b"\r" not in body
-            and len(page.doc) == 2 and page.doc.keys() == _SPLICE_KEYS):
+    if (
+        body[:1] == b"{"
+        and body[-1:] == b"}"
+        and b"\n" not in body
+        and b"\r" not in body
+        and len(page.doc) == 2
+        and page.doc.keys() == _SPLICE_KEYS
+    ):
         return body
     payload = {"data": page.doc["data"], "pagination": page.doc["pagination"]}
     try:

@@ -54,8 +54,9 @@ class TokenPaginator:
         if not isinstance(token, str):
             raise PaginationLoop(f"pagination.{self.token_field} is not a string: {type(token).__name__}")
         if self.pages > self.rows + 1:
-            raise PaginationLoop(f"{self.pages} pages for {self.rows} rows and still a next token "
-                                 "(page_size 0 or a broken API?)")
+            raise PaginationLoop(
+                f"{self.pages} pages for {self.rows} rows and still a next token (page_size 0 or a broken API?)"
+            )
         seen = self._seen if self._seen is not None else set()
         if token in seen:
             raise PaginationLoop(f"the API handed out the same pagination token twice (after {self.pages} pages)")
@@ -79,8 +80,13 @@ class PageSize:
 
     def observe(self, served: Any) -> None:
         if type(served) is int and 0 < served < self.value:
-            log.info("%s: the API caps page_size at %d (asked %d): using %d from now on",
-                     self.endpoint or "list", served, self.value, served)
+            log.info(
+                "%s: the API caps page_size at %d (asked %d): using %d from now on",
+                self.endpoint or "list",
+                served,
+                self.value,
+                served,
+            )
             self.value = served
 
 
@@ -149,7 +155,13 @@ async def paginate(
         except DeadPaginationToken as exc:
             restarts += 1
             if restarts > max_restarts:
-                raise DeadPaginationToken(f"{exc}; gave up after restarting the list {max_restarts} times",
-                                          status=500, path=path) from None
-            log.warning("%s: pagination token dead after %d pages; restarting the list from page one (%d/%d)",
-                        path, index, restarts, max_restarts)
+                raise DeadPaginationToken(
+                    f"{exc}; gave up after restarting the list {max_restarts} times", status=500, path=path
+                ) from None
+            log.warning(
+                "%s: pagination token dead after %d pages; restarting the list from page one (%d/%d)",
+                path,
+                index,
+                restarts,
+                max_restarts,
+            )

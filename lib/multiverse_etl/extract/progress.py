@@ -34,8 +34,15 @@ class FanoutState:
 class Progress:
     """Reports counters while a run goes on; `run()` is a task cancelled when the run ends."""
 
-    def __init__(self, stats: RequestStats, fanout: FanoutState, totals: Callable[[], tuple[int, int]],
-                 interval_s: float, stream: Optional[TextIO] = None, tty: Optional[bool] = None) -> None:
+    def __init__(
+        self,
+        stats: RequestStats,
+        fanout: FanoutState,
+        totals: Callable[[], tuple[int, int]],
+        interval_s: float,
+        stream: Optional[TextIO] = None,
+        tty: Optional[bool] = None,
+    ) -> None:
         self.stats = stats
         self.fanout = fanout
         self.totals = totals  # () -> (pages, records) landed so far
@@ -85,14 +92,36 @@ class Progress:
         log.info(
             "extract progress: %.0fs elapsed, pages=%d records=%d requests=%d (%.0f/s) limit=%s 429=%.1f%% "
             "5xx=%.1f%% retries=%d relogins=%d parents=%d/%d%s %s",
-            now - self.started, pages, records, stats.requests, rate, stats.limit, 100 * share_429, 100 * share_5xx,
-            stats.retries, stats.relogins, f.done + f.done_before, f.known + f.done_before,
-            "" if f.listing_finished else "+", _eta_text(eta, f),
-            extra={"entity": "all", "pages": pages, "records": records, "requests": stats.requests,
-                   "requests_per_s": round(rate, 1), "retries": stats.retries, "relogins": stats.relogins,
-                   "limit": stats.limit, "status_429": stats.status_429, "status_5xx": stats.status_5xx,
-                   "parents_done": f.done + f.done_before, "parents_known": f.known + f.done_before,
-                   "eta_s": None if eta is None else round(eta, 1), "duration_s": round(now - self.started, 3)},
+            now - self.started,
+            pages,
+            records,
+            stats.requests,
+            rate,
+            stats.limit,
+            100 * share_429,
+            100 * share_5xx,
+            stats.retries,
+            stats.relogins,
+            f.done + f.done_before,
+            f.known + f.done_before,
+            "" if f.listing_finished else "+",
+            _eta_text(eta, f),
+            extra={
+                "entity": "all",
+                "pages": pages,
+                "records": records,
+                "requests": stats.requests,
+                "requests_per_s": round(rate, 1),
+                "retries": stats.retries,
+                "relogins": stats.relogins,
+                "limit": stats.limit,
+                "status_429": stats.status_429,
+                "status_5xx": stats.status_5xx,
+                "parents_done": f.done + f.done_before,
+                "parents_known": f.known + f.done_before,
+                "eta_s": None if eta is None else round(eta, 1),
+                "duration_s": round(now - self.started, 3),
+            },
         )
 
     def draw_bar(self, now: float) -> None:
@@ -102,9 +131,11 @@ class Progress:
         share = done / total if total else 0.0
         filled = int(share * BAR_WIDTH)
         eta = self.eta_s(now)
-        text = (f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {share:6.1%} {done}/{total}"
-                f"{'' if f.listing_finished else '+'} parents  {self.stats.requests} req  "
-                f"{self.stats.retries} retries  limit {self.stats.limit}  {_eta_text(eta, f)}\x1b[K")
+        text = (
+            f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {share:6.1%} {done}/{total}"
+            f"{'' if f.listing_finished else '+'} parents  {self.stats.requests} req  "
+            f"{self.stats.retries} retries  limit {self.stats.limit}  {_eta_text(eta, f)}\x1b[K"
+        )
         self.stream.write(text)
         self.stream.flush()
         self._bar_shown = True
@@ -129,17 +160,28 @@ def summary_table(manifest: dict[str, Any]) -> list[str]:
     total = {"pages": 0, "records": 0, "parts": 0, "bytes": 0}
     for name, e in manifest["entities"].items():
         size = sum(p["bytes"] for p in e["parts"])
-        rows.append(f"{name:<16}{e['pages']:>9}{e['records']:>11}{len(e['parts']):>7}{size:>13}"
-                    f"{e['requests']:>10}{e['retries']:>9}")
-        for key, value in (("pages", e["pages"]), ("records", e["records"]), ("parts", len(e["parts"])), ("bytes", size)):
+        rows.append(
+            f"{name:<16}{e['pages']:>9}{e['records']:>11}{len(e['parts']):>7}{size:>13}"
+            f"{e['requests']:>10}{e['retries']:>9}"
+        )
+        for key, value in (
+            ("pages", e["pages"]),
+            ("records", e["records"]),
+            ("parts", len(e["parts"])),
+            ("bytes", size),
+        ):
             total[key] += value
     rows.append("-" * len(head))
-    rows.append(f"{'total':<16}{total['pages']:>9}{total['records']:>11}{total['parts']:>7}{total['bytes']:>13}"
-                f"{manifest['requests']:>10}{manifest['retries']:>9}")
+    rows.append(
+        f"{'total':<16}{total['pages']:>9}{total['records']:>11}{total['parts']:>7}{total['bytes']:>13}"
+        f"{manifest['requests']:>10}{manifest['retries']:>9}"
+    )
     duration = manifest["duration_s"] or 1e-9
-    rows.append(f"{manifest['duration_s']:.1f}s, {manifest['requests'] / duration:.0f} requests/s, "
-                f"{total['records'] / duration:.0f} records/s, mode {manifest['mode']}, "
-                f"watermark {manifest['watermark_before']} -> {manifest['watermark_after']}")
+    rows.append(
+        f"{manifest['duration_s']:.1f}s, {manifest['requests'] / duration:.0f} requests/s, "
+        f"{total['records'] / duration:.0f} records/s, mode {manifest['mode']}, "
+        f"watermark {manifest['watermark_before']} -> {manifest['watermark_after']}"
+    )
     client = manifest.get("client")
     if client:
         rows.append(client_line(client))
@@ -150,22 +192,34 @@ def client_line(client: dict[str, Any]) -> str:
     """The limiter's and the token's story in one row: limit range, logins, 401/429/5xx, drops, token life."""
     life = client.get("token_life_min")
     latency = client.get("latency") or {}
-    return (f"limit {client.get('limit_final')} (range {client.get('limit_min')}-{client.get('limit_max')} of "
-            f"{client.get('limit_ceiling')}, {client.get('concurrency_mode')}), logins {client.get('logins')}, "
-            f"401s {client.get('status_401')}, 429s {client.get('status_429')}, 5xx {client.get('status_5xx')}, "
-            f"drops {client.get('drops')}, timeouts {client.get('timeouts')}, "
-            f"token life {'-' if life is None else life} requests, p50 {latency.get('p50_ms')} ms")
+    return (
+        f"limit {client.get('limit_final')} (range {client.get('limit_min')}-{client.get('limit_max')} of "
+        f"{client.get('limit_ceiling')}, {client.get('concurrency_mode')}), logins {client.get('logins')}, "
+        f"401s {client.get('status_401')}, 429s {client.get('status_429')}, 5xx {client.get('status_5xx')}, "
+        f"drops {client.get('drops')}, timeouts {client.get('timeouts')}, "
+        f"token life {'-' if life is None else life} requests, p50 {latency.get('p50_ms')} ms"
+    )
 
 
 def summary_extra(manifest: dict[str, Any]) -> dict[str, Any]:
     """The summary's numbers as structured-log fields (plain keys, JSON-able values)."""
     client = manifest.get("client") or {}
     duration = manifest["duration_s"] or 1e-9
-    return {"entity": "all", "pages": sum(e["pages"] for e in manifest["entities"].values()),
-            "records": sum(e["records"] for e in manifest["entities"].values()), "requests": manifest["requests"],
-            "requests_per_s": round(manifest["requests"] / duration, 1), "retries": manifest["retries"],
-            "logins": manifest.get("logins"), "limit": client.get("limit_final"),
-            "limit_min": client.get("limit_min"), "limit_max": client.get("limit_max"),
-            "status_401": client.get("status_401"), "status_429": client.get("status_429"),
-            "status_5xx": client.get("status_5xx"), "drops": client.get("drops"),
-            "token_life_min": client.get("token_life_min"), "duration_s": manifest["duration_s"]}
+    return {
+        "entity": "all",
+        "pages": sum(e["pages"] for e in manifest["entities"].values()),
+        "records": sum(e["records"] for e in manifest["entities"].values()),
+        "requests": manifest["requests"],
+        "requests_per_s": round(manifest["requests"] / duration, 1),
+        "retries": manifest["retries"],
+        "logins": manifest.get("logins"),
+        "limit": client.get("limit_final"),
+        "limit_min": client.get("limit_min"),
+        "limit_max": client.get("limit_max"),
+        "status_401": client.get("status_401"),
+        "status_429": client.get("status_429"),
+        "status_5xx": client.get("status_5xx"),
+        "drops": client.get("drops"),
+        "token_life_min": client.get("token_life_min"),
+        "duration_s": manifest["duration_s"],
+    }

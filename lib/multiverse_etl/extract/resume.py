@@ -48,14 +48,22 @@ def take_over(storage: Storage, run_id: str) -> PriorAttempt:
             part = _read_part(storage.get(info.key), prior.done_parents)
         except (OSError, EOFError, zlib.error, orjson.JSONDecodeError, KeyError, TypeError) as exc:
             # cannot happen with atomic writes; if it does, its parents are simply listed again
-            log.warning("resume: %s is unreadable (%s): deleting it, its parents will be listed again",
-                        info.key, type(exc).__name__)
+            log.warning(
+                "resume: %s is unreadable (%s): deleting it, its parents will be listed again",
+                info.key,
+                type(exc).__name__,
+            )
             storage.delete(info.key)
             prior.deleted_keys.append(info.key)
             continue
         prior.project_parts.append({"key": info.key, **part, "bytes": info.size})
-    log.info("resume of %s: %d projects part(s) kept with %d parents done; %d list part(s) deleted",
-             run_id, len(prior.project_parts), len(prior.done_parents), len(prior.deleted_keys))
+    log.info(
+        "resume of %s: %d projects part(s) kept with %d parents done; %d list part(s) deleted",
+        run_id,
+        len(prior.project_parts),
+        len(prior.done_parents),
+        len(prior.deleted_keys),
+    )
     return prior
 
 

@@ -26,9 +26,7 @@ WATERMARK_KEY = f"{STATE_PREFIX}/watermark.json"
 RUNS_PREFIX = f"{STATE_PREFIX}/extract_runs"
 FUTURE_TOLERANCE = dt.timedelta(days=1)
 
-_TIMESTAMP = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})([T ])(\d{2}):(\d{2}):(\d{2})(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})?$"
-)
+_TIMESTAMP = re.compile(r"^(\d{4})-(\d{2})-(\d{2})([T ])(\d{2}):(\d{2}):(\d{2})(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})?$")
 
 
 def parse_api_timestamp(value: Any) -> Optional[dt.datetime]:
@@ -110,8 +108,9 @@ def advance_watermark(storage: Storage, value: Optional[str], run_id: str, now: 
     current = read_watermark(storage)
     best = later_watermark(current, value)
     if best is not None and best != current:
-        storage.put(WATERMARK_KEY, json.dumps({"modified_date": best, "run_id": run_id, "updated_at": now},
-                                              indent=2).encode())
+        storage.put(
+            WATERMARK_KEY, json.dumps({"modified_date": best, "run_id": run_id, "updated_at": now}, indent=2).encode()
+        )
         log.info("watermark advanced from %s to %s by run %s", current, best, run_id)
     return best
 

@@ -27,8 +27,16 @@ _DEFLATE_RATIO_GUESS = 4  # bytes still inside zlib count as 1/4 of their size t
 class PartWriter:
     """Writes one entity of one run as raw/<entity>/ingest_date=…/run_id=…/part-NNNNN.jsonl.gz."""
 
-    def __init__(self, storage: Storage, entity: str, run_id: str, max_bytes: int, *,
-                 prior_parts: Sequence[dict[str, Any]] = (), level: int = GZIP_LEVEL) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        entity: str,
+        run_id: str,
+        max_bytes: int,
+        *,
+        prior_parts: Sequence[dict[str, Any]] = (),
+        level: int = GZIP_LEVEL,
+    ) -> None:
         """`prior_parts`: parts an interrupted attempt of this run already wrote (resume); numbering continues after them."""
         self.storage = storage
         self.entity = entity
@@ -89,7 +97,7 @@ class PartWriter:
     async def discard(self) -> None:
         """Forget everything this writer wrote (a list restarted from page one): parts are deleted."""
         async with self._lock:
-            keys = [p["key"] for p in self.parts[len(self.prior_parts):]]
+            keys = [p["key"] for p in self.parts[len(self.prior_parts) :]]
             await asyncio.to_thread(_delete_all, self.storage, keys)
             self.parts = list(self.prior_parts)
             self._next_number = self.first_number
@@ -130,4 +138,4 @@ def _delete_all(storage: Storage, keys: Sequence[str]) -> None:
 def part_number(key: str) -> int:
     """17 for …/part-00017.jsonl.gz"""
     name = key.rsplit("/", 1)[-1]
-    return int(name[len("part-"):].split(".", 1)[0])
+    return int(name[len("part-") :].split(".", 1)[0])

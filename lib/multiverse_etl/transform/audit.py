@@ -72,14 +72,16 @@ class TransformResult:
         g = self.gold
         extra = [
             f"runs loaded: {len(self.runs)}; gold {'rebuilt' if self.gold_rebuilt else 'unchanged'}"
-            + (f": {g.gold_apprenticeships} apprenticeships ({g.orphan_apprenticeships} with an unknown programme), "
-               f"{g.gold_apprenticeship_projects} projects ({g.orphan_projects} with an unknown apprenticeship)"
-               if self.gold_rebuilt else "")
+            + (
+                f": {g.gold_apprenticeships} apprenticeships ({g.orphan_apprenticeships} with an unknown programme), "
+                f"{g.gold_apprenticeship_projects} projects ({g.orphan_projects} with an unknown apprenticeship)"
+                if self.gold_rebuilt
+                else ""
+            )
             + f"; {self.duration_s:.1f}s"
         ]
         drift = [line for r in self.runs if (line := summary_line(r.run_id, r.schema_drift))]
         return summary_table([(r.run_id, r.entities, r.mismatches) for r in self.runs], drift + extra)
-
 
 
 def audit_row(job_id: str, report: RunReport, status: str, gold: GoldSummary, spark_version: str) -> tuple:
@@ -111,8 +113,9 @@ def audit_rows(spark: SparkSession, rows: list[tuple]) -> DataFrame:
     return spark.createDataFrame(rows, AUDIT_SCHEMA)
 
 
-def write_audit(spark: SparkSession, lake: Lake, job_id: str, reports: list[RunReport], status: str,
-                gold: GoldSummary) -> None:
+def write_audit(
+    spark: SparkSession, lake: Lake, job_id: str, reports: list[RunReport], status: str, gold: GoldSummary
+) -> None:
     """Step 5, audit: one row per run, appended last (a `loaded` row is the run's loaded marker)."""
     if not reports:
         return

@@ -72,8 +72,11 @@ def load_bronze(job: Job, plan: LoadPlan) -> dict[str, Prepared]:
     try:
         futures = {spec.name: job.pool.submit(_bronze_and_prepare, job, plan, spec) for spec in LOAD_ORDER}
         prepared = results_or_raise(futures, cleanup=Prepared.unpersist)
-        problems = [p for spec in LOAD_ORDER
-                    for p in landing_problems(plan.run_id, spec.name, prepared[spec.name].landing, plan.pages[spec.name])]
+        problems = [
+            p
+            for spec in LOAD_ORDER
+            for p in landing_problems(plan.run_id, spec.name, prepared[spec.name].landing, plan.pages[spec.name])
+        ]
         if problems:
             for value in prepared.values():
                 value.unpersist()
@@ -106,19 +109,29 @@ def write_bronze(job: Job, plan: LoadPlan, spec: EntitySpec) -> dict[str, Any]:
     pages_seen, rows_seen = Observation(f"pages_{tag}"), Observation(f"rows_{tag}")
     try:
         pages = read_landing_pages(job.spark, job.lake.root, keys, job.lake.scheme)
-        rows = (pages.observe(pages_seen, *page_checks(plan.run_id, entity))
-                .transform(explode_pages(plan.run_id))
-                .observe(rows_seen, F.count(F.lit(1)).alias("rows")))
-        replace_run_rows(rows, job.lake, bronze_table(spec), plan.run_id, plan.ingest_date,
-                         max_rows_per_file=BRONZE_ROWS_PER_FILE)
+        rows = (
+            pages.observe(pages_seen, *page_checks(plan.run_id, entity))
+            .transform(explode_pages(plan.run_id))
+            .observe(rows_seen, F.count(F.lit(1)).alias("rows"))
+        )
+        replace_run_rows(
+            rows, job.lake, bronze_table(spec), plan.run_id, plan.ingest_date, max_rows_per_file=BRONZE_ROWS_PER_FILE
+        )
     except Exception as exc:
         if not is_read_failure(exc):
             raise
         culprit = find_unreadable_part(job.spark, job.lake.root, keys, job.lake.scheme) if len(keys) > 1 else keys[0]
         raise landing_read_error(plan.run_id, keys, exc, culprit) from exc  # type: ignore[misc]
     observed = {**pages_seen.get, "rows": rows_seen.get["rows"]}
-    log.info("run %s %s: bronze %d rows from %d pages in %d file(s) in %.1fs", plan.run_id, entity,
-             observed["rows"], observed["pages"], len(keys), time.monotonic() - start)
+    log.info(
+        "run %s %s: bronze %d rows from %d pages in %d file(s) in %.1fs",
+        plan.run_id,
+        entity,
+        observed["rows"],
+        observed["pages"],
+        len(keys),
+        time.monotonic() - start,
+    )
     return observed
 
 
@@ -127,7 +140,9 @@ def prepare_entity(job: Job, plan: LoadPlan, spec: EntitySpec, observed: Mapping
     start = time.monotonic()
     bronze = read_run_rows(job.spark, job.lake, bronze_table(spec), plan.run_id, plan.ingest_date)
     # Validated and ranked once, kept for the counts, the quarantine and the plan; NFC after (see clean.py).
-    ranked = bronze.transform(validate_records(spec)).transform(rank_versions(spec)).persist(StorageLevel.MEMORY_AND_DISK)
+    ranked = (
+        bronze.transform(validate_records(spec)).transform(rank_versions(spec)).persist(StorageLevel.MEMORY_AND_DISK)
+    )
     reasons = possible_reasons(spec)
     try:
         valid = is_valid(F.col("reasons"))
@@ -144,17 +159,31 @@ def prepare_entity(job: Job, plan: LoadPlan, spec: EntitySpec, observed: Mapping
         raise
     drift = None  # one pass over the run's bronze records' top-level keys
     if job.drift_policy != "ignore":
-        drift = tuple(schema_drift(spec.name, field_presence(bronze), [f.name for f in spec.contract], int(stats["rows"])))
-    prepared = Prepared(spec, dict(observed), bronze_read=int(stats["rows"]), valid_rows=int(stats["valid"] or 0),
-                        duplicates_collapsed=int(stats["duplicates"] or 0),
-                        upsert_candidates=int(stats["candidates"] or 0),
-                        reasons={reason: int(stats[reason]) for reason in reasons if stats[reason]}, ranked=ranked,
-                        drift=drift)
-    log.info("run %s %s: %d bronze rows validated and ranked in %.1fs", plan.run_id, spec.name, prepared.bronze_read,
-             time.monotonic() - start)
+        drift = tuple(
+            schema_drift(spec.name, field_presence(bronze), [f.name for f in spec.contract], int(stats["rows"]))
+        )
+    prepared = Prepared(
+        spec,
+        dict(observed),
+        bronze_read=int(stats["rows"]),
+        valid_rows=int(stats["valid"] or 0),
+        duplicates_collapsed=int(stats["duplicates"] or 0),
+        upsert_candidates=int(stats["candidates"] or 0),
+        reasons={reason: int(stats[reason]) for reason in reasons if stats[reason]},
+        ranked=ranked,
+        drift=drift,
+    )
+    log.info(
+        "run %s %s: %d bronze rows validated and ranked in %.1fs",
+        plan.run_id,
+        spec.name,
+        prepared.bronze_read,
+        time.monotonic() - start,
+    )
     return prepared
 
 
 def read_error_of(run_id: str, problems: list[str]) -> LandingReadError:
-    return LandingReadError(f"run {run_id}: the landing does not match its manifest ({'; '.join(problems)}); "
-                            "nothing of the run was loaded")
+    return LandingReadError(
+        f"run {run_id}: the landing does not match its manifest ({'; '.join(problems)}); nothing of the run was loaded"
+    )

@@ -73,8 +73,10 @@ def update_condition(spec: EntitySpec, source: str = "s.", target: str = "t.") -
         newer = f"{s}{marker} > {t}{marker} OR ({s}{marker} = {t}{marker} AND {later_extraction})"
     else:
         newer = later_extraction
-    return (f"(({t}is_deleted AND {s}extracted_at > {t}deleted_at) OR "
-            f"(NOT {t}is_deleted AND {s}record_hash <> {t}record_hash AND ({newer})))")
+    return (
+        f"(({t}is_deleted AND {s}extracted_at > {t}deleted_at) OR "
+        f"(NOT {t}is_deleted AND {s}record_hash <> {t}record_hash AND ({newer})))"
+    )
 
 
 def delete_condition(source: str = "s.", target: str = "t.") -> str:
@@ -85,8 +87,13 @@ def delete_condition(source: str = "s.", target: str = "t.") -> str:
 def plan_upserts(spec: EntitySpec, current: DataFrame) -> Callable[[DataFrame], DataFrame]:
     """Silver rows of a run → the same rows with `_action` insert, update or unchanged against `current`."""
     keys = list(spec.key)
-    compared = [*([spec.change_marker] if spec.change_marker else []), "extracted_at", "record_hash", "is_deleted",
-                "deleted_at"]
+    compared = [
+        *([spec.change_marker] if spec.change_marker else []),
+        "extracted_at",
+        "record_hash",
+        "is_deleted",
+        "deleted_at",
+    ]
 
     def step(candidates: DataFrame) -> DataFrame:
         target = current.select(
@@ -109,7 +116,9 @@ def _as_deletions(spec: EntitySpec, gone: DataFrame) -> DataFrame:
     """Rows (keys, deleted_at, deleted_by_run_id) → the change rows that mark them deleted."""
     keep = set(spec.key) | {"deleted_at", "deleted_by_run_id"}
     columns = [
-        F.col(f.name) if f.name in keep else (F.lit(True) if f.name == "is_deleted" else F.lit(None)).cast(f.dataType).alias(f.name)
+        F.col(f.name)
+        if f.name in keep
+        else (F.lit(True) if f.name == "is_deleted" else F.lit(None)).cast(f.dataType).alias(f.name)
         for f in silver_schema(spec).fields
     ]
     return gone.select(*columns, F.lit(DELETE).alias(ACTION))
@@ -152,7 +161,9 @@ def plan_deletions(
         )
     if deleted_parents is not None:
         parents = deleted_parents.select(
-            "apprenticeship_id", F.col("deleted_at").alias("_p_deleted_at"), F.col("deleted_by_run_id").alias("_p_run_id")
+            "apprenticeship_id",
+            F.col("deleted_at").alias("_p_deleted_at"),
+            F.col("deleted_by_run_id").alias("_p_run_id"),
         )
         cascade = (
             live.join(parents, on="apprenticeship_id", how="inner")
@@ -164,7 +175,9 @@ def plan_deletions(
             cascade = cascade.join(frames[0].select(*keys), on=keys, how="left_anti")
         frames.append(cascade)
     if not frames:
-        return _as_deletions(spec, live.limit(0).select(*keys, started.alias("deleted_at"), F.lit(run_id).alias("deleted_by_run_id")))
+        return _as_deletions(
+            spec, live.limit(0).select(*keys, started.alias("deleted_at"), F.lit(run_id).alias("deleted_by_run_id"))
+        )
     gone = frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
     return _as_deletions(spec, gone)
 

@@ -80,9 +80,8 @@ def to_integer(col: Column, type_name: str = "bigint") -> Column:
     low, high = _INTEGER_BOUNDS[type_name]
     safe_digits = len(str(high)) - 1  # 18 for bigint, 9 for int: any such number fits
     wide = col.cast(T.DecimalType(20, 0))
-    return (
-        F.when(col.rlike(rf"^-?[0-9]{{1,{safe_digits}}}\z"), col.cast(type_name))
-        .when(col.rlike(rf"^-?[0-9]{{{safe_digits + 1},19}}\z") & wide.between(low, high), wide.cast(type_name))
+    return F.when(col.rlike(rf"^-?[0-9]{{1,{safe_digits}}}\z"), col.cast(type_name)).when(
+        col.rlike(rf"^-?[0-9]{{{safe_digits + 1},19}}\z") & wide.between(low, high), wide.cast(type_name)
     )
 
 
@@ -110,9 +109,12 @@ def json_token_kind(raw: Column, field: str, value: Optional[Column] = None) -> 
     # Compact JSON is settled by plain substring searches; the pattern covers the rest.
     kind = F.when(raw.contains(f'"{field}":"'), F.lit(KIND_STRING))
     if value is not None:
-        kind = kind.when(raw.contains(f'"{field}":'), F.when(value.isNull(), F.lit(KIND_NULL))
-                         .when(F.substring(value, 1, 1).isin("-", *"0123456789"), F.lit(KIND_NUMBER))
-                         .otherwise(F.lit(KIND_OTHER)))
+        kind = kind.when(
+            raw.contains(f'"{field}":'),
+            F.when(value.isNull(), F.lit(KIND_NULL))
+            .when(F.substring(value, 1, 1).isin("-", *"0123456789"), F.lit(KIND_NUMBER))
+            .otherwise(F.lit(KIND_OTHER)),
+        )
     return (
         kind.when(first == "", F.lit(KIND_MISSING))
         .when(first == '"', F.lit(KIND_STRING))
@@ -136,9 +138,22 @@ def is_json_object(raw: Column) -> Column:
 # ideographs and the few characters NFC replaces are all outside: any text that could change goes
 # through Python.
 NFC_STABLE_RANGES = (
-    (0x0000, 0x02FF), (0x0388, 0x0482), (0x0488, 0x0590), (0x1E00, 0x1F70), (0x2002, 0x20CF), (0x212C, 0x2328),
-    (0x232B, 0x2ADB), (0x2ADD, 0x2CEE), (0x2E00, 0x3029), (0x3030, 0x3098), (0x309B, 0xA66E), (0xABEE, 0xD7FF),
-    (0xE000, 0xF8FF), (0xFB4F, 0xFE1F), (0xFE30, 0x101FC), (0x1E94B, 0x2F7FF),
+    (0x0000, 0x02FF),
+    (0x0388, 0x0482),
+    (0x0488, 0x0590),
+    (0x1E00, 0x1F70),
+    (0x2002, 0x20CF),
+    (0x212C, 0x2328),
+    (0x232B, 0x2ADB),
+    (0x2ADD, 0x2CEE),
+    (0x2E00, 0x3029),
+    (0x3030, 0x3098),
+    (0x309B, 0xA66E),
+    (0xABEE, 0xD7FF),
+    (0xE000, 0xF8FF),
+    (0xFB4F, 0xFE1F),
+    (0xFE30, 0x101FC),
+    (0x1E94B, 0x2F7FF),
 )
 NFC_SUSPECT_PATTERN = "[^" + "".join(f"\\x{{{lo:X}}}-\\x{{{hi:X}}}" for lo, hi in NFC_STABLE_RANGES) + "]"
 
@@ -178,7 +193,8 @@ def normalize_unicode(spec: EntitySpec) -> Callable[[DataFrame], DataFrame]:
         columns = validated.columns
         stable = validated.filter(~F.col("needs_nfc"))
         normalised = validated.filter(F.col("needs_nfc")).select(
-            *[_nfc_udf(F.col(c)).alias(c) if c in names else F.col(c) for c in columns])
+            *[_nfc_udf(F.col(c)).alias(c) if c in names else F.col(c) for c in columns]
+        )
         for check in checks:  # check the address again
             normalised = normalised.withColumn(check.name, is_valid_email(F.col(str(check.source))))
         return stable.unionByName(normalised.select(*columns))
@@ -212,7 +228,10 @@ def parse_records(spec: EntitySpec) -> Callable[[DataFrame], DataFrame]:
             F.col("raw_record"),
             is_json_object(F.col("raw_record")).alias("_is_object"),
             *[F.col("_record")[f.name].alias(_value(f.name)) for f in fields],
-            *[json_token_kind(F.col("raw_record"), f.name, F.col("_record")[f.name]).alias(_kind(f.name)) for f in fields],
+            *[
+                json_token_kind(F.col("raw_record"), f.name, F.col("_record")[f.name]).alias(_kind(f.name))
+                for f in fields
+            ],
         )
 
     return step

@@ -15,8 +15,15 @@ from .read import LoadPlan, parse_id_list
 from .tables import Lake, bronze_table, read_run_rows, read_table, silver_table
 
 
-def proven_deletions(spark: SparkSession, lake: Lake, plan: LoadPlan, spec: EntitySpec, ranked: DataFrame,
-                     current: DataFrame, listed_parents: DataFrame) -> Optional[DataFrame]:
+def proven_deletions(
+    spark: SparkSession,
+    lake: Lake,
+    plan: LoadPlan,
+    spec: EntitySpec,
+    ranked: DataFrame,
+    current: DataFrame,
+    listed_parents: DataFrame,
+) -> Optional[DataFrame]:
     """The change rows of what this run proves gone, or None when it proves nothing.
 
     A complete listing of the entity, or of a child entity (which holds one listing, maybe empty, per
@@ -27,10 +34,20 @@ def proven_deletions(spark: SparkSession, lake: Lake, plan: LoadPlan, spec: Enti
     present = present_keys(spec, ranked)
     if spec.deletion.within_parent:
         parent = BY_NAME[str(spec.parent)]
-        deleted_parents = (read_table(spark, lake, silver_table(parent)).filter(F.col("is_deleted"))
-                           .select(*parent.key, "deleted_at", "deleted_by_run_id"))
-        return plan_deletions(spec, current, present, plan.run_id, plan.started_at,
-                              listed_parents=listed_parents, deleted_parents=deleted_parents)
+        deleted_parents = (
+            read_table(spark, lake, silver_table(parent))
+            .filter(F.col("is_deleted"))
+            .select(*parent.key, "deleted_at", "deleted_by_run_id")
+        )
+        return plan_deletions(
+            spec,
+            current,
+            present,
+            plan.run_id,
+            plan.started_at,
+            listed_parents=listed_parents,
+            deleted_parents=deleted_parents,
+        )
     proving = [name for name in spec.deletion.complete_listings if plan.complete_listing.get(name)]
     if not proving:
         return None
@@ -49,12 +66,14 @@ def present_keys(spec: EntitySpec, ranked: DataFrame) -> DataFrame:
     return keyed.where(condition)
 
 
-def listed_parents(spark: SparkSession, lake: Lake, plan: LoadPlan, child: EntitySpec,
-                   empty_parents: Optional[str]) -> DataFrame:
+def listed_parents(
+    spark: SparkSession, lake: Lake, plan: LoadPlan, child: EntitySpec, empty_parents: Optional[str]
+) -> DataFrame:
     """Parent ids whose children this run listed: parents of landed children and of empty listings."""
     parent_key = BY_NAME[str(child.parent)].id_column
     landed = read_run_rows(spark, lake, bronze_table(child), plan.run_id, plan.ingest_date).select(
-        F.col(PARENT_COLUMN).alias(parent_key))
+        F.col(PARENT_COLUMN).alias(parent_key)
+    )
     schema = T.StructType([T.StructField(parent_key, T.LongType(), True)])
     empty = spark.createDataFrame([(pid,) for pid in parse_id_list(empty_parents)], schema)
     return landed.unionByName(empty).where(F.col(parent_key).isNotNull()).distinct()

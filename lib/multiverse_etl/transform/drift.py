@@ -70,9 +70,11 @@ def apply_policy(run_id: str, drift: Sequence[DriftField], policy: str) -> None:
         return
     unknown = [item for item in drift if item.kind == UNKNOWN]
     if policy == "fail" and unknown:
-        raise SchemaDriftError(f"run {run_id}: the source served fields the contract does not know ({describe(unknown)});"
-                               " transform.on_unknown_fields is 'fail', so the run stays pending: add them to the"
-                               " contract, or set it to 'warn'")
+        raise SchemaDriftError(
+            f"run {run_id}: the source served fields the contract does not know ({describe(unknown)});"
+            " transform.on_unknown_fields is 'fail', so the run stays pending: add them to the"
+            " contract, or set it to 'warn'"
+        )
     log.warning("run %s: schema drift: %s", run_id, describe(drift))
 
 

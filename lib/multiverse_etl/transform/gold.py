@@ -22,9 +22,16 @@ def live(silver: DataFrame) -> DataFrame:
 
 def project_counts(projects: DataFrame) -> DataFrame:
     """Live projects → one row per apprenticeship: total and per-status counts."""
-    return live(projects).groupBy("apprenticeship_id").agg(
-        F.count(F.lit(1)).alias("projects_total"),
-        *[F.sum(F.when(F.col("status") == status, 1).otherwise(0)).cast("bigint").alias(f"projects_{status}") for status in STATUSES],
+    return (
+        live(projects)
+        .groupBy("apprenticeship_id")
+        .agg(
+            F.count(F.lit(1)).alias("projects_total"),
+            *[
+                F.sum(F.when(F.col("status") == status, 1).otherwise(0)).cast("bigint").alias(f"projects_{status}")
+                for status in STATUSES
+            ],
+        )
     )
 
 
@@ -46,19 +53,26 @@ def build_gold_apprenticeships(apprenticeships: DataFrame, programmes: DataFrame
         .join(_programme_attributes(programmes), on="programme_id", how="left")
         .join(counts, on="apprenticeship_id", how="left")
     )
-    filled = {name: F.coalesce(F.col(name), F.lit(0).cast("bigint")) for name in
-              ("projects_total", *[f"projects_{status}" for status in STATUSES])}
+    filled = {
+        name: F.coalesce(F.col(name), F.lit(0).cast("bigint"))
+        for name in ("projects_total", *[f"projects_{status}" for status in STATUSES])
+    }
     derived = {
         **filled,
         "programme_known": F.col("_programme_found").isNotNull(),
         "has_projects": F.coalesce(F.col("projects_total"), F.lit(0)) > 0,
     }
     return joined.select(
-        *[(derived[f.name] if f.name in derived else F.col(f.name)).alias(f.name) for f in GOLD_APPRENTICESHIPS_SCHEMA.fields]
+        *[
+            (derived[f.name] if f.name in derived else F.col(f.name)).alias(f.name)
+            for f in GOLD_APPRENTICESHIPS_SCHEMA.fields
+        ]
     )
 
 
-def build_gold_apprenticeship_projects(projects: DataFrame, apprenticeships: DataFrame, programmes: DataFrame) -> DataFrame:
+def build_gold_apprenticeship_projects(
+    projects: DataFrame, apprenticeships: DataFrame, programmes: DataFrame
+) -> DataFrame:
     """One row per live project: its cleaned fields with its apprenticeship's and programme's attributes."""
     parents = live(apprenticeships).select(
         "apprenticeship_id",
@@ -82,6 +96,8 @@ def build_gold_apprenticeship_projects(projects: DataFrame, apprenticeships: Dat
         "programme_known": F.col("_programme_found").isNotNull(),
     }
     return joined.select(
-        *[(derived[f.name] if f.name in derived else F.col(f.name)).alias(f.name)
-          for f in GOLD_APPRENTICESHIP_PROJECTS_SCHEMA.fields]
+        *[
+            (derived[f.name] if f.name in derived else F.col(f.name)).alias(f.name)
+            for f in GOLD_APPRENTICESHIP_PROJECTS_SCHEMA.fields
+        ]
     )

@@ -48,18 +48,27 @@ def refresh_gold(job: Job, force: bool) -> Optional[GoldSummary]:
     for spec in (APPRENTICESHIPS, PROJECTS):  # each gold table's rows, and its orphans (an unknown parent)
         table, flag = str(spec.gold.table), str(spec.gold.known_flag)
         seen[table] = Observation(f"gold_{spec.name}_{uuid.uuid4().hex[:8]}")
-        frames[table] = frames[table].observe(seen[table], F.count(F.lit(1)).alias("rows"),
-                                              F.sum(F.when(~F.col(flag), 1).otherwise(0)).alias("orphans"))
+        frames[table] = frames[table].observe(
+            seen[table], F.count(F.lit(1)).alias("rows"), F.sum(F.when(~F.col(flag), 1).otherwise(0)).alias("orphans")
+        )
         if job.pseudonymisation_key:  # transform.pseudonymise_gold: personal columns become keyed pseudonyms
             frames[table] = pseudonymise_personal_data(frames[table], job.pseudonymisation_key)
     metadata = {"silver_versions": versions, "job_id": job.job_id}
-    results_or_raise({table: job.pool.submit(overwrite_table, frame, lake, table, metadata)
-                      for table, frame in frames.items()})
+    results_or_raise(
+        {table: job.pool.submit(overwrite_table, frame, lake, table, metadata) for table, frame in frames.items()}
+    )
     a, p = seen[str(APPRENTICESHIPS.gold.table)].get, seen[str(PROJECTS.gold.table)].get
     summary = GoldSummary(int(a["rows"]), int(p["rows"]), int(a["orphans"] or 0), int(p["orphans"] or 0))
-    log.info("gold rebuilt from silver %s: %d apprenticeships (%d with an unknown programme), %d projects (%d with an "
-             "unknown apprenticeship) in %.1fs", versions, summary.gold_apprenticeships, summary.orphan_apprenticeships,
-             summary.gold_apprenticeship_projects, summary.orphan_projects, time.monotonic() - start)
+    log.info(
+        "gold rebuilt from silver %s: %d apprenticeships (%d with an unknown programme), %d projects (%d with an "
+        "unknown apprenticeship) in %.1fs",
+        versions,
+        summary.gold_apprenticeships,
+        summary.orphan_apprenticeships,
+        summary.gold_apprenticeship_projects,
+        summary.orphan_projects,
+        time.monotonic() - start,
+    )
     return summary
 
 

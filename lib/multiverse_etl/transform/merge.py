@@ -48,8 +48,11 @@ def merge_silver(job: Job, plan: LoadPlan, prepared: Prepared, listed_parents: D
     start = time.monotonic()
     changes: Optional[DataFrame] = None
     try:
-        candidates = (prepared.ranked.filter(F.col(RANK_COLUMN) == 1).transform(normalize_unicode(spec))
-                      .transform(silver_rows(spec)))
+        candidates = (
+            prepared.ranked.filter(F.col(RANK_COLUMN) == 1)
+            .transform(normalize_unicode(spec))
+            .transform(silver_rows(spec))
+        )
         head = last_commit(spark, lake, silver_table(spec))
         if is_empty_table(head):
             inserted = prepared.upsert_candidates
@@ -60,22 +63,48 @@ def merge_silver(job: Job, plan: LoadPlan, prepared: Prepared, listed_parents: D
             upserts = candidates.transform(plan_upserts(spec, current))
             deletions = proven_deletions(spark, lake, plan, spec, prepared.ranked, current, listed_parents)
             changes = (upserts if deletions is None else upserts.unionByName(deletions)).persist(
-                StorageLevel.MEMORY_AND_DISK)
+                StorageLevel.MEMORY_AND_DISK
+            )
             planned = {row[ACTION]: int(row["count"]) for row in changes.groupBy(ACTION).count().collect()}
             metrics = {"inserted": 0, "updated": 0}
             if planned.get(INSERT, 0) + planned.get(UPDATE, 0) + planned.get(DELETE, 0):
                 actions = tuple(a for a in (INSERT, UPDATE, DELETE) if planned.get(a))
                 metrics = merge_changes(spark, lake, spec, merge_source(changes, None), actions, head["version"])
-            outcome = MergeOutcome(planned.get(INSERT, 0), planned.get(UPDATE, 0), planned.get(UNCHANGED, 0),
-                                   planned.get(DELETE, 0), metrics["inserted"], metrics["updated"])
+            outcome = MergeOutcome(
+                planned.get(INSERT, 0),
+                planned.get(UPDATE, 0),
+                planned.get(UNCHANGED, 0),
+                planned.get(DELETE, 0),
+                metrics["inserted"],
+                metrics["updated"],
+            )
     finally:
         if changes is not None:
             changes.unpersist()
     seconds = time.monotonic() - start
     reasons = f" {json.dumps(dict(prepared.reasons), sort_keys=True)}" if prepared.reasons else ""
-    log.info("run %s %s: %d bronze rows, %d valid, %d quarantined%s, %d duplicates collapsed; silver %d inserted, "
-             "%d updated, %d unchanged, %d deleted (MERGE) in %.1fs", plan.run_id, spec.name, prepared.bronze_read,
-             prepared.valid_rows, prepared.quarantined_rows, reasons, prepared.duplicates_collapsed,
-             outcome.inserted, outcome.updated, outcome.unchanged, outcome.deleted, seconds)
-    return MergeOutcome(outcome.inserted, outcome.updated, outcome.unchanged, outcome.deleted, outcome.merge_inserted,
-                        outcome.merge_updated, seconds)
+    log.info(
+        "run %s %s: %d bronze rows, %d valid, %d quarantined%s, %d duplicates collapsed; silver %d inserted, "
+        "%d updated, %d unchanged, %d deleted (MERGE) in %.1fs",
+        plan.run_id,
+        spec.name,
+        prepared.bronze_read,
+        prepared.valid_rows,
+        prepared.quarantined_rows,
+        reasons,
+        prepared.duplicates_collapsed,
+        outcome.inserted,
+        outcome.updated,
+        outcome.unchanged,
+        outcome.deleted,
+        seconds,
+    )
+    return MergeOutcome(
+        outcome.inserted,
+        outcome.updated,
+        outcome.unchanged,
+        outcome.deleted,
+        outcome.merge_inserted,
+        outcome.merge_updated,
+        seconds,
+    )

@@ -54,7 +54,8 @@ def _key_bytes(key: str | bytes) -> bytes:
     data = key.encode("utf-8") if isinstance(key, str) else bytes(key)
     if len(data) < MIN_KEY_BYTES:
         raise PseudonymisationKeyError(
-            f"the pseudonymisation key must be at least {MIN_KEY_BYTES} bytes (256 bits), got {len(data)}")
+            f"the pseudonymisation key must be at least {MIN_KEY_BYTES} bytes (256 bits), got {len(data)}"
+        )
     return data
 
 
@@ -81,8 +82,7 @@ def pseudonymise(column: Column, key: str | bytes, context: str = "") -> Column:
     return F.when(column.isNotNull(), hashed)
 
 
-def pseudonymise_personal_data(df: DataFrame, key: str | bytes,
-                               columns: Iterable[str] = PERSONAL_COLUMNS) -> DataFrame:
+def pseudonymise_personal_data(df: DataFrame, key: str | bytes, columns: Iterable[str] = PERSONAL_COLUMNS) -> DataFrame:
     """`df` with each of `columns` it has replaced by its pseudonym (context = the column name).
 
     The schema is kept: same columns, same order, same types (string) and nullability; the
@@ -121,11 +121,13 @@ def pseudonymisation_key(env_var: str, environ: Optional[Mapping[str, str]] = No
         raise PseudonymisationKeyError(
             f"transform.pseudonymise_gold is on but the environment variable {env_var} (transform.pseudonymise_key_env) "
             f"is not set; set it to a secret of at least {MIN_KEY_BYTES} bytes, e.g. "
-            "python -c \"import secrets; print(secrets.token_hex(32))\"")
+            'python -c "import secrets; print(secrets.token_hex(32))"'
+        )
     try:
         _key_bytes(value)
     except PseudonymisationKeyError:
         raise PseudonymisationKeyError(
             f"the environment variable {env_var} (transform.pseudonymise_key_env) holds {len(value.encode())} bytes; "
-            f"the pseudonymisation key must be at least {MIN_KEY_BYTES} bytes (256 bits)") from None
+            f"the pseudonymisation key must be at least {MIN_KEY_BYTES} bytes (256 bits)"
+        ) from None
     return value

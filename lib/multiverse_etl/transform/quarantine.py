@@ -29,8 +29,17 @@ from ..entities import STATUSES, EntitySpec
 from .schemas import QUARANTINE_SCHEMA
 
 NOT_AN_OBJECT = "not_a_json_object"
-REASON_CODES = ("missing_field", "null_value", "wrong_type", "unparseable_date", "unknown_status", "negative_value",
-                "missing_parent", NOT_AN_OBJECT)
+REASON_CODES = (
+    "missing_field",
+    "null_value",
+    "wrong_type",
+    "unparseable_date",
+    "unknown_status",
+    "negative_value",
+    "missing_parent",
+    NOT_AN_OBJECT,
+)
+
 
 def _reason(condition: Column, code: str, field: str) -> Column:
     return F.when(condition, F.lit(f"{code}:{field}"))
@@ -59,10 +68,17 @@ def contract_reasons(spec: EntitySpec) -> Column:
             wrong = kind.isin("number", "other")
         checks.append(_reason(wrong, "wrong_type", field.name))
         if field.role == "timestamp":
-            checks.append(_reason((kind == "string") & _typed(spec, field.name).isNull(), "unparseable_date", field.name))
+            checks.append(
+                _reason((kind == "string") & _typed(spec, field.name).isNull(), "unparseable_date", field.name)
+            )
         if field.role == "status":
-            checks.append(_reason((kind == "string") & ~F.coalesce(_typed(spec, field.name).isin(*STATUSES), F.lit(False)),
-                                  "unknown_status", field.name))
+            checks.append(
+                _reason(
+                    (kind == "string") & ~F.coalesce(_typed(spec, field.name).isin(*STATUSES), F.lit(False)),
+                    "unknown_status",
+                    field.name,
+                )
+            )
         if field.minimum is not None:
             below = _typed(spec, field.name) < F.lit(field.minimum)
             checks.append(_reason(F.coalesce(below, F.lit(False)), "negative_value", field.name))

@@ -35,7 +35,9 @@ def write_quarantine(job: Job, plan: LoadPlan, prepared: Mapping[str, Prepared])
         return QuarantineOutcome({name: 0 for name in prepared})
     rows = functools.reduce(DataFrame.unionByName, [p.ranked.transform(quarantine_records(p.spec)) for p in rejecting])
     seen = Observation(f"quarantine_{uuid.uuid4().hex[:8]}")
-    rows = rows.observe(seen, *[F.sum(F.when(F.col("entity") == name, 1).otherwise(0)).alias(name) for name in prepared])
+    rows = rows.observe(
+        seen, *[F.sum(F.when(F.col("entity") == name, 1).otherwise(0)).alias(name) for name in prepared]
+    )
     start = time.monotonic()
     replace_run_rows(rows.repartition(1), job.lake, QUARANTINE_TABLE, plan.run_id, plan.ingest_date)
     metrics = last_commit(job.spark, job.lake, QUARANTINE_TABLE)["operationMetrics"] or {}

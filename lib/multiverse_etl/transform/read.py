@@ -130,10 +130,14 @@ def page_checks(run_id: str, entity: str) -> list[Column]:
         F.sum(F.when(F.col("data").isNull(), 1).otherwise(0)).alias("pages_without_data"),
         F.sum(F.when(F.col("run_id") != F.lit(run_id), 1).otherwise(0)).alias("pages_of_other_runs"),
         F.sum(F.when(F.col("entity") != F.lit(entity), 1).otherwise(0)).alias("pages_of_other_entities"),
-        F.sum(F.when(parse_landing_timestamp(F.col("extracted_at")).isNull(), 1).otherwise(0)).alias("pages_without_time"),
+        F.sum(F.when(parse_landing_timestamp(F.col("extracted_at")).isNull(), 1).otherwise(0)).alias(
+            "pages_without_time"
+        ),
         F.sum(F.when(F.col("page_index").isNull(), 1).otherwise(0)).alias("pages_without_index"),
         # Listings that returned nothing: the parents whose projects are known to be none.
-        F.concat_ws(",", F.collect_list(F.when(empty, F.col("parent.apprenticeship_id").cast("string")))).alias("empty_parents"),
+        F.concat_ws(",", F.collect_list(F.when(empty, F.col("parent.apprenticeship_id").cast("string")))).alias(
+            "empty_parents"
+        ),
     ]
 
 
@@ -143,9 +147,13 @@ def landing_problems(run_id: str, entity: str, observed: dict[str, Any], expecte
     pages = int(observed.get("pages") or 0)
     if pages != expected_pages:
         problems.append(f"{entity}: {pages} pages read, the manifest says {expected_pages}")
-    for key, what in (("pages_without_data", "have no data array"), ("pages_of_other_runs", "belong to another run"),
-                      ("pages_of_other_entities", "belong to another entity"),
-                      ("pages_without_time", "have no readable extracted_at"), ("pages_without_index", "have no page_index")):
+    for key, what in (
+        ("pages_without_data", "have no data array"),
+        ("pages_of_other_runs", "belong to another run"),
+        ("pages_of_other_entities", "belong to another entity"),
+        ("pages_without_time", "have no readable extracted_at"),
+        ("pages_without_index", "have no page_index"),
+    ):
         if int(observed.get(key) or 0):
             problems.append(f"{entity}: {observed[key]} page(s) {what}")
     return problems
@@ -160,8 +168,9 @@ def is_read_failure(exc: BaseException) -> bool:
     return any(marker in str(exc) for marker in _READ_FAILURES)
 
 
-def landing_read_error(run_id: str, keys: tuple[str, ...], exc: BaseException,
-                       culprit: Optional[str] = None) -> Optional[LandingReadError]:
+def landing_read_error(
+    run_id: str, keys: tuple[str, ...], exc: BaseException, culprit: Optional[str] = None
+) -> Optional[LandingReadError]:
     """A clear message for a failed landing read: the file (named by Spark, or found by `find_unreadable_part`)
     and the cause; None if the failure is not a read error."""
     text = str(exc)
@@ -182,7 +191,9 @@ def find_unreadable_part(spark: SparkSession, lake_root: str, keys: tuple[str, .
     """The first landing part that fails to read on its own (failure path only: Spark does not always name it)."""
     for key in keys:
         try:
-            read_landing_pages(spark, lake_root, (key,), scheme).agg(F.sum(F.size("data")), F.count("page_index")).collect()
+            read_landing_pages(spark, lake_root, (key,), scheme).agg(
+                F.sum(F.size("data")), F.count("page_index")
+            ).collect()
         except Exception as exc:  # any failure of this one part names it
             if is_read_failure(exc):
                 return key
@@ -190,8 +201,18 @@ def find_unreadable_part(spark: SparkSession, lake_root: str, keys: tuple[str, .
 
 
 _READ_FAILURES = (
-    "Malformed records are detected", "MALFORMED_RECORD_IN_PARSING", "Unexpected end of input stream",
-    "Not in GZIP format", "invalid stored block lengths", "invalid distance", "incorrect header check",
-    "invalid block type", "Corrupt GZIP trailer", "FileNotFoundException", "PATH_NOT_FOUND", "does not exist",
-    "EOFException", "ZipException",
+    "Malformed records are detected",
+    "MALFORMED_RECORD_IN_PARSING",
+    "Unexpected end of input stream",
+    "Not in GZIP format",
+    "invalid stored block lengths",
+    "invalid distance",
+    "incorrect header check",
+    "invalid block type",
+    "Corrupt GZIP trailer",
+    "FileNotFoundException",
+    "PATH_NOT_FOUND",
+    "does not exist",
+    "EOFException",
+    "ZipException",
 )

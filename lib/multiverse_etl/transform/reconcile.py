@@ -64,10 +64,22 @@ def reconcile(counts: EntityCounts) -> list[str]:
     _check(out, c.entity, "bronze rows written", c.bronze_rows, "bronze rows of the run", c.bronze_read)
     _check(out, c.entity, "bronze rows", c.bronze_read, "valid + quarantined", c.valid_rows + c.quarantined_rows)
     _check(out, c.entity, "quarantined", c.quarantined_rows, "quarantine rows written", c.quarantine_written)
-    _check(out, c.entity, "valid", c.valid_rows, "upsert candidates + duplicates collapsed",
-           c.upsert_candidates + c.duplicates_collapsed)
-    _check(out, c.entity, "upsert candidates", c.upsert_candidates, "inserted + updated + unchanged",
-           c.inserted + c.updated + c.unchanged)
+    _check(
+        out,
+        c.entity,
+        "valid",
+        c.valid_rows,
+        "upsert candidates + duplicates collapsed",
+        c.upsert_candidates + c.duplicates_collapsed,
+    )
+    _check(
+        out,
+        c.entity,
+        "upsert candidates",
+        c.upsert_candidates,
+        "inserted + updated + unchanged",
+        c.inserted + c.updated + c.unchanged,
+    )
     _check(out, c.entity, "planned inserts", c.inserted, "MERGE rows inserted", c.merge_inserted)
     _check(out, c.entity, "planned updates + deletions", c.updated + c.deleted, "MERGE rows updated", c.merge_updated)
     return out
@@ -91,17 +103,25 @@ SUMMARY_COLUMNS = (
 )
 
 
-def summary_table(runs: Iterable[tuple[str, Iterable[EntityCounts], list[str]]],
-                  extra: Optional[list[str]] = None) -> list[str]:
+def summary_table(
+    runs: Iterable[tuple[str, Iterable[EntityCounts], list[str]]], extra: Optional[list[str]] = None
+) -> list[str]:
     """Fixed-width lines: one per entity per run, then the verdict of each run."""
-    header = f"{'run':<24} " + " ".join(f"{title:>{width}}" if title != "entity" else f"{title:<{width}}"
-                                         for title, _, width in SUMMARY_COLUMNS) + "  ok"
+    header = (
+        f"{'run':<24} "
+        + " ".join(
+            f"{title:>{width}}" if title != "entity" else f"{title:<{width}}" for title, _, width in SUMMARY_COLUMNS
+        )
+        + "  ok"
+    )
     lines = [header, "-" * len(header)]
     for run_id, entities, mismatches in runs:
         for counts in entities:
             values = counts.as_dict()
-            cells = " ".join(f"{values[key]:<{width}}" if key == "entity" else f"{values[key]:>{width}}"
-                             for _, key, width in SUMMARY_COLUMNS)
+            cells = " ".join(
+                f"{values[key]:<{width}}" if key == "entity" else f"{values[key]:>{width}}"
+                for _, key, width in SUMMARY_COLUMNS
+            )
             bad = any(m.startswith(counts.entity + ":") for m in mismatches)
             lines.append(f"{run_id:<24} {cells}  {'NO' if bad else 'yes'}")
     lines.extend(extra or [])

@@ -41,8 +41,9 @@ from .tables import Lake, ensure_tables, live_rows, loaded_run_ids
 log = logging.getLogger("multiverse_etl.transform")
 
 
-def run_transform(spark: SparkSession, config: Config, storage: Optional[Storage] = None,
-                  take_lock: bool = True) -> TransformResult:
+def run_transform(
+    spark: SparkSession, config: Config, storage: Optional[Storage] = None, take_lock: bool = True
+) -> TransformResult:
     """Load every committed landing run not loaded yet; rebuild gold; audit. Raises on any mismatch.
 
     `take_lock=False` when the caller (the pipeline) already holds the lake's writer lock.
@@ -58,16 +59,22 @@ def run_transform(spark: SparkSession, config: Config, storage: Optional[Storage
         return _run(spark, lake, storage, job_id, key, config.transform.on_unknown_fields)
 
 
-def _run(spark: SparkSession, lake: Lake, storage: Storage, job_id: str, key: Optional[str],
-         drift_policy: str = "warn") -> TransformResult:
+def _run(
+    spark: SparkSession, lake: Lake, storage: Storage, job_id: str, key: Optional[str], drift_policy: str = "warn"
+) -> TransformResult:
     started, result = time.monotonic(), TransformResult(job_id)
     with ThreadPoolExecutor(max_workers=len(LOAD_ORDER), thread_name_prefix="transform") as pool:
         job = Job(spark, lake, job_id, pool, key, drift_policy)
         ensure_tables(spark, lake)
         loaded = loaded_run_ids(spark, lake)
         pending = [plan_run(m, ENTITIES) for m in committed_runs(storage) if m.run_id not in loaded]
-        log.info("transform %s: %d committed run(s) to load (%d loaded before) in %s", job_id, len(pending),
-                 len(loaded), lake.root)
+        log.info(
+            "transform %s: %d committed run(s) to load (%d loaded before) in %s",
+            job_id,
+            len(pending),
+            len(loaded),
+            lake.root,
+        )
         try:
             for plan in pending:
                 report = load_run(job, plan)
@@ -75,7 +82,8 @@ def _run(spark: SparkSession, lake: Lake, storage: Storage, job_id: str, key: Op
                     write_audit(spark, lake, job_id, [report], FAILED, GoldSummary())
                     raise ReconciliationError(
                         f"run {plan.run_id} does not reconcile (its audit row says 'failed'; the run stays pending): "
-                        + "; ".join(report.mismatches))
+                        + "; ".join(report.mismatches)
+                    )
                 result.runs.append(report)
         finally:
             # Runs loaded before a failure keep their load: gold is rebuilt and they are marked loaded.
@@ -92,11 +100,18 @@ def _run(spark: SparkSession, lake: Lake, storage: Storage, job_id: str, key: Op
 def load_run(job: Job, plan: LoadPlan) -> RunReport:
     """One run through bronze, quarantine and silver; its report, reconciled from the steps' outcomes."""
     report = RunReport(plan.run_id, plan.ingest_date, plan.mode, dt.datetime.now(dt.timezone.utc))
-    log.info("run %s (%s, started %s): loading %s", plan.run_id, plan.mode, plan.started_at.isoformat(),
-             ", ".join(f"{s.name} {plan.records[s.name]} records/{plan.pages[s.name]} pages" for s in LOAD_ORDER))
+    log.info(
+        "run %s (%s, started %s): loading %s",
+        plan.run_id,
+        plan.mode,
+        plan.started_at.isoformat(),
+        ", ".join(f"{s.name} {plan.records[s.name]} records/{plan.pages[s.name]} pages" for s in LOAD_ORDER),
+    )
     prepared = load_bronze(job, plan)
     try:
-        parents = listed_parents(job.spark, job.lake, plan, PROJECTS, prepared[PROJECTS.name].landing.get("empty_parents"))
+        parents = listed_parents(
+            job.spark, job.lake, plan, PROJECTS, prepared[PROJECTS.name].landing.get("empty_parents")
+        )
         quarantine = write_quarantine(job, plan, prepared)
         # Programmes depend on nothing; projects follow apprenticeships (their deletions cascade).
         programmes = job.pool.submit(merge_silver, job, plan, prepared[PROGRAMMES.name], parents)
@@ -113,8 +128,9 @@ def load_run(job: Job, plan: LoadPlan) -> RunReport:
     live = live_rows(job.spark, job.lake)
     for spec in LOAD_ORDER:
         p = prepared[spec.name]
-        report.entities.append(entity_counts(plan, p, quarantine.written.get(spec.name, 0), merged[spec.name],
-                                             live[spec.name]))
+        report.entities.append(
+            entity_counts(plan, p, quarantine.written.get(spec.name, 0), merged[spec.name], live[spec.name])
+        )
         report.quarantine_reasons.update({f"{spec.name}/{reason}": n for reason, n in p.reasons.items()})
     if job.drift_policy != "ignore":  # schema drift per entity and field, into the audit row (drift.py)
         report.schema_drift = [item for spec in LOAD_ORDER for item in prepared[spec.name].drift or ()]
@@ -127,10 +143,23 @@ def entity_counts(plan: LoadPlan, p: Prepared, quarantined: int, merged: MergeOu
     """An entity's reconciliation counts, from what each step returned."""
     name, landing = p.spec.name, p.landing
     return EntityCounts(
-        name, landed_pages=plan.pages[name], landed_records=plan.records[name],
-        pages_read=int(landing.get("pages") or 0), records_read=int(landing.get("records") or 0),
-        bronze_rows=int(landing.get("rows") or 0), bronze_read=p.bronze_read, valid_rows=p.valid_rows,
-        quarantined_rows=p.quarantined_rows, quarantine_written=quarantined,
-        duplicates_collapsed=p.duplicates_collapsed, upsert_candidates=p.upsert_candidates,
-        inserted=merged.inserted, updated=merged.updated, unchanged=merged.unchanged, deleted=merged.deleted,
-        merge_inserted=merged.merge_inserted, merge_updated=merged.merge_updated, silver_live_rows=live)
+        name,
+        landed_pages=plan.pages[name],
+        landed_records=plan.records[name],
+        pages_read=int(landing.get("pages") or 0),
+        records_read=int(landing.get("records") or 0),
+        bronze_rows=int(landing.get("rows") or 0),
+        bronze_read=p.bronze_read,
+        valid_rows=p.valid_rows,
+        quarantined_rows=p.quarantined_rows,
+        quarantine_written=quarantined,
+        duplicates_collapsed=p.duplicates_collapsed,
+        upsert_candidates=p.upsert_candidates,
+        inserted=merged.inserted,
+        updated=merged.updated,
+        unchanged=merged.unchanged,
+        deleted=merged.deleted,
+        merge_inserted=merged.merge_inserted,
+        merge_updated=merged.merge_updated,
+        silver_live_rows=live,
+    )

@@ -12,8 +12,13 @@ from pyspark.sql import types as T
 
 from ..entities import ENTITIES, EntitySpec
 
-_SPARK = {"bigint": T.LongType(), "int": T.IntegerType(), "string": T.StringType(), "timestamp": T.TimestampType(),
-          "boolean": T.BooleanType()}
+_SPARK = {
+    "bigint": T.LongType(),
+    "int": T.IntegerType(),
+    "string": T.StringType(),
+    "timestamp": T.TimestampType(),
+    "boolean": T.BooleanType(),
+}
 
 
 def record_string_schema(spec: EntitySpec) -> T.StructType:
@@ -62,7 +67,6 @@ _CLEAN_TAIL = (
 )
 
 
-
 def _business_fields(spec: EntitySpec, nullable: bool) -> list[tuple[str, T.DataType, bool]]:
     return [(c.name, _SPARK[c.spark_type], nullable) for c in spec.columns]
 
@@ -85,7 +89,6 @@ _SILVER_TAIL = (
     ("landing_file", T.StringType(), False),
     ("record_hash", T.LongType(), False),
 )
-
 
 
 def silver_schema(spec: EntitySpec) -> T.StructType:
@@ -189,8 +192,20 @@ AUDIT_SCHEMA = _struct(
     ("spark_version", T.StringType(), False),
     # Fields the contract does not know / contract fields no record carried (transform/drift.py); null = not scanned.
     # (Delta refuses NOT NULL inside arrays: the nested fields are nullable, as in `entities`.)
-    ("schema_drift", T.ArrayType(T.StructType([
-        T.StructField("entity", T.StringType(), True), T.StructField("field", T.StringType(), True),
-        T.StructField("kind", T.StringType(), True), T.StructField("records", T.LongType(), True)]), True), True),
+    (
+        "schema_drift",
+        T.ArrayType(
+            T.StructType(
+                [
+                    T.StructField("entity", T.StringType(), True),
+                    T.StructField("field", T.StringType(), True),
+                    T.StructField("kind", T.StringType(), True),
+                    T.StructField("records", T.LongType(), True),
+                ]
+            ),
+            True,
+        ),
+        True,
+    ),
 )
 AUDIT_PARTITION = "ingest_date"

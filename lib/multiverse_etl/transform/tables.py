@@ -115,20 +115,24 @@ def read_run_rows(spark: SparkSession, lake: Lake, table: str, run_id: str, inge
     return read_table(spark, lake, table).where(_run_predicate(run_id, ingest_date))
 
 
-def replace_run_rows(rows: DataFrame, lake: Lake, table: str, run_id: str, ingest_date: dt.date,
-                     max_rows_per_file: int = 0) -> None:
+def replace_run_rows(
+    rows: DataFrame, lake: Lake, table: str, run_id: str, ingest_date: dt.date, max_rows_per_file: int = 0
+) -> None:
     """Write a run's rows, replacing whatever an earlier attempt wrote for it (idempotent).
 
     `max_rows_per_file` (0: no limit) splits what one task writes into several files, so that
     later reads of the rows get one task per file.
     """
     schema, _ = TABLES[table]
-    (rows.select(*[F.col(f.name) for f in schema.fields])
-     .write.format("delta").mode("overwrite")
-     .option("replaceWhere", _run_predicate(run_id, ingest_date))
-     .option("partitionOverwriteMode", "static")
-     .option("maxRecordsPerFile", str(max_rows_per_file))
-     .save(lake.path(table)))
+    (
+        rows.select(*[F.col(f.name) for f in schema.fields])
+        .write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", _run_predicate(run_id, ingest_date))
+        .option("partitionOverwriteMode", "static")
+        .option("maxRecordsPerFile", str(max_rows_per_file))
+        .save(lake.path(table))
+    )
 
 
 def is_empty_table(commit: dict) -> bool:
@@ -143,8 +147,13 @@ def append_rows(rows: DataFrame, lake: Lake, table: str) -> int:
     193 files for 2,000 apprenticeships over 24 months (Delta's MERGE repartitions the same way on its own).
     """
     schema, partition = TABLES[table]
-    (rows.select(*[F.col(f.name) for f in schema.fields]).repartition(partition)
-     .write.format("delta").mode("append").save(lake.path(table)))
+    (
+        rows.select(*[F.col(f.name) for f in schema.fields])
+        .repartition(partition)
+        .write.format("delta")
+        .mode("append")
+        .save(lake.path(table))
+    )
     return int((last_commit(rows.sparkSession, lake, table)["operationMetrics"] or {}).get("numOutputRows", 0))
 
 
@@ -153,8 +162,14 @@ def delete_run_rows(spark: SparkSession, lake: Lake, table: str, run_id: str, in
     _delta(spark, lake, table).delete(_run_predicate(run_id, ingest_date))
 
 
-def merge_changes(spark: SparkSession, lake: Lake, spec: EntitySpec, changes: DataFrame,
-                  actions: tuple[str, ...] = (INSERT, UPDATE, DELETE), version: Optional[int] = None) -> dict[str, int]:
+def merge_changes(
+    spark: SparkSession,
+    lake: Lake,
+    spec: EntitySpec,
+    changes: DataFrame,
+    actions: tuple[str, ...] = (INSERT, UPDATE, DELETE),
+    version: Optional[int] = None,
+) -> dict[str, int]:
     """Apply planned changes to silver with a guarded MERGE; Delta's own counts of what it did.
 
     The guards repeat the plan's rules, so the MERGE alone could never let an older record or a
@@ -166,15 +181,23 @@ def merge_changes(spark: SparkSession, lake: Lake, spec: EntitySpec, changes: Da
     columns = [f.name for f in silver_schema(spec).fields]
     on = " AND ".join(f"t.{key} = s.{key}" for key in spec.key)
     update_set = {c: F.col(f"s.{c}") for c in columns if c not in spec.key and c != "first_ingest_date"}
-    delete_set = {"is_deleted": F.lit(True), "deleted_at": F.col("s.deleted_at"), "deleted_by_run_id": F.col("s.deleted_by_run_id")}
+    delete_set = {
+        "is_deleted": F.lit(True),
+        "deleted_at": F.col("s.deleted_at"),
+        "deleted_by_run_id": F.col("s.deleted_by_run_id"),
+    }
     before = last_commit(spark, lake, table)["version"] if version is None else version
     merge = _delta(spark, lake, table).alias("t").merge(changes.alias("s"), on)
     if UPDATE in actions:
-        merge = merge.whenMatchedUpdate(condition=f"s.{ACTION} = '{UPDATE}' AND {update_condition(spec)}", set=update_set)
+        merge = merge.whenMatchedUpdate(
+            condition=f"s.{ACTION} = '{UPDATE}' AND {update_condition(spec)}", set=update_set
+        )
     if DELETE in actions:
         merge = merge.whenMatchedUpdate(condition=f"s.{ACTION} = '{DELETE}' AND {delete_condition()}", set=delete_set)
     if INSERT in actions:
-        merge = merge.whenNotMatchedInsert(condition=f"s.{ACTION} = '{INSERT}'", values={c: F.col(f"s.{c}") for c in columns})
+        merge = merge.whenNotMatchedInsert(
+            condition=f"s.{ACTION} = '{INSERT}'", values={c: F.col(f"s.{c}") for c in columns}
+        )
     merge.execute()
     commit = last_commit(spark, lake, table)
     if commit["version"] == before:  # a MERGE that changes nothing commits nothing
@@ -189,15 +212,25 @@ def merge_changes(spark: SparkSession, lake: Lake, spec: EntitySpec, changes: Da
 
 def last_commit(spark: SparkSession, lake: Lake, table: str) -> dict:
     """The latest commit of a table: version, operation, operationMetrics, userMetadata."""
-    row = _delta(spark, lake, table).history(1).select("version", "operation", "operationMetrics", "userMetadata").collect()[0]
+    row = (
+        _delta(spark, lake, table)
+        .history(1)
+        .select("version", "operation", "operationMetrics", "userMetadata")
+        .collect()[0]
+    )
     return row.asDict()
 
 
 def overwrite_table(rows: DataFrame, lake: Lake, table: str, user_metadata: Optional[dict] = None) -> None:
     """Replace a whole table (gold), one file per partition, recording what it was built from."""
     schema, partition = TABLES[table]
-    writer = (rows.select(*[F.col(f.name) for f in schema.fields]).repartition(partition)
-              .write.format("delta").mode("overwrite").option("partitionOverwriteMode", "static"))
+    writer = (
+        rows.select(*[F.col(f.name) for f in schema.fields])
+        .repartition(partition)
+        .write.format("delta")
+        .mode("overwrite")
+        .option("partitionOverwriteMode", "static")
+    )
     if user_metadata is not None:
         writer = writer.option("userMetadata", json.dumps(user_metadata, sort_keys=True))
     writer.save(lake.path(table))
@@ -209,20 +242,32 @@ def table_versions(spark: SparkSession, lake: Lake, tables: tuple[str, ...]) -> 
 
 def append_audit(rows: DataFrame, lake: Lake) -> None:
     """Append audit rows (a run's 'loaded' marker): the last write of a load."""
-    (rows.select(*[F.col(f.name) for f in AUDIT_SCHEMA.fields]).coalesce(1)
-     .write.format("delta").mode("append").option("mergeSchema", "true")  # a lake from before schema_drift
-     .save(lake.path(AUDIT_TABLE)))
+    (
+        rows.select(*[F.col(f.name) for f in AUDIT_SCHEMA.fields])
+        .coalesce(1)
+        .write.format("delta")
+        .mode("append")
+        .option("mergeSchema", "true")  # a lake from before schema_drift
+        .save(lake.path(AUDIT_TABLE))
+    )
 
 
 def loaded_run_ids(spark: SparkSession, lake: Lake) -> set[str]:
     """Runs already loaded: those with a 'loaded' audit row."""
-    rows = read_table(spark, lake, AUDIT_TABLE).filter(F.col("status") == "loaded").select("run_id").distinct().collect()
+    rows = (
+        read_table(spark, lake, AUDIT_TABLE).filter(F.col("status") == "loaded").select("run_id").distinct().collect()
+    )
     return {row.run_id for row in rows}
 
 
 def live_rows(spark: SparkSession, lake: Lake) -> dict[str, int]:
     """Live rows of each silver table, in one Spark job."""
-    counts = [read_table(spark, lake, silver_table(s)).where(~F.col("is_deleted"))
-              .agg(F.count(F.lit(1)).alias("rows")).select(F.lit(s.name).alias("entity"), "rows") for s in ENTITIES]
+    counts = [
+        read_table(spark, lake, silver_table(s))
+        .where(~F.col("is_deleted"))
+        .agg(F.count(F.lit(1)).alias("rows"))
+        .select(F.lit(s.name).alias("entity"), "rows")
+        for s in ENTITIES
+    ]
     union = functools.reduce(DataFrame.unionByName, counts)
     return {row.entity: int(row.rows) for row in union.collect()}
