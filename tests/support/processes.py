@@ -98,8 +98,8 @@ if at == "s3-complete":
     storage.MULTIPART_THRESHOLD = 1024
     make_client = storage.s3_client
 
-    def paused_client(s3):
-        client = make_client(s3)
+    def paused_client(s3, **options):
+        client = make_client(s3, **options)
         def before_complete(params, **kwargs):
             if "/raw/projects/" in "/" + params.get("Key", ""):
                 pause_here(params["Key"])
