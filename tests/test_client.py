@@ -13,7 +13,8 @@ import pytest
 from aiohttp import web
 
 from multiverse_etl.config import ApiConfig
-from multiverse_etl.extract.client import ApiClient, RequestStats
+from multiverse_etl.extract.client import ApiClient
+from multiverse_etl.extract.stats import RequestStats
 from multiverse_etl.extract.credentials import Credentials
 from multiverse_etl.extract.errors import (ApiError, AuthError, DeadPaginationToken, RetryBudgetExhausted)
 from multiverse_etl.extract.redaction import RedactingFilter, Secret, redact, scrubbed_logs

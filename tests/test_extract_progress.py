@@ -6,7 +6,7 @@ import io
 import logging
 import time
 
-from multiverse_etl.extract.client import RequestStats
+from multiverse_etl.extract.stats import RequestStats
 from multiverse_etl.extract.progress import FanoutState, Progress, summary_table
 
 

@@ -110,7 +110,7 @@ def test_the_rate_meter_and_pacer_learn_what_the_api_accepted():
 
 
 def test_a_rate_limited_replica_without_max_requests_per_second_lands_exactly_and_ends_below_the_ceiling(tmp_path):
-    server = start_api(scale=250, seed=61, rate_limit=100.0)
+    server = start_api(scale=250, seed=61, rate_limit=50.0)
     try:
         config = extract_config(str(tmp_path / "lake"), server.url, api={"page_size": 1000, "concurrency": 64})
         assert config.api.max_requests_per_second is None and config.api.concurrency_mode == "adaptive"

@@ -42,7 +42,14 @@ def test_optimize_compacts_and_vacuum_removes_the_replaced_files(spark, tmp_path
     storage = LocalStorage(str(lake))
     assert discover_tables(storage) == ["silver/projects"]
 
+    tracker = spark.sparkContext.statusTracker()
+    jobs_before = set(tracker.getJobIdsForGroup())
     reports = maintain_tables(spark, storage, str(lake), "s3a", optimize_days=7, retention_hours=0, force=True)
+    stages = [sid for job in set(tracker.getJobIdsForGroup()) - jobs_before for sid in tracker.getJobInfo(job).stageIds]
+    widest = max(tracker.getStageInfo(sid).numTasks for sid in stages if tracker.getStageInfo(sid))
+    # VACUUM lists files with spark.sql.sources.parallelPartitionDiscovery.parallelism tasks: Spark's default
+    # of 10,000 made it a 10,000-task stage (110 s on a 2-core cluster); the session sets the shuffle partitions.
+    assert widest <= 8, widest
 
     (report,) = reports
     assert report.partition_column == "ingest_date"

@@ -47,6 +47,13 @@ def test_every_environment_keeps_generated_methods_small_enough_for_the_jit():
         assert spark_conf(load_config(env, environ={}), pyspark_version="3.5.6")["spark.sql.codegen.hugeMethodLimit"] == "8000"
 
 
+def test_parallel_file_listing_uses_the_shuffle_partitions_not_sparks_10000_tasks():
+    for env in ("local", "local-s3", "emr", "glue", "emr-serverless"):
+        config = load_config(env, environ={})
+        conf = spark_conf(config, pyspark_version="3.5.6")
+        assert conf["spark.sql.sources.parallelPartitionDiscovery.parallelism"] == str(config.transform.shuffle_partitions)
+
+
 def test_the_shared_session_runs_delta_in_utc(spark):
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
     assert spark.conf.get("spark.sql.codegen.hugeMethodLimit") == "8000"

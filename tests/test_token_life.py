@@ -15,7 +15,8 @@ import pytest
 from aiohttp import web
 
 from multiverse_etl.extract import run_extract
-from multiverse_etl.extract.client import ApiClient, RequestStats
+from multiverse_etl.extract.client import ApiClient
+from multiverse_etl.extract.stats import RequestStats
 from multiverse_etl.extract.errors import AuthError
 from multiverse_etl.extract.progress import FanoutState, Progress
 

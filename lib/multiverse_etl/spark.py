@@ -83,6 +83,9 @@ def spark_conf(config: Config, pyspark_version: Optional[str] = None) -> dict[st
         # Bronze's and silver's plans have more than the default 25 fields: without this, Spark warns
         # "Truncated the string representation of a plan" on every run.
         "spark.sql.debug.maxToStringFields": "500",
+        # File listings in parallel (Delta's VACUUM among them) use this many tasks; Spark's default of 10,000
+        # made every VACUUM a 10,000-task stage: 110 s for a one-file table on a 2-core standalone cluster.
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(config.transform.shuffle_partitions),
     }
     if on_loopback(config.spark.master):
         # One machine: the driver's RPC and block manager listen on loopback only (the UI: SPARK_LOCAL_IP).

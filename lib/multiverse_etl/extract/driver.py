@@ -23,7 +23,7 @@ from ..config import Config
 from ..entities import APPRENTICESHIPS, ENTITIES, PROGRAMMES, PROJECTS, EntitySpec
 from ..landing import EntityManifest, Manifest, Part, check_run_id, new_run_id, read_manifest, write_manifest
 from ..storage import Storage, open_storage
-from .client import ApiClient, RequestStats
+from .client import ApiClient
 from .credentials import Credentials, resolve_credentials
 from .errors import ExtractError, ResumeError
 from .lines import page_line
@@ -43,6 +43,7 @@ from .state import (
     read_watermark,
     write_run_plan,
 )
+from .stats import RequestStats
 from .writer import PartWriter
 
 log = logging.getLogger("multiverse_etl.extract")

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, TextIO
 
-from .client import RequestStats
+from .stats import RequestStats
 
 log = logging.getLogger("multiverse_etl.extract.progress")
 
