@@ -2,7 +2,8 @@
 
 import pytest
 
-from multiverse_etl.storage import ObjectNotFound, S3Storage, open_storage, spark_path
+from multiverse_etl.s3_storage import S3Storage
+from multiverse_etl.storage import ObjectNotFound, open_storage, spark_path
 
 
 def test_put_get_list_delete_round_trip(storage):

@@ -94,7 +94,7 @@ def pause_here(what):
             time.sleep(60)
 
 if at == "s3-complete":
-    import multiverse_etl.storage as storage
+    import multiverse_etl.s3_storage as storage
     storage.MULTIPART_THRESHOLD = 1024
     make_client = storage.s3_client
 

@@ -1,9 +1,8 @@
 """One extraction run: lists → landing parts → manifest (the commit) → watermark.
 
 Programmes and apprenticeships are walked page by page and streamed into parts as they
-come. The apprenticeship ids feed a bounded queue that `api.concurrency` workers drain, each
-listing one apprenticeship's projects, buffering that parent's pages and handing them to
-the projects writer as one group. Everything happens in one event loop; the only threads
+come. The apprenticeship ids feed the projects fan-out (`fanout.py`), whose `api.concurrency`
+workers list one apprenticeship's projects each. Everything happens in one event loop; the only threads
 are the part writes. The manifest is written last; the watermark moves only after it.
 """
 
@@ -12,25 +11,23 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
-
-from yarl import URL
 
 from ..config import Config
 from ..entities import APPRENTICESHIPS, ENTITIES, PROGRAMMES, PROJECTS, EntitySpec
 from ..landing import EntityManifest, Manifest, Part, check_run_id, new_run_id, read_manifest, write_manifest
 from ..storage import Storage, open_storage
+from .aio import all_or_nothing, run_async
 from .client import ApiClient
 from .credentials import Credentials, resolve_credentials
 from .errors import ExtractError, ResumeError
+from .fanout import ProjectsFanout
 from .lines import page_line
 from .paginate import PageSize, paginate, utc_now_iso
-from .parents import ParentSet, parent_id
 from .progress import FanoutState, Progress, summary_extra, summary_table
-from .redaction import RedactingFilter, scrubbed_logs
+from .redaction import RedactingFilter, safe_url, scrubbed_logs
 from .resume import PriorAttempt, take_over
 from .retry import RetryBudget
 from .state import (
@@ -49,9 +46,6 @@ from .writer import PartWriter
 log = logging.getLogger("multiverse_etl.extract")
 
 MODES = ("full", "incremental")
-# Parent ids waiting for a worker: two listing pages' worth, so the listing runs a page ahead of the
-# fan-out and the workers never wait for it (ints: ~100 bytes each, bounded by the page size).
-QUEUE_PAGES_AHEAD = 2
 
 
 @dataclass(frozen=True)
@@ -85,7 +79,7 @@ def run_extract(
         plan = _plan(storage, config, mode, resume_run_id)
         run = _Run(config, storage, credentials, plan, redactor)
         try:
-            committed = _run_async(run.execute())
+            committed = run_async(run.execute())
         except BaseException as exc:
             if run.lake_touched:
                 log.warning(
@@ -134,24 +128,6 @@ def _plan(storage: Storage, config: Config, mode: Optional[str], resume_run_id: 
     return dataclasses.replace(plan, attempt=plan.attempt + 1)
 
 
-def _run_async(coro):
-    """Run on uvloop when it is installed (less CPU per request), else on asyncio's own loop."""
-    try:
-        import uvloop
-    except ImportError:
-        uvloop = None  # type: ignore[assignment]
-    if uvloop is None or sys.version_info < (3, 11):
-        return asyncio.run(coro)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coro)
-
-
-def safe_url(url: str) -> str:
-    """The URL without any user:password@ part (for logs and the manifest)."""
-    parsed = URL(url)
-    return str(parsed.with_user(None)) if parsed.user or parsed.password else url
-
-
 class _Run:
     """The state of one attempt of one run (async; built and executed in `run_extract`)."""
 
@@ -168,8 +144,6 @@ class _Run:
         self.stats = RequestStats()
         self.watermark = WatermarkTracker()
         self.fanout = FanoutState()
-        self.seen = ParentSet()
-        self.parents_skipped = 0
         page_size = config.api.page_size
         self.page_sizes = {spec.name: PageSize(page_size, spec.name) for spec in ENTITIES}
         # An incremental run that lists projects of *all* apprenticeships needs every id, not only the changed ones.
@@ -220,9 +194,14 @@ class _Run:
                 )
                 for spec in ENTITIES
             }
-            self.done_before = prior.done_parents
-            self.queue: asyncio.Queue[Optional[int]] = asyncio.Queue(
-                maxsize=max(4 * config.api.concurrency, QUEUE_PAGES_AHEAD * config.api.page_size)
+            self.projects = ProjectsFanout(
+                self.writers[PROJECTS.name],
+                self.page_sizes[PROJECTS.name],
+                self.run_id,
+                workers=config.api.concurrency,
+                max_restarts=config.api.max_list_restarts,
+                done_before=prior.done_parents,
+                state=self.fanout,
             )
             progress = Progress(self.stats, self.fanout, self._landed_totals, config.extract.progress_interval_s)
             reporter = asyncio.create_task(progress.run())
@@ -248,8 +227,8 @@ class _Run:
         ]
         if self.discover_parents:
             jobs.append(self._discover_parents(client))
-        jobs += [self._projects_worker(client) for _ in range(self.config.api.concurrency)]
-        await _all_or_nothing(jobs)
+        jobs += [self.projects.worker(client) for _ in range(self.config.api.concurrency)]
+        await all_or_nothing(jobs)
         await self.writers[PROJECTS.name].close()
 
     async def _land_list(self, client: ApiClient, spec: EntitySpec, params: dict[str, Any], feed: bool) -> None:
@@ -278,10 +257,10 @@ class _Run:
             if tracked:
                 self.watermark.observe(page.data)
             if feed:
-                await self._feed(page.data)
+                await self.projects.feed(page.data)
         await writer.close()
         if feed:
-            await self._end_feed()
+            await self.projects.end_feed()
 
     async def _discover_parents(self, client: ApiClient) -> None:
         """Every apprenticeship id (no modified_after) for an incremental run with projects_scope 'all'; not landed."""
@@ -292,61 +271,8 @@ class _Run:
             page_size=self.page_sizes[APPRENTICESHIPS.name],
             max_restarts=self.config.api.max_list_restarts,
         ):
-            await self._feed(page.data)  # a restart re-feeds ids: the parent set drops repeats
-        await self._end_feed()
-
-    async def _feed(self, records: list[Any]) -> None:
-        fanout = self.fanout
-        if fanout.started is None:
-            fanout.started = time.monotonic()
-        for record in records:
-            pid = parent_id(record)
-            if pid is None:
-                self.parents_skipped += 1
-                continue
-            if pid in self.done_before or not self.seen.add(pid):
-                continue
-            fanout.known += 1
-            await self.queue.put(pid)
-
-    async def _end_feed(self) -> None:
-        self.fanout.listing_finished = True
-        if self.parents_skipped:
-            log.warning(
-                "%d apprenticeship(s) have no usable id (null, missing or not an integer): "
-                "their projects cannot be listed",
-                self.parents_skipped,
-            )
-        for _ in range(self.config.api.concurrency):
-            await self.queue.put(None)
-
-    async def _projects_worker(self, client: ApiClient) -> None:
-        """List one apprenticeship's projects at a time; land its pages together once the listing is complete."""
-        writer = self.writers[PROJECTS.name]
-        size = self.page_sizes[PROJECTS.name]
-        run_id = self.run_id
-        max_restarts = self.config.api.max_list_restarts
-        queue = self.queue
-        while True:
-            pid = await queue.get()
-            if pid is None:
-                return
-            parent = {"apprenticeship_id": pid}
-            lines: list[bytes] = []
-            records = 0
-            async for page in paginate(
-                client,
-                entity=PROJECTS.name,
-                path=PROJECTS.api_path.format(parent=pid),
-                page_size=size,
-                max_restarts=max_restarts,
-            ):
-                if page.page_index == 0 and lines:  # restarted
-                    lines, records = [], 0
-                lines.append(page_line(page, run_id, parent))
-                records += len(page.doc["data"])
-            await writer.add(lines, records)
-            self.fanout.done += 1
+            await self.projects.feed(page.data)  # a restart re-feeds ids: the parent set drops repeats
+        await self.projects.end_feed()
 
     def _landed_totals(self) -> tuple[int, int]:
         writers = getattr(self, "writers", {})
@@ -371,7 +297,7 @@ class _Run:
                 requests=counter.requests,
                 retries=counter.retries,
                 parents=self.fanout.done + self.fanout.done_before if fanned_out else None,
-                parents_skipped=self.parents_skipped if fanned_out else None,
+                parents_skipped=self.projects.skipped if fanned_out else None,
             )
         if self.watermark.ignored:
             log.warning(
@@ -397,20 +323,3 @@ class _Run:
             client=stats.to_manifest(),
             entities=entities,
         )
-
-
-async def _all_or_nothing(coros: list) -> None:
-    """Run the coroutines as tasks; the first failure cancels the others and is raised as is.
-
-    (asyncio.TaskGroup does this on 3.11+, but wraps the error in an ExceptionGroup; this runs on 3.10 too.)
-    """
-    tasks = [asyncio.ensure_future(coro) for coro in coros]
-    try:
-        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        failed = [t for t in done if not t.cancelled() and t.exception() is not None]
-        if failed:
-            raise failed[0].exception()
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)

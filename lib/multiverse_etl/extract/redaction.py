@@ -6,6 +6,8 @@ import contextlib
 import logging
 from typing import Iterable, Iterator, Optional
 
+from yarl import URL
+
 MASK = "***"
 
 
@@ -89,3 +91,9 @@ def scrubbed_logs(redactor: RedactingFilter) -> Iterator[RedactingFilter]:
     finally:
         for handler in handlers:
             handler.removeFilter(redactor)
+
+
+def safe_url(url: str) -> str:
+    """The URL without any user:password@ part (for logs and the manifest)."""
+    parsed = URL(url)
+    return str(parsed.with_user(None)) if parsed.user or parsed.password else url

@@ -15,7 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import TYPE_CHECKING, Iterable, Optional
+
+if TYPE_CHECKING:  # only read here: the counts come from what the steps returned
+    from .bronze import Prepared
+    from .merge import MergeOutcome
+    from .read import LoadPlan
 
 
 class ReconciliationError(RuntimeError):
@@ -48,6 +53,32 @@ class EntityCounts:
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def entity_counts(plan: LoadPlan, p: Prepared, quarantined: int, merged: MergeOutcome, live: int) -> EntityCounts:
+    """An entity's reconciliation counts, from what each step returned."""
+    name, landing = p.spec.name, p.landing
+    return EntityCounts(
+        name,
+        landed_pages=plan.pages[name],
+        landed_records=plan.records[name],
+        pages_read=int(landing.get("pages") or 0),
+        records_read=int(landing.get("records") or 0),
+        bronze_rows=int(landing.get("rows") or 0),
+        bronze_read=p.bronze_read,
+        valid_rows=p.valid_rows,
+        quarantined_rows=p.quarantined_rows,
+        quarantine_written=quarantined,
+        duplicates_collapsed=p.duplicates_collapsed,
+        upsert_candidates=p.upsert_candidates,
+        inserted=merged.inserted,
+        updated=merged.updated,
+        unchanged=merged.unchanged,
+        deleted=merged.deleted,
+        merge_inserted=merged.merge_inserted,
+        merge_updated=merged.merge_updated,
+        silver_live_rows=live,
+    )
 
 
 def _check(mismatches: list[str], entity: str, left_name: str, left: int, right_name: str, right: int) -> None:

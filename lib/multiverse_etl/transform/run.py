@@ -27,7 +27,7 @@ from ..landing import committed_runs
 from ..lock import lake_lock
 from ..storage import Storage, open_storage
 from .audit import FAILED, LOADED, GoldSummary, RunReport, TransformResult, write_audit
-from .bronze import Prepared, load_bronze
+from .bronze import load_bronze
 from .context import Job
 from .deletions import listed_parents
 from .gold_refresh import refresh_gold
@@ -35,7 +35,7 @@ from .merge import MergeOutcome, merge_silver
 from .pseudonymise import pseudonymisation_key
 from .quarantine_write import write_quarantine
 from .read import LoadPlan, plan_run
-from .reconcile import EntityCounts, ReconciliationError, reconcile_run
+from .reconcile import ReconciliationError, entity_counts, reconcile_run
 from .tables import Lake, ensure_tables, live_rows, loaded_run_ids
 
 log = logging.getLogger("multiverse_etl.transform")
@@ -137,29 +137,3 @@ def load_run(job: Job, plan: LoadPlan) -> RunReport:
     report.mismatches = reconcile_run(report.entities) + list(quarantine.mismatches)
     report.finished_at = dt.datetime.now(dt.timezone.utc)
     return report
-
-
-def entity_counts(plan: LoadPlan, p: Prepared, quarantined: int, merged: MergeOutcome, live: int) -> EntityCounts:
-    """An entity's reconciliation counts, from what each step returned."""
-    name, landing = p.spec.name, p.landing
-    return EntityCounts(
-        name,
-        landed_pages=plan.pages[name],
-        landed_records=plan.records[name],
-        pages_read=int(landing.get("pages") or 0),
-        records_read=int(landing.get("records") or 0),
-        bronze_rows=int(landing.get("rows") or 0),
-        bronze_read=p.bronze_read,
-        valid_rows=p.valid_rows,
-        quarantined_rows=p.quarantined_rows,
-        quarantine_written=quarantined,
-        duplicates_collapsed=p.duplicates_collapsed,
-        upsert_candidates=p.upsert_candidates,
-        inserted=merged.inserted,
-        updated=merged.updated,
-        unchanged=merged.unchanged,
-        deleted=merged.deleted,
-        merge_inserted=merged.merge_inserted,
-        merge_updated=merged.merge_updated,
-        silver_live_rows=live,
-    )
