@@ -31,7 +31,7 @@ from multiverse_etl.transform.tables import Lake, read_table
 from sample_api.corrupt import corruption_of
 from sample_api.dump import ground_truth
 
-from extract_support import assert_matches_ground_truth, extract_config, start_api, storage_for
+from support.extract import assert_matches_ground_truth, extract_config, start_api, storage_for
 from support.lake import assert_lake_matches
 from support.oracle import REASON_OF_KIND, canonical, reference_lake
 from support.processes import job_command, job_env

@@ -8,7 +8,8 @@ from pyspark.sql import types as T
 from multiverse_etl.entities import entity as spec_of
 from multiverse_etl.transform.changes import plan_deletions, plan_upserts, silver_rows
 from multiverse_etl.transform.schemas import CLEAN_SCHEMAS, SILVER_SCHEMAS
-from transform_support import lineage
+
+from support.landed import lineage
 
 UTC = dt.timezone.utc
 D1, D2 = dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2024, 2, 1, tzinfo=UTC)

@@ -17,7 +17,8 @@ from multiverse_etl.transform.clean import (NFC_STABLE_RANGES,
                                             normalize_unicode, parse_source_timestamp, to_integer, trim_text,
                                             validate_records)
 from multiverse_etl.transform.schemas import CLEAN_SCHEMAS
-from transform_support import bronze_frame, cleaned, compact, lineage, spark_conf
+
+from support.landed import bronze_frame, cleaned, compact, lineage, spark_conf
 
 UTC = dt.timezone.utc
 
@@ -30,8 +31,7 @@ def test_trim_text_strips_unicode_whitespace_at_the_edges_only(spark):
     pairs = [(" a  b ", "a  b"), ("\u00a0Zoë\t", "Zoë"), ("\nline one\nline two\r\n", "line one\nline two"),
              ("\u2003x\u3000", "x"), ("   ", ""), ("", ""), (None, None)]
     frame = spark.createDataFrame(pairs, "s string, expected string")
-    assert_df_equality(frame.select(trim_text(F.col("s")).alias("s")), frame.select(F.col("expected").alias("s")),
-                       ignore_nullable=True)
+    assert_df_equality(frame.select(trim_text(F.col("s")).alias("s")), frame.select(F.col("expected").alias("s")))
 
 
 EMAILS = [
@@ -59,7 +59,7 @@ EMAILS = [
 def test_email_is_trimmed_lower_cased_and_checked(spark):
     frame = spark.createDataFrame(EMAILS, "raw string, email string, valid boolean")
     cleaned = frame.select(clean_email(F.col("raw")).alias("email")).select("email", is_valid_email(F.col("email")).alias("valid"))
-    assert_df_equality(cleaned, frame.select("email", "valid"), ignore_nullable=True)
+    assert_df_equality(cleaned, frame.select("email", "valid"))
 
 
 TIMESTAMPS = [
@@ -149,7 +149,7 @@ def test_normalize_unicode_composes_flagged_rows_and_leaves_the_rest(spark):
     expected = [(1, "Café", "Å", "pending", True), (2, "가", "x", "graded", True),
                 (3, "plain", "already é", "pending", False), (4, "left alone e\u0301", "-", "pending", False)]
     actual = spark.createDataFrame(rows, schema).transform(normalize_unicode(spec_of("projects")))
-    assert_df_equality(actual, spark.createDataFrame(expected, schema), ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(actual, spark.createDataFrame(expected, schema), ignore_row_order=True)
 
 
 def test_clean_apprenticeships_trims_normalises_and_parses(spark):
@@ -174,7 +174,7 @@ def test_clean_apprenticeships_trims_normalises_and_parses(spark):
         (*lineage(3), None, "x", 7, None, "A", "B", "a@b.org", True, False, "A-4", compact(records[3]),
          ["wrong_type:id", "unparseable_date:modified_date"]),
     ], CLEAN_SCHEMAS["apprenticeships"])
-    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(actual, expected, ignore_row_order=True)
 
 
 def test_clean_projects_takes_the_parent_from_the_page_and_lower_cases_status(spark):
@@ -192,7 +192,7 @@ def test_clean_projects_takes_the_parent_from_the_page_and_lower_cases_status(sp
         (*lineage(2, None, "projects"), None, 3, "t", "d", "pending", False, "3", compact(records[2]),
          ["missing_parent:apprenticeship_id"]),
     ], CLEAN_SCHEMAS["projects"])
-    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(actual, expected, ignore_row_order=True)
 
 
 def test_clean_programmes_checks_duration(spark):
@@ -207,9 +207,9 @@ def test_clean_programmes_checks_duration(spark):
         (*lineage(1, None, "programmes"), 8, "n", None, "d", False, "8", compact(records[1]), ["wrong_type:duration"]),
         (*lineage(2, None, "programmes"), 9, "n", -1, "d", False, "9", compact(records[2]), ["negative_value:duration"]),
     ], CLEAN_SCHEMAS["programmes"])
-    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(actual, expected, ignore_row_order=True)
 
 
 def test_cleaning_an_empty_page_gives_an_empty_frame_of_the_cleaned_shape(spark):
     actual = bronze_frame(spark, "projects", []).transform(cleaned(spec_of("projects")))
-    assert_df_equality(actual, spark.createDataFrame([], CLEAN_SCHEMAS["projects"]), ignore_nullable=True)
+    assert_df_equality(actual, spark.createDataFrame([], CLEAN_SCHEMAS["projects"]))

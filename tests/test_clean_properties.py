@@ -24,7 +24,8 @@ from multiverse_etl.entities import entity as spec_of
 from multiverse_etl.transform.clean import (clean_email,
                                             is_valid_email, json_token_kind, may_change_under_nfc, parse_source_timestamp,
                                             to_integer, trim_text)
-from transform_support import bronze_frame, cleaned, spark_conf
+
+from support.landed import bronze_frame, cleaned, spark_conf
 
 # The references below are written from docs/source-api.md, docs/transform.md and Unicode, not taken from the code.
 # Unicode's White_Space property: U+0009-U+000D, U+0020, U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029,
@@ -314,7 +315,7 @@ def test_a_nested_object_does_not_hide_the_json_type_of_a_top_level_field(spark)
     accepted as valid. Expected: wrong_type:name, as for the same record without the nested object.
     """
     from multiverse_etl.transform.clean import validate_records
-    from transform_support import Raw
+    from support.landed import Raw
 
     records = [Raw('{"meta":{"name":"x"},"id":3,"name":7,"duration":12,"description":"d"}'),
                Raw('{"id":3,"name":7,"duration":12,"description":"d"}')]

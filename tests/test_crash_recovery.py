@@ -21,7 +21,7 @@ import pytest
 from multiverse_etl.landing import committed_runs
 from multiverse_etl.lock import LOCK_KEY
 
-from extract_support import assert_matches_ground_truth, start_api, storage_for
+from support.extract import assert_matches_ground_truth, start_api, storage_for
 from support.processes import job_command, job_env, kill_when, paused
 
 from conftest import make_config

@@ -7,7 +7,8 @@ from pyspark.sql import types as T
 
 from multiverse_etl.entities import entity as spec_of
 from multiverse_etl.transform.dedupe import rank_versions
-from transform_support import kept_versions
+
+from support.landed import kept_versions
 
 UTC = dt.timezone.utc
 D1, D2, D3 = (dt.datetime(2024, 1, d, tzinfo=UTC) for d in (1, 2, 3))
@@ -40,14 +41,14 @@ def test_rank_versions_orders_by_modified_date_then_extraction(spark):
     expected_schema = T.StructType(APPRENTICESHIPS.fields + [T.StructField("version_rank", T.IntegerType())])
     expected = spark.createDataFrame([(*row, ranks[row[0]]) for row in ROWS], expected_schema)
     actual = spark.createDataFrame(ROWS, APPRENTICESHIPS).transform(rank_versions(spec_of("apprenticeships")))
-    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(actual, expected, ignore_row_order=True)
 
 
 def test_dedupe_latest_keeps_one_row_per_key(spark):
     kept = {"1-newest-modified", "2-later-page", "3-b", "4-part1", "5-valid"}
     actual = spark.createDataFrame(ROWS, APPRENTICESHIPS).transform(kept_versions(spec_of("apprenticeships")))
     assert_df_equality(actual, spark.createDataFrame([r for r in ROWS if r[0] in kept], APPRENTICESHIPS),
-                       ignore_row_order=True, ignore_nullable=True)
+                       ignore_row_order=True)
 
 
 def test_projects_keep_the_latest_extraction_per_parent_and_project(spark):
@@ -60,9 +61,9 @@ def test_projects_keep_the_latest_extraction_per_parent_and_project(spark):
     rows = [("run1", 10, 1, T1, PART0, 0, 0, []), ("run2", 10, 1, T2, PART0, 0, 0, []),
             ("other-parent", 11, 1, T1, PART0, 0, 0, [])]
     actual = spark.createDataFrame(rows, schema).transform(kept_versions(spec_of("projects")))
-    assert_df_equality(actual, spark.createDataFrame(rows[1:], schema), ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(actual, spark.createDataFrame(rows[1:], schema), ignore_row_order=True)
 
 
 def test_dedupe_of_nothing_is_nothing(spark):
     actual = spark.createDataFrame([], APPRENTICESHIPS).transform(kept_versions(spec_of("apprenticeships")))
-    assert_df_equality(actual, spark.createDataFrame([], APPRENTICESHIPS), ignore_nullable=True)
+    assert_df_equality(actual, spark.createDataFrame([], APPRENTICESHIPS))

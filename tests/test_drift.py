@@ -12,7 +12,8 @@ from multiverse_etl.transform.drift import (MISSING, UNKNOWN, DriftField, Schema
                                             field_presence, schema_drift)
 from multiverse_etl.transform.tables import Lake, read_table
 from sample_api.server import serve_in_background
-from transform_support import T0, Page, apprenticeship, programme, project, write_run
+
+from support.landed import T0, Page, apprenticeship, programme, project, write_run
 
 from conftest import make_config
 

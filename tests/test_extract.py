@@ -24,7 +24,7 @@ from sample_api.dump import ground_truth
 from sample_api.server import run_in_thread
 from sample_api.settings import ServerSettings
 
-from extract_support import (PASSWORD, as_multiset, assert_matches_ground_truth, extract_config, landed_records,
+from support.extract import (PASSWORD, as_multiset, assert_matches_ground_truth, extract_config, landed_records,
                              landing_lines, only_committed_run, start_api, storage_for)
 
 ROOT = Path(__file__).resolve().parents[1]

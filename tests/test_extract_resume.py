@@ -12,7 +12,7 @@ from pathlib import Path
 from multiverse_etl.landing import committed_runs
 from multiverse_etl.storage import LocalStorage
 
-from extract_support import assert_matches_ground_truth, start_api
+from support.extract import assert_matches_ground_truth, start_api
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALE, SEED = 400, 31

@@ -61,7 +61,7 @@ def test_gold_apprenticeships_keep_and_flag_unknown_programmes_and_count_live_pr
         (5, "Programme gone", 8, M1, "Ed", "Yo", "ed@example.org", True, None, None, False,
          0, 0, 0, 0, False, dt.date(2024, 3, 1)),
     ], GOLD_APPRENTICESHIPS_SCHEMA)
-    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(actual, expected, ignore_row_order=True)
 
 
 def test_gold_projects_carry_their_apprenticeship_and_programme_and_flag_orphans(spark):
@@ -77,13 +77,13 @@ def test_gold_projects_carry_their_apprenticeship_and_programme_and_flag_orphans
         (60, 6, "Orphan", "parent quarantined", "graded", False, None, None, None, None, None, None, None, False,
          None, None, None, None),
     ], GOLD_APPRENTICESHIP_PROJECTS_SCHEMA)
-    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(actual, expected, ignore_row_order=True)
 
 
 def test_gold_of_an_empty_lake_is_empty_with_its_schema(spark):
     empty = {e: spark.createDataFrame([], SILVER_SCHEMAS[e]) for e in SILVER_SCHEMAS}
     a = build_gold_apprenticeships(empty["apprenticeships"], empty["programmes"], empty["projects"])
     p = build_gold_apprenticeship_projects(empty["projects"], empty["apprenticeships"], empty["programmes"])
-    assert_df_equality(a, spark.createDataFrame([], GOLD_APPRENTICESHIPS_SCHEMA), ignore_nullable=True)
-    assert_df_equality(p, spark.createDataFrame([], GOLD_APPRENTICESHIP_PROJECTS_SCHEMA), ignore_nullable=True)
+    assert_df_equality(a, spark.createDataFrame([], GOLD_APPRENTICESHIPS_SCHEMA))
+    assert_df_equality(p, spark.createDataFrame([], GOLD_APPRENTICESHIP_PROJECTS_SCHEMA))
     assert isinstance(a.schema["projects_total"].dataType, T.LongType)

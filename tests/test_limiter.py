@@ -16,7 +16,7 @@ from multiverse_etl.extract.client import ApiClient
 from multiverse_etl.extract.limiter import (DROP, INITIAL_LIMIT, MIN_WINDOW, OK, OVERLOAD, ConcurrencyLimiter,
                                             RateMeter, RatePacer)
 
-from extract_support import assert_matches_ground_truth, extract_config, start_api, storage_for
+from support.extract import assert_matches_ground_truth, extract_config, start_api, storage_for
 from test_client import Script, api_config, creds, ok, serve
 
 

@@ -18,7 +18,7 @@ from sample_api.dump import ground_truth
 from sample_api.server import run_in_thread
 from sample_api.settings import ServerSettings
 
-from extract_support import PASSWORD
+from support.extract import PASSWORD
 
 CREDS = Credentials("multiverse", Secret(PASSWORD), "test")
 

@@ -63,8 +63,8 @@ def gold_apprenticeship_row(aid: int, first, last, email):
 
 def test_gold_keeps_its_schema_and_only_personal_columns_change(spark):
     rows = [gold_apprenticeship_row(1, "Ada", "Lovelace", "ada@example.org"),
-            gold_apprenticeship_row(2, "Zoë", None, "zoe@example.org"),
-            gold_apprenticeship_row(3, None, "O'Brien", None)]
+            gold_apprenticeship_row(2, "Zoë", "", "zoe@example.org"),
+            gold_apprenticeship_row(3, "李小龍", "O'Brien", "x" * 254)]
     gold = spark.createDataFrame(rows, GOLD_APPRENTICESHIPS_SCHEMA)
     got = pseudonymise_personal_data(gold, KEY)
 
@@ -80,7 +80,13 @@ def test_the_projects_gold_table_is_pseudonymised_with_the_same_pseudonyms(spark
 
     row = (10, 1, "Title", "Text", "graded", True, "Data Fellowship – Acme", "Ada", "Lovelace", "ada@example.org", True,
            dt.datetime(2024, 3, 5, 10, 21, 33), 7, True, "Data Fellowship", 12, "Learn.", dt.date(2024, 3, 1))
-    projects = pseudonymise_personal_data(spark.createDataFrame([row], GOLD_APPRENTICESHIP_PROJECTS_SCHEMA), KEY)
+    orphan = (11, 9, "Orphan", "Text", "pending", False) + (None,) * 7 + (False, None, None, None, None)
+    schema = GOLD_APPRENTICESHIP_PROJECTS_SCHEMA
+    projects = pseudonymise_personal_data(spark.createDataFrame([row, orphan], schema), KEY)
+    expected = spark.createDataFrame([tuple(reference(KEY, v, schema.names[i]) if schema.names[i] in PERSONAL_COLUMNS else v
+                                            for i, v in enumerate(r)) for r in (row, orphan)], schema)
+    assert_df_equality(projects, expected, ignore_row_order=True)  # an orphan's personal columns stay null
+    projects = projects.where(F.col("apprenticeship_known"))
     apprenticeships = pseudonymise_personal_data(
         spark.createDataFrame([gold_apprenticeship_row(1, "Ada", "Lovelace", "ada@example.org")], GOLD_APPRENTICESHIPS_SCHEMA), KEY)
     assert projects.schema == GOLD_APPRENTICESHIP_PROJECTS_SCHEMA

@@ -7,7 +7,8 @@ from multiverse_etl.entities import entity as spec_of
 from multiverse_etl.transform.clean import validate_records
 from multiverse_etl.transform.quarantine import NOT_AN_OBJECT, is_valid, possible_reasons, quarantine_records
 from multiverse_etl.transform.schemas import QUARANTINE_SCHEMA
-from transform_support import Raw, apprenticeship, bronze_frame, compact, lineage, programme, project, without
+
+from support.landed import Raw, apprenticeship, bronze_frame, compact, lineage, programme, project, without
 
 
 def reasons_of(spark, entity, records, parents=None):
@@ -101,6 +102,5 @@ def test_rejected_rows_go_to_quarantine_with_raw_text_lineage_and_reasons(spark)
         ("projects", *lineage(2, 11, "projects"), "P-3", records[2].text,
          ["wrong_type:id", "wrong_type:title", "unknown_status:status"]),
     ], QUARANTINE_SCHEMA)
-    assert_df_equality(validated.transform(quarantine_records(spec_of("projects"))), expected, ignore_row_order=True,
-                       ignore_nullable=True)
+    assert_df_equality(validated.transform(quarantine_records(spec_of("projects"))), expected, ignore_row_order=True)
     assert [r.project_id for r in validated.filter(is_valid(F.col("reasons"))).collect()] == [1]

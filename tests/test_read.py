@@ -15,7 +15,8 @@ from multiverse_etl.transform.read import (LandingReadError, explode_pages, find
                                            landing_read_error, page_checks, plan_run, read_landing_pages)
 from multiverse_etl.entities import ENTITIES
 from multiverse_etl.transform.schemas import BRONZE_SCHEMA, LANDING_PAGE_SCHEMA
-from transform_support import T0, Page, apprenticeship, write_run
+
+from support.landed import T0, Page, apprenticeship, write_run
 
 UTC = dt.timezone.utc
 RUN = "20260302T090000Z-a0a0a0"

@@ -28,7 +28,7 @@ from multiverse_etl.extract import run_extract
 from multiverse_etl.storage import open_storage
 from multiverse_etl.transform.tables import TABLES, Lake, read_table
 
-from extract_support import PASSWORD, assert_matches_ground_truth, extract_config, start_api, storage_for
+from support.extract import PASSWORD, assert_matches_ground_truth, extract_config, start_api, storage_for
 from support.log_capture import LogCapture
 from support.processes import job_command, job_env
 
@@ -95,7 +95,7 @@ def test_failed_runs_keep_secrets_out_of_their_messages_and_logs(tmp_path):
     assert "refused" in texts["wrong password: exception"] and "Invalid username or password" in str(refused.value)
     # Bug (extract/client.py): the URL's user:password@ part is kept in `base_url`, so "POST <url>" reaches the
     # retry log lines and the RetryBudgetExhausted message (the job's ERROR line), unredacted. Suggested: build
-    # base_url without userinfo (driver.safe_url) and register the URL's password with the log redactor.
+    # base_url without userinfo (redaction.safe_url) and register the URL's password with the log redactor.
     leaks = [f"{name}: {line.strip()[:160]}" for name, text in texts.items() for line in text.splitlines()
              for secret in (PASSWORD, wrong) if secret in line]
     assert leaks == [], "\n".join(leaks)
@@ -273,7 +273,7 @@ def test_gold_is_pseudonymised_with_the_keyed_hash_when_configured_and_silver_st
     """Acceptance test of the wiring (transform.pseudonymise_gold + transform.pseudonymise_key_env)."""
     from multiverse_etl.storage import open_storage as storage_at
     from multiverse_etl.transform import run_transform
-    from transform_support import T0, Page, apprenticeship, programme, project, write_run
+    from support.landed import T0, Page, apprenticeship, programme, project, write_run
 
     root = str(tmp_path / "lake")
     write_run(storage_at(root), T0, programmes=[Page([programme(7)])],

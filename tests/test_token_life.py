@@ -20,7 +20,7 @@ from multiverse_etl.extract.stats import RequestStats
 from multiverse_etl.extract.errors import AuthError
 from multiverse_etl.extract.progress import FanoutState, Progress
 
-from extract_support import assert_matches_ground_truth, extract_config, start_api, storage_for
+from support.extract import assert_matches_ground_truth, extract_config, start_api, storage_for
 from test_client import Script, api_config, creds, ok, serve
 
 EVERY_FAULT = dict(fault_rate=0.1, drop_rate=0.02, latency_ms=2, max_page_size=25, rate_limit=300.0, fault_seed=7)

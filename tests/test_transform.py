@@ -2,6 +2,7 @@
 
 import dataclasses
 import datetime as dt
+import logging
 
 import pytest
 from chispa import assert_df_equality
@@ -11,7 +12,8 @@ from multiverse_etl.landing import write_manifest
 from multiverse_etl.storage import open_storage
 from multiverse_etl.transform import LandingReadError, run_transform
 from multiverse_etl.transform.tables import TABLES, Lake, last_commit, read_table
-from transform_support import T0, Page, Raw, apprenticeship, programme, project, write_run
+
+from support.landed import T0, Page, Raw, apprenticeship, programme, project, write_run
 
 from conftest import make_config
 
@@ -56,8 +58,27 @@ def scenario(spark, tmp_path_factory):
     root = str(tmp_path_factory.mktemp("transform-lake"))
     land_two_runs(open_storage(root))
     config = make_config(root)
-    result = run_transform(spark, config)
-    return config, Lake(root), result
+    events, logger = _Events(), logging.getLogger("multiverse_etl")
+    level = logger.level
+    logger.addHandler(events)
+    logger.setLevel(logging.INFO)
+    try:
+        result = run_transform(spark, config)
+    finally:
+        logger.removeHandler(events)
+        logger.setLevel(level)
+    return config, Lake(root), result, events.records
+
+
+class _Events(logging.Handler):
+    """Every log record of the scenario's transform, as the JSON format would see it (its extra= fields)."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
 
 
 def rows(spark, lake, table, *columns, where=None):
@@ -70,7 +91,7 @@ def ts(text):
 
 
 def test_runs_load_into_silver_as_the_latest_live_state(spark, scenario):
-    _, lake, result = scenario
+    _, lake, result, _ = scenario
     assert result.loaded_run_ids == [R1, R2]
     r2_start = T0 + DAY
     columns = ["apprenticeship_id", "name", "programme_id", "modified_date", "first_name", "email_address", "email_is_valid",
@@ -109,7 +130,7 @@ def test_runs_load_into_silver_as_the_latest_live_state(spark, scenario):
 
 
 def test_rejected_records_are_in_quarantine_with_their_reasons(spark, scenario):
-    _, lake, _ = scenario
+    _, lake, _, _ = scenario
     actual = rows(spark, lake, "silver/quarantine").select("entity", "run_id", "record_id", "page_index", "record_index",
                                                            "parent_apprenticeship_id", "reasons")
     expected = spark.createDataFrame([
@@ -124,7 +145,7 @@ def test_rejected_records_are_in_quarantine_with_their_reasons(spark, scenario):
 
 
 def test_gold_joins_live_rows_and_flags_what_is_unknown(spark, scenario):
-    _, lake, result = scenario
+    _, lake, result, _ = scenario
     apprenticeships = rows(spark, lake, "gold/apprenticeships").select(
         "apprenticeship_id", "programme_name", "programme_known", "projects_total", "projects_pending", "projects_graded",
         "has_projects")
@@ -142,7 +163,7 @@ def test_gold_joins_live_rows_and_flags_what_is_unknown(spark, scenario):
 
 
 def test_every_run_is_audited_with_counts_that_reconcile(spark, scenario):
-    _, lake, _ = scenario
+    _, lake, _, _ = scenario
     audit = rows(spark, lake, "_audit/runs")
     assert [(r.run_id, r.status, r.reconciled, list(r.mismatches)) for r in audit.orderBy("run_id").collect()] == [
         (R1, "loaded", True, []), (R2, "loaded", True, [])]
@@ -160,8 +181,28 @@ def test_every_run_is_audited_with_counts_that_reconcile(spark, scenario):
                            "projects/unknown_status:status": 1}
 
 
+def test_each_step_logs_its_counts_as_structured_fields_for_json_logs(scenario):
+    """The silver line of every entity and run carries the same counts as the audit row; the closing event the totals."""
+    *_, events = scenario
+    silver = {(r.landing_run_id, r.entity): (r.rows, r.quarantined, r.duplicates, r.inserted, r.updated, r.unchanged,
+                                             r.deleted) for r in events if getattr(r, "step", None) == "silver"}
+    assert silver == {
+        (R1, "programmes"): (2, 0, 0, 2, 0, 0, 0), (R1, "apprenticeships"): (7, 2, 1, 4, 0, 0, 0),
+        (R1, "projects"): (5, 1, 0, 4, 0, 0, 0),
+        (R2, "programmes"): (1, 0, 0, 0, 0, 1, 1), (R2, "apprenticeships"): (4, 1, 0, 1, 1, 1, 2),
+        (R2, "projects"): (3, 0, 0, 1, 1, 1, 2),
+    }
+    bronze = {(r.landing_run_id, r.entity): r.rows for r in events if getattr(r, "step", None) == "bronze"}
+    assert bronze == {(R1, "programmes"): 2, (R1, "apprenticeships"): 7, (R1, "projects"): 5,
+                      (R2, "programmes"): 1, (R2, "apprenticeships"): 4, (R2, "projects"): 3}
+    [last] = [r for r in events if r.getMessage().endswith("run(s) loaded")]
+    assert (last.runs_loaded, last.landing_run_ids, last.bronze_rows, last.quarantined_rows, last.gold_rebuilt) == (
+        2, [R1, R2], 22, 4, True)
+    assert last.duration_s > 0 and last.transform_job_id.startswith("transform-")
+
+
 def test_bronze_keeps_every_landed_record_with_its_lineage(spark, scenario):
-    _, lake, _ = scenario
+    _, lake, _, _ = scenario
     actual = rows(spark, lake, "bronze/projects", where=f"run_id = '{R1}'").select(
         "page_index", "record_index", "parent_apprenticeship_id", "landing_file",
         F.get_json_object("raw_record", "$.id").cast("int").alias("id"))
@@ -180,7 +221,7 @@ def _snapshot(spark, lake):
 
 def test_a_second_transform_changes_nothing_and_a_replayed_old_run_changes_no_content(spark, scenario):
     """A run whose audit row is missing is loaded again: exactly the state a crash after gold, before the audit, leaves."""
-    config, lake, _ = scenario
+    config, lake, _, _ = scenario
     contents, versions = _snapshot(spark, lake)
     again = run_transform(spark, config)
     assert again.runs == [] and not again.gold_rebuilt

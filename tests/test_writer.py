@@ -18,18 +18,19 @@ from multiverse_etl.extract.state import (ExtractPlan, WatermarkTracker, advance
                                           parse_api_timestamp, read_run_plan, read_watermark, shift_timestamp,
                                           write_run_plan)
 from multiverse_etl.extract.writer import PartWriter, part_number
-from multiverse_etl.landing import part_key, run_prefix
-from multiverse_etl.storage import LocalStorage, S3Storage, open_storage
+from multiverse_etl.landing import landing_line, part_key, run_prefix
+from multiverse_etl.s3_storage import S3Storage
+from multiverse_etl.storage import LocalStorage, open_storage
 
 RUN = "20261127T033400Z-1a2b3c"
 
 
 def line(entity: str, parent: int, index: int, records: int, filler: bytes = b"") -> bytes:
-    doc = {"entity": entity, "run_id": RUN, "extracted_at": "x", "page_index": index,
-           "request": {"path": f"/apprenticeships/{parent}/projects", "params": {"page_size": 2}},
-           "parent": {"apprenticeship_id": parent}, "data": [{"id": parent * 100 + i} for i in range(records)],
-           "pagination": {"next_token": None}, "filler": filler.decode()}
-    return orjson.dumps(doc) + b"\n"
+    """A landing line by the landing contract's `landing_line` (`filler` pads the page to a wanted size)."""
+    payload = orjson.dumps({"data": [{"id": parent * 100 + i} for i in range(records)],
+                            "pagination": {"next_token": None}, "filler": filler.decode()})
+    return landing_line(entity, RUN, "x", index, f"/apprenticeships/{parent}/projects", {"page_size": 2},
+                        {"apprenticeship_id": parent}, payload)
 
 
 def read_part(storage, key: str) -> list[dict]:

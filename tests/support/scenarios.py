@@ -70,7 +70,7 @@ def faulted_pipeline_run(spark, s3_config: Config, *, scale: int = 300, seed: in
     import secrets as _secrets
     import uuid
 
-    from extract_support import extract_config
+    from .extract import extract_config
     from multiverse_etl.extract import run_extract
     from multiverse_etl.transform import run_transform
     from sample_api.dump import ground_truth
@@ -148,7 +148,7 @@ def crash_chain(spark, base_dir: Path, *, scale: int = 200, seed: int = 71) -> C
     if key in _CHAINS:
         return _CHAINS[key]
     from conftest import make_config
-    from extract_support import start_api
+    from .extract import start_api
     from multiverse_etl.lock import LakeLocked, break_lock
     from multiverse_etl.storage import open_storage
     from multiverse_etl.transform import run_transform

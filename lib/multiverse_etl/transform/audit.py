@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -67,6 +67,23 @@ class TransformResult:
     @property
     def loaded_run_ids(self) -> list[str]:
         return [report.run_id for report in self.runs]
+
+    def summary_extra(self) -> dict[str, Any]:
+        """The run's totals as JSON log fields (what a log store queries: counts per stage, gold, duration)."""
+        totals = {
+            name: sum(getattr(c, name) for r in self.runs for c in r.entities)
+            for name in ("landed_records", "bronze_rows", "quarantined_rows", "inserted", "updated", "deleted")
+        }
+        return {
+            "transform_job_id": self.job_id,
+            "runs_loaded": len(self.runs),
+            "landing_run_ids": [r.run_id for r in self.runs],
+            **totals,
+            "gold_rebuilt": self.gold_rebuilt,
+            "gold_apprenticeships": self.gold.gold_apprenticeships,
+            "gold_apprenticeship_projects": self.gold.gold_apprenticeship_projects,
+            "duration_s": round(self.duration_s, 3),
+        }
 
     def summary_lines(self) -> list[str]:
         g = self.gold

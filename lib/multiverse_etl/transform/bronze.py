@@ -123,6 +123,7 @@ def write_bronze(job: Job, plan: LoadPlan, spec: EntitySpec) -> dict[str, Any]:
         culprit = find_unreadable_part(job.spark, job.lake.root, keys, job.lake.scheme) if len(keys) > 1 else keys[0]
         raise landing_read_error(plan.run_id, keys, exc, culprit) from exc  # type: ignore[misc]
     observed = {**pages_seen.get, "rows": rows_seen.get["rows"]}
+    seconds = time.monotonic() - start
     log.info(
         "run %s %s: bronze %d rows from %d pages in %d file(s) in %.1fs",
         plan.run_id,
@@ -130,7 +131,16 @@ def write_bronze(job: Job, plan: LoadPlan, spec: EntitySpec) -> dict[str, Any]:
         observed["rows"],
         observed["pages"],
         len(keys),
-        time.monotonic() - start,
+        seconds,
+        extra={
+            "step": "bronze",
+            "landing_run_id": plan.run_id,
+            "entity": entity,
+            "rows": observed["rows"],
+            "pages": observed["pages"],
+            "files": len(keys),
+            "duration_s": round(seconds, 3),
+        },
     )
     return observed
 
@@ -179,6 +189,15 @@ def prepare_entity(job: Job, plan: LoadPlan, spec: EntitySpec, observed: Mapping
         spec.name,
         prepared.bronze_read,
         time.monotonic() - start,
+        extra={
+            "step": "validate",
+            "landing_run_id": plan.run_id,
+            "entity": spec.name,
+            "rows": prepared.bronze_read,
+            "valid": prepared.valid_rows,
+            "quarantined": prepared.quarantined_rows,
+            "duration_s": round(time.monotonic() - start, 3),
+        },
     )
     return prepared
 

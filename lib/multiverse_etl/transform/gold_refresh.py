@@ -68,6 +68,12 @@ def refresh_gold(job: Job, force: bool) -> Optional[GoldSummary]:
         summary.gold_apprenticeship_projects,
         summary.orphan_projects,
         time.monotonic() - start,
+        extra={
+            "step": "gold",
+            "gold_apprenticeships": summary.gold_apprenticeships,
+            "gold_apprenticeship_projects": summary.gold_apprenticeship_projects,
+            "duration_s": round(time.monotonic() - start, 3),
+        },
     )
     return summary
 

@@ -98,6 +98,21 @@ def merge_silver(job: Job, plan: LoadPlan, prepared: Prepared, listed_parents: D
         outcome.unchanged,
         outcome.deleted,
         seconds,
+        extra={
+            "step": "silver",
+            "landing_run_id": plan.run_id,
+            "entity": spec.name,
+            "rows": prepared.bronze_read,
+            "valid": prepared.valid_rows,
+            "quarantined": prepared.quarantined_rows,
+            "quarantine_reasons": dict(prepared.reasons),
+            "duplicates": prepared.duplicates_collapsed,
+            "inserted": outcome.inserted,
+            "updated": outcome.updated,
+            "unchanged": outcome.unchanged,
+            "deleted": outcome.deleted,
+            "duration_s": round(seconds, 3),
+        },
     )
     return MergeOutcome(
         outcome.inserted,

@@ -95,7 +95,16 @@ def pseudonymise_personal_data(df: DataFrame, key: str | bytes, columns: Iterabl
             raise TypeError(f"column {name!r} is {df.schema[name].dataType.simpleString()}, expected string")
     if not targets:
         return df
-    return df.select(*[pseudonymise(F.col(c), key, c).alias(c) if c in targets else F.col(c) for c in df.columns])
+    return df.select(*[_pseudonym_column(df, c, key) if c in targets else F.col(c) for c in df.columns])
+
+
+def _pseudonym_column(df: DataFrame, name: str, key: str | bytes) -> Column:
+    hashed = pseudonymise(F.col(name), key, name)
+    if df.schema[name].nullable:
+        return hashed.alias(name)
+    # The HMAC of a non-null value is never null; the coalesce is never taken, it only tells Spark so,
+    # so that a NOT NULL column stays NOT NULL (the schema is kept).
+    return F.coalesce(hashed, F.lit("")).alias(name)
 
 
 def key_fingerprint(key: str | bytes) -> str:

@@ -44,6 +44,18 @@ def write_quarantine(job: Job, plan: LoadPlan, prepared: Mapping[str, Prepared])
     written = int(metrics.get("numOutputRows", 0))
     by_entity = {name: int(seen.get.get(name) or 0) for name in prepared}
     observed = sum(by_entity.values())
-    log.info("run %s: %d quarantined rows written in %.1fs", plan.run_id, observed, time.monotonic() - start)
+    seconds = time.monotonic() - start
+    log.info(
+        "run %s: %d quarantined rows written in %.1fs",
+        plan.run_id,
+        observed,
+        seconds,
+        extra={
+            "step": "quarantine",
+            "landing_run_id": plan.run_id,
+            "quarantined": by_entity,
+            "duration_s": round(seconds, 3),
+        },
+    )
     mismatches = () if written == observed else (f"quarantine: {observed} rows sent, Delta wrote {written}",)
     return QuarantineOutcome(by_entity, mismatches)

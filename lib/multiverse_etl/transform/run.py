@@ -94,6 +94,7 @@ def _run(
     result.duration_s = time.monotonic() - started
     for line in result.summary_lines():
         log.info("transform summary | %s", line)
+    log.info("transform %s finished: %d run(s) loaded", job_id, len(result.runs), extra=result.summary_extra())
     return result
 
 

@@ -112,12 +112,12 @@ QUARANTINE_SCHEMA = _struct(
 
 GOLD_APPRENTICESHIPS_SCHEMA = _struct(
     ("apprenticeship_id", T.LongType(), False),
-    ("name", T.StringType(), True),
-    ("programme_id", T.LongType(), True),
+    ("name", T.StringType(), False),
+    ("programme_id", T.LongType(), False),
     ("modified_date", T.TimestampType(), False),
-    ("first_name", T.StringType(), True),
-    ("last_name", T.StringType(), True),
-    ("email_address", T.StringType(), True),
+    ("first_name", T.StringType(), False),
+    ("last_name", T.StringType(), False),
+    ("email_address", T.StringType(), False),
     ("email_is_valid", T.BooleanType(), False),
     ("programme_name", T.StringType(), True),
     ("programme_duration", T.IntegerType(), True),
@@ -133,8 +133,8 @@ GOLD_APPRENTICESHIPS_SCHEMA = _struct(
 GOLD_APPRENTICESHIP_PROJECTS_SCHEMA = _struct(
     ("project_id", T.LongType(), False),
     ("apprenticeship_id", T.LongType(), False),
-    ("title", T.StringType(), True),
-    ("description", T.StringType(), True),
+    ("title", T.StringType(), False),
+    ("description", T.StringType(), False),
     ("status", T.StringType(), False),
     ("apprenticeship_known", T.BooleanType(), False),
     ("apprenticeship_name", T.StringType(), True),

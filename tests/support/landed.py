@@ -1,4 +1,4 @@
-"""Test helpers for the transform: landing runs written exactly as `multiverse_etl.landing` says.
+"""Landed runs for the transform tests: landing runs written exactly as `multiverse_etl.landing` says.
 
 A run is written as gzip JSON Lines parts (one API page per line, lineage included) and then its
 manifest, last, as the extractor does. Records are dicts, or `Raw("...")` text spliced into the
@@ -10,16 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
-from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence, Union
 
 from multiverse_etl.landing import EntityManifest, Manifest, Part, landing_line as format_landing_line, part_key, write_manifest
 from multiverse_etl.storage import Storage
-
-# The plain-Python model of the contract and the cleaning, written from docs/transform.md, not from the Spark code.
-from support.oracle import EMAIL, WHITE_SPACE, _email, _text, _timestamp, contract_reasons
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, 0, tzinfo=dt.timezone.utc)
 
@@ -215,63 +211,3 @@ def spark_conf(spark, key: str, value: str):
             spark.conf.unset(key)
         else:
             spark.conf.set(key, previous)
-
-
-# ---------------------------------------------------------------- the expected lake, in plain Python
-
-@dataclass
-class ExpectedLake:
-    apprenticeships: dict  # id -> (name, programme_id, modified_date text, first, last, email, email_is_valid)
-    projects: dict  # (apprenticeship_id, project_id) -> (title, description, status)
-    programmes: dict  # id -> (name, duration, description)
-    quarantine: Counter  # (entity, reason) -> records
-    gold_apprenticeships: set
-    gold_projects: set
-
-
-def expected_lake(truth: dict) -> ExpectedLake:
-    """What silver (live rows), quarantine and gold must hold after loading `truth` (sample_api ground truth)."""
-    listed = {a["id"] for a in truth["apprenticeships"] if isinstance(a, dict) and type(a.get("id")) is int}
-    apprenticeships, projects, programmes, quarantine = {}, {}, {}, Counter()
-    for entity, rows in (("apprenticeships", truth["apprenticeships"]), ("programmes", truth["programmes"]),
-                         ("projects", [p for p in truth["projects"] if p["apprenticeship_id"] in listed])):
-        for row in rows:
-            record = {k: v for k, v in row.items() if k != "apprenticeship_id"} if entity == "projects" else row
-            reasons = contract_reasons(entity, record)
-            for reason in reasons:
-                quarantine[(entity, reason)] += 1
-            if reasons:
-                continue
-            if entity == "apprenticeships":
-                email = _email(record["email_address"])
-                apprenticeships[record["id"]] = (
-                    _text(record["name"]), record["programme_id"], _timestamp(record["modified_date"]),
-                    _text(record["first_name"]), _text(record["last_name"]), email,
-                    bool(EMAIL.match(email)) and len(email) <= 254)
-            elif entity == "projects":
-                projects[(row["apprenticeship_id"], record["id"])] = (
-                    _text(record["title"]), _text(record["description"]), record["status"].strip(WHITE_SPACE).lower())
-            else:
-                programmes[record["id"]] = (_text(record["name"]), record["duration"], _text(record["description"]))
-    statuses: dict[int, Counter] = {}
-    for (aid, _), (_, _, status) in projects.items():
-        statuses.setdefault(aid, Counter())[status] += 1
-    gold_a, gold_p = set(), set()
-    for aid, (name, pid, modified, first, last, email, valid) in apprenticeships.items():
-        programme_row = programmes.get(pid)
-        counts = statuses.get(aid, Counter())
-        total = sum(counts.values())
-        gold_a.add((aid, name, pid, modified, first, last, email, valid,
-                    programme_row[0] if programme_row else None, programme_row[1] if programme_row else None,
-                    programme_row is not None, total, counts["pending"], counts["submitted"], counts["graded"], total > 0,
-                    modified[:7] + "-01"))
-    for (aid, project_id), (title, description, status) in projects.items():
-        parent = apprenticeships.get(aid)
-        if parent is None:
-            gold_p.add((project_id, aid, title, description, status, False) + (None,) * 6 + (None, False, None, None, None, None))
-            continue
-        name, pid, modified, first, last, email, valid = parent
-        programme_row = programmes.get(pid)
-        gold_p.add((project_id, aid, title, description, status, True, name, first, last, email, valid, modified, pid,
-                    programme_row is not None, *(programme_row or (None, None, None)), modified[:7] + "-01"))
-    return ExpectedLake(apprenticeships, projects, programmes, quarantine, gold_a, gold_p)
