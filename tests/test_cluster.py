@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -79,6 +80,9 @@ def standalone_cluster(tmp_path):
 
 def _submit(job: str, master: str, s3_endpoint: str, lake_root: str, *extra: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MV_")}
+    # The interpreter (so the Spark) the cluster runs on: under `make test-spark4` that is not .venv's Spark 3.5,
+    # and a driver of one Spark line cannot talk to a master of the other.
+    env["MV_PYTHON"] = sys.executable
     command = [str(ROOT / "spark-submit.sh"), job, "--env", "local-s3", "--lake-root", lake_root,
                "--set", f"s3.endpoint_url={s3_endpoint}", "--set", f"spark.master={master}",
                "--set", "spark.conf.spark.driver.memory=1g", "--set", "spark.conf.spark.executor.memory=1g",
