@@ -22,7 +22,7 @@ def test_every_fault_at_once_and_a_restart_end_with_silver_and_gold_equal_to_the
     assert comparison.ok, comparison.describe()
     assert (comparison.missing, comparison.duplicated, comparison.wrong) == (0, 0, 0)
     assert comparison.expected == comparison.in_lake == sum(run.reference.expected_records(e) for e in comparison.by_entity)
-    assert run.transform.loaded_run_ids == [run.extract.run_id] and run.transform.gold_rebuilt
+    assert run.transform.loaded_run_ids == [run.extract.run_id] and run.transform.gold_mode == "rebuilt"
 
 
 def test_every_fault_really_happened_and_was_retried(run):

@@ -196,9 +196,9 @@ def test_each_step_logs_its_counts_as_structured_fields_for_json_logs(scenario):
     assert bronze == {(R1, "programmes"): 2, (R1, "apprenticeships"): 7, (R1, "projects"): 5,
                       (R2, "programmes"): 1, (R2, "apprenticeships"): 4, (R2, "projects"): 3}
     [last] = [r for r in events if r.getMessage().endswith("run(s) loaded")]
-    assert (last.runs_loaded, last.landing_run_ids, last.bronze_rows, last.quarantined_rows, last.gold_rebuilt) == (
-        2, [R1, R2], 22, 4, True)
-    assert last.duration_s > 0 and last.transform_job_id.startswith("transform-")
+    assert (last.runs_loaded, last.landing_run_ids, last.bronze_rows, last.quarantined_rows, last.gold_mode) == (
+        2, [R1, R2], 22, 4, "rebuilt")
+    assert last.duration_s > 0 and last.transform_job_id.startswith("transform-") and last.spark_jobs > 0
 
 
 def test_bronze_keeps_every_landed_record_with_its_lineage(spark, scenario):
@@ -224,7 +224,7 @@ def test_a_second_transform_changes_nothing_and_a_replayed_old_run_changes_no_co
     config, lake, _, _ = scenario
     contents, versions = _snapshot(spark, lake)
     again = run_transform(spark, config)
-    assert again.runs == [] and not again.gold_rebuilt
+    assert again.runs == [] and not again.gold_written
     assert _snapshot(spark, lake)[1] == versions  # not one commit anywhere
 
     from delta.tables import DeltaTable

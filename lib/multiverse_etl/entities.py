@@ -89,6 +89,10 @@ class GoldRole:
 
     table: Optional[str] = None
     known_flag: Optional[str] = None  # the gold column that is false for an orphan (its parent is unknown)
+    # The column of a silver change naming what gold must build again (transform/gold_incremental.py):
+    # "apprenticeship_id", that apprenticeship's rows; another column of gold/apprenticeships (programme_id),
+    # the rows of every apprenticeship with that value.
+    touches: str = "apprenticeship_id"
 
 
 @dataclass(frozen=True)
@@ -208,6 +212,7 @@ PROGRAMMES = EntitySpec(
     text_columns=("name", "description"),
     silver_partition=SilverPartition("first_ingest_date", "ingest_date", monthly=False),
     deletion=DeletionPolicy(complete_listings=("programmes",)),
+    gold=GoldRole(touches="programme_id"),  # joined into both gold tables through the apprenticeship
 )
 
 # Every entity, in the order of the lake's tables, the manifest and the reports.

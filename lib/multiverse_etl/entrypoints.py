@@ -38,9 +38,13 @@ def _extract(args: argparse.Namespace) -> int:
     return 0
 
 
+REBUILD_GOLD_HELP = "rebuild gold whole from silver (by default only the rows of what silver changed are merged)"
+
+
 def _transform_parser() -> argparse.ArgumentParser:
     parser = base_parser("transform", DESCRIPTIONS["transform"])
     parser.add_argument("--break-lock", action="store_true", help="remove a crashed writer's lake lock first")
+    parser.add_argument("--rebuild-gold", action="store_true", help=REBUILD_GOLD_HELP)
     return parser
 
 
@@ -56,7 +60,7 @@ def _transform(args: argparse.Namespace) -> int:
     # The lock first: a lake busy with another writer is refused before a Spark session is started.
     with lake_lock(storage, owner="transform"):
         spark = build_spark(config, "multiverse-etl-transform")
-        result = run_transform(spark, config, storage=storage, take_lock=False)
+        result = run_transform(spark, config, storage=storage, take_lock=False, rebuild_gold=args.rebuild_gold)
     for line in result.summary_lines():
         print(line, flush=True)
     return 0
@@ -70,6 +74,7 @@ def _pipeline_parser() -> argparse.ArgumentParser:
         "--show", type=int, default=0, metavar="N", help="print N rows of gold/apprenticeships at the end"
     )
     parser.add_argument("--break-lock", action="store_true", help="remove a crashed writer's lake lock first")
+    parser.add_argument("--rebuild-gold", action="store_true", help=REBUILD_GOLD_HELP)
     return parser
 
 
@@ -88,6 +93,7 @@ def _pipeline(args: argparse.Namespace) -> int:
         mode=args.mode,
         resume_run_id=args.resume,
         storage=storage,
+        rebuild_gold=args.rebuild_gold,
     )
     print(f"extract committed run {result.extract.run_id}: {result.extract.manifest_key}", flush=True)
     for line in result.transform.summary_lines():

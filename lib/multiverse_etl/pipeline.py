@@ -36,6 +36,7 @@ def run_pipeline(
     mode: Optional[str] = None,
     resume_run_id: Optional[str] = None,
     storage: Optional[Storage] = None,
+    rebuild_gold: bool = False,
 ) -> PipelineResult:
     """Land the API (or finish `resume_run_id`), then load every committed run not loaded yet."""
     storage = storage or open_storage(config.lake.root, config.s3)
@@ -43,7 +44,7 @@ def run_pipeline(
     with lake_lock(storage, owner=owner):
         extracted = run_extract(config, mode=mode, resume_run_id=resume_run_id, storage=storage)
         spark = spark_factory()  # started after the extraction: a failed login costs no JVM
-        transformed = run_transform(spark, config, storage=storage, take_lock=False)
+        transformed = run_transform(spark, config, storage=storage, take_lock=False, rebuild_gold=rebuild_gold)
     log.info("pipeline %s done: run %s extracted and loaded", owner, extracted.run_id)
     return PipelineResult(extracted, transformed, spark)
 

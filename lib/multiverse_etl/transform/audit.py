@@ -60,9 +60,14 @@ class TransformResult:
 
     job_id: str
     runs: list[RunReport] = field(default_factory=list)
-    gold_rebuilt: bool = False
+    gold_mode: str = "unchanged"  # gold_refresh: "rebuilt", "merged" (what silver changed) or "unchanged"
     gold: GoldSummary = GoldSummary()
     duration_s: float = 0.0
+    spark_jobs: Optional[int] = None  # Spark jobs the job started (spark_jobs.py); None: unknown
+
+    @property
+    def gold_written(self) -> bool:
+        return self.gold_mode != "unchanged"
 
     @property
     def loaded_run_ids(self) -> list[str]:
@@ -79,29 +84,33 @@ class TransformResult:
             "runs_loaded": len(self.runs),
             "landing_run_ids": [r.run_id for r in self.runs],
             **totals,
-            "gold_rebuilt": self.gold_rebuilt,
+            "gold_mode": self.gold_mode,
             "gold_apprenticeships": self.gold.gold_apprenticeships,
             "gold_apprenticeship_projects": self.gold.gold_apprenticeship_projects,
             "duration_s": round(self.duration_s, 3),
+            "spark_jobs": self.spark_jobs,
         }
 
     def summary_lines(self) -> list[str]:
         g = self.gold
         extra = [
-            f"runs loaded: {len(self.runs)}; gold {'rebuilt' if self.gold_rebuilt else 'unchanged'}"
+            f"runs loaded: {len(self.runs)}; gold {self.gold_mode}"
             + (
                 f": {g.gold_apprenticeships} apprenticeships ({g.orphan_apprenticeships} with an unknown programme), "
                 f"{g.gold_apprenticeship_projects} projects ({g.orphan_projects} with an unknown apprenticeship)"
-                if self.gold_rebuilt
+                if g.gold_apprenticeships is not None
                 else ""
             )
             + f"; {self.duration_s:.1f}s"
+            + (f"; {self.spark_jobs} Spark jobs" if self.spark_jobs is not None else "")
         ]
         drift = [line for r in self.runs if (line := summary_line(r.run_id, r.schema_drift))]
         return summary_table([(r.run_id, r.entities, r.mismatches) for r in self.runs], drift + extra)
 
 
-def audit_row(job_id: str, report: RunReport, status: str, gold: GoldSummary, spark_version: str) -> tuple:
+def audit_row(
+    job_id: str, report: RunReport, status: str, gold: GoldSummary, spark_version: str, spark_jobs: Optional[int]
+) -> tuple:
     """One `AUDIT_SCHEMA` row."""
     entities = [tuple(getattr(counts, f.name) for f in ENTITY_COUNTS_SCHEMA.fields) for counts in report.entities]
     return (
@@ -123,6 +132,7 @@ def audit_row(job_id: str, report: RunReport, status: str, gold: GoldSummary, sp
         report.duration_s,
         spark_version,
         None if report.schema_drift is None else [item.as_row() for item in report.schema_drift],
+        spark_jobs,
     )
 
 
@@ -131,11 +141,17 @@ def audit_rows(spark: SparkSession, rows: list[tuple]) -> DataFrame:
 
 
 def write_audit(
-    spark: SparkSession, lake: Lake, job_id: str, reports: list[RunReport], status: str, gold: GoldSummary
+    spark: SparkSession,
+    lake: Lake,
+    job_id: str,
+    reports: list[RunReport],
+    status: str,
+    gold: GoldSummary,
+    spark_jobs: Optional[int] = None,
 ) -> None:
     """Step 5, audit: one row per run, appended last (a `loaded` row is the run's loaded marker)."""
     if not reports:
         return
-    rows = [audit_row(job_id, report, status, gold, spark.version) for report in reports]
+    rows = [audit_row(job_id, report, status, gold, spark.version, spark_jobs) for report in reports]
     append_audit(audit_rows(spark, rows), lake)
     log.info("audit: %d run(s) marked %s: %s", len(rows), status, ", ".join(r.run_id for r in reports))

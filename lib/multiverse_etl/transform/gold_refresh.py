@@ -1,7 +1,10 @@
-"""Step 4, gold: rebuilt from silver when runs were loaded or silver moved since gold was built (a crash in between).
+"""Step 4, gold: brought up to date with silver, by MERGE of what changed or by a full rebuild.
 
 Gold records what it was built from (silver's versions and the pseudonymisation key's fingerprint) in
 each table's commit metadata; both tables must match, since a crash may have come between their writes.
+Gold is merged incrementally (`gold_incremental`) only when both tables were built from exactly the
+silver versions this job started from, with the same key, and every silver change since is known by
+key; otherwise (a first load, a crash between silver and gold, a new key, `rebuild`) it is rebuilt whole.
 """
 
 from __future__ import annotations
@@ -10,42 +13,91 @@ import json
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Optional
 
-from pyspark.sql import Observation
+from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
 from ..entities import APPRENTICESHIPS, ENTITIES, PROGRAMMES, PROJECTS
 from .audit import GoldSummary
 from .context import Job, results_or_raise
 from .gold import build_gold_apprenticeship_projects, build_gold_apprenticeships
+from .gold_incremental import GOLD_OP, SilverChanges, gold_merge_source, rebuilt_rows, touched_apprenticeships
 from .pseudonymise import key_fingerprint, pseudonymise_personal_data
-from .tables import GOLD_TABLES, last_commit, overwrite_table, read_table, silver_table, table_versions
+from .tables import GOLD_TABLES, last_commit, merge_gold, overwrite_table, read_table, silver_table, table_versions
 
 log = logging.getLogger("multiverse_etl.transform")
 
 SILVER_TABLES = tuple(silver_table(spec) for spec in ENTITIES)
+GOLD_SPECS = (APPRENTICESHIPS, PROJECTS)  # the entities each gold table is about (`spec.gold.table`)
+REBUILT, MERGED, UNCHANGED = "rebuilt", "merged", "unchanged"
+_USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
 
 
-def refresh_gold(job: Job, force: bool) -> Optional[GoldSummary]:
-    """Rebuild both gold tables side by side when needed; their counts, or None when gold was up to date."""
-    spark, lake = job.spark, job.lake
+@dataclass(frozen=True)
+class GoldOutcome:
+    """How gold was brought up to date (`REBUILT`, `MERGED` or `UNCHANGED`) and its counts (None: not read)."""
+
+    mode: str = UNCHANGED
+    summary: GoldSummary = GoldSummary()
+    seconds: float = 0.0
+
+
+def refresh_gold(job: Job, force: bool, changes: SilverChanges, rebuild: bool = False) -> GoldOutcome:
+    """Gold after this job's loads (`force`: runs were loaded, so its counts are wanted for the audit)."""
+    spark, lake, start = job.spark, job.lake, time.monotonic()
     # Gold depends on silver's versions and on the pseudonymisation key (a new key must re-hash gold).
     fingerprint = key_fingerprint(job.pseudonymisation_key) if job.pseudonymisation_key else "off"
     versions = {**table_versions(spark, lake, SILVER_TABLES), "pseudonyms": fingerprint}
     built_from = [_gold_source_versions(last_commit(spark, lake, table).get("userMetadata")) for table in GOLD_TABLES]
-    if not force and all(b == versions for b in built_from):
+    if not force and not rebuild and all(b == versions for b in built_from):
         log.info("gold is up to date with silver %s", versions)
-        return None
-    start = time.monotonic()
-    silver = {spec.name: read_table(spark, lake, silver_table(spec)) for spec in ENTITIES}
+        return GoldOutcome()
+    started_from = {**versions, **changes.versions_before}
+    mergeable = not rebuild and changes.complete and all(b == started_from for b in built_from)
+    if mergeable and changes.empty and started_from == versions:
+        summary, mode = _gold_counts(job), UNCHANGED  # nothing gold reads changed
+    elif mergeable:
+        summary, mode = _merge(job, changes, versions), MERGED
+    else:
+        summary, mode = _rebuild(job, versions), REBUILT
+    seconds = time.monotonic() - start
+    log.info(
+        "gold %s from silver %s (%s touched): %d apprenticeships (%d with an unknown programme), %d projects (%d "
+        "with an unknown apprenticeship) in %.1fs",
+        mode,
+        versions,
+        changes.describe(),
+        summary.gold_apprenticeships,
+        summary.orphan_apprenticeships,
+        summary.gold_apprenticeship_projects,
+        summary.orphan_projects,
+        seconds,
+        extra={
+            "step": "gold",
+            "gold_mode": mode,
+            "gold_apprenticeships": summary.gold_apprenticeships,
+            "gold_apprenticeship_projects": summary.gold_apprenticeship_projects,
+            "duration_s": round(seconds, 3),
+        },
+    )
+    return GoldOutcome(mode, summary, seconds)
+
+
+def _silver(job: Job) -> dict[str, DataFrame]:
+    return {spec.name: read_table(job.spark, job.lake, silver_table(spec)) for spec in ENTITIES}
+
+
+def _rebuild(job: Job, versions: dict) -> GoldSummary:
+    silver = _silver(job)
     apprenticeships, projects, programmes = (silver[s.name] for s in (APPRENTICESHIPS, PROJECTS, PROGRAMMES))
     frames = {
         str(APPRENTICESHIPS.gold.table): build_gold_apprenticeships(apprenticeships, programmes, projects),
         str(PROJECTS.gold.table): build_gold_apprenticeship_projects(projects, apprenticeships, programmes),
     }
     seen = {}
-    for spec in (APPRENTICESHIPS, PROJECTS):  # each gold table's rows, and its orphans (an unknown parent)
+    for spec in GOLD_SPECS:  # each gold table's rows, and its orphans (an unknown parent)
         table, flag = str(spec.gold.table), str(spec.gold.known_flag)
         seen[table] = Observation(f"gold_{spec.name}_{uuid.uuid4().hex[:8]}")
         frames[table] = frames[table].observe(
@@ -55,27 +107,64 @@ def refresh_gold(job: Job, force: bool) -> Optional[GoldSummary]:
             frames[table] = pseudonymise_personal_data(frames[table], job.pseudonymisation_key)
     metadata = {"silver_versions": versions, "job_id": job.job_id}
     results_or_raise(
-        {table: job.pool.submit(overwrite_table, frame, lake, table, metadata) for table, frame in frames.items()}
+        {table: job.pool.submit(overwrite_table, frame, job.lake, table, metadata) for table, frame in frames.items()}
     )
     a, p = seen[str(APPRENTICESHIPS.gold.table)].get, seen[str(PROJECTS.gold.table)].get
-    summary = GoldSummary(int(a["rows"]), int(p["rows"]), int(a["orphans"] or 0), int(p["orphans"] or 0))
-    log.info(
-        "gold rebuilt from silver %s: %d apprenticeships (%d with an unknown programme), %d projects (%d with an "
-        "unknown apprenticeship) in %.1fs",
-        versions,
-        summary.gold_apprenticeships,
-        summary.orphan_apprenticeships,
-        summary.gold_apprenticeship_projects,
-        summary.orphan_projects,
-        time.monotonic() - start,
-        extra={
-            "step": "gold",
-            "gold_apprenticeships": summary.gold_apprenticeships,
-            "gold_apprenticeship_projects": summary.gold_apprenticeship_projects,
-            "duration_s": round(time.monotonic() - start, 3),
-        },
-    )
-    return summary
+    return GoldSummary(int(a["rows"]), int(p["rows"]), int(a["orphans"] or 0), int(p["orphans"] or 0))
+
+
+def _merge(job: Job, changes: SilverChanges, versions: dict) -> GoldSummary:
+    """Both gold tables MERGEd side by side with the touched apprenticeships' rows; then their counts."""
+    spark, lake = job.spark, job.lake
+    silver = _silver(job)
+    ids = touched_apprenticeships(spark, changes, silver[APPRENTICESHIPS.name]).cache()
+    try:
+        built = dict(
+            zip(
+                (str(s.gold.table) for s in GOLD_SPECS),
+                rebuilt_rows(ids, silver[APPRENTICESHIPS.name], silver[PROJECTS.name], silver[PROGRAMMES.name]),
+            )
+        )
+        if job.pseudonymisation_key:
+            built = {t: pseudonymise_personal_data(frame, job.pseudonymisation_key) for t, frame in built.items()}
+        sources = {
+            str(s.gold.table): gold_merge_source(
+                built[str(s.gold.table)], read_table(spark, lake, str(s.gold.table)), s.key, ids
+            )
+            for s in GOLD_SPECS
+        }
+        # A MERGE's commit metadata is a session setting: both commits carry the same, set once around both.
+        spark.conf.set(_USER_METADATA, json.dumps({"silver_versions": versions, "job_id": job.job_id}, sort_keys=True))
+        try:
+            results_or_raise(
+                {
+                    str(s.gold.table): job.pool.submit(
+                        merge_gold, spark, lake, str(s.gold.table), sources[str(s.gold.table)], s.key, GOLD_OP
+                    )
+                    for s in GOLD_SPECS
+                }
+            )
+        finally:
+            spark.conf.unset(_USER_METADATA)
+    finally:
+        ids.unpersist()
+    return _gold_counts(job)
+
+
+def _gold_counts(job: Job) -> GoldSummary:
+    """Rows and orphans of both gold tables, in one Spark job."""
+    parts = [
+        read_table(job.spark, job.lake, str(spec.gold.table))
+        .agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.sum(F.when(~F.col(str(spec.gold.known_flag)), 1).otherwise(0)).alias("orphans"),
+        )
+        .select(F.lit(spec.name).alias("entity"), "rows", "orphans")
+        for spec in GOLD_SPECS
+    ]
+    rows = {r.entity: r for r in parts[0].unionByName(parts[1]).collect()}
+    a, p = rows[APPRENTICESHIPS.name], rows[PROJECTS.name]
+    return GoldSummary(int(a.rows), int(p.rows), int(a.orphans or 0), int(p.orphans or 0))
 
 
 def _gold_source_versions(user_metadata: Optional[str]) -> Optional[dict[str, int]]:

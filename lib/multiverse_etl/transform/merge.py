@@ -7,6 +7,7 @@ rows are planned against silver (`changes.plan_upserts`), with what the run prov
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -40,6 +41,12 @@ class MergeOutcome:
     merge_inserted: int = 0
     merge_updated: int = 0
     seconds: float = 0.0
+    # What gold needs to follow incrementally (gold_incremental.py): the `spec.gold.touches` values of every
+    # inserted, updated or deleted row, and the table's version before this MERGE. `planned` is False for a
+    # first load (appended without a plan: gold is rebuilt whole).
+    touched: frozenset[int] = frozenset()
+    version_before: Optional[int] = None
+    planned: bool = True
 
 
 def merge_silver(job: Job, plan: LoadPlan, prepared: Prepared, listed_parents: DataFrame) -> MergeOutcome:
@@ -57,7 +64,9 @@ def merge_silver(job: Job, plan: LoadPlan, prepared: Prepared, listed_parents: D
         if is_empty_table(head):
             inserted = prepared.upsert_candidates
             written = append_rows(candidates, lake, silver_table(spec)) if inserted else 0
-            outcome = MergeOutcome(inserted=inserted, merge_inserted=written)
+            outcome = MergeOutcome(
+                inserted=inserted, merge_inserted=written, version_before=int(head["version"]), planned=False
+            )
         else:
             current = read_table(spark, lake, silver_table(spec))
             upserts = candidates.transform(plan_upserts(spec, current))
@@ -65,7 +74,14 @@ def merge_silver(job: Job, plan: LoadPlan, prepared: Prepared, listed_parents: D
             changes = (upserts if deletions is None else upserts.unionByName(deletions)).persist(
                 StorageLevel.MEMORY_AND_DISK
             )
-            planned = {row[ACTION]: int(row["count"]) for row in changes.groupBy(ACTION).count().collect()}
+            # One job: the plan's counts, and the ids gold must build again (none for unchanged rows).
+            touches = F.when(F.col(ACTION) != UNCHANGED, F.col(spec.gold.touches))
+            grouped = (
+                changes.groupBy(ACTION)
+                .agg(F.count(F.lit(1)).alias("count"), F.collect_set(touches).alias("touched"))
+                .collect()
+            )
+            planned = {row[ACTION]: int(row["count"]) for row in grouped}
             metrics = {"inserted": 0, "updated": 0}
             if planned.get(INSERT, 0) + planned.get(UPDATE, 0) + planned.get(DELETE, 0):
                 actions = tuple(a for a in (INSERT, UPDATE, DELETE) if planned.get(a))
@@ -77,6 +93,8 @@ def merge_silver(job: Job, plan: LoadPlan, prepared: Prepared, listed_parents: D
                 planned.get(DELETE, 0),
                 metrics["inserted"],
                 metrics["updated"],
+                touched=frozenset(int(i) for row in grouped for i in row["touched"]),
+                version_before=int(head["version"]),
             )
     finally:
         if changes is not None:
@@ -114,12 +132,4 @@ def merge_silver(job: Job, plan: LoadPlan, prepared: Prepared, listed_parents: D
             "duration_s": round(seconds, 3),
         },
     )
-    return MergeOutcome(
-        outcome.inserted,
-        outcome.updated,
-        outcome.unchanged,
-        outcome.deleted,
-        outcome.merge_inserted,
-        outcome.merge_updated,
-        seconds,
-    )
+    return dataclasses.replace(outcome, seconds=seconds)

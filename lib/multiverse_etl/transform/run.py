@@ -5,8 +5,8 @@ the steps, each in its own module and each returning what it did: `bronze.load_b
 bronze, validated and ranked), `quarantine_write.write_quarantine`, `merge.merge_silver` per entity
 (programmes beside apprenticeships, projects after apprenticeships, so that projects of deleted
 apprenticeships are deleted with them). This loop assembles the run's reconciliation from the
-returned outcomes; gold (`gold_refresh`) is rebuilt once at the end and the audit rows, the runs'
-"loaded" markers, are written last. Every step is idempotent, so a crash at any point is repaired by
+returned outcomes; gold (`gold_refresh`) follows once at the end, merging what the silver MERGEs
+changed (or rebuilt whole), and the audit rows, the runs' "loaded" markers, are written last. Every step is idempotent, so a crash at any point is repaired by
 running the transform again.
 """
 
@@ -25,11 +25,13 @@ from ..config import Config
 from ..entities import APPRENTICESHIPS, ENTITIES, LOAD_ORDER, PROGRAMMES, PROJECTS
 from ..landing import committed_runs
 from ..lock import lake_lock
+from ..spark_jobs import JobCounter
 from ..storage import Storage, open_storage
 from .audit import FAILED, LOADED, GoldSummary, RunReport, TransformResult, write_audit
 from .bronze import load_bronze
 from .context import Job
 from .deletions import listed_parents
+from .gold_incremental import SilverChanges
 from .gold_refresh import refresh_gold
 from .merge import MergeOutcome, merge_silver
 from .pseudonymise import pseudonymisation_key
@@ -42,11 +44,16 @@ log = logging.getLogger("multiverse_etl.transform")
 
 
 def run_transform(
-    spark: SparkSession, config: Config, storage: Optional[Storage] = None, take_lock: bool = True
+    spark: SparkSession,
+    config: Config,
+    storage: Optional[Storage] = None,
+    take_lock: bool = True,
+    rebuild_gold: bool = False,
 ) -> TransformResult:
-    """Load every committed landing run not loaded yet; rebuild gold; audit. Raises on any mismatch.
+    """Load every committed landing run not loaded yet; bring gold up to date; audit. Raises on any mismatch.
 
-    `take_lock=False` when the caller (the pipeline) already holds the lake's writer lock.
+    `take_lock=False` when the caller (the pipeline) already holds the lake's writer lock; `rebuild_gold`
+    rebuilds gold whole even where merging what silver changed would do.
     """
     storage = storage or open_storage(config.lake.root, config.s3)
     job_id = f"transform-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
@@ -54,15 +61,15 @@ def run_transform(
     key = pseudonymisation_key(config.transform.pseudonymise_key_env) if config.transform.pseudonymise_gold else None
     lake = Lake(config.lake.root, config.s3.spark_scheme)
     if not take_lock:
-        return _run(spark, lake, storage, job_id, key, config.transform.on_unknown_fields)
+        return _run(spark, lake, storage, job_id, key, config.transform.on_unknown_fields, rebuild_gold)
     with lake_lock(storage, owner=job_id):
-        return _run(spark, lake, storage, job_id, key, config.transform.on_unknown_fields)
+        return _run(spark, lake, storage, job_id, key, config.transform.on_unknown_fields, rebuild_gold)
 
 
 def _run(
-    spark: SparkSession, lake: Lake, storage: Storage, job_id: str, key: Optional[str], drift_policy: str = "warn"
+    spark: SparkSession, lake: Lake, storage: Storage, job_id: str, key: Optional[str], drift_policy: str, rebuild: bool
 ) -> TransformResult:
-    started, result = time.monotonic(), TransformResult(job_id)
+    started, result, jobs, changes = time.monotonic(), TransformResult(job_id), JobCounter(spark), SilverChanges()
     with ThreadPoolExecutor(max_workers=len(LOAD_ORDER), thread_name_prefix="transform") as pool:
         job = Job(spark, lake, job_id, pool, key, drift_policy)
         ensure_tables(spark, lake)
@@ -77,7 +84,7 @@ def _run(
         )
         try:
             for plan in pending:
-                report = load_run(job, plan)
+                report, run_changes = load_run(job, plan)
                 if report.mismatches:
                     write_audit(spark, lake, job_id, [report], FAILED, GoldSummary())
                     raise ReconciliationError(
@@ -85,12 +92,13 @@ def _run(
                         + "; ".join(report.mismatches)
                     )
                 result.runs.append(report)
+                changes = changes.then(run_changes)
         finally:
-            # Runs loaded before a failure keep their load: gold is rebuilt and they are marked loaded.
+            # Runs loaded before a failure keep their load: gold follows silver and they are marked loaded.
             if result.runs or not pending:
-                gold = refresh_gold(job, force=bool(result.runs))
-                result.gold_rebuilt, result.gold = gold is not None, gold or GoldSummary()
-                write_audit(spark, lake, job_id, result.runs, LOADED, result.gold)
+                gold = refresh_gold(job, force=bool(result.runs), changes=changes, rebuild=rebuild)
+                result.gold_mode, result.gold, result.spark_jobs = gold.mode, gold.summary, jobs.jobs
+                write_audit(spark, lake, job_id, result.runs, LOADED, result.gold, result.spark_jobs)
     result.duration_s = time.monotonic() - started
     for line in result.summary_lines():
         log.info("transform summary | %s", line)
@@ -98,8 +106,9 @@ def _run(
     return result
 
 
-def load_run(job: Job, plan: LoadPlan) -> RunReport:
-    """One run through bronze, quarantine and silver; its report, reconciled from the steps' outcomes."""
+def load_run(job: Job, plan: LoadPlan) -> tuple[RunReport, SilverChanges]:
+    """One run through bronze, quarantine and silver; its report, reconciled from the steps' outcomes, and what
+    its MERGEs changed (what gold follows)."""
     report = RunReport(plan.run_id, plan.ingest_date, plan.mode, dt.datetime.now(dt.timezone.utc))
     log.info(
         "run %s (%s, started %s): loading %s",
@@ -137,4 +146,4 @@ def load_run(job: Job, plan: LoadPlan) -> RunReport:
         report.schema_drift = [item for spec in LOAD_ORDER for item in prepared[spec.name].drift or ()]
     report.mismatches = reconcile_run(report.entities) + list(quarantine.mismatches)
     report.finished_at = dt.datetime.now(dt.timezone.utc)
-    return report
+    return report, SilverChanges.of({spec: merged[spec.name] for spec in LOAD_ORDER})

@@ -207,5 +207,6 @@ AUDIT_SCHEMA = _struct(
         ),
         True,
     ),
+    ("spark_jobs", T.LongType(), True),  # Spark jobs the transform job started (null: unknown, or older lake)
 )
 AUDIT_PARTITION = "ingest_date"

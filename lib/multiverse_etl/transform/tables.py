@@ -11,6 +11,7 @@ import datetime as dt
 import functools
 import json
 import logging
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Optional
@@ -236,6 +237,31 @@ def overwrite_table(rows: DataFrame, lake: Lake, table: str, user_metadata: Opti
     writer.save(lake.path(table))
 
 
+def merge_gold(spark: SparkSession, lake: Lake, table: str, source: DataFrame, keys: tuple[str, ...], op: str) -> None:
+    """Apply incremental gold's rows (`op` = 'upsert' or 'delete') to a gold table; the commit carries the
+    session's `commitInfo.userMetadata` (what gold was built from, set by the caller around both tables).
+
+    A MERGE that changes nothing commits nothing: then a table property records the same metadata, so the
+    table still says which silver versions it matches (a metadata-only commit).
+    """
+    columns = [f.name for f in TABLES[table][0].fields]
+    before = last_commit(spark, lake, table)["version"]
+    on = " AND ".join(f"t.{key} = s.{key}" for key in keys)
+    (
+        _delta(spark, lake, table)
+        .alias("t")
+        .merge(source.alias("s"), on)
+        .whenMatchedDelete(condition=f"s.{op} = 'delete'")
+        .whenMatchedUpdate(condition=f"s.{op} = 'upsert'", set={c: F.col(f"s.{c}") for c in columns})
+        .whenNotMatchedInsert(condition=f"s.{op} = 'upsert'", values={c: F.col(f"s.{c}") for c in columns})
+        .execute()
+    )
+    if last_commit(spark, lake, table)["version"] == before:
+        spark.sql(
+            f"ALTER TABLE delta.`{lake.path(table)}` SET TBLPROPERTIES ('multiverse.gold_refreshed' = '{uuid.uuid4().hex}')"
+        )
+
+
 def table_versions(spark: SparkSession, lake: Lake, tables: tuple[str, ...]) -> dict[str, int]:
     return {table: int(last_commit(spark, lake, table)["version"]) for table in tables}
 
@@ -247,7 +273,7 @@ def append_audit(rows: DataFrame, lake: Lake) -> None:
         .coalesce(1)
         .write.format("delta")
         .mode("append")
-        .option("mergeSchema", "true")  # a lake from before schema_drift
+        .option("mergeSchema", "true")  # a lake from before schema_drift or spark_jobs
         .save(lake.path(AUDIT_TABLE))
     )
 

@@ -1,0 +1,102 @@
+"""Incremental gold: after every run gold equals a full rebuild from silver, row for row.
+
+The landing runs are the replica's data (sample_api.data) at generations 0 → 1 → 2 → 3 (changes,
+additions, deletions, project-status changes, corrupted records), landed whole as the extractor lands
+them; then the same data again, then a run that changes one programme's attributes only (which
+touches every apprenticeship of that programme in both gold tables). The reference is the rebuild:
+`gold.build_*` over the whole of silver; the code under test filters to the touched apprenticeships and
+MERGEs. The chains in test_reliability compare the gold of incremental runs with the independent oracle.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+
+from pyspark.sql import functions as F
+
+from conftest import make_config
+from multiverse_etl.storage import open_storage
+from multiverse_etl.transform import run_transform
+from multiverse_etl.transform.gold import build_gold_apprenticeship_projects, build_gold_apprenticeships
+from multiverse_etl.transform.tables import Lake, last_commit, read_table
+from sample_api.data import build_dataset
+from support.landed import T0, Page, Raw, write_run
+
+SCALE, SEED, CORRUPT = 120, 5, 0.03
+
+
+def land_generation(storage, generation: int, started_at: dt.datetime) -> None:
+    """One full run of the replica's data at `generation`: every apprenticeship, its projects, every programme."""
+    ds = build_dataset(SCALE, SEED, generation, CORRUPT)
+    rows = [Raw(ds.apprenticeship_row(pos).decode()) for pos in range(len(ds))]
+    projects = []
+    for aid in ds.ids:
+        first, count = ds.project_range(aid)
+        projects.append(Page([Raw(ds.project_row(first + i, i).decode()) for i in range(count)], parent=aid))
+    write_run(storage, started_at, apprenticeships=[Page(rows[s:s + 50]) for s in range(0, len(rows), 50)],
+              projects=projects, programmes=[Page([Raw(r.decode()) for r in ds.programme_rows])],
+              suffix=f"a0a0{generation:02x}")
+
+
+def table_rows(frame) -> Counter:
+    return Counter(tuple(row) for row in frame.collect())
+
+
+def assert_gold_equals_a_full_rebuild(spark, lake) -> None:
+    a, p, g = (read_table(spark, lake, f"silver/{e}") for e in ("apprenticeships", "projects", "programmes"))
+    for table, want in (("gold/apprenticeships", build_gold_apprenticeships(a, g, p)),
+                        ("gold/apprenticeship_projects", build_gold_apprenticeship_projects(p, a, g))):
+        got, expected = table_rows(read_table(spark, lake, table).select(*want.columns)), table_rows(want)
+        assert got == expected, f"{table}: extra {list(got - expected)[:3]}, missing {list(expected - got)[:3]}"
+
+
+def test_incremental_gold_equals_a_full_rebuild_over_generations_0_to_3_and_a_programme_change(spark, tmp_path):
+    root = str(tmp_path / "lake")
+    config, storage, lake = make_config(root), open_storage(root), Lake(root)
+    modes, touched = [], []
+    for generation in range(4):
+        land_generation(storage, generation, T0 + dt.timedelta(days=generation))
+        result = run_transform(spark, config)
+        modes.append(result.gold_mode)
+        touched.append(sum(c.inserted + c.updated + c.deleted for c in result.runs[0].entities))
+        assert_gold_equals_a_full_rebuild(spark, lake)
+        assert result.gold.gold_apprenticeships == read_table(spark, lake, "gold/apprenticeships").count()
+        assert result.gold.gold_apprenticeship_projects == read_table(spark, lake, "gold/apprenticeship_projects").count()
+    assert modes == ["rebuilt", "merged", "merged", "merged"]
+    assert all(n > 0 for n in touched[1:])  # each generation changed silver: the merges had work to do
+
+    # The same data again changes nothing: gold is not written, its counts still audited.
+    versions = {t: last_commit(spark, lake, t)["version"] for t in ("gold/apprenticeships", "gold/apprenticeship_projects")}
+    land_generation(storage, 3, T0 + dt.timedelta(days=4))
+    again = run_transform(spark, config)
+    assert again.gold_mode == "unchanged" and again.gold == result.gold
+    assert all(c.inserted + c.updated + c.deleted == 0 for c in again.runs[0].entities)
+    assert {t: last_commit(spark, lake, t)["version"] for t in versions} == versions
+
+    # A programme's attributes change, nothing else: every gold row of its apprenticeships changes.
+    programme = (read_table(spark, lake, "gold/apprenticeships").where(F.col("programme_known"))
+                 .groupBy("programme_id").count().orderBy(F.desc("count"), "programme_id").first())
+    silver = read_table(spark, lake, "silver/programmes").where(F.col("programme_id") == programme.programme_id).first()
+    renamed = {"id": silver.programme_id, "name": f"{silver.name} (renamed)", "duration": silver.duration,
+               "description": silver.description}
+    write_run(storage, T0 + dt.timedelta(days=5), programmes=[Page([renamed])], mode="incremental",
+              complete_listing={"apprenticeships": False, "projects": False, "programmes": False}, suffix="b0b0b0")
+    result = run_transform(spark, config)
+    assert result.gold_mode == "merged"
+    assert_gold_equals_a_full_rebuild(spark, lake)
+    of_programme = read_table(spark, lake, "gold/apprenticeships").where(F.col("programme_id") == silver.programme_id)
+    assert {r.programme_name for r in of_programme.collect()} == {renamed["name"]}
+    assert of_programme.count() == programme["count"] > 1
+    projects = read_table(spark, lake, "gold/apprenticeship_projects").where(F.col("programme_id") == silver.programme_id)
+    assert projects.count() > 0 and {r.programme_name for r in projects.collect()} == {renamed["name"]}
+
+    # The run's Spark jobs are in its audit row; a rebuild on demand gives the same rows.
+    audit = read_table(spark, lake, "_audit/runs").where(F.col("run_id") == result.runs[0].run_id).first()
+    assert audit.spark_jobs == result.spark_jobs > 0
+    before = {t: table_rows(read_table(spark, lake, t)) for t in versions}
+    rebuilt = run_transform(spark, config, rebuild_gold=True)
+    assert rebuilt.runs == [] and rebuilt.gold_mode == "rebuilt"
+    assert {t: table_rows(read_table(spark, lake, t)) for t in versions} == before
+    json.dumps(rebuilt.summary_extra())  # the closing event's fields stay JSON
