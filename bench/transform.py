@@ -85,14 +85,15 @@ def _line(entity: str, run_id: str, page_index: int, parent, rows: list[bytes], 
                         {"apprenticeship_id": parent} if parent is not None else None, payload)
 
 
-def synthesise_landing(root: str, scale: int, seed: int = 42, corrupt_rate: float = 0.01) -> Manifest:
-    """Write one full run of the dataset the replica would serve at `scale`; the manifest."""
+def synthesise_landing(root: str, scale: int, seed: int = 42, corrupt_rate: float = 0.01,
+                       generation: int = 0) -> Manifest:
+    """Write one full run of the dataset the replica would serve at `scale` (and `generation`); the manifest."""
     from sample_api.data import build_dataset
 
     from multiverse_etl.extract.paginate import utc_now_iso
 
     storage = open_storage(root)
-    ds = build_dataset(scale, seed, 0, corrupt_rate)
+    ds = build_dataset(scale, seed, generation, corrupt_rate)
     run_id = new_run_id()
     started = utc_now_iso()
     writers = {e: _Part(storage, e, run_id) for e in ("programmes", "apprenticeships", "projects")}
@@ -146,6 +147,8 @@ def main() -> int:
     parser.add_argument("--work-dir", help="where the lakes go (default: a temp folder, removed after)")
     parser.add_argument("--driver-memory", default="6g")
     parser.add_argument("--shuffle-partitions", type=int, default=8)
+    parser.add_argument("--no-incremental", action="store_true",
+                        help="skip the incremental run (generation 1 after 0) and the run that changes nothing")
     parser.add_argument("--warmup-scale", type=int, default=2000,
                         help="a first, unmeasured baseline and transform at this scale, so that both are timed warm (0: none)")
     args = parser.parse_args()
@@ -162,7 +165,7 @@ def main() -> int:
         spark=dataclasses.replace(base.spark, conf={**base.spark.conf, "spark.driver.memory": args.driver_memory}),
     )
     spark = build_spark(config, "bench-transform")
-    rows, phases = [], []
+    rows, phases, runs = [], [], []
     steps = _PhaseTimes()
     timed = logging.getLogger("multiverse_etl.transform")
     timed.addHandler(steps)
@@ -197,6 +200,14 @@ def main() -> int:
             steps.lines.clear()
             rows.append((scale, landed["projects"], size / 1e6, synth, base_s, bronze_s, transform_s,
                          sum(c.quarantined_rows for c in report.entities)))
+            runs.append((scale, "first load (generation 0)", transform_s, transform_s, result))
+            for label, generation in (() if args.no_incremental else
+                                      (("incremental (generation 1 after 0)", 1), ("changes nothing (1 again)", 1))):
+                synthesise_landing(root, scale, generation=generation)
+                start = time.monotonic()
+                again = run_transform(spark, lake_config)
+                runs.append((scale, label, time.monotonic() - start, transform_s, again))
+                steps.lines.clear()
             print(f"scale {scale}: landing {size / 1e6:.0f} MB synthesised in {synth:.0f}s; baseline {base_s:.1f}s; "
                   f"bronze only {bronze_s:.1f}s; transform {transform_s:.1f}s", flush=True)
     finally:
@@ -212,6 +223,12 @@ def main() -> int:
     print("\nbaseline: the same landing read (page schema, FAILFAST) and written to Delta untransformed; target ratio < 2x."
           "\nbronze only: the same read, exploded to one row per record with its lineage and written (bronze's layout)."
           + (f"\nall timed warm (after a {args.warmup_scale:,}-apprenticeship round)" if args.warmup_scale else ""))
+    print(f"\n{'apprenticeships':>15} {'run':<36} {'seconds':>8} {'vs first load':>13} {'Spark jobs':>10} {'gold':>9}"
+          f" {'changed rows':>12}")
+    for scale, label, seconds, first_s, result in runs:
+        changed = sum(c.inserted + c.updated + c.deleted for r in result.runs for c in r.entities)
+        print(f"{scale:>15,} {label:<36} {seconds:>8.1f} {seconds / first_s:>12.0%} {result.spark_jobs or 0:>10}"
+              f" {result.gold_mode:>9} {changed:>12,}")
     for scale, lines in phases:
         print(f"\nwhere the transform's time went at {scale:,} (the job's own log lines; the three entities run side by side"
               " in bronze and in validation, programmes beside apprenticeships in silver):")
@@ -244,8 +261,8 @@ class _PhaseTimes(logging.Handler):
             what = f"quarantine: one write ({int(quarantined.group(1)):,} rows)"
         elif merged:
             what = f"{merged.group(1)}: plan and write silver"
-        elif message.startswith("gold rebuilt"):
-            what = "gold: both tables rebuilt"
+        elif message.startswith("gold "):
+            what = f"gold: both tables {message.split()[1]}"
         else:
             return
         self.lines.append(f"{what:<68} {float(seconds.group(1)):6.1f}s")

@@ -110,6 +110,8 @@ def test_runs_load_into_silver_as_the_latest_live_state(spark, scenario):
     ], "apprenticeship_id bigint, name string, programme_id bigint, modified_date timestamp, first_name string, "
        "email_address string, email_is_valid boolean, modified_month date, is_deleted boolean, deleted_at timestamp, "
        "deleted_by_run_id string, run_id string")
+    # Column subsets against DDL-built frames (all nullable): the tables' own nullability is checked whole in
+    # test_every_table_carries_its_declared_schema_nullability_included.
     assert_df_equality(rows(spark, lake, "silver/apprenticeships").select(*columns), expected, ignore_row_order=True,
                        ignore_nullable=True)
 
@@ -126,7 +128,7 @@ def test_runs_load_into_silver_as_the_latest_live_state(spark, scenario):
 
     programmes = rows(spark, lake, "silver/programmes").select("programme_id", "is_deleted", "deleted_by_run_id")
     assert_df_equality(programmes, spark.createDataFrame([(7, False, None), (8, True, R2)], programmes.schema),
-                       ignore_row_order=True, ignore_nullable=True)
+                       ignore_row_order=True)
 
 
 def test_rejected_records_are_in_quarantine_with_their_reasons(spark, scenario):
@@ -139,7 +141,7 @@ def test_rejected_records_are_in_quarantine_with_their_reasons(spark, scenario):
         ("projects", R1, "30", 0, 0, 3, ["unknown_status:status"]),
         ("apprenticeships", R2, "4", 0, 2, None, ["unparseable_date:modified_date"]),
     ], actual.schema)
-    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(actual, expected, ignore_row_order=True)
     raw = rows(spark, lake, "silver/quarantine", where="record_id IS NULL").first().raw_record
     assert raw == NULL_ID.text
 
@@ -151,15 +153,22 @@ def test_gold_joins_live_rows_and_flags_what_is_unknown(spark, scenario):
         "has_projects")
     assert_df_equality(apprenticeships, spark.createDataFrame([
         (1, "Programme 7", True, 1, 0, 1, True), (2, "Programme 7", True, 0, 0, 0, False), (6, "Programme 7", True, 1, 1, 0, True),
-    ], apprenticeships.schema), ignore_row_order=True, ignore_nullable=True)
+    ], apprenticeships.schema), ignore_row_order=True)
     projects = rows(spark, lake, "gold/apprenticeship_projects").select(
         "project_id", "apprenticeship_id", "status", "apprenticeship_known", "first_name", "programme_name")
     assert_df_equality(projects, spark.createDataFrame([
         (10, 1, "graded", True, "Zoé", "Programme 7"), (40, 4, "pending", False, None, None),
         (60, 6, "pending", True, "Ada", "Programme 7"),
-    ], projects.schema), ignore_row_order=True, ignore_nullable=True)
+    ], projects.schema), ignore_row_order=True)
     assert (result.gold.gold_apprenticeships, result.gold.orphan_apprenticeships) == (3, 0)
     assert (result.gold.gold_apprenticeship_projects, result.gold.orphan_projects) == (3, 1)
+
+
+def test_every_table_carries_its_declared_schema_nullability_included(spark, scenario):
+    _, lake, _, _ = scenario
+    for table, (schema, _) in TABLES.items():
+        actual = read_table(spark, lake, table).schema
+        assert actual == schema, f"{table}: {set(actual.fields) ^ set(schema.fields)}"
 
 
 def test_every_run_is_audited_with_counts_that_reconcile(spark, scenario):
@@ -175,7 +184,7 @@ def test_every_run_is_audited_with_counts_that_reconcile(spark, scenario):
         (R1, "projects", 5, 1, 0, 4, 0, 0, 0, 4),
         (R2, "programmes", 1, 0, 0, 0, 0, 1, 1, 1), (R2, "apprenticeships", 4, 1, 0, 1, 1, 1, 2, 3),
         (R2, "projects", 3, 0, 0, 1, 1, 1, 2, 3),
-    ], counts.schema), ignore_row_order=True, ignore_nullable=True)
+    ], counts.schema), ignore_row_order=True)
     reasons = {r.run_id: dict(r.quarantine_reasons) for r in audit.collect()}
     assert reasons[R1] == {"apprenticeships/unparseable_date:modified_date": 1, "apprenticeships/null_value:id": 1,
                            "projects/unknown_status:status": 1}
@@ -209,7 +218,7 @@ def test_bronze_keeps_every_landed_record_with_its_lineage(spark, scenario):
     part = f"raw/projects/ingest_date=2026-03-02/run_id={R1}/part-00000.jsonl.gz"
     assert_df_equality(actual, spark.createDataFrame([
         (0, 0, 1, part, 10), (0, 1, 1, part, 11), (0, 0, 3, part, 30), (0, 0, 4, part, 40), (0, 0, 5, part, 50),
-    ], actual.schema), ignore_row_order=True, ignore_nullable=True)
+    ], actual.schema), ignore_row_order=True)
 
 
 def _snapshot(spark, lake):
