@@ -193,7 +193,7 @@ class Chaos:
                    manifest.retries, comparison, 0.0, f"attempt {manifest.attempt}")
 
     def extract_clean(self, lake: Path) -> str:
-        from extract_support import start_api
+        from support.extract import start_api
         from multiverse_etl.extract import run_extract
 
         server = start_api(scale=self.scale, seed=self.seed)
@@ -220,7 +220,7 @@ class Chaos:
                    comparison, 0.0)
 
     def transform_merge(self) -> Row:
-        from extract_support import start_api
+        from support.extract import start_api
 
         lake = self.lake("transform-merge")
         server = start_api(scale=self.scale, seed=self.seed)

@@ -11,21 +11,29 @@ JSON Lines parts, one page per line, then the manifest) instead of being extract
 * transform – `run_transform` on a fresh lake holding only that landing: bronze, cleaning,
               quarantine, deduplication, MERGE into silver, gold, audit.
 
-Prints a table; nothing is asserted. Usage (2 cores, a few minutes at 1,000,000):
+Then, at each scale, an incremental run (generation 1 of the replica's data after generation 0) and
+a run over a landing that changes nothing (generation 1 again); a soak of `--soak-runs` consecutive
+incremental runs on one lake (generations 1, 2, …; the last against the second); and the validation
+step's CPU per record (`validate_records` alone, on the largest scale's bronze, net of reading it).
 
-    .venv/bin/python bench/transform.py --scales 100000 1000000
+Prints tables; nothing is asserted. Usage (2 cores, about half an hour with the defaults):
+
+    .venv/bin/python bench/transform.py                     # 2,000 / 100,000 / 1,000,000, soak 30 x 2,000
+    .venv/bin/python bench/transform.py --scales 2000 --soak-runs 5
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import re
 import shutil
 import sys
 import tempfile
 import time
+import urllib.request
 import zlib
 from pathlib import Path
 
@@ -143,7 +151,7 @@ def baseline(spark, root: str, manifest: Manifest, exploded: bool = False) -> fl
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scales", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--scales", type=int, nargs="+", default=[2000, 100_000, 1_000_000])
     parser.add_argument("--work-dir", help="where the lakes go (default: a temp folder, removed after)")
     parser.add_argument("--driver-memory", default="6g")
     parser.add_argument("--shuffle-partitions", type=int, default=8)
@@ -151,6 +159,10 @@ def main() -> int:
                         help="skip the incremental run (generation 1 after 0) and the run that changes nothing")
     parser.add_argument("--warmup-scale", type=int, default=2000,
                         help="a first, unmeasured baseline and transform at this scale, so that both are timed warm (0: none)")
+    parser.add_argument("--soak-runs", type=int, default=30,
+                        help="consecutive incremental runs on one lake after its first load (0: no soak)")
+    parser.add_argument("--soak-scale", type=int, default=2000)
+    parser.add_argument("--no-validation-cpu", action="store_true", help="skip the validation CPU measure")
     args = parser.parse_args()
     setup_logging("WARNING")
 
@@ -165,7 +177,7 @@ def main() -> int:
         spark=dataclasses.replace(base.spark, conf={**base.spark.conf, "spark.driver.memory": args.driver_memory}),
     )
     spark = build_spark(config, "bench-transform")
-    rows, phases, runs = [], [], []
+    rows, phases, runs, soak, cpu = [], [], [], [], []
     steps = _PhaseTimes()
     timed = logging.getLogger("multiverse_etl.transform")
     timed.addHandler(steps)
@@ -196,7 +208,7 @@ def main() -> int:
             result = run_transform(spark, lake_config)
             transform_s = time.monotonic() - start
             report = result.runs[0]
-            phases.append((scale, [line for line in steps.lines if line]))
+            phases.append((scale, "first load", list(steps.lines)))
             steps.lines.clear()
             rows.append((scale, landed["projects"], size / 1e6, synth, base_s, bronze_s, transform_s,
                          sum(c.quarantined_rows for c in report.entities)))
@@ -207,9 +219,17 @@ def main() -> int:
                 start = time.monotonic()
                 again = run_transform(spark, lake_config)
                 runs.append((scale, label, time.monotonic() - start, transform_s, again))
+                phases.append((scale, label, list(steps.lines)))
                 steps.lines.clear()
             print(f"scale {scale}: landing {size / 1e6:.0f} MB synthesised in {synth:.0f}s; baseline {base_s:.1f}s; "
                   f"bronze only {bronze_s:.1f}s; transform {transform_s:.1f}s", flush=True)
+            if scale == max(args.scales) and not args.no_validation_cpu:
+                cpu = validation_cpu(spark, lake_config, manifest.run_id)
+            if not args.work_dir:  # disk: a 1,000,000 lake and its landings are a few GB
+                shutil.rmtree(root, ignore_errors=True)
+        if args.soak_runs:
+            soak = run_soak(spark, config, work / "soak", args.soak_scale, args.soak_runs)
+            steps.lines.clear()
     finally:
         spark.stop()
         if not args.work_dir:
@@ -229,12 +249,91 @@ def main() -> int:
         changed = sum(c.inserted + c.updated + c.deleted for r in result.runs for c in r.entities)
         print(f"{scale:>15,} {label:<36} {seconds:>8.1f} {seconds / first_s:>12.0%} {result.spark_jobs or 0:>10}"
               f" {result.gold_mode:>9} {changed:>12,}")
-    for scale, lines in phases:
-        print(f"\nwhere the transform's time went at {scale:,} (the job's own log lines; the three entities run side by side"
-              " in bronze and in validation, programmes beside apprenticeships in silver):")
+    if cpu:
+        print(f"\nvalidation CPU per record (validate_records alone on the {max(args.scales):,} scale's bronze, "
+              "net of reading that bronze; executor CPU time of the stages):")
+        print(f"{'entity':>16} {'records':>10} {'read CPU s':>10} {'read+validate CPU s':>19} {'µs/record':>10}")
+        for entity, records, read_s, validate_s in cpu:
+            print(f"{entity:>16} {records:>10,} {read_s:>10.1f} {validate_s:>19.1f}"
+                  f" {1e6 * (validate_s - read_s) / records:>10.1f}")
+    if soak:
+        print(f"\nsoak: {len(soak) - 1} consecutive incremental runs on one lake at {args.soak_scale:,} apprenticeships"
+              " (generation g after g-1; files: the latest snapshot's data files of silver/apprenticeships and"
+              " silver/projects, log: commit files in their _delta_log)")
+        print(f"{'run':>4} {'generation':>10} {'seconds':>8} {'Spark jobs':>10} {'gold':>9} {'changed':>8}"
+              f" {'silver files':>12} {'log files':>9}")
+        for n, (generation, seconds, jobs, mode, changed, files, logs) in enumerate(soak):
+            print(f"{n:>4} {generation:>10} {seconds:>8.1f} {jobs or 0:>10} {mode:>9} {changed:>8,} {files:>12}"
+                  f" {logs:>9}")
+        if len(soak) > 2:
+            incremental = sorted(s[1] for s in soak[1:])
+            print(f"run {len(soak) - 1} / run 2: {soak[-1][1] / soak[2][1]:.2f}x; median incremental run"
+                  f" {incremental[len(incremental) // 2]:.1f}s")
+    for scale, label, lines in phases:
+        print(f"\nwhere the transform's time went at {scale:,}, {label} (the job's own log lines; the three entities run"
+              " side by side in bronze and in validation, programmes beside apprenticeships in silver):")
         for line in lines:
             print(f"  {line}")
     return 0
+
+
+def run_soak(spark, config, root: Path, scale: int, runs: int) -> list[tuple]:
+    """A first load, then `runs` incremental runs on the same lake (generation g after g-1); a row per run."""
+    from multiverse_etl.transform import run_transform
+
+    shutil.rmtree(root, ignore_errors=True)
+    lake_config = dataclasses.replace(config, lake=dataclasses.replace(config.lake, root=str(root)))
+    out = []
+    for generation in range(runs + 1):
+        synthesise_landing(str(root), scale, generation=generation)
+        start = time.monotonic()
+        result = run_transform(spark, lake_config)
+        seconds = time.monotonic() - start
+        changed = sum(c.inserted + c.updated + c.deleted for r in result.runs for c in r.entities)
+        tables = [root / "silver" / e for e in ("apprenticeships", "projects")]
+        files = sum(int(spark.sql(f"DESCRIBE DETAIL delta.`{t}`").first()["numFiles"]) for t in tables)
+        logs = sum(len(list((t / "_delta_log").glob("*.json"))) for t in tables)
+        out.append((generation, seconds, result.spark_jobs, result.gold_mode, changed, files, logs))
+        print(f"soak run {generation}: {seconds:.1f}s, {result.spark_jobs} Spark jobs, gold {result.gold_mode}",
+              flush=True)
+    shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
+def validation_cpu(spark, config, run_id: str) -> list[tuple[str, int, float, float]]:
+    """Executor CPU seconds of reading a run's bronze rows, and of reading and validating them, per entity."""
+    from multiverse_etl.entities import APPRENTICESHIPS, PROJECTS
+    from multiverse_etl.transform.clean import validate_records
+    from multiverse_etl.transform.tables import Lake, bronze_table, read_table
+
+    lake = Lake(config.lake.root, config.s3.spark_scheme)
+    out = []
+    for spec in (APPRENTICESHIPS, PROJECTS):
+        bronze = read_table(spark, lake, bronze_table(spec)).where(f"run_id = '{run_id}'")
+        records = bronze.count()
+        read_s = _cpu_seconds(spark, bronze)
+        validate_s = _cpu_seconds(spark, bronze.transform(validate_records(spec)))
+        out.append((spec.name, records, read_s, validate_s))
+    return out
+
+
+def _cpu_seconds(spark, frame) -> float:
+    """Executor CPU time (all tasks of all stages) of computing `frame` whole (a `noop` write), from Spark's REST API."""
+    sc = spark.sparkContext
+    group = f"bench-cpu-{time.monotonic_ns()}"
+    sc.setJobGroup(group, group)
+    try:
+        frame.write.format("noop").mode("overwrite").save()
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+    tracker = sc.statusTracker()
+    stages = {s for j in tracker.getJobIdsForGroup(group) for s in (tracker.getJobInfo(j).stageIds or [])}
+    base = f"{sc.uiWebUrl}/api/v1/applications/{sc.applicationId}/stages"
+    total_ns = 0
+    for stage in stages:
+        for attempt in json.load(urllib.request.urlopen(f"{base}/{stage}")):
+            total_ns += attempt.get("executorCpuTime", 0)
+    return total_ns / 1e9
 
 
 class _PhaseTimes(logging.Handler):

@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Optional
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
@@ -118,6 +119,7 @@ def _merge(job: Job, changes: SilverChanges, versions: dict) -> GoldSummary:
     spark, lake = job.spark, job.lake
     silver = _silver(job)
     ids = touched_apprenticeships(spark, changes, silver[APPRENTICESHIPS.name]).cache()
+    kept: list[DataFrame] = [ids]
     try:
         built = dict(
             zip(
@@ -127,6 +129,11 @@ def _merge(job: Job, changes: SilverChanges, versions: dict) -> GoldSummary:
         )
         if job.pseudonymisation_key:
             built = {t: pseudonymise_personal_data(frame, job.pseudonymisation_key) for t, frame in built.items()}
+        # Kept once built (only the touched apprenticeships' rows): each MERGE source reads them twice (the rows,
+        # and their keys for what is no longer built), and Delta then materialises a plan over a cache instead of
+        # the gold joins' every stage again (about 40 fewer Spark jobs an incremental run).
+        built = {t: frame.persist(StorageLevel.MEMORY_AND_DISK) for t, frame in built.items()}
+        kept.extend(built.values())
         sources = {
             str(s.gold.table): gold_merge_source(
                 built[str(s.gold.table)], read_table(spark, lake, str(s.gold.table)), s.key, ids
@@ -147,7 +154,8 @@ def _merge(job: Job, changes: SilverChanges, versions: dict) -> GoldSummary:
         finally:
             spark.conf.unset(_USER_METADATA)
     finally:
-        ids.unpersist()
+        for frame in kept:
+            frame.unpersist()
     return _gold_counts(job)
 
 
