@@ -44,6 +44,7 @@ def test_s3_lake_root_keeps_its_scheme_and_s3a_is_normalised():
         ({"api.url": "ftp://x"}, "'api.url' must start with http"),
         ({"lake.root": "gs://bucket/x"}, "'lake.root' must be a folder or s3://"),
         ({"bogus.key": "1"}, "unknown section(s) ['bogus']"),
+        ({"transform.gold_merge_max_share": "1.5"}, "'transform.gold_merge_max_share' must be within 0..1"),
     ],
 )
 def test_bad_values_name_the_key(overrides, message):

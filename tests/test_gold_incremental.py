@@ -54,7 +54,8 @@ def assert_gold_equals_a_full_rebuild(spark, lake) -> None:
 
 def test_incremental_gold_equals_a_full_rebuild_over_generations_0_to_3_and_a_programme_change(spark, tmp_path):
     root = str(tmp_path / "lake")
-    config, storage, lake = make_config(root), open_storage(root), Lake(root)
+    # Every change merged, however large its share (the default rebuilds above 1%: checked at the end).
+    config, storage, lake = make_config(root, transform={"gold_merge_max_share": 1.0}), open_storage(root), Lake(root)
     modes, touched = [], []
     for generation in range(4):
         land_generation(storage, generation, T0 + dt.timedelta(days=generation))
@@ -100,3 +101,10 @@ def test_incremental_gold_equals_a_full_rebuild_over_generations_0_to_3_and_a_pr
     assert rebuilt.runs == [] and rebuilt.gold_mode == "rebuilt"
     assert {t: table_rows(read_table(spark, lake, t)) for t in versions} == before
     json.dumps(rebuilt.summary_extra())  # the closing event's fields stay JSON
+
+    # With the default share, a generation touching far more than 1% of the apprenticeships rebuilds gold.
+    land_generation(storage, 4, T0 + dt.timedelta(days=6))
+    result = run_transform(spark, make_config(root))
+    touched = sum(c.inserted + c.updated + c.deleted for c in result.runs[0].entities if c.entity == "apprenticeships")
+    assert result.gold_mode == "rebuilt" and touched > 0.01 * result.gold.gold_apprenticeships
+    assert_gold_equals_a_full_rebuild(spark, lake)

@@ -91,6 +91,8 @@ class TransformConfig:
     pseudonymise_key_env: str = "MV_PSEUDONYMISE_KEY"
     # Fields the API serves that the contract does not know: warn (log + audit), fail the run, or ignore (no scan).
     on_unknown_fields: Literal["warn", "fail", "ignore"] = "warn"
+    # Gold is MERGEd only while at most this share of its apprenticeships is touched; above, rebuilt (cheaper).
+    gold_merge_max_share: float = 0.01
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,9 +144,7 @@ class Config:
 
 
 SECRET_KEYS = (("api", "password"), ("s3", "secret_access_key"))
-SECTIONS: dict[str, type] = {
-    name: hint for name, hint in typing.get_type_hints(Config).items() if name not in ("env", "source")
-}
+SECTIONS: dict[str, type] = {n: h for n, h in typing.get_type_hints(Config).items() if n not in ("env", "source")}
 
 
 def find_config_file(env: str, conf_dir: Optional[str] = None) -> Path:
@@ -210,9 +210,8 @@ def build_config(
     sections["lake"] = dataclasses.replace(sections["lake"], root=_resolve_root(sections["lake"].root, base_dir))
     if sections["spark"].ivy_dir:
         ivy = Path(sections["spark"].ivy_dir)
-        sections["spark"] = dataclasses.replace(
-            sections["spark"], ivy_dir=str(ivy if ivy.is_absolute() else base_dir / ivy)
-        )
+        ivy = ivy if ivy.is_absolute() else base_dir / ivy
+        sections["spark"] = dataclasses.replace(sections["spark"], ivy_dir=str(ivy))
     config = Config(env=str(raw.get("env", "custom")), source=source, **sections)
     _check_semantics(config, source, origins)
     return config
@@ -238,6 +237,7 @@ def _check_semantics(config: Config, source: str, origins: Mapping[str, str]) ->
         ("extract.lookback_seconds", config.extract.lookback_seconds >= 0, "must not be negative"),
         ("maintain.vacuum_retention_hours", config.maintain.vacuum_retention_hours >= 0, "must not be negative"),
         ("transform.shuffle_partitions", config.transform.shuffle_partitions >= 1, "must be at least 1"),
+        ("transform.gold_merge_max_share", 0 <= config.transform.gold_merge_max_share <= 1, "must be within 0..1"),
     ]
     for key, ok, why in checks:
         if not ok:

@@ -21,6 +21,7 @@ class Job:
     pool: ThreadPoolExecutor  # the job's threads: Spark jobs of independent entities run side by side
     pseudonymisation_key: Optional[str] = None
     drift_policy: str = "warn"  # transform.on_unknown_fields (drift.py)
+    gold_merge_max_share: float = 1.0  # transform.gold_merge_max_share (gold_refresh.py)
 
 
 def results_or_raise(futures: dict[str, Future], cleanup: Optional[Callable[[Any], None]] = None) -> dict[str, Any]:

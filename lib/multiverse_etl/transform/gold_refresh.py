@@ -57,11 +57,16 @@ def refresh_gold(job: Job, force: bool, changes: SilverChanges, rebuild: bool = 
         return GoldOutcome()
     started_from = {**versions, **changes.versions_before}
     mergeable = not rebuild and changes.complete and all(b == started_from for b in built_from)
+    ids = None
     if mergeable and changes.empty and started_from == versions:
         summary, mode = _gold_counts(job), UNCHANGED  # nothing gold reads changed
     elif mergeable:
-        summary, mode = _merge(job, changes, versions), MERGED
-    else:
+        ids = touched_apprenticeships(spark, changes, read_table(spark, lake, silver_table(APPRENTICESHIPS))).cache()
+    if ids is not None and _worth_merging(job, ids):
+        summary, mode = _merge(job, ids, versions), MERGED
+    elif ids is not None or not mergeable:
+        if ids is not None:
+            ids.unpersist()
         summary, mode = _rebuild(job, versions), REBUILT
     seconds = time.monotonic() - start
     log.info(
@@ -114,11 +119,20 @@ def _rebuild(job: Job, versions: dict) -> GoldSummary:
     return GoldSummary(int(a["rows"]), int(p["rows"]), int(a["orphans"] or 0), int(p["orphans"] or 0))
 
 
-def _merge(job: Job, changes: SilverChanges, versions: dict) -> GoldSummary:
-    """Both gold tables MERGEd side by side with the touched apprenticeships' rows; then their counts."""
+def _worth_merging(job: Job, ids: DataFrame) -> bool:
+    """A MERGE rewrites every file holding a touched row, and touched apprenticeships are spread over every
+    partition: past a small share (`transform.gold_merge_max_share`) a rebuild costs less (docs/transform.md)."""
+    touched, rows = ids.count(), read_table(job.spark, job.lake, str(APPRENTICESHIPS.gold.table)).count()
+    worth = touched <= job.gold_merge_max_share * max(rows, 1)
+    if not worth:
+        log.info("gold: %d of %d apprenticeships touched, over transform.gold_merge_max_share: rebuilt", touched, rows)
+    return worth
+
+
+def _merge(job: Job, ids: DataFrame, versions: dict) -> GoldSummary:
+    """Both gold tables MERGEd side by side with the touched apprenticeships' rows (`ids`, cached); their counts."""
     spark, lake = job.spark, job.lake
     silver = _silver(job)
-    ids = touched_apprenticeships(spark, changes, silver[APPRENTICESHIPS.name]).cache()
     kept: list[DataFrame] = [ids]
     try:
         built = dict(

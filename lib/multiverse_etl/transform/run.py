@@ -21,7 +21,7 @@ from typing import Optional
 
 from pyspark.sql import SparkSession
 
-from ..config import Config
+from ..config import Config, TransformConfig
 from ..entities import APPRENTICESHIPS, ENTITIES, LOAD_ORDER, PROGRAMMES, PROJECTS
 from ..landing import committed_runs
 from ..lock import lake_lock
@@ -61,17 +61,17 @@ def run_transform(
     key = pseudonymisation_key(config.transform.pseudonymise_key_env) if config.transform.pseudonymise_gold else None
     lake = Lake(config.lake.root, config.s3.spark_scheme)
     if not take_lock:
-        return _run(spark, lake, storage, job_id, key, config.transform.on_unknown_fields, rebuild_gold)
+        return _run(spark, lake, storage, job_id, key, config.transform, rebuild_gold)
     with lake_lock(storage, owner=job_id):
-        return _run(spark, lake, storage, job_id, key, config.transform.on_unknown_fields, rebuild_gold)
+        return _run(spark, lake, storage, job_id, key, config.transform, rebuild_gold)
 
 
 def _run(
-    spark: SparkSession, lake: Lake, storage: Storage, job_id: str, key: Optional[str], drift_policy: str, rebuild: bool
+    spark: SparkSession, lake: Lake, storage: Storage, job_id: str, key: str | None, tc: TransformConfig, rebuild: bool
 ) -> TransformResult:
     started, result, jobs, changes = time.monotonic(), TransformResult(job_id), JobCounter(spark), SilverChanges()
     with ThreadPoolExecutor(max_workers=len(LOAD_ORDER), thread_name_prefix="transform") as pool:
-        job = Job(spark, lake, job_id, pool, key, drift_policy)
+        job = Job(spark, lake, job_id, pool, key, tc.on_unknown_fields, tc.gold_merge_max_share)
         ensure_tables(spark, lake)
         loaded = loaded_run_ids(spark, lake)
         pending = [plan_run(m, ENTITIES) for m in committed_runs(storage) if m.run_id not in loaded]
