@@ -104,7 +104,7 @@ def test_a_frame_without_personal_columns_is_returned_as_is(spark):
         pseudonymise_personal_data(spark.createDataFrame([(1,)], "v int"), KEY, columns=("v",))
 
 
-def test_the_key_comes_from_the_named_variable_and_must_be_256_bits():
+def test_the_key_comes_from_the_named_variable_and_must_be_256_bits(spark):  # F.col needs a session
     good = "0123456789abcdef" * 4
     assert pseudonymisation_key("MV_PSEUDONYMISE_KEY", {"MV_PSEUDONYMISE_KEY": good}) == good
     with pytest.raises(PseudonymisationKeyError, match="MV_PSEUDONYMISE_KEY .*is not set"):
