@@ -10,7 +10,7 @@ from typing import Callable, Optional
 from .config import Config, ConfigError, load_config
 from .logs import FORMATS, set_format, setup_logging, start_job_context
 from .set_flags import parse_set_flags
-from .signals import Stopped, lake_state, stop_on_signals
+from .signals import Stopped, announce_driver, lake_state, stop_on_signals
 
 log = logging.getLogger("multiverse_etl")
 
@@ -70,6 +70,7 @@ def run_job(job: str, body: Callable[[], int]) -> int:
 
 
 def main_for(job: str, parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], int], argv=None) -> int:
+    announce_driver()
     args = parser.parse_args(argv)
     setup_logging(args.log_level, args.log_format or "text")
     start_job_context(job)

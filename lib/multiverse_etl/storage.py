@@ -137,10 +137,10 @@ class LocalStorage:
 
     @contextlib.contextmanager
     def _guard(self, path: Path) -> Iterator[None]:
-        """An exclusive flock on a sidecar file: the conditional writes of one key never interleave."""
+        """An exclusive flock on one sidecar file per folder: the conditional writes there never interleave."""
         with _local_errors("locking", path, self.root):
             path.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(path.parent / f".tmp-guard-{path.name}", "a+b")
+            handle = open(path.parent / ".tmp-guard", "a+b")
         with handle:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             yield

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .config import Config, ConfigError, load_config
-from .console import run_with_log_file
+from .console import run_job_process
 from .logs import RUN_ID_ENV, new_run_id
 from .set_flags import parse_set_flags
 from .spark import default_packages, loopback_env
@@ -182,11 +182,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if command[0].endswith("spark-submit") and Path(command[0]).parent == Path(sys.executable).parent:
         # The venv's Spark: its Python workers must be the venv's interpreter too.
         env.update(PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
-    log_file = spark_log_file(job, config, run_id, rest)
-    if log_file is not None:
-        return run_with_log_file(command, env, log_file)
-    os.execvpe(command[0], command, env)
-    return 0  # not reached
+    # A child, not an exec: a SIGTERM (a cancelled EMR step) or Ctrl-C reaches the Python driver through us.
+    return run_job_process(command, env, spark_log_file(job, config, run_id, rest))
 
 
 if __name__ == "__main__":

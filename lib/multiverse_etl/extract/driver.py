@@ -18,6 +18,7 @@ from typing import Any, Optional
 from ..config import Config
 from ..entities import APPRENTICESHIPS, ENTITIES, PROGRAMMES, PROJECTS, EntitySpec
 from ..landing import EntityManifest, Manifest, Part, check_run_id, new_run_id, read_manifest, write_manifest
+from ..lock import check_still_held
 from ..storage import Storage, open_storage
 from .aio import all_or_nothing, run_async
 from .client import ApiClient
@@ -89,6 +90,7 @@ def run_extract(
                     plan.run_id,
                 )
             raise
+        check_still_held()  # fenced: under a lake lock that was lost, nothing is committed
         key = write_manifest(storage, committed)
         manifest = committed.to_json()
         advance_watermark(storage, committed.watermark_after, plan.run_id, committed.finished_at)
