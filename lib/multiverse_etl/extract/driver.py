@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import logging
 import time
 from dataclasses import dataclass
@@ -31,10 +32,13 @@ from .progress import FanoutState, Progress, summary_extra, summary_table
 from .redaction import RedactingFilter, safe_url, scrubbed_logs
 from .resume import PriorAttempt, take_over
 from .retry import RetryBudget
+from .server_clock import server_now
 from .state import (
     ExtractPlan,
     WatermarkTracker,
     advance_watermark,
+    capped_watermark,
+    extraction_start,
     later_watermark,
     modified_after_for,
     read_run_plan,
@@ -145,6 +149,7 @@ class _Run:
         self.lake_touched = False
         self.stats = RequestStats()
         self.watermark = WatermarkTracker()
+        self.server_start: Optional[dt.datetime] = None  # the server's clock at the start (Date header)
         self.fanout = FanoutState()
         page_size = config.api.page_size
         self.page_sizes = {spec.name: PageSize(page_size, spec.name) for spec in ENTITIES}
@@ -181,6 +186,7 @@ class _Run:
                 self.credentials.username,
                 self.credentials.source,
             )
+            self.server_start = await server_now(config.api)  # the watermark never passes the start
             await client.login()  # a wrong password fails here, before the lake is touched
             prior = await asyncio.to_thread(self._start_in_lake)
             self.fanout.done_before = len(prior.done_parents)
@@ -317,7 +323,10 @@ class _Run:
             duration_s=round(duration_s, 3),
             attempt=plan.attempt,
             watermark_before=plan.watermark_before,
-            watermark_after=later_watermark(plan.watermark_before, self.watermark.value),
+            watermark_after=later_watermark(
+                plan.watermark_before,
+                capped_watermark(self.watermark.value, extraction_start(plan.started_at, self.server_start)),
+            ),
             modified_after=plan.modified_after,
             requests=stats.requests,
             retries=stats.retries,
