@@ -91,3 +91,10 @@ def test_glue_parameters_refuse_a_secret():
         SECRET,
     )
     assert refused.returncode == 2 and "--set__api.password" in refused.stderr and SECRET not in refused.stderr
+
+
+def test_clearing_a_secret_reveals_nothing_and_is_allowed():
+    assert parse_set_flags(["s3.secret_access_key=", "api.password="]) == {
+        "s3.secret_access_key": "",
+        "api.password": "",
+    }

@@ -6,7 +6,8 @@ of the version it wrote (S3 `If-Match` on the ETag; a guarded atomic replace on 
 for its lease (a crashed or cut-off holder), or left by a dead process of this host, is taken over with one
 conditional overwrite of the version read: of two takers exactly one wins, and nothing is deleted blindly.
 An unreadable lock expires a lease after it was written. A write whose answer was lost is recognised as ours
-on read-back (its random token). Each hold has a generation number, above the last one: the fencing token.
+on read-back (its random token). Each hold has a generation number (the fencing token): one above the holder
+it replaced, and at least the acquisition time in milliseconds, so it grows from one hold to the next.
 Before a commit the holder calls `check_still_held()`, which stops it with `LockLostError` if it lost the lake.
 """
 
@@ -28,7 +29,6 @@ from .storage import ObjectNotFound, Storage, StorageError
 log = logging.getLogger(__name__)
 
 LOCK_KEY = "_locks/writer.lock"
-GENERATION_KEY = "_locks/writer.generation"  # the last generation taken, so a fresh lock's is larger
 DEFAULT_LEASE_S = 600
 Clock = Callable[[], dt.datetime]
 
@@ -98,13 +98,6 @@ def _expires_at(seen: _Seen) -> dt.datetime:
 def _generation(body: Optional[dict[str, Any]]) -> int:
     value = (body or {}).get("generation")
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _last_generation(storage: Storage) -> int:
-    try:
-        return int(storage.get(GENERATION_KEY))
-    except (ObjectNotFound, ValueError):
-        return 0
 
 
 def _encode(body: dict[str, Any]) -> bytes:
@@ -240,7 +233,8 @@ def acquire(storage: Storage, owner: str, lease_s: float = DEFAULT_LEASE_S, cloc
         stale = seen is not None and (_expires_at(seen) < now or _holder_died_here(seen.body))
         if seen is not None and not stale:
             break
-        generation = max(_generation(seen.body if seen else None), _last_generation(storage)) + 1
+        # Above the holder it replaces, and above any earlier hold as long as clocks move forward.
+        generation = max(_generation(seen.body if seen else None) + 1, int(now.timestamp() * 1000))
         body = {
             "owner": owner,
             "token": uuid.uuid4().hex,
@@ -261,7 +255,6 @@ def acquire(storage: Storage, owner: str, lease_s: float = DEFAULT_LEASE_S, cloc
                     why,
                     (seen.body or {}).get("renewed_at", seen.modified.isoformat()),
                 )
-            storage.put(GENERATION_KEY, str(generation).encode())
             log.info("lake lock taken by %s (generation %d, lease %ss)", owner, generation, lease_s)
             return held
     holder = (seen.body if seen else None) or {"owner": "an unreadable lock"}

@@ -45,6 +45,7 @@ def parse_set_flags(items: Optional[list[str]]) -> dict[str, str]:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. api.page_size=500")
         key, value = item.split("=", 1)
-        refuse_secret_on_command_line(key)
+        if value.strip():  # clearing a secret (`--set s3.secret_access_key=`) reveals nothing
+            refuse_secret_on_command_line(key)
         result[key.strip()] = value
     return result

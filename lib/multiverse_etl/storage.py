@@ -137,10 +137,11 @@ class LocalStorage:
 
     @contextlib.contextmanager
     def _guard(self, path: Path) -> Iterator[None]:
-        """An exclusive flock on one sidecar file per folder: the conditional writes there never interleave."""
+        """An exclusive flock per folder, on a file outside the lake: conditional writes there never interleave."""
         with _local_errors("locking", path, self.root):
             path.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(path.parent / ".tmp-guard", "a+b")
+            name = hashlib.sha256(str(path.parent).encode()).hexdigest()[:24]
+            handle = open(Path(tempfile.gettempdir(), f"multiverse-etl-guard-{name}"), "a+b")
         with handle:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             yield

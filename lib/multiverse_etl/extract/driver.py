@@ -186,8 +186,8 @@ class _Run:
                 self.credentials.username,
                 self.credentials.source,
             )
-            self.server_start = await server_now(config.api)  # the watermark never passes the start
             await client.login()  # a wrong password fails here, before the lake is touched
+            self.server_start = await server_now(config.api)  # the watermark never passes the start
             prior = await asyncio.to_thread(self._start_in_lake)
             self.fanout.done_before = len(prior.done_parents)
             max_bytes = config.extract.part_max_bytes

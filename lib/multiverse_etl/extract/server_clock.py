@@ -1,8 +1,9 @@
-"""The API server's clock, from the `Date` header of one HEAD request (best effort, before login).
+"""The API server's clock, from the `Date` header of one HEAD request (best effort, right after login).
 
 The watermark must never pass the extraction's start as the *server* sees it: its `modified_date`s are written
 by its clock, and a record dated ahead of it (a skewed source, a bad row) must not make incremental runs skip
 what changes meanwhile. A separate request keeps this out of the API client; any failure means "unknown".
+It is sent after a successful login, so a refused login or an untrusted certificate fails as before.
 """
 
 from __future__ import annotations
