@@ -250,3 +250,29 @@ def test_local_s3_honours_conditional_writes(s3_config):
     assert storage.put_if_version("k", b"2", '"0123"') is None
     assert storage.put_if_version("k", b"2", version) is not None
     assert storage.delete_if_version("k", version) is False and storage.get("k") == b"2"
+
+
+def test_a_holder_cut_off_from_the_store_keeps_the_lock_for_one_lease_then_counts_it_lost(tmp_path):
+    class CutOff(Recording):
+        cut = False
+
+        def put_if_version(self, key, data, version):
+            if self.cut:
+                raise StorageError("endpoint unreachable")
+            return super().put_if_version(key, data, version)
+
+        def get_versioned(self, key):
+            if self.cut:
+                raise StorageError("endpoint unreachable")
+            return self.inner.get_versioned(key)
+
+    clock = FakeClock()
+    store = CutOff(LocalStorage(str(tmp_path / "lake")))
+    held = acquire(store, "cut-off", lease_s=600, clock=clock)
+    store.cut = True
+    clock.advance(400)
+    assert held.renew()  # not renewed, but the lease still runs: nobody may take it yet
+    clock.advance(201)
+    assert not held.renew() and "not renewed for 600s" in held.lost
+    with pytest.raises(LockLostError, match="lake.lock_lease_s"):
+        held.check_still_held()

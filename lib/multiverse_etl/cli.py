@@ -58,8 +58,8 @@ def run_job(job: str, body: Callable[[], int]) -> int:
     except ConfigError as exc:
         log.error("%s: bad configuration: %s", job, exc, exc_info=log.isEnabledFor(logging.DEBUG))
         return 2
-    except KeyboardInterrupt:
-        log.error("%s: interrupted", job)
+    except KeyboardInterrupt:  # Ctrl-C once a SparkContext holds SIGINT (it cancels Spark's jobs, then raises this)
+        log.error("%s: interrupted (exit 130); lake: %s", job, lake_state())
         return 130
     except Exception as exc:  # the last line a user sees names the failure
         if getattr(exc, "user_facing", False):  # one line; the traceback only with --log-level DEBUG
