@@ -16,10 +16,7 @@ Readers take only runs whose manifest exists and says status "committed".
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
-import re
-import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -27,6 +24,9 @@ from typing import Any, Optional
 import orjson
 
 from .entities import ENTITY_NAMES
+from .errors import EtlError
+from .ids import RUN_ID_PATTERN
+from .ids import new_run_id as new_run_id  # re-exported: the extractor names its runs through the contract
 from .storage import ObjectNotFound, Storage
 
 ENTITIES = ENTITY_NAMES
@@ -34,19 +34,10 @@ RAW_PREFIX = "raw"
 MANIFEST_PREFIX = "raw/_manifests"
 STATE_PREFIX = "_state"
 MANIFEST_VERSION = 1
-RUN_ID_PATTERN = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
 
 
-class LandingError(RuntimeError):
+class LandingError(EtlError):
     """The landing zone is not what the contract says (bad run id, broken manifest)."""
-
-    user_facing = True
-
-
-def new_run_id(now: Optional[dt.datetime] = None) -> str:
-    """Sortable by time, unique across concurrent starts: 20261127T033400Z-1a2b3c."""
-    now = now or dt.datetime.now(dt.timezone.utc)
-    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
 def check_run_id(run_id: str) -> str:

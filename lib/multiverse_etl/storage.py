@@ -18,16 +18,15 @@ from pathlib import Path
 from typing import Iterator, Optional, Protocol
 
 from .config import S3Config
+from .errors import EtlError
 
 
-class StorageError(RuntimeError):
+class StorageError(EtlError):
     """A lake read or write failed; the message names the object and what to check (one line, no traceback)."""
-
-    user_facing = True
 
 
 class ObjectNotFound(StorageError, KeyError):
-    """The key does not exist in the lake."""
+    """The key does not exist in the lake (a KeyError too: a missing key, as in a mapping)."""
 
 
 @dataclass(frozen=True)
