@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 from .cli import base_parser, load_job_config, main_for
 from .config import Config
 from .errors import EXIT_USAGE
-from .ids import new_run_id
+from .ids import job_run_id
 from .storage import Storage
 
 REBUILD_GOLD_HELP = "rebuild gold whole from silver (by default only the rows of what silver changed are merged)"
@@ -192,7 +192,7 @@ def _writer_lock(args: argparse.Namespace, config: Config, storage: Storage, job
         note_lake_state(f"{job} stopped between Delta commits (each is all-or-nothing); its next run finishes the work")
     if args.break_lock:
         break_lock(storage)
-    with lake_lock(storage, owner=f"{job}-{new_run_id()}", lease_s=config.lake.lock_lease_s) as held:
+    with lake_lock(storage, owner=job_run_id(job), lease_s=config.lake.lock_lease_s) as held:
         yield held
 
 
