@@ -3,6 +3,9 @@
 Glue passes `--key value` pairs (plus its own, e.g. --JOB_NAME) and reads them with
 `awsglue.utils.getResolvedOptions`, which knows no optional arguments: an optional key is asked for
 only when it is present. Outside Glue the same parsing runs on a small stand-in, so it is tested.
+
+Every flag of every job (entrypoints.JOBS) is a job parameter, named without dashes and with '_' for '-'
+(--lake-root: --lake_root); a switch takes a value (--break_lock true).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 from typing import Callable, Optional, Sequence
 
+from .entrypoints import JOBS
 from .set_flags import refuse_secret_on_command_line
 
 REQUIRED = ("job", "env")
@@ -18,10 +22,8 @@ TRUE = ("true", "yes", "1")  # a switch (--break_lock true) is on with one of th
 
 
 def job_parameters() -> dict[str, argparse.Action]:
-    """Glue parameter (the flag without dashes, '-' as '_') -> its flag, for every flag of every job (the
-    registry's parsers) but --env and --set, which Glue passes its own way."""
-    from .entrypoints import JOBS
-
+    """Glue parameter -> the job flag it sets, for every flag of every job but --env and --set (passed their own
+    way)."""
     found: dict[str, argparse.Action] = {}
     for job in JOBS.values():
         # argparse has no public list of a parser's flags: `_actions` is how its own help is built.
