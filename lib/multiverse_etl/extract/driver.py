@@ -20,16 +20,15 @@ from ..entities import APPRENTICESHIPS, ENTITIES, PROGRAMMES, PROJECTS, EntitySp
 from ..landing import EntityManifest, Manifest, Part, check_run_id, new_run_id, read_manifest, write_manifest
 from ..storage import Storage, open_storage
 from .aio import all_or_nothing, run_async
-from .client import ApiClient
 from .credentials import Credentials, resolve_credentials
 from .errors import ExtractError, ResumeError
 from .fanout import ProjectsFanout
+from .http import ApiClient, ClientSettings
 from .lines import page_line
 from .paginate import PageSize, paginate, utc_now_iso
-from .progress import FanoutState, Progress, summary_extra, summary_table
+from .progress import FanoutState, Progress, summary_extra, summary_lines
 from .redaction import RedactingFilter, safe_url, scrubbed_logs
 from .resume import PriorAttempt, take_over
-from .retry import RetryBudget
 from .state import (
     ExtractPlan,
     WatermarkTracker,
@@ -40,12 +39,13 @@ from .state import (
     read_watermark,
     write_run_plan,
 )
-from .stats import RequestStats
 from .writer import PartWriter
 
 log = logging.getLogger("multiverse_etl.extract")
 
 MODES = ("full", "incremental")
+# The apprenticeships listing that only discovers parents for the fan-out: its requests are counted as its own.
+PARENTS_ENTITY = "parents"
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def run_extract(
         key = write_manifest(storage, committed)
         manifest = committed.to_json()
         advance_watermark(storage, committed.watermark_after, plan.run_id, committed.finished_at)
-        for row in summary_table(manifest):
+        for row in summary_lines(manifest):
             log.info("extract summary | %s", row)
         log.info("extract run %s committed: %s", plan.run_id, storage.uri(key), extra=summary_extra(manifest))
     return ExtractResult(plan.run_id, manifest, key)
@@ -141,7 +141,6 @@ class _Run:
         self.redactor = redactor
         self.run_id = plan.run_id
         self.lake_touched = False
-        self.stats = RequestStats()
         self.watermark = WatermarkTracker()
         self.fanout = FanoutState()
         page_size = config.api.page_size
@@ -153,12 +152,8 @@ class _Run:
 
     async def execute(self) -> Manifest:
         config, plan = self.config, self.plan
-        client = ApiClient(
-            config.api,
-            self.credentials,
-            stats=self.stats,
-            budget=RetryBudget(config.api.retry_budget),
-            on_token=self.redactor.add,
+        client = self.client = ApiClient(
+            ClientSettings.from_config(config.api), self.credentials, on_token=self.redactor.add
         )
         started = time.monotonic()
         async with client:
@@ -203,7 +198,7 @@ class _Run:
                 done_before=prior.done_parents,
                 state=self.fanout,
             )
-            progress = Progress(self.stats, self.fanout, self._landed_totals, config.extract.progress_interval_s)
+            progress = Progress(client, self.fanout, self._landed_totals, config.extract.progress_interval_s)
             reporter = asyncio.create_task(progress.run())
             try:
                 await self._all_lists(client)
@@ -266,7 +261,7 @@ class _Run:
         """Every apprenticeship id (no modified_after) for an incremental run with projects_scope 'all'; not landed."""
         async for page in paginate(
             client,
-            entity=PROJECTS.name,
+            entity=PARENTS_ENTITY,
             path=APPRENTICESHIPS.api_path,
             page_size=self.page_sizes[APPRENTICESHIPS.name],
             max_restarts=self.config.api.max_list_restarts,
@@ -279,10 +274,10 @@ class _Run:
         return sum(w.pages for w in writers.values()), sum(w.records for w in writers.values())
 
     def _manifest(self, duration_s: float) -> Manifest:
-        plan, stats = self.plan, self.stats
+        plan, counts = self.plan, self.client.counts
         entities: dict[str, EntityManifest] = {}
         for spec in ENTITIES:
-            writer, counter = self.writers[spec.name], stats.entity(spec.name)
+            writer, counter = self.writers[spec.name], counts.entity(spec.name)
             parts = tuple(Part.from_json(p) for p in writer.parts)
             if spec.parent is not None:  # one listing per parent: complete when every parent was listed
                 complete = plan.projects_scope == "all" or plan.modified_after is None
@@ -317,9 +312,9 @@ class _Run:
             watermark_before=plan.watermark_before,
             watermark_after=later_watermark(plan.watermark_before, self.watermark.value),
             modified_after=plan.modified_after,
-            requests=stats.requests,
-            retries=stats.retries,
-            logins=stats.logins,
-            client=stats.to_manifest(),
+            requests=counts.requests,
+            retries=counts.retries,
+            logins=self.client.auth.logins,
+            client=self.client.to_manifest(),
             entities=entities,
         )
