@@ -14,8 +14,8 @@ import asyncio
 import time
 from typing import Callable, Optional
 
-# Each probe past the limit costs one or two 429s: 2%/s keeps them well under 1% of requests at 200/s.
-GROWTH_PER_S = 0.02
+# Each probe past the limit costs a 429 or two and a short pause for everyone: 1%/s probes every ~3 s.
+GROWTH_PER_S = 0.01
 # Until the first learnt rate is confirmed by a second 429, it doubles every second: a first estimate can be
 # low (a bucket smaller than a second's worth), and a limit that is reached again costs one 429.
 FIRST_GROWTH_PER_S = 1.0

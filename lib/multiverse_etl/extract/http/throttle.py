@@ -8,8 +8,8 @@ and a rate signal:
   in flight), so it neither pauses again nor changes the rate;
 * `Retry-After` that names a moment (more than a second, or a fraction: "the window reopens in 0.37 s") is
   honoured as the pause; `1`, `0` or none are too coarse to be a schedule, so the pause is a short floor with
-  jitter, doubling while throttles come less than a second apart (up to `PAUSE_CEILING_S`), and the pacer
-  (rate.py) does the real work;
+  jitter, doubling while throttles come less than a second apart (up to `PAUSE_CEILING_S`, and never past
+  the coarse Retry-After counted from the first 429 of the streak), and the pacer (rate.py) does the real work;
 * the first throttle also ends slow start (the limiter halves once); after it the rate, not the number of
   requests in flight, is what the API limits, so later 429s do not shrink the limit again.
 """
@@ -60,6 +60,7 @@ class Throttle:
         self._epoch = 0
         self._streak = 0  # throttles less than STREAK_RESET_S apart
         self._last_throttle = -1e9
+        self._streak_started = 0.0
         self._rng = rng or random.Random()
         self._started = clock()
         self.trajectory: list[tuple[float, int]] = [(0.0, self.limiter.current)]
@@ -125,7 +126,10 @@ class Throttle:
         self._epoch += 1
         self.throttles += 1
         now = self.clock()
-        self._streak = self._streak + 1 if now - self._last_throttle < STREAK_RESET_S else 1
+        if now - self._last_throttle < STREAK_RESET_S:
+            self._streak += 1
+        else:
+            self._streak, self._streak_started = 1, now
         self._last_throttle = now
         if self.adaptive:
             self.pacer.learn(self.accepted.rate(), self.accepted.count())
@@ -162,8 +166,10 @@ class Throttle:
             retry_after = min(max(retry_after, 0.0), MAX_RETRY_AFTER_S)
             if retry_after > 1.0 or (retry_after > 0 and retry_after != int(retry_after)):
                 return retry_after * self._rng.uniform(1.0, 1.05)
-        floor = min(PAUSE_CEILING_S, PAUSE_FLOOR_S * 2 ** (self._streak - 1))
-        return floor * self._rng.uniform(1.0, 1.5)
+        pause = min(PAUSE_CEILING_S, PAUSE_FLOOR_S * 2 ** (self._streak - 1)) * self._rng.uniform(1.0, 1.5)
+        if retry_after:  # "1": the limit reopens at most a second after the first 429 of this streak
+            pause = min(pause, max(PAUSE_FLOOR_S, self._streak_started + retry_after - self.clock()))
+        return pause
 
     def _hold(self, delay: float) -> None:
         """Close the gate for `delay` seconds from now (never shortening a longer pause)."""
