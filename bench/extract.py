@@ -420,6 +420,8 @@ def run_case(case: str, lake: str, scale: Optional[int]) -> list[str]:
             )
         ]
     if case == "cpu-wrk":
+        if not shutil.which("wrk"):
+            return [case_row(case, ">= 0.7 of wrk -c64", "not run", False, "wrk is not installed")]
         runs = []
         proc, url = start_server(scale or 100_000, 0)
         try:
