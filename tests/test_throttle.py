@@ -15,6 +15,7 @@ from aiohttp import web
 from multiverse_etl.extract import run_extract
 from multiverse_etl.extract.http import ApiClient, ClientSettings
 from multiverse_etl.extract.http.limiter import INITIAL_LIMIT, OK, OVERLOAD
+from multiverse_etl.extract.http.rate import RatePacer
 from multiverse_etl.extract.http.throttle import PAUSE_CEILING_S, PAUSE_FLOOR_S, Throttle
 from sample_api.ratelimit import RateLimiter, retry_after_header
 from support.extract import assert_matches_ground_truth, extract_config, start_api, storage_for
@@ -169,3 +170,19 @@ def test_every_rate_limit_shape_lands_exactly_with_few_429s(tmp_path, shape, ret
     assert client["status_429"] <= client["limit_max"] + 0.05 * manifest["requests"], client
     # a fixed window counts up to two windows in the last second: its estimate is high, and exact pauses bound it
     assert 0.5 * rate <= client["learnt_requests_per_s"] <= 2.0 * rate, client
+
+
+def test_a_probe_backs_off_from_the_pace_and_a_lower_limit_is_followed():
+    clock = Clock()
+    pacer = RatePacer(clock=clock)
+    assert pacer.learn(200.0, 200) and pacer.rate == pytest.approx(194.0) and not pacer.confirmed
+    assert not pacer.learn(5.0, 5)  # too few answers to tell: the rate stays
+    pacer.learn(190.0, 190)  # a probe: accepted about the pace (it read low after a pause)
+    assert pacer.confirmed and pacer.rate == pytest.approx(0.97 * 194.0)
+    pacer.learn(400.0, 400)  # two fixed windows in the last second: the pace, not the count, is the basis
+    assert pacer.rate == pytest.approx(0.97**3 * 200.0)
+    pacer.learn(100.0, 100)  # the API accepts far less than the pace: its limit went down
+    assert pacer.rate == pytest.approx(97.0)
+    clock.now += 10.0  # ten quiet seconds: the confirmed rate probes up by 1% a second
+    pacer.delay()
+    assert pacer.rate == pytest.approx(97.0 * 1.1)

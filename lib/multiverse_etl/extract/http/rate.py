@@ -22,6 +22,7 @@ FIRST_GROWTH_PER_S = 1.0
 # The pace after a 429 is this share of the accepted rate: the next probe starts a little below the limit.
 BACKOFF = 0.97
 MIN_RATE = 1.0
+NEAR = 0.9  # accepted at least this share of the pace: the 429 was a probe, not a lower limit
 # A rate is learnt only from this many accepted answers: a throttle before anything was accepted is a pause.
 MIN_SAMPLE = 10
 
@@ -106,7 +107,13 @@ class RatePacer:
         """A 429 that is news: pace a little under what the API accepted (False: too few answers to tell)."""
         if accepted < MIN_SAMPLE:
             return False
-        rate = max(MIN_RATE, BACKOFF * accepted_per_s)
+        basis = accepted_per_s
+        if self.learnt is not None and accepted_per_s >= NEAR * self.learnt:
+            # A probe just past the limit: back off from the pace itself. What was accepted over the last second
+            # reads low after a pause, or high across two fixed windows; it is the basis only when the API
+            # accepts far less than the pace (its limit went down).
+            basis = self.learnt
+        rate = max(MIN_RATE, BACKOFF * basis)
         self.confirmed = self.learnt is not None
         self.learnt = min(rate, self.hard) if self.hard else rate
         self.lowest = self.learnt if self.lowest is None else min(self.lowest, self.learnt)
