@@ -65,6 +65,7 @@ class ConcurrencyLimiter:
         self._released = 0
         self._decrease_at = 0  # no new decrease before this many releases (the requests in flight returned)
         self._noted = self.current
+        self._window_limit = self._baseline_limit = self.limit  # slow start: the limit a window began under
         self._epoch_start = clock()
         self._epoch_min = math.inf
         self._previous_min = math.inf
@@ -143,11 +144,19 @@ class ConcurrencyLimiter:
             window = sorted(self._window)
             median = window[len(window) // 2]
             baseline = self.baseline_s
+            if median < self._epoch_min:  # the best round trip yet: remember the limit it was measured under
+                self._baseline_limit = self._window_limit
             self._epoch_min = min(self._epoch_min, median)
+            self._window_limit = self.limit
             self._window = []
             self._window_saturated = False
             if baseline is not None and median > max(LATENCY_TOLERANCE * baseline, baseline + LATENCY_SLACK_S):
-                self.slow_start = False  # the API queues us: from here on, additive increase
+                # The API queues us, and the limit has grown for a round trip since: go back to the limit the best
+                # round trip was measured under, then additive increase from there.
+                self.slow_start = False
+                self.decreases += 1
+                self.limit = max(self.latency_floor, min(self.limit, self._baseline_limit))
+                self._note()
 
     def _end_window(self) -> None:
         window = self._window
