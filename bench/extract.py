@@ -341,6 +341,116 @@ def bench_adaptive(lake: str, before: Optional[str], wrk_seconds: int, naive_sec
     print_table(table)
 
 
+# ---------------------------------------------------------------- issue 25: one case at a time (--case NAME)
+
+LIMIT = 200.0
+LIMIT_CASES = {  # rate limit 200/s of each common shape, 3,000 apprenticeships, no api.max_requests_per_second
+    "sliding-1": ["--rate-limit-shape", "sliding", "--retry-after", "1"],
+    "fixed-exact": ["--rate-limit-shape", "fixed", "--retry-after", "exact"],
+    "bucket-none": ["--rate-limit-shape", "bucket", "--rate-limit-burst", "50", "--retry-after", "none"],
+}
+CASES = [*(f"limit-{name}" for name in LIMIT_CASES), "latency", "saturating", "cpu-single", "cpu-wrk", "ttl-faults"]
+
+
+def case_row(case: str, target: str, measured: str, met: bool, note: str = "") -> str:
+    return f"{case:<16}{target:<34}{measured:<34}{'met' if met else 'MISSED':<8}{note}"
+
+
+def run_case(case: str, lake: str, scale: Optional[int]) -> list[str]:
+    """One case of issue 25's table, as rows of text (same-run ratios only: the machine is shared)."""
+    if case.startswith("limit-"):
+        flags = ["--rate-limit", str(LIMIT), *LIMIT_CASES[case.removeprefix("limit-")]]
+        r = one_case(case, scale or 3000, flags, lake, {"after": None}, truth=True)[0]
+        client = r.get("client") or {}
+        useful = (r["requests"] - client.get("status_429", 0)) / r["wall_s"]
+        share = client.get("status_429", 0) / max(r["requests"], 1)
+        measured = f"{useful / LIMIT:.2f} x limit, {share:.1%} 429"
+        note = f"{r['requests']:,} requests in {r['wall_s']:.1f} s, learnt {client.get('learnt_requests_per_s')}/s"
+        note += "" if r.get("exact") else f"; NOT exact {r.get('failed')}"
+        return [case_row(case, ">= 0.9 x 200/s, <= 2% 429", measured, useful >= 0.9 * LIMIT and share <= 0.02, note)]
+    if case == "latency":
+        proc, url = start_server(scale or 3000, LATENCY_MS)
+        try:
+            naive = run_worker("naive", url, "10")
+            ours = run_worker("extractor", url, os.path.join(lake, "latency"))
+        finally:
+            proc.kill()
+            proc.wait()
+        ratio = rate(ours) / rate(naive)
+        trajectory = (ours.get("client") or {}).get("limit_trajectory") or []
+        reached = next((t for t, limit in trajectory if limit >= 64), None)
+        note = f"run_extract {ours['wall_s']:.2f} s; limit 64 after {reached} s"
+        return [case_row(case, ">= 45x naive (20 ms, no limit)", f"{ratio:.1f}x naive", ratio >= 45, note)]
+    if case == "saturating":
+        r = one_case("saturating", scale or 3000, ["--max-concurrency", "8"], lake, {"after": None}, latency_ms=10)[0]
+        client = r.get("client") or {}
+        share = (r["pages"] / r["wall_s"]) / 800
+        p50 = (client.get("latency") or {}).get("p50_ms") or 0
+        ratio = p50 / r["p50_unloaded_ms"]
+        return [
+            case_row(
+                case,
+                ">= 0.9 of server, p50 <= 1.5x",
+                f"{share:.2f} of server, p50 {ratio:.2f}x",
+                share >= 0.9 and ratio <= 1.5,
+                "C=8, 10 ms: the server does 800/s",
+            )
+        ]
+    if case == "cpu-single":  # adaptive vs fixed pool, interleaved, median of 3
+        times: dict[str, list[float]] = {"adaptive": [], "fixed": []}
+        for _ in range(3):
+            for mode in times:
+                r = one_case(
+                    f"cpu-{mode}",
+                    scale or 2000,
+                    ["--max-concurrency", "1"],
+                    lake,
+                    {"after": None},
+                    overrides={"api.concurrency_mode": mode},
+                )[0]
+                times[mode].append(r["wall_s"])
+        adaptive, fixed = (sorted(v)[1] for v in times.values())
+        return [
+            case_row(
+                case,
+                "<= 1.05x the fixed pool",
+                f"{adaptive / fixed:.2f}x ({adaptive:.2f} / {fixed:.2f} s)",
+                adaptive <= 1.05 * fixed,
+                "replica --max-concurrency 1, medians of 3 (CPU-bound: load-sensitive)",
+            )
+        ]
+    if case == "cpu-wrk":
+        if not shutil.which("wrk"):
+            return [case_row(case, ">= 0.7 of wrk -c64", "not run", False, "wrk is not installed")]
+        runs = []
+        proc, url = start_server(scale or 100_000, 0)
+        try:
+            wrk = run_wrk(url, scale or 100_000, 10)
+            for i in range(3):
+                runs.append(rate(run_worker("extractor", url, os.path.join(lake, f"wrk-{i}"))))
+        finally:
+            proc.kill()
+            proc.wait()
+        ratio = sorted(runs)[1] / rate(wrk)
+        return [
+            case_row(case, ">= 0.7 of wrk -c64", f"{ratio:.2f} of wrk", ratio >= 0.7, "median of 3 (load-sensitive)")
+        ]
+    if case == "ttl-faults":
+        r = one_case(
+            "ttl", scale or 20_000, EVERY_FAULT, lake, {"after": None}, truth=True, overrides={"api.page_size": 1000}
+        )[0]
+        ok = bool(r.get("exact")) and r["logins"] <= r["requests"] / 5
+        return [
+            case_row(
+                case,
+                "exact, logins <= requests / 5",
+                f"{'exact' if r.get('exact') else 'NOT exact'}, 1/{r['requests'] / max(r['logins'], 1):.0f}",
+                ok,
+            )
+        ]
+    raise SystemExit(f"unknown case {case!r}; one of {', '.join(CASES)}")
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scales", type=int, nargs="+", default=[1000, 10_000, 100_000])
@@ -352,7 +462,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--before", help="a lib/ folder of the code before the change, run in the same table")
     parser.add_argument("--cpu-scale", type=int, default=100_000)
     parser.add_argument("--latency-scale", type=int, default=10_000)
+    parser.add_argument("--case", choices=CASES, help="issue 25: run one case of its table and print its row")
+    parser.add_argument("--scale", type=int, help="apprenticeships for --case (default: the issue's)")
     args = parser.parse_args(argv)
+    if args.case and not args.worker:
+        print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, "
+              f"load average {os.getloadavg()[0]:.1f}")
+        with tempfile.TemporaryDirectory(prefix="bench-extract-") as lake_dir:
+            for line in run_case(args.case, lake_dir, args.scale):
+                print(line)
+        print(f"# load average after: {os.getloadavg()[0]:.1f}")
+        return 0
     if args.adaptive and not args.worker:
         print(f"# {os.cpu_count()} CPUs; load average before: {os.getloadavg()[0]:.1f}")
         with tempfile.TemporaryDirectory(prefix="bench-extract-") as lake_dir:

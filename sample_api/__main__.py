@@ -36,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="share of data requests answering 500")
     serve.add_argument("--rate-limit", type=float, default=0.0,
                        help="data requests/s before 429 + Retry-After (0 = off)")
+    serve.add_argument("--rate-limit-shape", choices=("bucket", "fixed", "sliding"), default="bucket",
+                       help="token bucket, fixed one-second window, or sliding one-second window")
+    serve.add_argument("--rate-limit-burst", type=int, default=0,
+                       help="the token bucket's size (0 = one second's worth)")
+    serve.add_argument("--retry-after", choices=("ceil", "exact", "1", "0", "none"), default="ceil",
+                       help="Retry-After on a 429: whole seconds rounded up, exact seconds, 1, 0, or no header")
     serve.add_argument("--latency-ms", type=float, default=0.0,
                        help="added latency per data request, jitter x0.5..x1.5")
     serve.add_argument("--token-ttl", type=int, default=0,
@@ -66,6 +72,9 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
         corrupt_rate=args.corrupt_rate, fault_seed=args.fault_seed,
         extra_fields=tuple(getattr(args, "extra_field", ())),
         max_concurrency=args.max_concurrency or None,
+        rate_limit_shape=getattr(args, "rate_limit_shape", "bucket"),
+        rate_limit_burst=getattr(args, "rate_limit_burst", 0) or None,
+        retry_after=getattr(args, "retry_after", "ceil"),
     )
 
 

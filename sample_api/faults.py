@@ -2,8 +2,8 @@
 
 Faults run before the app, in this order, each with a seeded RNG:
 
-1. ``rate_limit`` – over R requests/s (token bucket, burst R) answer
-   ``429 {"detail": "Too Many Requests"}`` with ``Retry-After`` (whole seconds);
+1. ``rate_limit`` – over R requests/s (``rate_limit_shape``: token bucket, fixed or sliding window, see
+   ratelimit.py) answer ``429 {"detail": "Too Many Requests"}`` with ``Retry-After`` as ``retry_after`` says;
    (``max_concurrency`` – at most C data requests are served at once, the others wait their
    turn in a FIFO queue: from here on, including the app's answer, a request holds a slot;)
 2. ``latency_ms`` – sleep M ms x uniform(0.5, 1.5) (jitter);
@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import random
-import time
 from typing import Any, Awaitable, Callable, Optional
 
+from .ratelimit import RateLimiter, retry_after_header
 from .settings import ServerSettings
+
+__all__ = ["FaultInjector", "RateLimiter", "drop_connection", "is_data_path", "send_internal_error"]
 
 log = logging.getLogger(__name__)
 
@@ -67,27 +68,6 @@ def drop_connection(receive: Receive) -> bool:
     return True
 
 
-class RateLimiter:
-    """Token bucket: ``rate`` requests per second, bursts up to ``rate``."""
-
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = rate
-        self.capacity = max(1.0, rate)
-        self.tokens = self.capacity
-        self.clock = clock
-        self.stamp = clock()
-
-    def acquire(self) -> Optional[int]:
-        """None if the request may pass, else the ``Retry-After`` seconds."""
-        now = self.clock()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return None
-        return max(1, math.ceil((1.0 - self.tokens) / self.rate))
-
-
 class FaultInjector:
     """Decides, per data request, whether a fault answers instead of the app."""
 
@@ -96,7 +76,11 @@ class FaultInjector:
         self.fault_rate = settings.fault_rate
         self.drop_rate = settings.drop_rate
         self.latency = settings.latency_ms / 1000.0
-        self.limiter = RateLimiter(settings.rate_limit) if settings.rate_limit else None
+        self.limiter = (
+            RateLimiter(settings.rate_limit, shape=settings.rate_limit_shape, burst=settings.rate_limit_burst)
+            if settings.rate_limit else None
+        )
+        self.retry_after = settings.retry_after
         self.active = bool(self.fault_rate or self.drop_rate or self.latency or self.limiter)
         # A saturating server: C requests served at once, the rest queue (made lazily: it needs the loop).
         self.max_concurrency = settings.max_concurrency or None
@@ -118,9 +102,9 @@ class FaultInjector:
     async def rate_limited(self, send: Send) -> bool:
         """Step 1: the 429 of the rate limit (answered at once, never queued)."""
         if self.limiter is not None:
-            retry_after = self.limiter.acquire()
-            if retry_after is not None:
-                await self._too_many(send, retry_after)
+            wait = self.limiter.wait()
+            if wait is not None:
+                await self._too_many(send, retry_after_header(wait, self.retry_after))
                 return True
         return False
 
@@ -142,11 +126,10 @@ class FaultInjector:
         return False
 
     @staticmethod
-    async def _too_many(send: Send, retry_after: int) -> None:
+    async def _too_many(send: Send, retry_after: Optional[str]) -> None:
         body = b'{"detail":"Too Many Requests"}'
-        await send({"type": "http.response.start", "status": 429, "headers": [
-            (b"content-length", str(len(body)).encode()),
-            (b"content-type", b"application/json"),
-            (b"retry-after", str(retry_after).encode()),
-        ]})
+        headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+        if retry_after is not None:
+            headers.append((b"retry-after", retry_after.encode()))
+        await send({"type": "http.response.start", "status": 429, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -30,6 +30,9 @@ class ServerSettings:
     # Schema drift: "entity.field" (e.g. "apprenticeships.cohort") served on every record of that entity.
     extra_fields: tuple[str, ...] = ()
     max_concurrency: Optional[int] = None
+    rate_limit_shape: str = "bucket"  # bucket | fixed | sliding (see ratelimit.py)
+    rate_limit_burst: Optional[int] = None  # the bucket's size (None: one second's worth)
+    retry_after: str = "ceil"  # ceil | exact | 1 | 0 | none
 
     def __post_init__(self) -> None:
         self.validate()
@@ -58,6 +61,12 @@ class ServerSettings:
                 raise ValueError(f"extra field must be apprenticeships|projects|programmes.<name>, got {spec!r}")
         if self.max_concurrency is not None and self.max_concurrency < 0:
             raise ValueError("max_concurrency must be >= 1 (or None/0 for unlimited)")
+        if self.rate_limit_shape not in ("bucket", "fixed", "sliding"):
+            raise ValueError(f"rate_limit_shape must be bucket, fixed or sliding, got {self.rate_limit_shape!r}")
+        if self.retry_after not in ("ceil", "exact", "1", "0", "none"):
+            raise ValueError(f"retry_after must be ceil, exact, 1, 0 or none, got {self.retry_after!r}")
+        if self.rate_limit_burst is not None and self.rate_limit_burst < 1:
+            raise ValueError("rate_limit_burst must be >= 1 (or None for one second's worth)")
         if self.max_page_size is not None and self.max_page_size < 0:
             raise ValueError("max_page_size must be >= 1 (or None/0 for no cap)")
 

@@ -14,12 +14,12 @@ from aiohttp import web
 
 from multiverse_etl.config import ApiConfig
 from multiverse_etl.errors import EtlError
-from multiverse_etl.extract.client import ApiClient
-from multiverse_etl.extract.stats import RequestStats
+from multiverse_etl.extract.http import ApiClient, ClientSettings
+from multiverse_etl.extract.http.counts import Counts
 from multiverse_etl.extract.credentials import Credentials
 from multiverse_etl.extract.errors import (ApiError, AuthError, DeadPaginationToken, RetryBudgetExhausted)
 from multiverse_etl.extract.redaction import RedactingFilter, Secret, redact, scrubbed_logs
-from multiverse_etl.extract.retry import RetryBudget, RetryPolicy, parse_retry_after
+from multiverse_etl.extract.http.policy import RetryBudget, RetryPolicy, parse_retry_after
 
 PASSWORD = "s3cr3t-pa55word"
 USER = "multiverse"
@@ -74,11 +74,11 @@ async def serve(script: Script) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-def api_config(url: str, **overrides: Any) -> ApiConfig:
+def api_config(url: str, **overrides: Any) -> ClientSettings:
     values = dict(url=url, concurrency=8, backoff_base_s=0.01, backoff_max_s=0.05, max_attempts=5,
                   connect_timeout_s=2.0, read_timeout_s=2.0)
     values.update(overrides)
-    return ApiConfig(**values)
+    return ClientSettings(**values)
 
 
 def creds(password: str = PASSWORD) -> Credentials:
@@ -109,7 +109,7 @@ def test_login_posts_the_form_and_every_request_carries_the_bearer_token():
         assert response.doc["data"] == [{"id": 1}]
         assert script.logins == 1
         assert seen == ["Bearer tok-1-abcdef"] * 2
-        assert client.stats.requests == 3 and client.stats.retries == 0
+        assert client.counts.requests == 3 and client.counts.retries == 0
 
     run(main())
 
@@ -140,8 +140,8 @@ def test_an_expired_token_makes_exactly_one_task_log_in_again():
                                              for i in range(40)))
         assert len(results) == 40
         assert script.logins == 2  # the first login and one re-login, however many tasks saw the 401
-        assert client.stats.relogins == 1
-        assert client.stats.retries == client.stats.entity("projects").retries == script.requests - 40
+        assert client.auth.relogins == 1
+        assert client.counts.retries == client.counts.entity("projects").retries == script.requests - 40
 
     run(main())
 
@@ -165,14 +165,13 @@ def test_5xx_429_dropped_connections_and_bad_bodies_are_retried_and_counted():
     async def main():
         script = Script(data)
         async with serve(script) as url, ApiClient(api_config(url, max_attempts=8), creds()) as client:
-            started = time.monotonic()
             response = await client.get_page("/programmes", {"page_size": 5}, entity="programmes")
-            elapsed = time.monotonic() - started
         assert response.doc["data"] == [{"id": 1}]
         assert script.requests == 6
-        assert client.stats.entity("programmes").requests == 6
-        assert client.stats.entity("programmes").retries == client.stats.retries == 5
-        assert elapsed >= 1.0  # Retry-After: 1 was honoured
+        assert client.counts.entity("programmes").requests == 6
+        assert client.counts.entity("programmes").retries == client.counts.retries == 5
+        # the 429 paused everyone (a coarse "Retry-After: 1" is a jittered floor, see test_throttle.py)
+        assert client.throttle.pauses == 1 and client.counts.status_429 == 1 and client.counts.status_5xx == 2
 
     run(main())
 
@@ -187,7 +186,7 @@ def test_a_request_gives_up_after_max_attempts():
             with pytest.raises(RetryBudgetExhausted, match="after 4 attempts.*HTTP 503"):
                 await client.get_page("/programmes", {}, entity="programmes")
         assert script.requests == 4
-        assert client.stats.retries == 3
+        assert client.counts.retries == 3
 
     run(main())
 
@@ -203,7 +202,7 @@ def test_429_with_retry_after_does_not_use_up_attempts_but_is_counted():
         async with serve(script) as url, ApiClient(api_config(url, max_attempts=3), creds()) as client:
             response = await client.get_page("/programmes", {}, entity="programmes")
         assert response.doc["data"] == [{"id": 1}]
-        assert script.requests == 11 and client.stats.retries == 10
+        assert script.requests == 11 and client.counts.retries == 10
 
     run(main())
 
@@ -249,7 +248,7 @@ def test_a_read_timeout_is_retried():
         async with serve(script) as url, ApiClient(api_config(url, read_timeout_s=0.2), creds()) as client:
             response = await client.get_page("/programmes", {}, entity="programmes")
         assert response.doc["data"] == [{"id": 1}]
-        assert script.requests == 2 and client.stats.retries == 1
+        assert script.requests == 2 and client.counts.retries == 1
 
     run(main())
 
@@ -311,7 +310,7 @@ def test_secrets_do_not_show_in_repr_format_or_logs(caplog):
     assert redact(f"x {PASSWORD} y", [PASSWORD, None]) == "x *** y"
     credentials = creds()
     assert PASSWORD not in repr(credentials)
-    assert PASSWORD not in repr(ApiClient(ApiConfig(password=PASSWORD), credentials))
+    assert PASSWORD not in repr(ApiClient(ClientSettings.from_config(ApiConfig(password=PASSWORD)), credentials))
     redactor = RedactingFilter()
     redactor.add(PASSWORD)
     with caplog.at_level(logging.INFO), scrubbed_logs(redactor):
@@ -331,7 +330,10 @@ def test_turning_tls_verification_off_warns_loudly(caplog):
     assert "TLS certificate verification is OFF" in caplog.text
 
 
-def test_request_stats_count_per_entity():
-    stats = RequestStats()
-    stats.entity("projects").requests += 2
-    assert stats.by_entity["projects"].requests == 2 and stats.entity("other").requests == 0
+def test_counts_are_kept_per_entity():
+    counts = Counts()
+    counts.sent("projects")
+    counts.sent("projects")
+    counts.retried("parents")
+    assert counts.by_entity["projects"].requests == 2 and counts.entity("other").requests == 0
+    assert counts.requests == 2 and counts.retries == 1 and counts.entity("parents").retries == 1

@@ -165,6 +165,11 @@ def test_incremental_run_lands_every_changed_and_new_apprenticeship(tmp_path):
     # projects_scope "all": every apprenticeship of generation 1 had its projects listed
     assert as_multiset(landed["projects"]) == as_multiset(gen1["projects"])
     assert manifest["entities"]["projects"]["parents"] == len(gen1["apprenticeships"])
+    # the listing that only discovers parents counts its requests under its own name, not under projects'
+    by_name = manifest["client"]["requests_by_name"]
+    assert by_name["parents"] >= 1 and by_name["projects"] == manifest["entities"]["projects"]["requests"]
+    assert by_name["projects"] >= len(gen1["apprenticeships"])
+    assert "parents" not in changed_only.manifest["client"]["requests_by_name"]
     assert manifest["watermark_after"] == max(a["modified_date"] for a in gen1["apprenticeships"])
     # projects_scope "changed": only the parents landed in this run
     changed = changed_only.manifest

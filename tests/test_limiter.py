@@ -12,9 +12,9 @@ import time
 from aiohttp import web
 
 from multiverse_etl.extract import run_extract
-from multiverse_etl.extract.client import ApiClient
-from multiverse_etl.extract.limiter import (DROP, INITIAL_LIMIT, MIN_WINDOW, OK, OVERLOAD, ConcurrencyLimiter,
-                                            RateMeter, RatePacer)
+from multiverse_etl.extract.http import ApiClient
+from multiverse_etl.extract.http.limiter import DROP, INITIAL_LIMIT, MIN_WINDOW, OK, OVERLOAD, ConcurrencyLimiter
+from multiverse_etl.extract.http.rate import RateMeter, RatePacer
 
 from support.extract import assert_matches_ground_truth, extract_config, start_api, storage_for
 from test_client import Script, api_config, creds, ok, serve
@@ -102,10 +102,10 @@ def test_the_rate_meter_and_pacer_learn_what_the_api_accepted():
         meter.add()
     assert 190 <= meter.rate() <= 210
     pacer = RatePacer(hard=150.0, clock=clock)
-    pacer.learn_from_429(meter.rate())
+    pacer.learn(meter.rate(), meter.count())
     assert pacer.rate == 150.0  # the hard cap stays a cap
     pacer = RatePacer(clock=clock)
-    pacer.learn_from_429(meter.rate())
+    pacer.learn(meter.rate(), meter.count())
     assert 190 <= pacer.rate <= 210
 
 
@@ -145,6 +145,6 @@ def test_retry_after_zero_does_not_make_a_tight_loop():
         # 16 tasks retrying on their own after 0-50 ms made ~500 requests in that second; a shared gate with a
         # floor of 0.1-0.2 s and a shrinking limit make a few dozen at most
         assert script.throttled <= 60, script.throttled
-        assert client.stats.status_429 == script.throttled and client.stats.pauses >= 1
+        assert client.counts.status_429 == script.throttled and client.throttle.pauses >= 1
 
     asyncio.run(main())

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from multiverse_etl.config import ApiConfig
-from multiverse_etl.extract.client import ApiClient
+from multiverse_etl.extract.http import ApiClient, ClientSettings
 from multiverse_etl.extract.credentials import Credentials
 from multiverse_etl.extract.errors import DeadPaginationToken, PaginationLoop
 from multiverse_etl.extract.lines import page_line
@@ -26,7 +26,7 @@ CREDS = Credentials("multiverse", Secret(PASSWORD), "test")
 def client_for(url: str, **api) -> ApiClient:
     values = dict(url=url, concurrency=4, backoff_base_s=0.01, backoff_max_s=0.1, max_attempts=8)
     values.update(api)
-    return ApiClient(ApiConfig(**values), CREDS)
+    return ApiClient(ClientSettings(**values), CREDS)
 
 
 async def walk(url: str, path: str, size: PageSize, **kwargs) -> list[Page]:

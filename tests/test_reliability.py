@@ -62,7 +62,7 @@ def test_a_dead_pagination_token_is_recognised_even_when_429s_and_dropped_connec
     """
     from aiohttp import web
 
-    from multiverse_etl.extract.client import ApiClient
+    from multiverse_etl.extract.http import ApiClient
     from multiverse_etl.extract.errors import DeadPaginationToken
     from test_client import Script, api_config, creds, run, serve
 

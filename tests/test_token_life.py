@@ -15,12 +15,12 @@ import pytest
 from aiohttp import web
 
 from multiverse_etl.extract import run_extract
-from multiverse_etl.extract.client import ApiClient
-from multiverse_etl.extract.stats import RequestStats
+from multiverse_etl.extract.http import ApiClient, ClientSettings
 from multiverse_etl.extract.errors import AuthError
 from multiverse_etl.extract.progress import FanoutState, Progress
 
 from support.extract import assert_matches_ground_truth, extract_config, start_api, storage_for
+from multiverse_etl.extract.http.limiter import INITIAL_LIMIT
 from test_client import Script, api_config, creds, ok, serve
 
 EVERY_FAULT = dict(fault_rate=0.1, drop_rate=0.02, latency_ms=2, max_page_size=25, rate_limit=300.0, fault_seed=7)
@@ -69,8 +69,8 @@ def test_a_login_endpoint_answering_500_a_few_times_is_retried():
         async with serve(script) as url, ApiClient(api_config(url, max_attempts=6), creds()) as client:
             response = await client.get_page("/programmes", {}, entity="programmes")
         assert response.doc["data"] == [{"id": 1}]
-        assert script.login_attempts == 4 and client.stats.logins == 1
-        assert client.stats.status_5xx == 3 and client.stats.entity("login").retries == 3
+        assert script.login_attempts == 4 and client.auth.logins == 1
+        assert client.counts.status_5xx == 3 and client.counts.entity("login").retries == 3
 
     asyncio.run(main())
 
@@ -105,7 +105,7 @@ def test_fresh_tokens_that_earn_nothing_end_the_run_after_a_few_logins():
 
 
 def test_the_eta_is_unknown_while_parents_are_still_being_listed(caplog):
-    stats = RequestStats()
+    stats = ApiClient(ClientSettings(url="http://127.0.0.1:9"), creds())
     fanout = FanoutState(known=2928, done=2900, started=time.monotonic() - 10.0)
     progress = Progress(stats, fanout, lambda: (10, 100), interval_s=5, stream=io.StringIO(), tty=False)
     with caplog.at_level(logging.INFO):
@@ -116,4 +116,4 @@ def test_the_eta_is_unknown_while_parents_are_still_being_listed(caplog):
     listing, listed = caplog.records[-2], caplog.records[-1]
     assert "parents=2900/2928+ ETA unknown" in listing.getMessage() and listing.eta_s is None
     assert "parents=2900/3000 ETA=" in listed.getMessage() and listed.eta_s is not None and listed.eta_s > 0
-    assert listed.requests_per_s is not None and listed.entity == "all" and listed.limit is None
+    assert listed.requests_per_s is not None and listed.entity == "all" and listed.limit == INITIAL_LIMIT and listed.limit_phase == "slow start"

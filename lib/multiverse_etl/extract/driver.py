@@ -22,16 +22,15 @@ from ..landing import EntityManifest, Manifest, Part, check_run_id, new_run_id, 
 from ..lock import check_still_held
 from ..storage import Storage, open_storage
 from .aio import all_or_nothing, run_async
-from .client import ApiClient
 from .credentials import Credentials, resolve_credentials
 from .errors import ExtractError, ResumeError
 from .fanout import ProjectsFanout
+from .http import ApiClient, ClientSettings
 from .lines import page_line
 from .paginate import PageSize, paginate, utc_now_iso
-from .progress import FanoutState, Progress, summary_extra, summary_table
+from .progress import FanoutState, Progress, summary_extra, summary_lines
 from .redaction import RedactingFilter, safe_url, scrubbed_logs
 from .resume import PriorAttempt, take_over
-from .retry import RetryBudget
 from .server_clock import server_now
 from .state import (
     ExtractPlan,
@@ -45,12 +44,13 @@ from .state import (
     read_watermark,
     write_run_plan,
 )
-from .stats import RequestStats
 from .writer import PartWriter
 
 log = logging.getLogger("multiverse_etl.extract")
 
 MODES = ("full", "incremental")
+# The apprenticeships listing that only discovers parents for the fan-out: its requests are counted as its own.
+PARENTS_ENTITY = "parents"
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def run_extract(
     """Export the API into raw landing files and commit the run with its manifest.
 
     `mode` overrides extract.mode; `resume_run_id` finishes an interrupted run instead of
-    starting one. Raises ExtractError subclasses (user_facing) on failure; a run that fails
+    starting one. Raises ExtractError subclasses (EtlError: one line for the user) on failure; a run that fails
     after it started can be finished with `resume_run_id`.
     """
     if mode is not None and mode not in MODES:
@@ -98,7 +98,7 @@ def run_extract(
         key = write_manifest(storage, committed)
         manifest = committed.to_json()
         advance_watermark(storage, committed.watermark_after, plan.run_id, committed.finished_at)
-        for row in summary_table(manifest):
+        for row in summary_lines(manifest):
             log.info("extract summary | %s", row)
         log.info("extract run %s committed: %s", plan.run_id, storage.uri(key), extra=summary_extra(manifest))
     return ExtractResult(plan.run_id, manifest, key)
@@ -147,7 +147,6 @@ class _Run:
         self.redactor = redactor
         self.run_id = plan.run_id
         self.lake_touched = False
-        self.stats = RequestStats()
         self.watermark = WatermarkTracker()
         self.server_start: Optional[dt.datetime] = None  # the server's clock at the start (Date header)
         self.fanout = FanoutState()
@@ -160,12 +159,8 @@ class _Run:
 
     async def execute(self) -> Manifest:
         config, plan = self.config, self.plan
-        client = ApiClient(
-            config.api,
-            self.credentials,
-            stats=self.stats,
-            budget=RetryBudget(config.api.retry_budget),
-            on_token=self.redactor.add,
+        client = self.client = ApiClient(
+            ClientSettings.from_config(config.api), self.credentials, on_token=self.redactor.add
         )
         started = time.monotonic()
         async with client:
@@ -211,7 +206,7 @@ class _Run:
                 done_before=prior.done_parents,
                 state=self.fanout,
             )
-            progress = Progress(self.stats, self.fanout, self._landed_totals, config.extract.progress_interval_s)
+            progress = Progress(client, self.fanout, self._landed_totals, config.extract.progress_interval_s)
             reporter = asyncio.create_task(progress.run())
             try:
                 await self._all_lists(client)
@@ -274,7 +269,7 @@ class _Run:
         """Every apprenticeship id (no modified_after) for an incremental run with projects_scope 'all'; not landed."""
         async for page in paginate(
             client,
-            entity=PROJECTS.name,
+            entity=PARENTS_ENTITY,
             path=APPRENTICESHIPS.api_path,
             page_size=self.page_sizes[APPRENTICESHIPS.name],
             max_restarts=self.config.api.max_list_restarts,
@@ -287,10 +282,10 @@ class _Run:
         return sum(w.pages for w in writers.values()), sum(w.records for w in writers.values())
 
     def _manifest(self, duration_s: float) -> Manifest:
-        plan, stats = self.plan, self.stats
+        plan, counts = self.plan, self.client.counts
         entities: dict[str, EntityManifest] = {}
         for spec in ENTITIES:
-            writer, counter = self.writers[spec.name], stats.entity(spec.name)
+            writer, counter = self.writers[spec.name], counts.entity(spec.name)
             parts = tuple(Part.from_json(p) for p in writer.parts)
             if spec.parent is not None:  # one listing per parent: complete when every parent was listed
                 complete = plan.projects_scope == "all" or plan.modified_after is None
@@ -328,9 +323,9 @@ class _Run:
                 capped_watermark(self.watermark.value, extraction_start(plan.started_at, self.server_start)),
             ),
             modified_after=plan.modified_after,
-            requests=stats.requests,
-            retries=stats.retries,
-            logins=stats.logins,
-            client=stats.to_manifest(),
+            requests=counts.requests,
+            retries=counts.retries,
+            logins=self.client.auth.logins,
+            client=self.client.to_manifest(),
             entities=entities,
         )

@@ -12,7 +12,7 @@ import time
 from typing import Any, Optional
 
 from ..entities import PROJECTS
-from .client import ApiClient
+from .http import ApiClient
 from .lines import page_line
 from .paginate import PageSize, paginate
 from .parents import ParentSet, parent_id

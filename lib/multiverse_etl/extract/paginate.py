@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Mapping, Optional, Protocol
 
-from .client import ApiClient
 from .errors import DeadPaginationToken, PaginationLoop
+from .http import ApiClient
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, TextIO
 
-from .stats import RequestStats
+from .http import ApiClient
 
 log = logging.getLogger("multiverse_etl.extract.progress")
 
@@ -36,14 +36,14 @@ class Progress:
 
     def __init__(
         self,
-        stats: RequestStats,
+        client: ApiClient,
         fanout: FanoutState,
         totals: Callable[[], tuple[int, int]],
         interval_s: float,
         stream: Optional[TextIO] = None,
         tty: Optional[bool] = None,
     ) -> None:
-        self.stats = stats
+        self.client = client
         self.fanout = fanout
         self.totals = totals  # () -> (pages, records) landed so far
         self.interval_s = interval_s
@@ -79,7 +79,9 @@ class Progress:
     def log_line(self, now: Optional[float] = None) -> None:
         now = now or time.monotonic()
         pages, records = self.totals()
-        stats = self.stats
+        stats, throttle = self.client.counts, self.client.throttle
+        phase = "slow start" if throttle.slow_start else "adaptive" if throttle.adaptive else "fixed"
+        paced = throttle.rate
         last_t, last_requests, last_429, last_5xx = self._last
         sent = stats.requests - last_requests
         rate = sent / max(now - last_t, 1e-6)
@@ -90,18 +92,20 @@ class Progress:
         f = self.fanout
         self.clear_bar()
         log.info(
-            "extract progress: %.0fs elapsed, pages=%d records=%d requests=%d (%.0f/s) limit=%s 429=%.1f%% "
+            "extract progress: %.0fs elapsed, pages=%d records=%d requests=%d (%.0f/s) limit=%s (%s) paced=%s 429=%.1f%% "
             "5xx=%.1f%% retries=%d relogins=%d parents=%d/%d%s %s",
             now - self.started,
             pages,
             records,
             stats.requests,
             rate,
-            stats.limit,
+            throttle.limit,
+            phase,
+            "-" if paced is None else f"{paced:.0f}/s",
             100 * share_429,
             100 * share_5xx,
             stats.retries,
-            stats.relogins,
+            self.client.auth.relogins,
             f.done + f.done_before,
             f.known + f.done_before,
             "" if f.listing_finished else "+",
@@ -113,8 +117,10 @@ class Progress:
                 "requests": stats.requests,
                 "requests_per_s": round(rate, 1),
                 "retries": stats.retries,
-                "relogins": stats.relogins,
-                "limit": stats.limit,
+                "relogins": self.client.auth.relogins,
+                "limit": throttle.limit,
+                "limit_phase": phase,
+                "paced_per_s": None if paced is None else round(paced, 1),
                 "status_429": stats.status_429,
                 "status_5xx": stats.status_5xx,
                 "parents_done": f.done + f.done_before,
@@ -133,8 +139,8 @@ class Progress:
         eta = self.eta_s(now)
         text = (
             f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {share:6.1%} {done}/{total}"
-            f"{'' if f.listing_finished else '+'} parents  {self.stats.requests} req  "
-            f"{self.stats.retries} retries  limit {self.stats.limit}  {_eta_text(eta, f)}\x1b[K"
+            f"{'' if f.listing_finished else '+'} parents  {self.client.counts.requests} req  "
+            f"{self.client.counts.retries} retries  limit {self.client.throttle.limit}  {_eta_text(eta, f)}\x1b[K"
         )
         self.stream.write(text)
         self.stream.flush()
@@ -153,7 +159,7 @@ def _eta_text(eta: Optional[float], fanout: FanoutState) -> str:
     return "ETA unknown" if not fanout.listing_finished else "ETA=?"
 
 
-def summary_table(manifest: dict[str, Any]) -> list[str]:
+def summary_lines(manifest: dict[str, Any]) -> list[str]:
     """The end-of-run table, one string per row (logged line by line)."""
     head = f"{'entity':<16}{'pages':>9}{'records':>11}{'parts':>7}{'bytes':>13}{'requests':>10}{'retries':>9}"
     rows = [head, "-" * len(head)]
@@ -197,7 +203,8 @@ def client_line(client: dict[str, Any]) -> str:
         f"{client.get('limit_ceiling')}, {client.get('concurrency_mode')}), logins {client.get('logins')}, "
         f"401s {client.get('status_401')}, 429s {client.get('status_429')}, 5xx {client.get('status_5xx')}, "
         f"drops {client.get('drops')}, timeouts {client.get('timeouts')}, "
-        f"token life {'-' if life is None else life} requests, p50 {latency.get('p50_ms')} ms"
+        f"token life {'-' if life is None else life} requests, paced {client.get('learnt_requests_per_s') or '-'}/s, "
+        f"p50 {latency.get('p50_ms')} ms"
     )
 
 

@@ -1,23 +1,17 @@
-"""How many requests may be in flight, and how fast they may start: learnt from the API's answers.
+"""How many requests may be in flight: slow start, then AIMD with a latency signal (TCP Reno/Vegas style).
 
-`ConcurrencyLimiter` is an AIMD limiter with a latency signal, in the spirit of TCP Vegas and
-Netflix's concurrency-limits (see docs/extract.md for why this one):
+* Slow start: the limit starts at `INITIAL_LIMIT` and grows by one per good answer while a task waits for a
+  slot, so it doubles every round trip (TCP's slow start) until the first congestion signal: a 429, 503 or
+  504, a timeout, a dropped connection, or a round trip past the latency tolerance.
+* Then additive increase: one per window of `max(MIN_WINDOW, 2 x limit)` answers while saturated. A window's
+  median round trip above `max(LATENCY_TOLERANCE x baseline, baseline + LATENCY_SLACK_S)` shrinks the limit by
+  `LATENCY_BACKOFF` (never below where it started); the baseline is the lowest window median of the last two
+  epochs (the API's latency without our queue).
+* Overload (429/503/504) halves it, a drop takes a quarter off, at most once per round (the requests in
+  flight were sent under the old limit and their answers say nothing new).
+* `cap` (half the measured token life, see auth.py) and `ceiling` (`api.concurrency`) bound it.
 
-* it starts low (`INITIAL_LIMIT`) and doubles once per window while answers are good (slow start),
-  then, after the first sign of overload, grows by one per window (additive increase); it grows
-  only while the limit is really what holds requests back (a task waited for a slot);
-* a window is `max(MIN_WINDOW, 2 x limit)` answers; its median round trip is compared with the
-  baseline (the lowest window median of the last two epochs: the API's latency without our
-  queue). Above `max(LATENCY_TOLERANCE x baseline, baseline + LATENCY_SLACK_S)` the limit
-  shrinks by `LATENCY_BACKOFF`;
-* a 429, 503 or 504, a timeout or a dropped connection shrinks it at once by `OVERLOAD_BACKOFF`,
-  at most once per round (the requests already in flight were sent under the old limit and
-  their answers say nothing new);
-* `cap` (set from the token life, see client.py) and `ceiling` (`api.concurrency`) bound it.
-
-`RatePacer` spaces request starts evenly; its rate is the hard `api.max_requests_per_second`
-and/or a rate learnt from 429s (`RateMeter`: what the API accepted over the last seconds).
-All of it runs in one event loop: no locks, O(1) per request on the fast path.
+Everything runs in one event loop: no locks, O(1) per request on the fast path.
 """
 
 from __future__ import annotations
@@ -26,10 +20,11 @@ import asyncio
 import math
 import time
 from collections import deque
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 INITIAL_LIMIT = 8
 MIN_WINDOW = 32
+SLOW_START_WINDOW = 8  # answers per latency check in slow start (a round trip's worth at the start)
 LATENCY_TOLERANCE = 1.4  # bench/extract.py: 1.25 gave 0.88 of a saturating server, 1.4 keeps p50 under 1.5x
 LATENCY_SLACK_S = 0.003  # a few ms of queueing is not worth giving throughput away for
 LATENCY_BACKOFF = 0.9
@@ -61,13 +56,16 @@ class ConcurrencyLimiter:
         self.cap: Optional[int] = None  # a bound from outside (the token life)
         self.in_flight = 0
         self.min_seen = self.max_seen = self.current
-        self.slow_start = True
+        self.slow_start = adaptive
+        self.on_change: Optional[Callable[[int], None]] = None  # told every new whole limit (the trajectory)
         self.decreases = 0
         self._waiters: deque[asyncio.Future] = deque()
         self._window: list[float] = []
         self._window_saturated = False
         self._released = 0
         self._decrease_at = 0  # no new decrease before this many releases (the requests in flight returned)
+        self._noted = self.current
+        self._window_limit = self._baseline_limit = self.limit  # slow start: the limit a window began under
         self._epoch_start = clock()
         self._epoch_min = math.inf
         self._previous_min = math.inf
@@ -108,10 +106,14 @@ class ConcurrencyLimiter:
         """A request ended: give its slot back and learn from how it went."""
         self.in_flight -= 1
         self._released += 1
+        if self._waiters:  # tasks queue for a slot: the limit is what holds them back
+            self._window_saturated = True
         if self.adaptive:
             if outcome == OK and rtt_s is not None:
                 self._window.append(rtt_s)
-                if len(self._window) >= max(MIN_WINDOW, 2 * self.current):
+                if self.slow_start:
+                    self._slow_start_step()
+                elif len(self._window) >= max(MIN_WINDOW, 2 * self.current):
                     self._end_window()
             elif outcome in (OVERLOAD, DROP):
                 self._decrease(OVERLOAD_BACKOFF if outcome == OVERLOAD else DROP_BACKOFF)
@@ -131,6 +133,30 @@ class ConcurrencyLimiter:
             if not future.done():
                 self.in_flight += 1
                 future.set_result(None)
+
+    def _slow_start_step(self) -> None:
+        """One more slot per good answer while slots are short (doubling per round trip); a window of
+        round trips past the tolerance of the best seen so far ends slow start."""
+        if self._window_saturated and self.limit < self.ceiling:
+            self.limit = min(float(self.ceiling), self.limit + 1)
+            self._note()
+        if len(self._window) >= max(SLOW_START_WINDOW, self.current // 2):
+            window = sorted(self._window)
+            median = window[len(window) // 2]
+            baseline = self.baseline_s
+            if median < self._epoch_min:  # the best round trip yet: remember the limit it was measured under
+                self._baseline_limit = self._window_limit
+            self._epoch_min = min(self._epoch_min, median)
+            self._window_limit = self.limit
+            self._window = []
+            self._window_saturated = False
+            if baseline is not None and median > max(LATENCY_TOLERANCE * baseline, baseline + LATENCY_SLACK_S):
+                # The API queues us, and the limit has grown for a round trip since: go back to the limit the best
+                # round trip was measured under, then additive increase from there.
+                self.slow_start = False
+                self.decreases += 1
+                self.limit = max(self.latency_floor, min(self.limit, self._baseline_limit))
+                self._note()
 
     def _end_window(self) -> None:
         window = self._window
@@ -167,112 +193,7 @@ class ConcurrencyLimiter:
         current = self.current
         self.min_seen = min(self.min_seen, current)
         self.max_seen = max(self.max_seen, current)
-
-
-class RateMeter:
-    """Answers the API accepted (not 429) per second, over the last `span_s` seconds, in 0.1 s buckets."""
-
-    BUCKET_S = 0.1
-
-    def __init__(self, span_s: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self.buckets = max(1, int(span_s / self.BUCKET_S))
-        self._counts = [0] * self.buckets
-        self._current = int(clock() / self.BUCKET_S)
-        self._started = clock()
-
-    def add(self) -> None:
-        self._roll()
-        self._counts[self._current % self.buckets] += 1
-
-    def rate(self) -> float:
-        """Accepted answers per second (the span is at least one second, so a first burst is not a rate)."""
-        self._roll()
-        span = min(self.buckets * self.BUCKET_S, max(1.0, self.clock() - self._started))
-        return sum(self._counts) / span
-
-    def _roll(self) -> None:
-        bucket = int(self.clock() / self.BUCKET_S)
-        if bucket != self._current:
-            for b in range(self._current + 1, min(bucket, self._current + self.buckets) + 1):
-                self._counts[b % self.buckets] = 0
-            self._current = bucket
-
-
-class RatePacer:
-    """Evenly spaced request starts at `rate` per second (None: no pacing), shared by every task.
-
-    `hard` is `api.max_requests_per_second`; `learn_from_429()` sets a learnt rate from what the API
-    accepted (never above `hard`), and `grow()` raises it by `GROWTH_PER_S` of itself per second
-    without a 429, so a rate limit that was lifted is found again.
-    """
-
-    GROWTH_PER_S = 0.05  # each probe above the limit costs 429s: at 0.1 they were 1.8-2.2% of requests
-    MIN_RATE = 1.0
-
-    def __init__(self, hard: Optional[float] = None, clock: Callable[[], float] = time.monotonic) -> None:
-        self.hard = hard
-        self.learnt: Optional[float] = None
-        self.clock = clock
-        self._next = 0.0
-        self._grown_at = clock()
-
-    @property
-    def rate(self) -> Optional[float]:
-        rates = [r for r in (self.hard, self.learnt) if r]
-        return min(rates) if rates else None
-
-    async def acquire(self) -> None:
-        rate = self.rate
-        if rate is None:
-            return
-        now = self.clock()
-        if self.learnt is not None and now - self._grown_at >= 1.0:
-            self.learnt *= 1 + self.GROWTH_PER_S * (now - self._grown_at)
-            self._grown_at = now
-            rate = self.rate or rate
-        slot = max(now, self._next)
-        self._next = slot + 1.0 / rate
-        if slot > now:
-            await asyncio.sleep(slot - now)
-
-    def learn_from_429(self, accepted_per_s: float) -> None:
-        rate = max(self.MIN_RATE, accepted_per_s)
-        self.learnt = rate if self.learnt is None else min(self.learnt, rate)
-        if self.hard:
-            self.learnt = min(self.learnt, self.hard)
-        self._grown_at = self.clock()
-
-
-class LatencyHistogram:
-    """Round trips in 5% buckets: p50/p99 in O(1) memory for the manifest and the benchmark."""
-
-    STEP = math.log(1.05)
-    FLOOR_S = 1e-5
-
-    def __init__(self) -> None:
-        self.counts: dict[int, int] = {}
-        self.total = 0
-
-    def add(self, seconds: float) -> None:
-        index = int(math.log(max(seconds, self.FLOOR_S) / self.FLOOR_S) / self.STEP)
-        self.counts[index] = self.counts.get(index, 0) + 1
-        self.total += 1
-
-    def quantile(self, q: float) -> Optional[float]:
-        if not self.total:
-            return None
-        wanted = q * self.total
-        seen = 0
-        for index in sorted(self.counts):
-            seen += self.counts[index]
-            if seen >= wanted:
-                return self.FLOOR_S * math.exp((index + 0.5) * self.STEP)
-        return None
-
-    def to_manifest(self) -> dict[str, Any]:
-        p50, p99 = self.quantile(0.5), self.quantile(0.99)
-        return {
-            "p50_ms": None if p50 is None else round(p50 * 1000, 2),
-            "p99_ms": None if p99 is None else round(p99 * 1000, 2),
-        }
+        if current != self._noted:
+            self._noted = current
+            if self.on_change is not None:
+                self.on_change(current)

@@ -1,23 +1,51 @@
-"""When to try again and how long to wait: backoff with jitter, Retry-After, a run-wide budget, a rate ceiling."""
+"""What to do with an answer, and how long to wait: the policy table, backoff with jitter, Retry-After, a budget.
+
+The table is the whole retry logic of the client: an answer's status (0: no answer at all) maps to one action.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import email.utils
+import enum
 import random
 import time
 from dataclasses import dataclass
 from typing import Optional
 
-from ..config import ApiConfig
-from .errors import RetryBudgetExhausted
+from ..errors import RetryBudgetExhausted
+from .session import ClientSettings
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class Action(enum.Enum):
+    DONE = "done"  # a page (or a token): hand it back
+    RETRY = "retry"  # transient: back off (this task only) and try again
+    PAUSE = "pause"  # throttled: every task waits, the rate is learnt, then try again
+    RELOGIN = "relogin"  # the token died: one task logs in, everyone retries with the new token
+    FAIL = "fail"  # the API's final word: raise ApiError
+
+
+POLICY: dict[int, Action] = {
+    0: Action.RETRY,  # connection refused, reset, dropped or timed out
+    200: Action.DONE,
+    401: Action.RELOGIN,
+    429: Action.PAUSE,
+    **{status: Action.RETRY for status in RETRYABLE_STATUS - {429}},
+}
+
+
+def decide(status: int, retry_after: Optional[float]) -> Action:
+    """The action for an answer: the table, plus "a 503 that says when to come back is a throttle"."""
+    if status == 503 and retry_after is not None:
+        return Action.PAUSE
+    if 200 <= status < 300:
+        return Action.DONE
+    return POLICY.get(status, Action.FAIL)
+
+
 MAX_RETRY_AFTER_S = 600.0  # a server asking for more than this is treated as asking for this
-# A 429 (or 503) saying "Retry-After: 0", or nothing, still waits this long, with jitter up to twice it:
-# every task waits (a shared gate), so this is what keeps a throttled API from a tight loop.
-RETRY_AFTER_FLOOR_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -29,8 +57,8 @@ class RetryPolicy:
     max_s: float = 30.0
 
     @classmethod
-    def from_config(cls, api: ApiConfig) -> RetryPolicy:
-        return cls(max_attempts=api.max_attempts, base_s=api.backoff_base_s, max_s=api.backoff_max_s)
+    def from_settings(cls, settings: ClientSettings) -> RetryPolicy:
+        return cls(max_attempts=settings.max_attempts, base_s=settings.backoff_base_s, max_s=settings.backoff_max_s)
 
     def delay(self, attempt: int, retry_after: Optional[float] = None, rng: random.Random = random._inst) -> float:
         """Seconds to wait before attempt `attempt + 1` (attempt counts from 1)."""
@@ -38,13 +66,6 @@ class RetryPolicy:
             return retry_after + rng.uniform(0, min(1.0, 0.1 * retry_after + 0.05))
         ceiling = min(self.max_s, self.base_s * (2 ** (attempt - 1)))
         return rng.uniform(0, ceiling)
-
-    def throttled_delay(self, attempt: int, retry_after: Optional[float], rng: random.Random = random._inst) -> float:
-        """The wait after a 429 (or a 503 with Retry-After): Retry-After if it says more than the floor, else
-        the floor (or the backoff, if longer) with jitter: never a tight loop."""
-        if retry_after is not None and retry_after >= RETRY_AFTER_FLOOR_S:
-            return self.delay(attempt, retry_after, rng)
-        return max(self.delay(attempt, None, rng), RETRY_AFTER_FLOOR_S * rng.uniform(1.0, 2.0))
 
 
 def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
@@ -81,18 +102,3 @@ class RetryBudget:
                 f"retry budget of {self.limit} retries for this run is used up (last: {what}); "
                 "the API is failing too often - try later or raise api.retry_budget"
             )
-
-
-class RateLimiter:
-    """A requests-per-second ceiling (evenly spaced slots), shared by every task of the event loop."""
-
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate
-        self._next = 0.0
-
-    async def acquire(self) -> None:
-        now = time.monotonic()
-        slot = max(now, self._next)
-        self._next = slot + self.interval
-        if slot > now:
-            await asyncio.sleep(slot - now)

@@ -9,8 +9,8 @@ from typing import Any, Optional
 
 import orjson
 
-from .errors import ApiError
-from .redaction import redact
+from ..errors import ApiError
+from ..redaction import redact
 
 DETAIL_CHARS = 200
 
