@@ -2,9 +2,14 @@
 
 import sys
 
+from multiverse_etl.config import ConfigError
 from multiverse_etl.entrypoints import main
 from multiverse_etl.glue import glue_argv
 
 if __name__ == "__main__":
-    job, argv = glue_argv(sys.argv)
+    try:
+        job, argv = glue_argv(sys.argv)
+    except ConfigError as exc:  # e.g. a secret passed as a job parameter: refused in one line
+        print(f"glue job: error: {exc}", file=sys.stderr)
+        sys.exit(2)
     sys.exit(main(job, argv))

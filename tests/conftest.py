@@ -51,8 +51,11 @@ def storage(request, tmp_path):
 
 
 @pytest.fixture(scope="session")
-def spark(local_s3):
-    """The one SparkSession of the test run, built by the library's builder (Delta + s3a on local S3)."""
+def spark(local_s3, tmp_path_factory):
+    """The one SparkSession of the test run, built by the library's builder (Delta + s3a on local S3).
+
+    The event log is on (as on EMR) so that tests can check what it holds (test_pseudonymise.py).
+    """
     from multiverse_etl.spark import build_spark
 
     config = make_config(str(PROJECT_ROOT / "lake"), env="local-s3", s3={"endpoint_url": local_s3.endpoint_url},
@@ -63,6 +66,8 @@ def spark(local_s3):
         "spark.sql.adaptive.enabled": "false",
         "spark.ui.enabled": "false",
         "spark.databricks.delta.snapshotPartitions": "2",
+        "spark.eventLog.enabled": "true",
+        "spark.eventLog.dir": tmp_path_factory.mktemp("spark-events").as_uri(),
     }))
     session = build_spark(config, "multiverse-etl-tests")
     yield session

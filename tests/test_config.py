@@ -4,7 +4,8 @@ import textwrap
 
 import pytest
 
-from multiverse_etl.config import ConfigError, load_config, parse_set_flags
+from multiverse_etl.config import ConfigError, load_config
+from multiverse_etl.set_flags import parse_set_flags
 
 
 @pytest.mark.parametrize("env", ["local", "local-s3", "emr", "emr-serverless", "glue"])
@@ -87,3 +88,19 @@ def test_set_flags_parse_and_reject_missing_equals():
 def test_spark_conf_keys_can_be_set_from_flags():
     config = load_config("local", overrides={"spark.conf.spark.sql.shuffle.partitions": "3"}, environ={})
     assert config.spark.conf["spark.sql.shuffle.partitions"] == "3"
+
+
+def test_the_lock_lease_is_a_validated_config_key():
+    assert load_config("local", environ={}).lake.lock_lease_s == 600
+    assert load_config("local", {"lake.lock_lease_s": "120"}, environ={}).lake.lock_lease_s == 120
+    with pytest.raises(ConfigError, match="'lake.lock_lease_s' must be at least 30"):
+        load_config("local", {"lake.lock_lease_s": "5"}, environ={})
+
+
+def test_the_multicluster_conf_is_valid_and_opts_into_the_dynamodb_log_store():
+    config = load_config("emr-multicluster", environ={})
+    assert config.spark.packages == ["io.delta:delta-storage-s3-dynamodb:3.3.2"]  # matches Delta 3.3.2
+    for scheme in ("s3", "s3a"):
+        assert config.spark.conf[f"spark.delta.logStore.{scheme}.impl"] == "io.delta.storage.S3DynamoDBLogStore"
+    assert config.spark.conf["spark.io.delta.storage.S3DynamoDBLogStore.ddb.tableName"]
+    assert config.spark.conf["spark.io.delta.storage.S3DynamoDBLogStore.ddb.region"] == config.s3.region

@@ -1,24 +1,48 @@
-"""Pseudonymisation: a real HMAC-SHA256 computed by Spark, the schema kept, the key checked and never shown."""
+"""Pseudonymisation: a real HMAC-SHA256 computed on the executors, the schema kept, the key checked and in no plan or log."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import secrets
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from multiverse_etl.transform.pseudonymise import (MIN_KEY_BYTES, PERSONAL_COLUMNS, PseudonymisationKeyError,
-                                                   key_fingerprint, pseudonymisation_key, pseudonymise,
-                                                   pseudonymise_personal_data)
+from multiverse_etl.spark import spark_log_level
+from multiverse_etl.transform.pseudonymise import (
+    MIN_KEY_BYTES,
+    PERSONAL_COLUMNS,
+    PseudonymisationKeyError,
+    key_fingerprint,
+    pseudonymisation_key,
+    pseudonymise,
+    pseudonymise_personal_data,
+)
 from multiverse_etl.transform.schemas import GOLD_APPRENTICESHIP_PROJECTS_SCHEMA, GOLD_APPRENTICESHIPS_SCHEMA
 
 KEY = "k" * 16 + "0123456789abcdef"  # 32 bytes
 OTHER_KEY = "another-key-of-at-least-32-bytes!!"
 LONG_KEY = "L" * 100  # longer than the SHA-256 block: RFC 2104 hashes it first
-VALUES = ["ada@example.org", "Zoë", "Łukasz", "李小龍", "O'Brien", "de la Cruz", "", "a\x00b", "😀" * 40, "x" * 300, None]
+VALUES = [
+    "ada@example.org",
+    "Zoë",
+    "Łukasz",
+    "李小龍",
+    "O'Brien",
+    "de la Cruz",
+    "",
+    "a\x00b",
+    "😀" * 40,
+    "x" * 300,
+    None,
+]
 
 
 def reference(key: str, value, context: str = "") -> str | None:
@@ -43,9 +67,11 @@ def test_the_spark_expression_is_exactly_hmac_sha256(spark, key):
 
 def test_pseudonyms_are_deterministic_keyed_and_separated_by_column(spark):
     df = one_column(spark, ["Smith", "Smith", "smith"])
-    rows = df.select(pseudonymise(F.col("v"), KEY, "first_name").alias("a"),
-                     pseudonymise(F.col("v"), KEY, "last_name").alias("b"),
-                     pseudonymise(F.col("v"), OTHER_KEY, "first_name").alias("c")).collect()
+    rows = df.select(
+        pseudonymise(F.col("v"), KEY, "first_name").alias("a"),
+        pseudonymise(F.col("v"), KEY, "last_name").alias("b"),
+        pseudonymise(F.col("v"), OTHER_KEY, "first_name").alias("c"),
+    ).collect()
     assert rows[0].a == rows[1].a != rows[2].a  # same value, same pseudonym: joins still work
     assert rows[0].a != rows[0].b  # an equal first and last name cannot be linked
     assert rows[0].a != rows[0].c  # another key, another pseudonym
@@ -57,19 +83,45 @@ def test_pseudonyms_are_deterministic_keyed_and_separated_by_column(spark):
 def gold_apprenticeship_row(aid: int, first, last, email):
     import datetime as dt
 
-    return (aid, "Data Fellowship – Acme", 7, dt.datetime(2024, 3, 5, 10, 21, 33), first, last, email, True,
-            "Data Fellowship", 12, True, 2, 1, 1, 0, True, dt.date(2024, 3, 1))
+    return (
+        aid,
+        "Data Fellowship – Acme",
+        7,
+        dt.datetime(2024, 3, 5, 10, 21, 33),
+        first,
+        last,
+        email,
+        True,
+        "Data Fellowship",
+        12,
+        True,
+        2,
+        1,
+        1,
+        0,
+        True,
+        dt.date(2024, 3, 1),
+    )
 
 
 def test_gold_keeps_its_schema_and_only_personal_columns_change(spark):
-    rows = [gold_apprenticeship_row(1, "Ada", "Lovelace", "ada@example.org"),
-            gold_apprenticeship_row(2, "Zoë", "", "zoe@example.org"),
-            gold_apprenticeship_row(3, "李小龍", "O'Brien", "x" * 254)]
+    rows = [
+        gold_apprenticeship_row(1, "Ada", "Lovelace", "ada@example.org"),
+        gold_apprenticeship_row(2, "Zoë", "", "zoe@example.org"),
+        gold_apprenticeship_row(3, "李小龍", "O'Brien", "x" * 254),
+    ]
     gold = spark.createDataFrame(rows, GOLD_APPRENTICESHIPS_SCHEMA)
     got = pseudonymise_personal_data(gold, KEY)
 
-    expected_rows = [tuple(reference(KEY, v, GOLD_APPRENTICESHIPS_SCHEMA.names[i]) if GOLD_APPRENTICESHIPS_SCHEMA.names[i]
-                           in PERSONAL_COLUMNS else v for i, v in enumerate(row)) for row in rows]
+    expected_rows = [
+        tuple(
+            reference(KEY, v, GOLD_APPRENTICESHIPS_SCHEMA.names[i])
+            if GOLD_APPRENTICESHIPS_SCHEMA.names[i] in PERSONAL_COLUMNS
+            else v
+            for i, v in enumerate(row)
+        )
+        for row in rows
+    ]
     expected = spark.createDataFrame(expected_rows, GOLD_APPRENTICESHIPS_SCHEMA)
     assert_df_equality(got, expected, ignore_row_order=True)  # schema included: same names, types, nullability
     assert got.schema == GOLD_APPRENTICESHIPS_SCHEMA
@@ -78,17 +130,47 @@ def test_gold_keeps_its_schema_and_only_personal_columns_change(spark):
 def test_the_projects_gold_table_is_pseudonymised_with_the_same_pseudonyms(spark):
     import datetime as dt
 
-    row = (10, 1, "Title", "Text", "graded", True, "Data Fellowship – Acme", "Ada", "Lovelace", "ada@example.org", True,
-           dt.datetime(2024, 3, 5, 10, 21, 33), 7, True, "Data Fellowship", 12, "Learn.", dt.date(2024, 3, 1))
+    row = (
+        10,
+        1,
+        "Title",
+        "Text",
+        "graded",
+        True,
+        "Data Fellowship – Acme",
+        "Ada",
+        "Lovelace",
+        "ada@example.org",
+        True,
+        dt.datetime(2024, 3, 5, 10, 21, 33),
+        7,
+        True,
+        "Data Fellowship",
+        12,
+        "Learn.",
+        dt.date(2024, 3, 1),
+    )
     orphan = (11, 9, "Orphan", "Text", "pending", False) + (None,) * 7 + (False, None, None, None, None)
     schema = GOLD_APPRENTICESHIP_PROJECTS_SCHEMA
     projects = pseudonymise_personal_data(spark.createDataFrame([row, orphan], schema), KEY)
-    expected = spark.createDataFrame([tuple(reference(KEY, v, schema.names[i]) if schema.names[i] in PERSONAL_COLUMNS else v
-                                            for i, v in enumerate(r)) for r in (row, orphan)], schema)
+    expected = spark.createDataFrame(
+        [
+            tuple(
+                reference(KEY, v, schema.names[i]) if schema.names[i] in PERSONAL_COLUMNS else v
+                for i, v in enumerate(r)
+            )
+            for r in (row, orphan)
+        ],
+        schema,
+    )
     assert_df_equality(projects, expected, ignore_row_order=True)  # an orphan's personal columns stay null
     projects = projects.where(F.col("apprenticeship_known"))
     apprenticeships = pseudonymise_personal_data(
-        spark.createDataFrame([gold_apprenticeship_row(1, "Ada", "Lovelace", "ada@example.org")], GOLD_APPRENTICESHIPS_SCHEMA), KEY)
+        spark.createDataFrame(
+            [gold_apprenticeship_row(1, "Ada", "Lovelace", "ada@example.org")], GOLD_APPRENTICESHIPS_SCHEMA
+        ),
+        KEY,
+    )
     assert projects.schema == GOLD_APPRENTICESHIP_PROJECTS_SCHEMA
     joined = projects.join(apprenticeships, on=["apprenticeship_id", "email_address", "first_name", "last_name"])
     assert joined.count() == 1  # one person, one pseudonym in both tables
@@ -110,7 +192,9 @@ def test_the_key_comes_from_the_named_variable_and_must_be_256_bits(spark):  # F
     with pytest.raises(PseudonymisationKeyError, match="MV_PSEUDONYMISE_KEY .*is not set"):
         pseudonymisation_key("MV_PSEUDONYMISE_KEY", {})
     short = "s3cr3t-but-short"
-    with pytest.raises(PseudonymisationKeyError, match=f"CUSTOM_KEY .*holds 16 bytes.*at least {MIN_KEY_BYTES}") as failure:
+    with pytest.raises(
+        PseudonymisationKeyError, match=f"CUSTOM_KEY .*holds 16 bytes.*at least {MIN_KEY_BYTES}"
+    ) as failure:
         pseudonymisation_key("CUSTOM_KEY", {"CUSTOM_KEY": short})
     assert short not in str(failure.value) + repr(failure.value)
     with pytest.raises(PseudonymisationKeyError):
@@ -120,3 +204,93 @@ def test_the_key_comes_from_the_named_variable_and_must_be_256_bits(spark):  # F
 def test_the_key_fingerprint_tells_keys_apart_without_revealing_them():
     assert key_fingerprint(KEY) == key_fingerprint(KEY) != key_fingerprint(OTHER_KEY)
     assert len(key_fingerprint(KEY)) == 16 and KEY[:8] not in key_fingerprint(KEY)
+
+
+def secret_forms(key: str) -> dict[str, bytes]:
+    """The key and the RFC 2104 padded keys K' xor ipad / K' xor opad (what the old literals held), raw and in hex."""
+    raw = key.encode()
+    padded = (hashlib.sha256(raw).digest() if len(raw) > 64 else raw).ljust(64, b"\0")
+    forms = {}
+    for name, value in (
+        ("key", raw),
+        ("inner", bytes(b ^ 0x36 for b in padded)),
+        ("outer", bytes(b ^ 0x5C for b in padded)),
+    ):
+        forms[name] = value
+        forms[f"{name} hex"] = value.hex().encode()
+    return forms
+
+
+@contextmanager
+def jvm_log_file(spark, path: Path):
+    """Spark's own log at INFO (what a production job logs) copied into `path` while the block runs."""
+    level_after = spark_log_level()
+    jvm = spark.sparkContext._jvm
+    core = jvm.org.apache.logging.log4j.core
+    context = jvm.org.apache.logging.log4j.LogManager.getContext(False)
+    layout = core.layout.PatternLayout.newBuilder().withPattern("%d %p %c: %m%n").build()
+    appender = (
+        core.appender.FileAppender.newBuilder()
+        .withFileName(str(path))
+        .setName("pseudonymise-test")
+        .setLayout(layout)
+        .build()
+    )
+    appender.start()
+    root = context.getConfiguration().getRootLogger()
+    root.addAppender(appender, None, None)
+    context.updateLoggers()
+    spark.sparkContext.setLogLevel("INFO")
+    try:
+        yield
+    finally:
+        spark.sparkContext.setLogLevel(level_after)
+        root.removeAppender("pseudonymise-test")
+        context.updateLoggers()
+        appender.stop()
+
+
+def test_the_key_is_in_no_plan_event_log_or_log(spark, tmp_path, caplog):
+    """The key is a secret: a pseudonymising job's plans, event log (on by default on EMR) and logs never hold it."""
+    key = secrets.token_hex(32)  # fresh: found only if this test leaks it
+    schema = T.StructType(
+        [
+            T.StructField("apprenticeship_id", T.LongType(), False),
+            T.StructField("first_name", T.StringType(), False),
+            T.StructField("email_address", T.StringType(), True),
+        ]
+    )
+    df = spark.createDataFrame([(1, "Ada", "ada@example.org"), (2, "Zoë", None)], schema)
+    event_dir = Path(urlparse(spark.sparkContext.getConf().get("spark.eventLog.dir")).path)
+    spark.sparkContext._jsc.sc().listenerBus().waitUntilEmpty()
+    written_before = {p: p.stat().st_size for p in event_dir.iterdir()}  # the suite's log so far is not read
+    with jvm_log_file(spark, tmp_path / "spark.log"), caplog.at_level(logging.DEBUG):
+        got = pseudonymise_personal_data(df, key)
+        plans = got._jdf.queryExecution().toString()  # parsed, analysed, optimised and physical plans
+        rows = got.orderBy("apprenticeship_id").collect()
+        spark.sparkContext._jsc.sc().listenerBus().waitUntilEmpty()  # every event of the action is in the event log
+    assert [tuple(r) for r in rows] == [
+        (1, reference(key, "Ada", "first_name"), reference(key, "ada@example.org", "email_address")),
+        (2, reference(key, "Zoë", "first_name"), None),
+    ]
+    assert got.schema == schema  # NOT NULL stays NOT NULL
+    event_log = b""
+    for path in sorted(event_dir.iterdir()):
+        with path.open("rb") as log_file:
+            log_file.seek(written_before.get(path, 0))
+            event_log += log_file.read()
+    assert b"SparkListenerSQLExecutionStart" in event_log and b"first_name" in event_log  # the plan is there...
+    places = {
+        "plans": plans.encode(),
+        "event log": event_log,
+        "spark log": (tmp_path / "spark.log").read_bytes(),
+        "python log": caplog.text.encode(),
+    }
+    assert b"INFO" in places["spark log"]
+    leaks = [
+        (form, place)
+        for form, secret in secret_forms(key).items()
+        for place, text in places.items()
+        if secret in text or secret in text.lower()
+    ]
+    assert not leaks, f"secret forms found (form, place): {leaks}"  # ...but not the key, in no form

@@ -7,8 +7,10 @@ import logging
 import sys
 from typing import Callable, Optional
 
-from .config import Config, ConfigError, load_config, parse_set_flags
+from .config import Config, ConfigError, load_config
 from .logs import FORMATS, set_format, setup_logging, start_job_context
+from .set_flags import parse_set_flags
+from .signals import Stopped, announce_driver, lake_state, stop_on_signals
 
 log = logging.getLogger("multiverse_etl")
 
@@ -48,12 +50,16 @@ def load_job_config(args: argparse.Namespace, extra: Optional[dict] = None) -> C
 def run_job(job: str, body: Callable[[], int]) -> int:
     """Run a job body; known failures end with one clear line and a non-zero exit, not a stack trace."""
     try:
-        return body()
+        with stop_on_signals():
+            return body()
+    except Stopped as exc:  # the lock is released by now (every `finally` ran)
+        log.error("%s: stopped by %s (exit %d); lake: %s", job, exc.signal_name, exc.exit_code, lake_state())
+        return exc.exit_code
     except ConfigError as exc:
         log.error("%s: bad configuration: %s", job, exc, exc_info=log.isEnabledFor(logging.DEBUG))
         return 2
-    except KeyboardInterrupt:
-        log.error("%s: interrupted", job)
+    except KeyboardInterrupt:  # Ctrl-C once a SparkContext holds SIGINT (it cancels Spark's jobs, then raises this)
+        log.error("%s: interrupted (exit 130); lake: %s", job, lake_state())
         return 130
     except Exception as exc:  # the last line a user sees names the failure
         if getattr(exc, "user_facing", False):  # one line; the traceback only with --log-level DEBUG
@@ -64,6 +70,7 @@ def run_job(job: str, body: Callable[[], int]) -> int:
 
 
 def main_for(job: str, parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], int], argv=None) -> int:
+    announce_driver()
     args = parser.parse_args(argv)
     setup_logging(args.log_level, args.log_format or "text")
     start_job_context(job)

@@ -35,6 +35,7 @@ class ConfigError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class LakeConfig:
     root: str  # s3://bucket/prefix or a local folder (made absolute at load)
+    lock_lease_s: int = 600  # the writer lock's lease (renewed every third of it); see lock.py
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,6 +229,7 @@ def _resolve_root(root: str, base_dir: Path) -> str:
 
 def _check_semantics(config: Config, source: str, origins: Mapping[str, str]) -> None:
     checks = [
+        ("lake.lock_lease_s", config.lake.lock_lease_s >= 30, "must be at least 30 (seconds)"),
         ("api.page_size", config.api.page_size >= 1, "must be at least 1"),
         ("api.concurrency", 1 <= config.api.concurrency <= 1024, "must be between 1 and 1024"),
         ("api.max_attempts", config.api.max_attempts >= 1, "must be at least 1"),
@@ -337,14 +339,3 @@ def _set_dotted(raw: dict, dotted: str, value: Any, origin: str) -> None:
     if len(parts) != 2:
         raise ConfigError(f"{origin}: expected section.key, got '{dotted}'")
     section[parts[1]] = value
-
-
-def parse_set_flags(items: Optional[list[str]]) -> dict[str, str]:
-    """`--set api.page_size=500` flags to overrides."""
-    result: dict[str, str] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected key=value, e.g. api.page_size=500")
-        key, value = item.split("=", 1)
-        result[key.strip()] = value
-    return result

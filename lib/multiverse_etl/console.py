@@ -1,20 +1,27 @@
 """A console for people: Spark's and Ivy's own output to a log file, the project's lines to the console.
 
-spark-submit.sh runs a local Spark job as a child and reads its stderr line by line. Every line goes
-to the job's log file; the console gets the project's log lines (text or JSON), Spark's WARN/ERROR
+spark-submit.sh runs a Spark job as a child (`run_job_process`), in its own session: a SIGTERM or Ctrl-C sent
+to spark-submit.sh is passed to the Python driver itself (its pid comes back through the file named by
+$MV_DRIVER_PID_FILE), not to the JVM between them, so the driver stops cleanly and releases the lake lock
+while the JVM is still there to carry its last lines. With a log file it reads the child's output line by
+line. Every line goes to the job's log file; the console gets the project's log lines (text or JSON), Spark's WARN/ERROR
 lines with their stack traces, and anything it does not recognise (a Python traceback, a JVM crash).
 Only what is known to be noise is held back: log4j INFO/DEBUG records and Ivy's resolution report.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
-from typing import IO, Mapping, Sequence
+from typing import IO, Mapping, Optional, Sequence
+
+from .signals import DRIVER_PID_ENV, SIGNALS
 
 OUR_LINE = re.compile(r'^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ [A-Z]+ |\{"ts": )')
 SPARK_LINE = re.compile(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d (TRACE|DEBUG|INFO|WARN|ERROR|FATAL) ")
@@ -60,21 +67,55 @@ def _pump(stream: IO[bytes], log_file: IO[str], console: IO[str], lock: threadin
     hidden.append(lines.hidden)
 
 
-def run_with_log_file(
-    command: Sequence[str], env: Mapping[str, str], log_path: Path, out: IO[str] = sys.stdout, err: IO[str] = sys.stderr
+def run_job_process(
+    command: Sequence[str],
+    env: Mapping[str, str],
+    log_path: Optional[Path] = None,
+    out: IO[str] = sys.stdout,
+    err: IO[str] = sys.stderr,
 ) -> int:
-    """Run `command` with its output split between `log_path` (all of it) and the console; its exit code.
+    """Run `command`, passing SIGTERM/SIGINT on to its Python driver; its exit code (128 + signal if killed).
 
-    stdout and stderr are filtered apart (Ivy writes its first line to stdout), each to its own stream.
-    """
+    With `log_path`, its output is split between that file (all of it) and the console (`ConsoleFilter`),
+    stdout and stderr each to its own stream (Ivy writes its first line to stdout); else it is inherited."""
+    with tempfile.TemporaryDirectory(prefix="mv-driver-") as folder:
+        pid_file = Path(folder) / "driver.pid"
+        env = {**env, DRIVER_PID_ENV: str(pid_file)}
+        if log_path is None:
+            proc = subprocess.Popen(list(command), env=env, start_new_session=True)
+            _forward_stops(proc, pid_file)
+            code = proc.wait()
+        else:
+            code = _run_logged(command, env, log_path, pid_file, out, err)
+    return 128 - code if code < 0 else code  # killed by a signal: the shell's convention
+
+
+def _forward_stops(proc: subprocess.Popen, pid_file: Path) -> None:
+    """SIGTERM/SIGINT to us go to the driver (once it said its pid), else to the child we started."""
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            target = int(pid_file.read_text())
+        except (OSError, ValueError):
+            target = proc.pid
+        try:
+            os.kill(target, signum)
+        except ProcessLookupError:
+            pass
+
+    for signum in SIGNALS:
+        signal.signal(signum, forward)
+
+
+def _run_logged(command: Sequence[str], env: Mapping[str, str], log_path: Path, pid_file: Path, out, err) -> int:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     print(f"spark-submit.sh: Spark's own output goes to {log_path}", file=err, flush=True)
     lock, hidden = threading.Lock(), list[int]()
     with open(log_path, "w", encoding="utf-8") as log_file:
-        proc = subprocess.Popen(list(command), env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        # The child is in our process group: a Ctrl-C reaches it directly; a SIGTERM sent to us is passed on.
-        signal.signal(signal.SIGTERM, lambda signum, frame: proc.send_signal(signum))
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        proc = subprocess.Popen(
+            list(command), env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+        )
+        _forward_stops(proc, pid_file)
         pumps = [
             threading.Thread(target=_pump, args=(stream, log_file, console, lock, hidden), daemon=True)
             for stream, console in ((proc.stdout, out), (proc.stderr, err))
@@ -84,10 +125,10 @@ def run_with_log_file(
         code = proc.wait()
         for pump in pumps:
             pump.join()
-    code = 128 - code if code < 0 else code  # killed by a signal: the shell's convention
-    if code != 0 and any(hidden):
+    shown = 128 - code if code < 0 else code
+    if shown != 0 and any(hidden):
         print(
-            f"spark-submit.sh: the job exited with code {code}; Spark's own output is in {log_path}",
+            f"spark-submit.sh: the job exited with code {shown}; Spark's own output is in {log_path}",
             file=err,
             flush=True,
         )

@@ -5,8 +5,11 @@ run exactly the same code. Each body only parses, loads config and calls the lib
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime as dt
 import sys
-from typing import Callable, Optional, Sequence
+import uuid
+from typing import Callable, Iterator, Optional, Sequence
 
 from .cli import base_parser, load_job_config, main_for
 
@@ -49,16 +52,14 @@ def _transform_parser() -> argparse.ArgumentParser:
 
 
 def _transform(args: argparse.Namespace) -> int:
-    from .lock import lake_lock
     from .spark import build_spark
     from .storage import open_lake
     from .transform import run_transform
 
     config = load_job_config(args)
     storage = open_lake(config.lake.root, config.s3)
-    _maybe_break_lock(args, storage)
     # The lock first: a lake busy with another writer is refused before a Spark session is started.
-    with lake_lock(storage, owner="transform"):
+    with _writer_lock(args, config, storage, "transform"):
         spark = build_spark(config, "multiverse-etl-transform")
         result = run_transform(spark, config, storage=storage, take_lock=False, rebuild_gold=args.rebuild_gold)
     for line in result.summary_lines():
@@ -86,15 +87,15 @@ def _pipeline(args: argparse.Namespace) -> int:
 
     config = load_job_config(args, extract_overrides(args))
     storage = open_lake(config.lake.root, config.s3)
-    _maybe_break_lock(args, storage)
-    result = run_pipeline(
-        config,
-        lambda: build_spark(config, "multiverse-etl-pipeline"),
-        mode=args.mode,
-        resume_run_id=args.resume,
-        storage=storage,
-        rebuild_gold=args.rebuild_gold,
-    )
+    with _writer_lock(args, config, storage, "pipeline"):
+        result = run_pipeline(
+            config,
+            lambda: build_spark(config, "multiverse-etl-pipeline"),
+            mode=args.mode,
+            resume_run_id=args.resume,
+            storage=storage,
+            rebuild_gold=args.rebuild_gold,
+        )
     print(f"extract committed run {result.extract.run_id}: {result.extract.manifest_key}", flush=True)
     for line in result.transform.summary_lines():
         print(line, flush=True)
@@ -117,7 +118,6 @@ def _maintain_parser() -> argparse.ArgumentParser:
 
 
 def _maintain(args: argparse.Namespace) -> int:
-    from .lock import lake_lock
     from .maintain import check_retention, format_report, maintain_tables
     from .spark import build_spark
     from .storage import open_lake
@@ -126,8 +126,7 @@ def _maintain(args: argparse.Namespace) -> int:
     retention = args.retention_hours if args.retention_hours is not None else config.maintain.vacuum_retention_hours
     check_retention(retention, args.force)  # refuse before starting Spark
     storage = open_lake(config.lake.root, config.s3)
-    _maybe_break_lock(args, storage)
-    with lake_lock(storage, owner="maintain"):
+    with _writer_lock(args, config, storage, "maintain"):
         spark = build_spark(config, "multiverse-etl-maintain")
         reports = maintain_tables(
             spark,
@@ -164,11 +163,20 @@ def _smoke(args: argparse.Namespace) -> int:
     return 0 if len(rows) == 3 else 1
 
 
-def _maybe_break_lock(args: argparse.Namespace, storage) -> None:
-    if getattr(args, "break_lock", False):
-        from .lock import break_lock
+@contextlib.contextmanager
+def _writer_lock(args: argparse.Namespace, config, storage, job: str) -> Iterator[object]:
+    """The one place every writing job takes (and releases) the lake's lock: --break-lock first, the configured
+    lease, a heartbeat; released on success, failure and SIGTERM/SIGINT alike (cli.run_job says which)."""
+    from .lock import break_lock, lake_lock
+    from .signals import note_lake_state
 
+    if job != "pipeline":  # the pipeline says where it is itself (before or after its extract's commit)
+        note_lake_state(f"{job} stopped between Delta commits (each is all-or-nothing); its next run finishes the work")
+    if getattr(args, "break_lock", False):
         break_lock(storage)
+    owner = f"{job}-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+    with lake_lock(storage, owner=owner, lease_s=config.lake.lock_lease_s) as held:
+        yield held
 
 
 JOBS: dict[str, tuple[Callable[[], argparse.ArgumentParser], Callable[[argparse.Namespace], int]]] = {

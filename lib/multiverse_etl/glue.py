@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Sequence
 
+from .set_flags import refuse_secret_on_command_line
+
 REQUIRED = ("job", "env")
 # Glue parameter (no dashes, underscores) -> the job's flag.
 OPTIONAL = {
@@ -46,6 +48,8 @@ def glue_argv(argv: Sequence[str], resolve: Optional[Callable] = None) -> tuple[
     resolve = resolve or _resolver()
     present = [name for name in OPTIONAL if f"--{name}" in argv]
     set_keys = [a[2:] for a in argv if a.startswith("--" + SET_PREFIX)]
+    for key in set_keys:  # a job parameter is kept in every run's record: never a secret (ConfigError)
+        refuse_secret_on_command_line(key[len(SET_PREFIX) :], where="Glue job parameter --set__")
     values = resolve(argv, [*REQUIRED, *present, *set_keys])
     job_argv = ["--env", values["env"]]
     for name in present:

@@ -6,17 +6,19 @@ holder) instead of interleaving with it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
 import uuid
-from typing import Callable, Optional
+from typing import Callable, ContextManager, Optional
 
 from pyspark.sql import SparkSession
 
 from .config import Config
 from .extract import ExtractResult, run_extract
-from .lock import lake_lock
+from .lock import check_still_held, current_lock, lake_lock
+from .signals import note_lake_state
 from .storage import Storage, open_storage, spark_path
 from .transform import TransformResult, run_transform
 
@@ -41,8 +43,17 @@ def run_pipeline(
     """Land the API (or finish `resume_run_id`), then load every committed run not loaded yet."""
     storage = storage or open_storage(config.lake.root, config.s3)
     owner = f"pipeline-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
-    with lake_lock(storage, owner=owner):
+    held = current_lock()  # the job's entry point holds it already; a library caller gets it here
+    locking: ContextManager[object] = (
+        contextlib.nullcontext(held) if held else lake_lock(storage, owner=owner, lease_s=config.lake.lock_lease_s)
+    )
+    with locking:
         extracted = run_extract(config, mode=mode, resume_run_id=resume_run_id, storage=storage)
+        note_lake_state(
+            f"extract run {extracted.run_id} is committed; the transform did not finish (each Delta commit is "
+            "all-or-nothing): the next transform or pipeline loads what is pending"
+        )
+        check_still_held()  # fenced: a holder that lost the lake transforms nothing
         spark = spark_factory()  # started after the extraction: a failed login costs no JVM
         transformed = run_transform(spark, config, storage=storage, take_lock=False, rebuild_gold=rebuild_gold)
     log.info("pipeline %s done: run %s extracted and loaded", owner, extracted.run_id)

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import io
 import uuid
-from typing import Iterator
+from typing import Iterator, Optional
 
 from .config import S3Config
-from .storage import ObjectInfo, ObjectNotFound, StorageError
+from .storage import ObjectInfo, ObjectNotFound, StorageError, Versioned
 
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
+# What S3 answers when a condition (If-Match, If-None-Match) fails, or the object to match is gone.
+PRECONDITION_CODES = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+GONE_CODES = ("NoSuchKey", "404", "NotFound")
 
 
 class S3Storage:
@@ -59,10 +62,47 @@ class S3Storage:
                 Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*", **self._extra_args()
             )
         except (ClientError, BotoCoreError) as exc:
-            if _error_code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+            if _error_code(exc) in PRECONDITION_CODES:
                 return False
             raise s3_error("writing", self.uri(key), exc, self.s3) from exc
         return True
+
+    def put_if_version(self, key: str, data: bytes, version: str) -> Optional[str]:
+        """Overwrite only while the object's ETag is `version` (If-Match); its new ETag, or None when it changed."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            answer = self.client.put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=data, IfMatch=version, **self._extra_args()
+            )
+        except (ClientError, BotoCoreError) as exc:
+            if _error_code(exc) in PRECONDITION_CODES + GONE_CODES:
+                return None
+            raise s3_error("writing", self.uri(key), exc, self.s3) from exc
+        return str(answer["ETag"])
+
+    def delete_if_version(self, key: str, version: str) -> bool:
+        """Delete only while the object's ETag is `version` (If-Match); False when it changed or is gone."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key), IfMatch=version)
+        except (ClientError, BotoCoreError) as exc:
+            if _error_code(exc) in PRECONDITION_CODES + GONE_CODES:
+                return False
+            raise s3_error("deleting", self.uri(key), exc, self.s3) from exc
+        return True
+
+    def get_versioned(self, key: str) -> Versioned:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            return Versioned(answer["Body"].read(), str(answer["ETag"]), answer["LastModified"])
+        except (ClientError, BotoCoreError) as exc:
+            if _error_code(exc) in GONE_CODES:
+                raise ObjectNotFound(f"{self.uri(key)} does not exist") from None
+            raise s3_error("reading", self.uri(key), exc, self.s3) from exc
 
     def get(self, key: str) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError

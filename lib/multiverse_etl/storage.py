@@ -7,6 +7,9 @@ objects through `spark_path`. Keys are always '/'-separated and relative to the 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import fcntl
+import hashlib
 import os
 import tempfile
 import uuid
@@ -33,12 +36,24 @@ class ObjectInfo:
     size: int
 
 
+@dataclass(frozen=True)
+class Versioned:
+    """An object's bytes with its version tag (the S3 ETag; a content hash on a folder) and when it was written."""
+
+    data: bytes
+    version: str
+    modified: dt.datetime  # aware, UTC
+
+
 class Storage(Protocol):
     root: str
 
     def put(self, key: str, data: bytes) -> None: ...
     def put_if_absent(self, key: str, data: bytes) -> bool: ...
+    def put_if_version(self, key: str, data: bytes, version: str) -> Optional[str]: ...
+    def delete_if_version(self, key: str, version: str) -> bool: ...
     def get(self, key: str) -> bytes: ...
+    def get_versioned(self, key: str) -> Versioned: ...
     def exists(self, key: str) -> bool: ...
     def list(self, prefix: str) -> Iterator[ObjectInfo]: ...
     def delete(self, key: str) -> None: ...
@@ -78,13 +93,58 @@ class LocalStorage:
         """Create-if-absent with the content already in place (a hard link never exposes a half file)."""
         path, tmp = self._staged(key, data)
         try:
-            with _local_errors("writing", path, self.root, expected=(FileExistsError,)):
+            with self._guard(path), _local_errors("writing", path, self.root, expected=(FileExistsError,)):
                 os.link(tmp, path)
         except FileExistsError:
             return False
         finally:
             Path(tmp).unlink(missing_ok=True)
         return True
+
+    def put_if_version(self, key: str, data: bytes, version: str) -> Optional[str]:
+        """Replace the object only while it is still `version` (an atomic rename under the key's guard); the new
+        version, or None when it changed or is gone (S3's If-Match, on a folder)."""
+        path, tmp = self._staged(key, data)
+        try:
+            with self._guard(path):
+                if _version_of(path) != version:
+                    return None
+                with _local_errors("writing", path, self.root):
+                    os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return _content_version(data)
+
+    def delete_if_version(self, key: str, version: str) -> bool:
+        """Delete the object only while it is still `version`; False when it changed or is gone."""
+        path = self._path(key)
+        with self._guard(path):
+            if _version_of(path) != version:
+                return False
+            with _local_errors("deleting", path, self.root):
+                path.unlink()
+        return True
+
+    def get_versioned(self, key: str) -> Versioned:
+        path = self._path(key)
+        try:
+            with _local_errors("reading", path, self.root, expected=(FileNotFoundError,)):
+                data, stat = path.read_bytes(), path.stat()
+        except FileNotFoundError:
+            raise ObjectNotFound(f"{self.uri(key)} does not exist") from None
+        modified = dt.datetime.fromtimestamp(stat.st_mtime, dt.timezone.utc)
+        return Versioned(data, _content_version(data), modified)
+
+    @contextlib.contextmanager
+    def _guard(self, path: Path) -> Iterator[None]:
+        """An exclusive flock per folder, on a file outside the lake: conditional writes there never interleave."""
+        with _local_errors("locking", path, self.root):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            name = hashlib.sha256(str(path.parent).encode()).hexdigest()[:24]
+            handle = open(Path(tempfile.gettempdir(), f"multiverse-etl-guard-{name}"), "a+b")
+        with handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            yield
 
     def get(self, key: str) -> bytes:
         try:
@@ -128,6 +188,17 @@ class LocalStorage:
 
     def uri(self, key: str = "") -> str:
         return str(self._path(key)) if key else self.root
+
+
+def _content_version(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _version_of(path: Path) -> Optional[str]:
+    try:
+        return _content_version(path.read_bytes())
+    except FileNotFoundError:
+        return None
 
 
 @contextlib.contextmanager

@@ -9,15 +9,17 @@ environment's YAML shipped with --files.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import zipfile
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .config import Config, ConfigError, load_config, parse_set_flags
-from .console import run_with_log_file
+from .config import Config, ConfigError, load_config
+from .console import run_job_process
 from .logs import RUN_ID_ENV, new_run_id
+from .set_flags import parse_set_flags
 from .spark import default_packages, loopback_env
 
 JOBS = {
@@ -172,19 +174,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if isinstance(exc, SubmitError) and exc.args and "unknown job" in str(exc):
             print(usage(), file=sys.stderr)
         return 2
-    if dry_run:
-        print(" ".join(command))
+    if dry_run:  # no secret on it: --set refuses them; a URL's user:password@ is masked
+        print(re.sub(r"(://[^/@\s:]+):[^@\s/]*@", r"\1:***@", " ".join(command)))
         return 0
     run_id = new_run_id()
     env = {**loopback_env(config.spark.master), **os.environ, RUN_ID_ENV: run_id}
     if command[0].endswith("spark-submit") and Path(command[0]).parent == Path(sys.executable).parent:
         # The venv's Spark: its Python workers must be the venv's interpreter too.
         env.update(PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
-    log_file = spark_log_file(job, config, run_id, rest)
-    if log_file is not None:
-        return run_with_log_file(command, env, log_file)
-    os.execvpe(command[0], command, env)
-    return 0  # not reached
+    # A child, not an exec: a SIGTERM (a cancelled EMR step) or Ctrl-C reaches the Python driver through us.
+    return run_job_process(command, env, spark_log_file(job, config, run_id, rest))
 
 
 if __name__ == "__main__":

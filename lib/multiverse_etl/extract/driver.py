@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import logging
 import time
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from ..landing import (
     read_manifest,
     write_manifest,
 )
+from ..lock import check_still_held
 from ..storage import Storage, open_storage
 from .aio import all_or_nothing, run_async
 from .client import ApiClient
@@ -39,10 +41,13 @@ from .progress import FanoutState, Progress, summary_extra, summary_table
 from .redaction import RedactingFilter, safe_url, scrubbed_logs
 from .resume import PriorAttempt, take_over
 from .retry import RetryBudget
+from .server_clock import server_now
 from .state import (
     ExtractPlan,
     WatermarkTracker,
     advance_watermark,
+    capped_watermark,
+    extraction_start,
     later_watermark,
     modified_after_for,
     read_run_plan,
@@ -98,6 +103,7 @@ def run_extract(
                     plan.run_id,
                 )
             raise
+        check_still_held()  # fenced: under a lake lock that was lost, nothing is committed
         key = write_manifest(storage, committed)
         manifest = committed.to_json()
         advance_watermark(storage, committed.watermark_after, plan.run_id, committed.finished_at)
@@ -152,6 +158,7 @@ class _Run:
         self.lake_touched = False
         self.stats = RequestStats()
         self.watermark = WatermarkTracker()
+        self.server_start: Optional[dt.datetime] = None  # the server's clock at the start (Date header)
         self.fanout = FanoutState()
         page_size = config.api.page_size
         self.page_sizes = {spec.name: PageSize(page_size, spec.name) for spec in ENTITIES}
@@ -189,6 +196,7 @@ class _Run:
                 self.credentials.source,
             )
             await client.login()  # a wrong password fails here, before the lake is touched
+            self.server_start = await server_now(config.api)  # the watermark never passes the start
             prior = await asyncio.to_thread(self._start_in_lake)
             self.fanout.done_before = len(prior.done_parents)
             max_bytes = config.extract.part_max_bytes
@@ -325,7 +333,10 @@ class _Run:
             duration_s=round(duration_s, 3),
             attempt=plan.attempt,
             watermark_before=plan.watermark_before,
-            watermark_after=later_watermark(plan.watermark_before, self.watermark.value),
+            watermark_after=later_watermark(
+                plan.watermark_before,
+                capped_watermark(self.watermark.value, extraction_start(plan.started_at, self.server_start)),
+            ),
             modified_after=plan.modified_after,
             requests=stats.requests,
             retries=stats.retries,

@@ -4,7 +4,8 @@ _state/watermark.json                  {"modified_date": "2024-03-05T10:21:33", 
 _state/extract_runs/<run_id>.json      what a run was started with, so a resume lands the same thing
 
 The watermark is the largest `modified_date` landed, kept in the API's own string format
-(the API compares strings). It only moves forward, and only after the run's manifest exists.
+(the API compares strings), but never later than the extraction's start (the server's Date or the local
+clock, whichever is earlier). It only moves forward, and only after the run's manifest exists.
 """
 
 from __future__ import annotations
@@ -80,6 +81,28 @@ class WatermarkTracker:
 
     def reset(self) -> None:
         self.value, self._best, self.ignored = None, None, 0
+
+
+def extraction_start(local_start: str, server_start: Optional[dt.datetime]) -> dt.datetime:
+    """The earlier of the local clock at the run's start and the server's clock (its Date header), aware UTC."""
+    local = dt.datetime.fromisoformat(local_start.replace("Z", "+00:00"))
+    local = local if local.tzinfo else local.replace(tzinfo=dt.timezone.utc)
+    return min(local, server_start) if server_start is not None else local
+
+
+def capped_watermark(value: Optional[str], start: dt.datetime) -> Optional[str]:
+    """`value`, or the extraction's `start` written in its format when `value` is later: a record dated ahead
+    (up to FUTURE_TOLERANCE is landed) never moves the watermark past what the run could have seen."""
+    parsed = parse_api_timestamp(value)
+    ceiling = start.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    if value is None or parsed is None or parsed <= ceiling:
+        return value
+    log.warning(
+        "the latest modified_date %s is after the extraction's start %s: the watermark stops there",
+        value,
+        ceiling.isoformat(),
+    )
+    return shift_timestamp(value, -(parsed - ceiling).total_seconds())
 
 
 def later_watermark(a: Optional[str], b: Optional[str]) -> Optional[str]:
