@@ -138,7 +138,15 @@ def audit_row(
         spark_jobs,
         dict(report.landing_digests) or None,
         dict(report.lake_versions) or None,
+        _fencing_token(),
     )
+
+
+def _fencing_token() -> Optional[int]:
+    from ..lock import current_lock
+
+    held = current_lock()
+    return None if held is None else int(held.fencing_token)
 
 
 def audit_rows(spark: SparkSession, rows: list[tuple]) -> DataFrame:

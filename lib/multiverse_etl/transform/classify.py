@@ -52,7 +52,9 @@ def key_columns(spec: EntitySpec, parent: Column, record_id: Column) -> list[Col
 def known_versions(spec: EntitySpec, silver: DataFrame, quarantine: DataFrame) -> DataFrame:
     """Every fingerprint the lake knows for the entity: silver's live rows and quarantine's bad versions."""
     marker = F.col(spec.change_marker) if spec.change_marker else F.lit(None).cast("timestamp")
-    live = silver.where(~F.col("is_deleted") & F.col("fingerprint").isNotNull()).select(
+    # A live row older than fingerprints (null) matches no landed record: it is unseen, so a listing can still
+    # prove it gone, and a landed record of its key is validated and refreshes it.
+    live = silver.where(~F.col("is_deleted")).select(
         "fingerprint",
         F.lit(UNCHANGED).alias(KNOWN),
         *spec.key,

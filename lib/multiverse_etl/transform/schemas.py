@@ -227,5 +227,6 @@ AUDIT_SCHEMA = _struct(
     # a later run with the same digests onto the same versions is not read again (transform/skip.py).
     ("landing_digests", T.MapType(T.StringType(), T.StringType(), True), True),
     ("lake_versions", T.MapType(T.StringType(), T.LongType(), True), True),
+    ("fencing_token", T.LongType(), True),  # the writer lock's generation the job held (lock.py; null: no lock)
 )
 AUDIT_PARTITION = "ingest_date"

@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from ..entities import ENTITIES, EntitySpec
+from ..lock import check_still_held
 from ..storage import Storage, spark_path
 from .changes import ACTION, DELETE, INSERT, REFRESH, UPDATE, delete_condition, refresh_condition, update_condition
 from .delta_log import commit_metrics, table_version
@@ -92,6 +93,7 @@ TABLE_PROPERTIES = {
 
 def create_table(spark: SparkSession, lake: Lake, table: str) -> bool:
     """Create one table, empty, with its schema, date partitioning and properties, unless it exists; whether it was."""
+    check_still_held()  # fencing: never commit under a lock this job no longer holds
     from delta.tables import DeltaTable
 
     schema, partition = TABLES[table]
@@ -105,6 +107,7 @@ def create_table(spark: SparkSession, lake: Lake, table: str) -> bool:
 
 def add_missing_columns(spark: SparkSession, lake: Lake, table: str, existing: T.StructType) -> list[str]:
     """Columns of a table's declared schema that a lake made by an older version lacks, added (nullable)."""
+    check_still_held()  # fencing: never commit under a lock this job no longer holds
     schema, _ = TABLES[table]
     have = {f.name for f in existing.fields}
     missing = [f for f in schema.fields if f.name not in have]
@@ -164,6 +167,7 @@ def replace_run_rows(
     `max_rows_per_file` (0: no limit) splits what one task writes into several files, so that
     later reads of the rows get one task per file.
     """
+    check_still_held()  # fencing: never commit under a lock this job no longer holds
     schema, _ = TABLES[table]
     (
         rows.select(*[F.col(f.name) for f in schema.fields])
@@ -177,11 +181,9 @@ def replace_run_rows(
 
 
 def append_rows(rows: DataFrame, lake: Lake, table: str, storage: Storage) -> int:
-    """Append rows (a table's first load), one file per partition; the number of rows Delta wrote.
-
-    Without the repartition every task would write a file into every partition it holds rows of:
-    193 files for 2,000 apprenticeships over 24 months (Delta's MERGE repartitions the same way on its own).
-    """
+    """Append rows (a table's first load), one file per partition (not one per task and partition: 193 files for
+    2,000 apprenticeships over 24 months); the number of rows Delta wrote."""
+    check_still_held()  # fencing: never commit under a lock this job no longer holds
     schema, partition = TABLES[table]
     before = table_version(storage, table)
     (
@@ -196,6 +198,7 @@ def append_rows(rows: DataFrame, lake: Lake, table: str, storage: Storage) -> in
 
 def delete_run_rows(spark: SparkSession, lake: Lake, table: str, run_id: str, ingest_date: dt.date) -> None:
     """Take a run's rows back out (a landing check failed after bronze was written)."""
+    check_still_held()  # fencing: never commit under a lock this job no longer holds
     _delta(spark, lake, table).delete(_run_predicate(run_id, ingest_date))
 
 
@@ -214,6 +217,7 @@ def merge_changes(
     clauses of `actions` present in the plan are given: an insert-only MERGE is much cheaper.
     A REFRESH only records the landed version's fingerprint on a row whose content it matches.
     """
+    check_still_held()  # fencing: never commit under a lock this job no longer holds
     table = silver_table(spec)
     columns = [f.name for f in silver_schema(spec).fields]
     on = " AND ".join(f"t.{key} = s.{key}" for key in spec.key)
@@ -246,6 +250,7 @@ def merge_changes(
 
 def overwrite_table(rows: DataFrame, lake: Lake, table: str, user_metadata: Optional[dict] = None) -> None:
     """Replace a whole table (gold), one file per partition, recording what it was built from."""
+    check_still_held()  # fencing: never commit under a lock this job no longer holds
     schema, partition = TABLES[table]
     writer = (
         rows.select(*[F.col(f.name) for f in schema.fields])
@@ -268,6 +273,7 @@ def merge_gold(
     A MERGE that changes nothing commits nothing: then a table property records the same metadata, so the
     table still says which silver versions it matches (a metadata-only commit).
     """
+    check_still_held()  # fencing: never commit under a lock this job no longer holds
     columns = [f.name for f in TABLES[table][0].fields]
     before = table_version(storage, table)
     on = " AND ".join(f"t.{key} = s.{key}" for key in keys)
@@ -295,6 +301,7 @@ def table_versions(storage: Storage, tables: tuple[str, ...]) -> dict[str, int]:
 
 def append_audit(rows: DataFrame, lake: Lake) -> None:
     """Append audit rows (a run's 'loaded' marker): the last write of a load."""
+    check_still_held()  # fencing: never commit under a lock this job no longer holds
     (
         rows.select(*[F.col(f.name) for f in AUDIT_SCHEMA.fields])
         .coalesce(1)
@@ -328,6 +335,7 @@ def append_versions(rows: DataFrame, lake: Lake, storage: Storage, table: str, m
     An append, not a replacement of the run's rows: the caller leaves out every version the table holds already,
     so a retried run adds only what its failed attempt did not commit, and never takes back what it did.
     """
+    check_still_held()  # fencing: never commit under a lock this job no longer holds
     schema, _ = TABLES[table]
     before = table_version(storage, table)
     (
