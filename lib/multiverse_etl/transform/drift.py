@@ -9,6 +9,7 @@ record's top-level keys (`json_object_keys`, which only tokenises the JSON and e
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional, Sequence
@@ -54,7 +55,10 @@ def presence_metrics(contract: Sequence[str], raw_column: str = "raw_record") ->
     keys = F.expr(f"json_object_keys({raw_column})")
     return [
         *[F.sum(F.when(F.array_contains(keys, name), 1).otherwise(0)).alias(f"has_{name}") for name in contract],
-        F.array_distinct(F.flatten(F.collect_set(F.coalesce(keys, F.array().cast("array<string>"))))).alias("keys"),
+        # as JSON text: an observed array comes back to Python as a bare Java object
+        F.to_json(F.array_distinct(F.flatten(F.collect_set(F.coalesce(keys, F.array().cast("array<string>")))))).alias(
+            "keys"
+        ),
     ]
 
 
@@ -62,8 +66,8 @@ def observed_presence(
     observed: Mapping[str, object], contract: Sequence[str], frame: DataFrame, raw_column: str = "raw_record"
 ) -> dict[str, int]:
     """Records per top-level key, from `presence_metrics` (and one pass over `frame` for unknown keys only)."""
-    present = {name: int(observed.get(f"has_{name}") or 0) for name in contract}  # type: ignore[call-overload]
-    unknown = sorted(set(observed.get("keys") or ()) - set(contract))  # type: ignore[call-overload]
+    present = {name: int(str(observed.get(f"has_{name}") or 0)) for name in contract}
+    unknown = sorted(set(json.loads(str(observed.get("keys") or "[]"))) - set(contract))
     if unknown:
         keys = F.expr(f"json_object_keys({raw_column})")
         row = frame.agg(*[F.sum(F.when(F.array_contains(keys, n), 1).otherwise(0)).alias(n) for n in unknown]).first()
