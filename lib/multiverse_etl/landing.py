@@ -236,7 +236,7 @@ def record_fingerprint(record: Any, parent_id: Any = None) -> int:
         canonical = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
     except (TypeError, orjson.JSONEncodeError):  # integers beyond 64 bits, lone surrogates: the stdlib writes them
         canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-    digest = hashlib.blake2b(canonical, digest_size=8, salt=str(parent_id).encode()[:16].ljust(16, b"\0"))
+    digest = hashlib.blake2b(canonical + b"\0" + str(parent_id).encode(), digest_size=8)
     return int.from_bytes(digest.digest(), "big", signed=True)
 
 

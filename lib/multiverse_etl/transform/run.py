@@ -53,6 +53,9 @@ from .tables import (
     table_versions,
 )
 
+# Landings up to this many records are loaded without adaptive query execution (docs/transform.md).
+SMALL_LANDING_RECORDS = 200_000
+ADAPTIVE = "spark.sql.adaptive.enabled"
 # The tables whose versions say whether the lake moved since a run was loaded (skip.py).
 LAKE_STATE_TABLES = (*(silver_table(spec) for spec in LOAD_ORDER), QUARANTINE_TABLE)
 
@@ -99,7 +102,11 @@ def _run(
             len(loaded),
             lake.root,
         )
+        small = sum(sum(p.records.values()) for p in pending) <= SMALL_LANDING_RECORDS
+        adaptive = spark.conf.get(ADAPTIVE, None)
         try:
+            if small:  # each adaptive query stage is a Spark job of its own: a small load pays more than it saves
+                spark.conf.set(ADAPTIVE, "false")
             for plan in pending:
                 report, run_changes = load_run(job, plan, previous)
                 if report.mismatches:
@@ -117,11 +124,14 @@ def _run(
                     {c.entity: c.as_dict() for c in report.entities},
                 )
         finally:
-            # Runs loaded before a failure keep their load: gold follows silver and they are marked loaded.
-            if result.runs or not pending:
-                gold = refresh_gold(job, force=bool(result.runs), changes=changes, rebuild=rebuild)
-                result.gold_mode, result.gold, result.spark_jobs = gold.mode, gold.summary, jobs.jobs
-                write_audit(spark, lake, job_id, result.runs, LOADED, result.gold, result.spark_jobs)
+            try:  # runs loaded before a failure keep their load: gold follows silver and they are marked loaded
+                if result.runs or not pending:
+                    gold = refresh_gold(job, force=bool(result.runs), changes=changes, rebuild=rebuild)
+                    result.gold_mode, result.gold, result.spark_jobs = gold.mode, gold.summary, jobs.jobs
+                    write_audit(spark, lake, job_id, result.runs, LOADED, result.gold, result.spark_jobs)
+            finally:
+                if small:
+                    spark.conf.set(ADAPTIVE, adaptive) if adaptive is not None else spark.conf.unset(ADAPTIVE)
     result.duration_s = time.monotonic() - started
     for line in result.summary_lines():
         log.info("transform summary | %s", line)
