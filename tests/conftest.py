@@ -66,8 +66,6 @@ def spark(local_s3, tmp_path_factory):
         "spark.sql.adaptive.enabled": "false",
         "spark.ui.enabled": "false",
         "spark.databricks.delta.snapshotPartitions": "2",
-        "spark.eventLog.enabled": "true",
-        "spark.eventLog.dir": tmp_path_factory.mktemp("spark-events").as_uri(),
     }))
     session = build_spark(config, "multiverse-etl-tests")
     yield session

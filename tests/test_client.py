@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 
 from multiverse_etl.config import ApiConfig
+from multiverse_etl.errors import EtlError
 from multiverse_etl.extract.client import ApiClient
 from multiverse_etl.extract.stats import RequestStats
 from multiverse_etl.extract.credentials import Credentials
@@ -126,7 +127,7 @@ def test_wrong_password_fails_at_once_with_a_clear_message_and_no_retry():
     assert script.logins == 1  # five tasks needed a token: one login, refused, never retried
     message = str(error)
     assert "refused" in message and "HTTP 400" in message and "Invalid username or password" in message
-    assert "wrong-password" not in message and error.user_facing
+    assert "wrong-password" not in message and isinstance(error, EtlError)
 
 
 def test_an_expired_token_makes_exactly_one_task_log_in_again():

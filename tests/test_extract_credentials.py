@@ -8,6 +8,7 @@ import boto3
 import pytest
 
 from multiverse_etl.config import ApiConfig, load_config
+from multiverse_etl.errors import EtlError
 from multiverse_etl.extract.credentials import resolve_credentials
 from multiverse_etl.extract.errors import CredentialsError
 
@@ -22,7 +23,7 @@ def test_environment_variables_beat_the_yaml():
 def test_missing_credentials_name_what_to_set():
     with pytest.raises(CredentialsError, match="set MV_API_PASSWORD .*api.secret_id") as caught:
         resolve_credentials(ApiConfig(username="someone"))
-    assert caught.value.user_facing
+    assert isinstance(caught.value, EtlError)
 
 
 @pytest.fixture

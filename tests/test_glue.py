@@ -16,3 +16,11 @@ def test_required_and_optional_parameters_map_to_job_flags():
 def test_a_missing_required_parameter_is_named():
     with pytest.raises(SystemExit, match="--env"):
         glue_argv(["script.py", "--job", "transform"])
+
+
+def test_a_switch_is_a_parameter_with_a_value_and_every_jobs_flag_is_a_parameter():
+    base = ["script.py", "--job", "maintain", "--env", "glue"]
+    assert glue_argv([*base, "--break_lock", "true", "--no_vacuum", "false", "--days", "3"])[1] == [
+        "--env", "glue", "--break-lock", "--days", "3"]
+    assert glue_argv(["script.py", "--job", "pipeline", "--env", "glue", "--show", "5", "--rebuild_gold", "yes"])[1] == [
+        "--env", "glue", "--rebuild-gold", "--show", "5"]

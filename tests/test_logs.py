@@ -92,11 +92,11 @@ def test_json_is_the_default_on_emr_and_glue_and_text_locally():
 
 def test_spark_output_goes_to_a_log_file_locally_and_nowhere_hidden_on_emr_or_with_debug(tmp_path):
     local = load_config("local", environ={})
-    path = spark_log_file("transform", local, "RUN", ["--env", "local"], project_root=tmp_path)
+    path = spark_log_file("transform", local, "RUN", "INFO", project_root=tmp_path)
     assert path == tmp_path / "logs" / "transform-RUN.log"
-    assert spark_log_file("transform", local, "RUN", ["--env", "local", "--log-level", "DEBUG"]) is None
-    assert spark_log_file("transform", load_config("emr", environ={}), "RUN", ["--env", "emr"]) is None
-    assert spark_log_file("extract", local, "RUN", ["--env", "local"]) is None  # no Spark in a local extract
+    assert spark_log_file("transform", local, "RUN", "DEBUG") is None
+    assert spark_log_file("transform", load_config("emr", environ={}), "RUN", "INFO") is None
+    assert spark_log_file("extract", local, "RUN", "INFO") is None  # no Spark in a local extract
 
 
 SPARK_STDERR = """\

@@ -8,7 +8,6 @@ import logging
 import secrets
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 from chispa import assert_df_equality
@@ -250,6 +249,25 @@ def jvm_log_file(spark, path: Path):
         appender.stop()
 
 
+@contextmanager
+def event_log(spark, directory: Path):
+    """Spark's own event logger (what `spark.eventLog.enabled` starts, on by default on EMR), attached to the running
+    context for the block only: the suite's session does not pay an event log for every other test."""
+    sc = spark.sparkContext
+    jvm = sc._jvm
+    listener = jvm.org.apache.spark.scheduler.EventLoggingListener(
+        f"pseudonymise-{secrets.token_hex(4)}", jvm.scala.Option.apply(None), jvm.java.net.URI(directory.as_uri()),
+        sc._jsc.sc().conf(), sc._jsc.hadoopConfiguration())
+    listener.start()
+    sc._jsc.sc().addSparkListener(listener)
+    try:
+        yield
+    finally:
+        sc._jsc.sc().listenerBus().waitUntilEmpty()  # every event of the block is in the event log
+        sc._jsc.sc().removeSparkListener(listener)
+        listener.stop()
+
+
 def test_the_key_is_in_no_plan_event_log_or_log(spark, tmp_path, caplog):
     """The key is a secret: a pseudonymising job's plans, event log (on by default on EMR) and logs never hold it."""
     key = secrets.token_hex(32)  # fresh: found only if this test leaks it
@@ -261,28 +279,22 @@ def test_the_key_is_in_no_plan_event_log_or_log(spark, tmp_path, caplog):
         ]
     )
     df = spark.createDataFrame([(1, "Ada", "ada@example.org"), (2, "Zoë", None)], schema)
-    event_dir = Path(urlparse(spark.sparkContext.getConf().get("spark.eventLog.dir")).path)
-    spark.sparkContext._jsc.sc().listenerBus().waitUntilEmpty()
-    written_before = {p: p.stat().st_size for p in event_dir.iterdir()}  # the suite's log so far is not read
-    with jvm_log_file(spark, tmp_path / "spark.log"), caplog.at_level(logging.DEBUG):
+    event_dir = tmp_path / "events"
+    event_dir.mkdir()
+    with event_log(spark, event_dir), jvm_log_file(spark, tmp_path / "spark.log"), caplog.at_level(logging.DEBUG):
         got = pseudonymise_personal_data(df, key)
         plans = got._jdf.queryExecution().toString()  # parsed, analysed, optimised and physical plans
         rows = got.orderBy("apprenticeship_id").collect()
-        spark.sparkContext._jsc.sc().listenerBus().waitUntilEmpty()  # every event of the action is in the event log
     assert [tuple(r) for r in rows] == [
         (1, reference(key, "Ada", "first_name"), reference(key, "ada@example.org", "email_address")),
         (2, reference(key, "Zoë", "first_name"), None),
     ]
     assert got.schema == schema  # NOT NULL stays NOT NULL
-    event_log = b""
-    for path in sorted(event_dir.iterdir()):
-        with path.open("rb") as log_file:
-            log_file.seek(written_before.get(path, 0))
-            event_log += log_file.read()
-    assert b"SparkListenerSQLExecutionStart" in event_log and b"first_name" in event_log  # the plan is there...
+    events = b"".join(path.read_bytes() for path in sorted(event_dir.iterdir()))
+    assert b"SparkListenerSQLExecutionStart" in events and b"first_name" in events  # the plan is there...
     places = {
         "plans": plans.encode(),
-        "event log": event_log,
+        "event log": events,
         "spark log": (tmp_path / "spark.log").read_bytes(),
         "python log": caplog.text.encode(),
     }

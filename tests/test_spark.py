@@ -3,7 +3,7 @@
 import pytest
 
 from multiverse_etl.config import load_config
-from multiverse_etl.spark import default_packages, spark_conf
+from multiverse_etl.spark import UnsupportedSparkError, default_packages, spark_conf
 
 
 def test_local_conf_has_delta_and_the_jars_for_the_installed_spark_line():
@@ -18,7 +18,7 @@ def test_local_conf_has_delta_and_the_jars_for_the_installed_spark_line():
 def test_spark4_lines_get_scala_213_delta_4_and_hadoop_34():
     assert default_packages("4.1.1") == ["io.delta:delta-spark_2.13:4.2.0", "org.apache.hadoop:hadoop-aws:3.4.2"]
     assert default_packages("4.0.2") == ["io.delta:delta-spark_2.13:4.0.0", "org.apache.hadoop:hadoop-aws:3.4.1"]
-    with pytest.raises(RuntimeError, match="not a supported line"):
+    with pytest.raises(UnsupportedSparkError, match="not a supported line"):
         default_packages("3.4.1")
 
 

@@ -46,7 +46,7 @@ def test_emr_uses_the_platform_jars_and_ships_the_library_zip_and_config():
 def test_bad_job_missing_env_and_unknown_env_fail_clearly():
     with pytest.raises(SubmitError, match="unknown job 'bogus'"):
         plan("bogus", ["--env", "local"])
-    with pytest.raises(SubmitError, match="--env is required"):
+    with pytest.raises(SubmitError, match="required: --env"):
         plan("transform", [])
     with pytest.raises(ConfigError, match="no config for env 'mars'"):
         plan("transform", ["--env", "mars"])

@@ -15,6 +15,8 @@ from typing import Any, Literal, Mapping, Optional
 
 import yaml
 
+from .errors import EXIT_USAGE, EtlError
+
 ENV_PREFIX = "MV__"  # MV__API__PAGE_SIZE=500 sets api.page_size
 # Short aliases people expect to find (credentials must never sit in a YAML file in git).
 ENV_ALIASES = {
@@ -28,8 +30,13 @@ ENV_ALIASES = {
 PROJECT_ROOT = Path(os.environ.get("MV_PROJECT_ROOT") or Path(__file__).resolve().parents[2])
 
 
-class ConfigError(ValueError):
-    """A config file, variable or flag is wrong; the message names the key."""
+class ConfigError(EtlError):
+    """A config file, variable or flag is wrong; the message names the key. Nothing has started (exit code 2)."""
+
+    exit_code = EXIT_USAGE
+
+    def user_message(self) -> str:
+        return "bad configuration: " + super().user_message()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,62 +1,95 @@
-"""The jobs' command lines and bodies, importable, so spark-submit (jobs/*.py) and Glue (jobs/glue_job.py)
-run exactly the same code. Each body only parses, loads config and calls the library.
+"""The one registry of jobs (`JOBS`): each job's name, help, flags, body and what it needs.
+
+spark-submit.sh (submit.py), the spark-submit entry points (jobs/*.py), Glue (jobs/glue_job.py, glue.py) and the
+README's job table all read it, so a job is added or changed here only. Each body only loads what it needs and
+calls the library.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import sys
-import uuid
-from typing import Callable, Iterator, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from .cli import base_parser, load_job_config, main_for
+from .config import Config
+from .errors import EXIT_USAGE
+from .ids import job_run_id
+from .storage import Storage
 
-DESCRIPTIONS = {
-    "extract": "Export the Multiverse API into raw JSON landing files (no Spark needed).",
-    "transform": "Load committed landing runs into bronze, silver and gold Delta tables, reconciled and audited.",
-    "pipeline": "Extract, then transform, holding the lake's writer lock throughout.",
-    "maintain": "Compact recent partitions (OPTIMIZE, Z-ORDER) and VACUUM old files.",
-    "smoke": "Write a tiny date-partitioned Delta table to the lake and read it back.",
-}
-
-
-def _extract_parser() -> argparse.ArgumentParser:
-    from .extract import add_extract_arguments
-
-    return add_extract_arguments(base_parser("extract", DESCRIPTIONS["extract"]))
+REBUILD_GOLD_HELP = "rebuild gold whole from silver (by default only the rows of what silver changed are merged)"
+BREAK_LOCK_HELP = "remove a crashed writer's lake lock first"
 
 
-def _extract(args: argparse.Namespace) -> int:
-    from .extract import extract_overrides, run_extract
+def _no_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def _no_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job. `body(args, config)` returns the exit code; `takes_writer_lock` jobs write Delta tables, so they hold
+    the lake's writer lock (and take --break-lock); `plain_python_locally` jobs need no Spark on a local master."""
+
+    name: str
+    help: str
+    body: Callable[[argparse.Namespace, Config], int]
+    add_arguments: Callable[[argparse.ArgumentParser], object] = _no_arguments
+    config_overrides: Callable[[argparse.Namespace], dict[str, Any]] = _no_overrides
+    takes_writer_lock: bool = False
+    plain_python_locally: bool = False
+
+    def parser(self, parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> argparse.ArgumentParser:
+        """The job's whole command line: the common flags (cli.base_parser), --break-lock if it locks, its own."""
+        parser = base_parser(self.name, self.help, parser_class)
+        if self.takes_writer_lock:
+            parser.add_argument("--break-lock", action="store_true", help=BREAK_LOCK_HELP)
+        self.add_arguments(parser)
+        return parser
+
+    def config(self, args: argparse.Namespace) -> Config:
+        """The config this job runs with: --env's file, the environment, then --set and the job's own flags."""
+        return load_job_config(args, self.config_overrides(args))
+
+
+def _extract_arguments(parser: argparse.ArgumentParser) -> None:
+    from .extract.args import add_extract_arguments
+
+    add_extract_arguments(parser)
+
+
+def _extract_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    from .extract.args import extract_overrides
+
+    return extract_overrides(args)
+
+
+def _extract(args: argparse.Namespace, config: Config) -> int:
+    from .extract import run_extract
     from .storage import open_lake
 
     # No lake lock: extraction runs only add their own run's files (distinct run ids) and the
     # watermark only moves forward, so a lone extract can run beside a transform.
-    config = load_job_config(args, extract_overrides(args))
     storage = open_lake(config.lake.root, config.s3)  # a lake that cannot be written fails before the API is called
     result = run_extract(config, mode=args.mode, resume_run_id=args.resume, storage=storage)
     print(f"extract committed run {result.run_id}: {result.manifest_key}", flush=True)
     return 0
 
 
-REBUILD_GOLD_HELP = "rebuild gold whole from silver (by default only the rows of what silver changed are merged)"
-
-
-def _transform_parser() -> argparse.ArgumentParser:
-    parser = base_parser("transform", DESCRIPTIONS["transform"])
-    parser.add_argument("--break-lock", action="store_true", help="remove a crashed writer's lake lock first")
+def _transform_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rebuild-gold", action="store_true", help=REBUILD_GOLD_HELP)
-    return parser
 
 
-def _transform(args: argparse.Namespace) -> int:
+def _transform(args: argparse.Namespace, config: Config) -> int:
     from .spark import build_spark
     from .storage import open_lake
     from .transform import run_transform
 
-    config = load_job_config(args)
     storage = open_lake(config.lake.root, config.s3)
     # The lock first: a lake busy with another writer is refused before a Spark session is started.
     with _writer_lock(args, config, storage, "transform"):
@@ -67,25 +100,19 @@ def _transform(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pipeline_parser() -> argparse.ArgumentParser:
-    from .extract import add_extract_arguments
-
-    parser = add_extract_arguments(base_parser("pipeline", DESCRIPTIONS["pipeline"]))
+def _pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    _extract_arguments(parser)
+    _transform_arguments(parser)
     parser.add_argument(
         "--show", type=int, default=0, metavar="N", help="print N rows of gold/apprenticeships at the end"
     )
-    parser.add_argument("--break-lock", action="store_true", help="remove a crashed writer's lake lock first")
-    parser.add_argument("--rebuild-gold", action="store_true", help=REBUILD_GOLD_HELP)
-    return parser
 
 
-def _pipeline(args: argparse.Namespace) -> int:
-    from .extract import extract_overrides
+def _pipeline(args: argparse.Namespace, config: Config) -> int:
     from .pipeline import run_pipeline, show_gold
     from .spark import build_spark
     from .storage import open_lake
 
-    config = load_job_config(args, extract_overrides(args))
     storage = open_lake(config.lake.root, config.s3)
     with _writer_lock(args, config, storage, "pipeline"):
         result = run_pipeline(
@@ -104,8 +131,7 @@ def _pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
-def _maintain_parser() -> argparse.ArgumentParser:
-    parser = base_parser("maintain", DESCRIPTIONS["maintain"])
+def _maintain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=int, help="optimize partitions of the last N days (maintain.optimize_days)")
     parser.add_argument(
         "--retention-hours", type=int, help="VACUUM retention (maintain.vacuum_retention_hours, min 168)"
@@ -113,16 +139,13 @@ def _maintain_parser() -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true", help="allow a VACUUM retention below 7 days")
     parser.add_argument("--no-vacuum", action="store_true", help="only OPTIMIZE")
     parser.add_argument("--table", action="append", help="only this table (e.g. silver/projects); repeatable")
-    parser.add_argument("--break-lock", action="store_true", help="remove a crashed writer's lake lock first")
-    return parser
 
 
-def _maintain(args: argparse.Namespace) -> int:
+def _maintain(args: argparse.Namespace, config: Config) -> int:
     from .maintain import check_retention, format_report, maintain_tables
     from .spark import build_spark
     from .storage import open_lake
 
-    config = load_job_config(args)
     retention = args.retention_hours if args.retention_hours is not None else config.maintain.vacuum_retention_hours
     check_retention(retention, args.force)  # refuse before starting Spark
     storage = open_lake(config.lake.root, config.s3)
@@ -143,16 +166,11 @@ def _maintain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _smoke_parser() -> argparse.ArgumentParser:
-    return base_parser("smoke", DESCRIPTIONS["smoke"])
-
-
-def _smoke(args: argparse.Namespace) -> int:
+def _smoke(args: argparse.Namespace, config: Config) -> int:
     from .smoke import run_smoke
     from .spark import build_spark
     from .storage import open_lake, spark_path
 
-    config = load_job_config(args)
     open_lake(config.lake.root, config.s3)  # a lake that cannot be written fails before Spark starts
     spark = build_spark(config, "multiverse-etl-smoke")
     rows = (
@@ -164,7 +182,7 @@ def _smoke(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _writer_lock(args: argparse.Namespace, config, storage, job: str) -> Iterator[object]:
+def _writer_lock(args: argparse.Namespace, config: Config, storage: Storage, job: str) -> Iterator[object]:
     """The one place every writing job takes (and releases) the lake's lock: --break-lock first, the configured
     lease, a heartbeat; released on success, failure and SIGTERM/SIGINT alike (cli.run_job says which)."""
     from .lock import break_lock, lake_lock
@@ -172,26 +190,54 @@ def _writer_lock(args: argparse.Namespace, config, storage, job: str) -> Iterato
 
     if job != "pipeline":  # the pipeline says where it is itself (before or after its extract's commit)
         note_lake_state(f"{job} stopped between Delta commits (each is all-or-nothing); its next run finishes the work")
-    if getattr(args, "break_lock", False):
+    if args.break_lock:
         break_lock(storage)
-    owner = f"{job}-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
-    with lake_lock(storage, owner=owner, lease_s=config.lake.lock_lease_s) as held:
+    with lake_lock(storage, owner=job_run_id(job), lease_s=config.lake.lock_lease_s) as held:
         yield held
 
 
-JOBS: dict[str, tuple[Callable[[], argparse.ArgumentParser], Callable[[argparse.Namespace], int]]] = {
-    "extract": (_extract_parser, _extract),
-    "transform": (_transform_parser, _transform),
-    "pipeline": (_pipeline_parser, _pipeline),
-    "maintain": (_maintain_parser, _maintain),
-    "smoke": (_smoke_parser, _smoke),
+JOBS: dict[str, Job] = {
+    job.name: job
+    for job in (
+        Job(
+            "extract",
+            "land every API page as raw JSON in the lake (plain Python locally, no Spark)",
+            _extract,
+            _extract_arguments,
+            _extract_overrides,
+            plain_python_locally=True,
+        ),
+        Job(
+            "transform",
+            "load committed landing runs into bronze, silver and gold Delta tables, reconciled and audited",
+            _transform,
+            _transform_arguments,
+            takes_writer_lock=True,
+        ),
+        Job(
+            "pipeline",
+            "extract, then transform, holding the lake's writer lock throughout",
+            _pipeline,
+            _pipeline_arguments,
+            _extract_overrides,
+            takes_writer_lock=True,
+        ),
+        Job(
+            "maintain",
+            "compact recent partitions (OPTIMIZE, Z-ORDER) and VACUUM old files",
+            _maintain,
+            _maintain_arguments,
+            takes_writer_lock=True,
+        ),
+        Job("smoke", "write a tiny date-partitioned Delta table to the lake and read it back", _smoke),
+    )
 }
 
 
-def main(job: str, argv: Optional[Sequence[str]] = None) -> int:
-    """Run `job` with `argv` (sys.argv[1:] when None); the process exit code."""
-    if job not in JOBS:
-        print(f"unknown job '{job}'; jobs: {', '.join(JOBS)}", file=sys.stderr)
-        return 2
-    make_parser, body = JOBS[job]
-    return main_for(job, make_parser(), body, None if argv is None else list(argv))
+def main(name: str, argv: Optional[Sequence[str]] = None) -> int:
+    """Run the job `name` with `argv` (sys.argv[1:] when None); the process exit code."""
+    job = JOBS.get(name)
+    if job is None:
+        print(f"unknown job '{name}'; jobs: {', '.join(JOBS)}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
+    return main_for(name, job.parser(), lambda args: job.body(args, job.config(args)), argv)

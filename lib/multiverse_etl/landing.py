@@ -17,11 +17,8 @@ Readers take only runs whose manifest exists and says status "committed".
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import hashlib
 import json
-import re
-import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -29,6 +26,9 @@ from typing import Any, Optional
 import orjson
 
 from .entities import ENTITY_NAMES
+from .errors import EtlError
+from .ids import RUN_ID_PATTERN
+from .ids import new_run_id as new_run_id  # re-exported: the extractor names its runs through the contract
 from .storage import ObjectNotFound, Storage
 
 ENTITIES = ENTITY_NAMES
@@ -39,19 +39,10 @@ MANIFEST_VERSION = 1
 # The scheme of the record fingerprints the extractor writes into landing lines (recorded in the manifest): a
 # landing without it has its fingerprints computed by the transform instead (transform/classify.py).
 FINGERPRINT_SCHEME = "blake2b64-sorted-json-v1"
-RUN_ID_PATTERN = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
 
 
-class LandingError(RuntimeError):
+class LandingError(EtlError):
     """The landing zone is not what the contract says (bad run id, broken manifest)."""
-
-    user_facing = True
-
-
-def new_run_id(now: Optional[dt.datetime] = None) -> str:
-    """Sortable by time, unique across concurrent starts: 20261127T033400Z-1a2b3c."""
-    now = now or dt.datetime.now(dt.timezone.utc)
-    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
 def check_run_id(run_id: str) -> str:

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional
 
+from .errors import EtlError
 from .storage import ObjectNotFound, Storage, StorageError
 
 log = logging.getLogger(__name__)
@@ -33,16 +34,12 @@ DEFAULT_LEASE_S = 600
 Clock = Callable[[], dt.datetime]
 
 
-class LakeLocked(RuntimeError):
+class LakeLocked(EtlError):
     """Another writer holds the lake's lock."""
 
-    user_facing = True
 
-
-class LockLostError(RuntimeError):
+class LockLostError(EtlError):
     """This writer no longer holds the lake's lock (taken over, broken, or not renewed in time): stop, commit nothing."""
-
-    user_facing = True
 
 
 def _now() -> dt.datetime:

@@ -11,10 +11,11 @@ import datetime as dt
 import json
 import logging
 import os
-import secrets
 import sys
 import time
 from typing import Any, Optional
+
+from .ids import new_run_id
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -26,12 +27,6 @@ NOISY = ("py4j", "botocore", "boto3", "urllib3", "s3transfer", "werkzeug", "asyn
 STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 _context: dict[str, Any] = {}
-
-
-def new_run_id(now: Optional[dt.datetime] = None) -> str:
-    """A job run's id, sortable by start time (the same shape as the landing run ids)."""
-    now = now or dt.datetime.now(dt.timezone.utc)
-    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
 def set_context(**fields: Any) -> dict[str, Any]:
@@ -101,8 +96,12 @@ def make_formatter(fmt: str) -> logging.Formatter:
     return JsonFormatter() if fmt == "json" else text_formatter()
 
 
+class ConsoleHandler(logging.StreamHandler):
+    """The project's own handler on the root logger (found again by its class, so set-up is idempotent)."""
+
+
 def _our_handler() -> Optional[logging.Handler]:
-    return next((h for h in logging.getLogger().handlers if getattr(h, "_multiverse", False)), None)
+    return next((h for h in logging.getLogger().handlers if isinstance(h, ConsoleHandler)), None)
 
 
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
@@ -110,8 +109,7 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     handler = _our_handler()
     if handler is None:
-        handler = logging.StreamHandler(sys.stderr)
-        handler._multiverse = True  # type: ignore[attr-defined]
+        handler = ConsoleHandler(sys.stderr)
         handler.addFilter(ContextFilter())
         root.addHandler(handler)
         for noisy in NOISY:

@@ -15,6 +15,7 @@ from typing import Iterable, Optional
 
 from pyspark.sql import SparkSession
 
+from .errors import EtlError
 from .storage import Storage, spark_path
 
 log = logging.getLogger(__name__)
@@ -28,10 +29,8 @@ ZORDER_COLUMNS = {
 }
 
 
-class MaintenanceRefused(ValueError):
+class MaintenanceRefused(EtlError):
     """A maintenance request that could lose data (retention too short)."""
-
-    user_facing = True
 
 
 @dataclasses.dataclass

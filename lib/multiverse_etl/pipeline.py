@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as dt
 import logging
-import uuid
 from typing import Callable, ContextManager, Optional
 
 from pyspark.sql import SparkSession
 
 from .config import Config
 from .extract import ExtractResult, run_extract
+from .ids import job_run_id
 from .lock import check_still_held, current_lock, lake_lock
 from .signals import note_lake_state
 from .storage import Storage, open_storage, spark_path
@@ -42,7 +41,7 @@ def run_pipeline(
 ) -> PipelineResult:
     """Land the API (or finish `resume_run_id`), then load every committed run not loaded yet."""
     storage = storage or open_storage(config.lake.root, config.s3)
-    owner = f"pipeline-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+    owner = job_run_id("pipeline")
     held = current_lock()  # the job's entry point holds it already; a library caller gets it here
     locking: ContextManager[object] = (
         contextlib.nullcontext(held) if held else lake_lock(storage, owner=owner, lease_s=config.lake.lock_lease_s)

@@ -11,7 +11,7 @@ import uuid
 from typing import Iterator, Optional
 
 from .config import S3Config
-from .storage import ObjectInfo, ObjectNotFound, StorageError, Versioned
+from .storage import OPENERS, ObjectInfo, ObjectNotFound, StorageError, Versioned
 
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 # What S3 answers when a condition (If-Match, If-None-Match) fails, or the object to match is gone.
@@ -240,3 +240,6 @@ def s3_client(s3: S3Config, quick: bool = False):
         max_pool_connections=32,
     )
     return boto3.client("s3", endpoint_url=s3.endpoint_url, config=config, **kwargs)
+
+
+OPENERS["s3://"] = S3Storage  # storage.open_storage opens s3:// roots with this (boto3 only imported on use)

@@ -13,6 +13,7 @@ import sys
 from typing import TYPE_CHECKING, Optional
 
 from .config import Config
+from .errors import EtlError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -28,6 +29,10 @@ PACKAGES_BY_SPARK_LINE = {
 
 
 LOOPBACK = "127.0.0.1"
+
+
+class UnsupportedSparkError(EtlError):
+    """The installed pyspark is of a line whose Delta and hadoop-aws jars are not known here."""
 
 
 def on_loopback(master: Optional[str]) -> bool:
@@ -62,7 +67,9 @@ def spark_line(version: Optional[str] = None) -> str:
 def default_packages(version: Optional[str] = None) -> list[str]:
     line = spark_line(version)
     if line not in PACKAGES_BY_SPARK_LINE:
-        raise RuntimeError(f"pyspark {line} is not a supported line; supported: {sorted(PACKAGES_BY_SPARK_LINE)}")
+        raise UnsupportedSparkError(
+            f"pyspark {line} is not a supported line; supported: {sorted(PACKAGES_BY_SPARK_LINE)}"
+        )
     return PACKAGES_BY_SPARK_LINE[line]
 
 

@@ -15,19 +15,18 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Protocol
+from typing import Callable, Iterator, Optional, Protocol
 
 from .config import S3Config
+from .errors import EtlError
 
 
-class StorageError(RuntimeError):
+class StorageError(EtlError):
     """A lake read or write failed; the message names the object and what to check (one line, no traceback)."""
-
-    user_facing = True
 
 
 class ObjectNotFound(StorageError, KeyError):
-    """The key does not exist in the lake."""
+    """The key does not exist in the lake (a KeyError too: a missing key, as in a mapping)."""
 
 
 @dataclass(frozen=True)
@@ -218,12 +217,16 @@ def _local_errors(action: str, path: Path, root: str, expected: tuple[type[BaseE
         ) from exc
 
 
+# How to open a lake root that is not a folder, by its start. s3_storage adds "s3://" (the package's __init__
+# imports it): it imports this module, never the other way round, so the two do not import each other.
+OPENERS: dict[str, Callable[[str, S3Config], Storage]] = {}
+
+
 def open_storage(root: str, s3: Optional[S3Config] = None) -> Storage:
     """The storage for a lake root: S3 for s3://, a folder otherwise."""
-    if root.startswith("s3://"):
-        from .s3_storage import S3Storage  # boto3 is imported only for an S3 lake
-
-        return S3Storage(root, s3 or S3Config())
+    for start, opener in OPENERS.items():
+        if root.startswith(start):
+            return opener(root, s3 or S3Config())
     return LocalStorage(root)
 
 

@@ -8,38 +8,35 @@ environment's YAML shipped with --files.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
 import sys
 import zipfile
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import NoReturn, Optional, Sequence
 
-from .config import Config, ConfigError, load_config
+from .config import PROJECT_ROOT, Config
 from .console import run_job_process
-from .logs import RUN_ID_ENV, new_run_id
-from .set_flags import parse_set_flags
+from .entrypoints import JOBS, Job
+from .errors import EXIT_USAGE, EtlError
+from .ids import new_run_id
+from .logs import RUN_ID_ENV
 from .spark import default_packages, loopback_env
 
-JOBS = {
-    "extract": "land every API page as raw JSON in the lake (plain Python locally)",
-    "transform": "load committed landing runs into bronze, silver and gold Delta tables",
-    "pipeline": "extract, then transform",
-    "maintain": "OPTIMIZE recent partitions and VACUUM old files",
-    "smoke": "write and read back a tiny Delta table (checks the storage path)",
-}
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Settings the JVM needs at launch: they must be on the spark-submit line, not in the builder.
 LAUNCH_CONFS = {"spark.driver.memory": "--driver-memory", "spark.executor.memory": "--executor-memory"}
 
 
-class SubmitError(ValueError):
-    user_facing = True
+class SubmitError(EtlError):
+    """spark-submit.sh was asked for something it cannot run (an unknown job, no spark-submit): nothing started."""
+
+    exit_code = EXIT_USAGE
 
 
 def usage() -> str:
-    jobs = "\n".join(f"  {name:<10} {text}" for name, text in JOBS.items())
+    jobs = "\n".join(f"  {name:<10} {job.help}" for name, job in JOBS.items())
     return (
         "usage: ./spark-submit.sh <job> --env <env> [job options]\n\n"
         f"jobs:\n{jobs}\n\n"
@@ -62,26 +59,21 @@ def build_lib_zip(project_root: Path = PROJECT_ROOT, out_dir: Optional[Path] = N
     return target
 
 
-def find_env(argv: Sequence[str]) -> Optional[str]:
-    for i, arg in enumerate(argv):
-        if arg == "--env" and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith("--env="):
-            return arg.split("=", 1)[1]
-    return None
+class _RaisingParser(argparse.ArgumentParser):
+    """A job's parser whose mistakes raise SubmitError (one line, exit code 2) instead of exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise SubmitError(f"{message} (`{self.prog} --help` lists its options)")
 
 
-def find_overrides(argv: Sequence[str]) -> dict[str, str]:
-    """--set KEY=VALUE and --lake-root from a job's arguments, so the plan sees the job's config."""
-    sets = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--set"]
-    sets += [a.split("=", 1)[1] for a in argv if a.startswith("--set=")]
-    overrides = parse_set_flags(sets)
-    for i, arg in enumerate(argv):
-        if arg == "--lake-root" and i + 1 < len(argv):
-            overrides["lake.root"] = argv[i + 1]
-        elif arg.startswith("--lake-root="):
-            overrides["lake.root"] = arg.split("=", 1)[1]
-    return overrides
+def parse_job_argv(name: str, argv: Sequence[str]) -> tuple[Job, argparse.Namespace]:
+    """The job and its arguments, parsed by the job's own parser (the one jobs/<job>.py uses), plus --dry-run."""
+    job = JOBS.get(name)
+    if job is None:
+        raise SubmitError(f"unknown job '{name}'; jobs: {', '.join(JOBS)}")
+    parser = job.parser(_RaisingParser)
+    parser.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
+    return job, parser.parse_args(list(argv))
 
 
 def is_local(config: Config) -> bool:
@@ -93,44 +85,41 @@ def plan(job: str, argv: Sequence[str], python: str = sys.executable, project_ro
     return prepare(job, argv, python, project_root)[0]
 
 
-def find_log_level(argv: Sequence[str]) -> str:
-    for i, arg in enumerate(argv):
-        if arg == "--log-level" and i + 1 < len(argv):
-            return argv[i + 1].upper()
-        if arg.startswith("--log-level="):
-            return arg.split("=", 1)[1].upper()
-    return "INFO"
-
-
 def spark_log_file(
-    job: str, config: Config, run_id: str, argv: Sequence[str], project_root: Path = PROJECT_ROOT
+    job: str, config: Config, run_id: str, log_level: str, project_root: Path = PROJECT_ROOT
 ) -> Optional[Path]:
     """Where Spark's and Ivy's own output goes for this run, or None: the console gets all of it.
 
     None on EMR/Glue (logging.spark_output: console: the platform collects everything), for the local
     extraction (no Spark), and with --log-level DEBUG (everything back on the console).
     """
-    if config.logging.spark_output != "file" or find_log_level(argv) == "DEBUG":
+    if config.logging.spark_output != "file" or log_level == "DEBUG":
         return None
-    if job == "extract" and is_local(config):
+    if JOBS[job].plain_python_locally and is_local(config):
         return None
     folder = Path(config.logging.dir).expanduser()
     return (folder if folder.is_absolute() else project_root / folder) / f"{job}-{run_id}.log"
 
 
 def prepare(
-    job: str, argv: Sequence[str], python: str = sys.executable, project_root: Path = PROJECT_ROOT
+    name: str, argv: Sequence[str], python: str = sys.executable, project_root: Path = PROJECT_ROOT
 ) -> tuple[list[str], Config]:
-    """The command for `job` and the config it will run with."""
-    if job not in JOBS:
-        raise SubmitError(f"unknown job '{job}'; jobs: {', '.join(JOBS)}")
-    env = find_env(argv)
-    if not env:
-        raise SubmitError(f"{job}: --env is required (local, local-s3, emr, glue or a YAML path)")
-    config = load_config(env, find_overrides(argv))  # a bad config fails here, before anything starts
-    entry = str(project_root / "jobs" / f"{job}.py")
-    if job == "extract" and is_local(config):
-        return [python, entry, *argv], config
+    """The command for job `name` and the config it will run with (a bad flag or config fails here, before
+    anything starts)."""
+    job, args = parse_job_argv(name, argv)
+    config = job.config(args)
+    return command_for(job, config, argv, python, project_root), config
+
+
+def command_for(
+    job: Job, config: Config, argv: Sequence[str], python: str = sys.executable, project_root: Path = PROJECT_ROOT
+) -> list[str]:
+    """spark-submit (or, for a local extract, python) with what the environment needs, then the job's entry point
+    and its own argv (without --dry-run)."""
+    job_argv = [arg for arg in argv if arg != "--dry-run"]
+    entry = str(project_root / "jobs" / f"{job.name}.py")
+    if job.plain_python_locally and is_local(config):
+        return [python, entry, *job_argv]
     spark_submit = _spark_submit_binary(python)
     command = [spark_submit]
     if config.spark.master:
@@ -143,8 +132,8 @@ def prepare(
     for key, flag in LAUNCH_CONFS.items():
         if key in config.spark.conf:
             command += [flag, config.spark.conf[key]]
-    command += ["--py-files", str(build_lib_zip(project_root)), "--files", config.source, entry, *argv]
-    return command, config
+    command += ["--py-files", str(build_lib_zip(project_root)), "--files", config.source, entry, *job_argv]
+    return command
 
 
 def _spark_submit_binary(python: str) -> str:
@@ -161,20 +150,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
-        return 0 if argv else 2
-    job, rest = argv[0], argv[1:]
-    dry_run = "--dry-run" in rest
-    rest = [a for a in rest if a != "--dry-run"]
-    if job in JOBS and any(a in ("-h", "--help") for a in rest):
-        os.execv(sys.executable, [sys.executable, str(PROJECT_ROOT / "jobs" / f"{job}.py"), "--help"])
+        return 0 if argv else EXIT_USAGE
+    name, rest = argv[0], argv[1:]
     try:
-        command, config = prepare(job, rest)
-    except (SubmitError, ConfigError) as exc:
-        print(f"spark-submit.sh: error: {exc}", file=sys.stderr)
-        if isinstance(exc, SubmitError) and exc.args and "unknown job" in str(exc):
+        job, args = parse_job_argv(name, rest)  # --help prints the job's options and exits 0 here
+        config = job.config(args)
+        command = command_for(job, config, rest)
+    except EtlError as exc:
+        print(f"spark-submit.sh: error: {exc.user_message()}", file=sys.stderr)
+        if name not in JOBS:
             print(usage(), file=sys.stderr)
-        return 2
-    if dry_run:  # no secret on it: --set refuses them; a URL's user:password@ is masked
+        return exc.exit_code
+    if args.dry_run:  # no secret on it: --set refuses them; a URL's user:password@ is masked
         print(re.sub(r"(://[^/@\s:]+):[^@\s/]*@", r"\1:***@", " ".join(command)))
         return 0
     run_id = new_run_id()
@@ -183,7 +170,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # The venv's Spark: its Python workers must be the venv's interpreter too.
         env.update(PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
     # A child, not an exec: a SIGTERM (a cancelled EMR step) or Ctrl-C reaches the Python driver through us.
-    return run_job_process(command, env, spark_log_file(job, config, run_id, rest))
+    return run_job_process(command, env, spark_log_file(job.name, config, run_id, args.log_level))
 
 
 if __name__ == "__main__":

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Optional
 
+from ..errors import EtlError
 
-class ExtractError(RuntimeError):
+
+class ExtractError(EtlError):
     """An extraction cannot go on; the message says why in plain words."""
-
-    user_facing = True
 
 
 class ApiError(ExtractError):

@@ -17,16 +17,16 @@ from typing import Iterable, Mapping, Optional, Sequence
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from ..errors import EtlError
+
 log = logging.getLogger(__name__)
 
 UNKNOWN, MISSING = "unknown", "missing"
 POLICIES = ("warn", "fail", "ignore")  # the audit column: schemas.AUDIT_SCHEMA["schema_drift"]
 
 
-class SchemaDriftError(RuntimeError):
+class SchemaDriftError(EtlError):
     """transform.on_unknown_fields is 'fail' and the source served fields the contract does not know."""
-
-    user_facing = True
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from ..errors import EtlError
+
 if TYPE_CHECKING:
     from hashlib import _Hash as Hash
 
@@ -60,10 +62,8 @@ _IPAD, _OPAD = 0x36, 0x5C
 _BROADCASTS: weakref.WeakKeyDictionary[SparkContext, dict[bytes, Broadcast[bytes]]] = weakref.WeakKeyDictionary()
 
 
-class PseudonymisationKeyError(ValueError):
+class PseudonymisationKeyError(EtlError):
     """The pseudonymisation key is missing or too short; the message names the variable, never the value."""
-
-    user_facing = True
 
 
 def _key_bytes(key: str | bytes) -> bytes:

@@ -18,16 +18,16 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Optional
 
+from ..errors import EtlError
+
 if TYPE_CHECKING:  # only read here: the counts come from what the steps returned
     from .merge import MergeOutcome
     from .prepare import Prepared
     from .read import LoadPlan
 
 
-class ReconciliationError(RuntimeError):
+class ReconciliationError(EtlError):
     """A run's counts do not add up: something was lost or duplicated. The message lists each mismatch."""
-
-    user_facing = True
 
 
 @dataclass

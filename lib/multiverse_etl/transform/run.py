@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, Mapping, Optional
 
@@ -24,6 +23,7 @@ from pyspark.sql import SparkSession
 
 from ..config import Config, TransformConfig
 from ..entities import APPRENTICESHIPS, BY_NAME, ENTITIES, LOAD_ORDER, PROGRAMMES, PROJECTS
+from ..ids import job_run_id
 from ..landing import committed_runs
 from ..lock import lake_lock
 from ..spark_jobs import JobCounter
@@ -75,7 +75,7 @@ def run_transform(
     rebuilds gold whole even where merging what silver changed would do.
     """
     storage = storage or open_storage(config.lake.root, config.s3)
-    job_id = f"transform-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+    job_id = job_run_id("transform")
     # Checked before anything is loaded: a missing key must not fail the job after silver moved.
     key = pseudonymisation_key(config.transform.pseudonymise_key_env) if config.transform.pseudonymise_gold else None
     lake = Lake(config.lake.root, config.s3.spark_scheme)
