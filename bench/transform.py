@@ -42,7 +42,7 @@ sys.path[:0] = [str(ROOT / "lib"), str(ROOT)]
 
 
 from multiverse_etl.config import load_config  # noqa: E402
-from multiverse_etl.landing import (EntityManifest, Manifest, Part, landing_line, new_run_id, part_key,  # noqa: E402
+from multiverse_etl.landing import (FINGERPRINT_SCHEME, EntityManifest, LandingDigest, Manifest, Part, landing_line, new_run_id, part_key,  # noqa: E402
                                     write_manifest)
 from multiverse_etl.logs import setup_logging  # noqa: E402
 from multiverse_etl.storage import open_storage, spark_path  # noqa: E402
@@ -57,6 +57,7 @@ class _Part:
     def __init__(self, storage, entity: str, run_id: str) -> None:
         self.storage, self.entity, self.run_id = storage, entity, run_id
         self.parts: list[Part] = []
+        self.digest = LandingDigest()
         self._open()
 
     def _open(self) -> None:
@@ -65,6 +66,7 @@ class _Part:
         self.size = self.pages = self.records = 0
 
     def add(self, line: bytes, records: int) -> None:
+        self.digest.add_line(line)
         out = self.zip.compress(line)
         if out:
             self.chunks.append(out)
@@ -86,11 +88,17 @@ class _Part:
 
 
 def _line(entity: str, run_id: str, page_index: int, parent, rows: list[bytes], extracted_at: str) -> bytes:
+    """A landing line as the extractor writes it: the page spliced in, each record's fingerprint in the head."""
+    import orjson
+
+    from multiverse_etl.landing import record_fingerprint
+
     pagination = b'{"next_token":null,"previous_token":null,"page_size":1000}'
     payload = b'{"data":[' + b",".join(rows) + b'],"pagination":' + pagination + b"}"
     path = f"/apprenticeships/{parent}/projects" if parent is not None else f"/{entity}"
+    prints = [record_fingerprint(record, parent) for record in orjson.loads(payload)["data"]]
     return landing_line(entity, run_id, extracted_at, page_index, path, {"page_size": PAGE_SIZE},
-                        {"apprenticeship_id": parent} if parent is not None else None, payload)
+                        {"apprenticeship_id": parent} if parent is not None else None, payload, prints)
 
 
 def synthesise_landing(root: str, scale: int, seed: int = 42, corrupt_rate: float = 0.01,
@@ -120,8 +128,9 @@ def synthesise_landing(root: str, scale: int, seed: int = 42, corrupt_rate: floa
         writer.flush()
         entities[entity] = EntityManifest(pages=sum(p.pages for p in writer.parts),
                                           records=sum(p.records for p in writer.parts), complete_listing=True,
-                                          parts=tuple(writer.parts))
-    manifest = Manifest(run_id=run_id, mode="full", started_at=started, finished_at=utc_now_iso(), entities=entities)
+                                          parts=tuple(writer.parts), digest=writer.digest.text())
+    manifest = Manifest(run_id=run_id, mode="full", started_at=started, finished_at=utc_now_iso(), entities=entities,
+                        record_fingerprints=FINGERPRINT_SCHEME)
     write_manifest(storage, manifest)
     return manifest
 
@@ -243,12 +252,15 @@ def main() -> int:
     print("\nbaseline: the same landing read (page schema, FAILFAST) and written to Delta untransformed; target ratio < 2x."
           "\nbronze only: the same read, exploded to one row per record with its lineage and written (bronze's layout)."
           + (f"\nall timed warm (after a {args.warmup_scale:,}-apprenticeship round)" if args.warmup_scale else ""))
-    print(f"\n{'apprenticeships':>15} {'run':<36} {'seconds':>8} {'vs first load':>13} {'Spark jobs':>10} {'gold':>9}"
-          f" {'changed rows':>12}")
+    print(f"\n{'apprenticeships':>15} {'run':<36} {'seconds':>8} {'vs first load':>13} {'vs raw copy':>11}"
+          f" {'Spark jobs':>10} {'gold':>9} {'changed rows':>12} {'bronze +rows':>12} {'skipped':>8}")
+    baselines = {row[0]: row[4] for row in rows}
     for scale, label, seconds, first_s, result in runs:
         changed = sum(c.inserted + c.updated + c.deleted for r in result.runs for c in r.entities)
-        print(f"{scale:>15,} {label:<36} {seconds:>8.1f} {seconds / first_s:>12.0%} {result.spark_jobs or 0:>10}"
-              f" {result.gold_mode:>9} {changed:>12,}")
+        bronze = sum(c.bronze_rows for r in result.runs for c in r.entities)
+        skipped = sum(len(r.skipped) for r in result.runs)
+        print(f"{scale:>15,} {label:<36} {seconds:>8.1f} {seconds / first_s:>12.0%} {seconds / baselines[scale]:>10.2f}x"
+              f" {result.spark_jobs or 0:>10} {result.gold_mode:>9} {changed:>12,} {bronze:>12,} {skipped:>8}")
     if cpu:
         print(f"\nvalidation CPU per record (validate_records alone on the {max(args.scales):,} scale's bronze, "
               "net of reading that bronze; executor CPU time of the stages):")
@@ -348,14 +360,12 @@ class _PhaseTimes(logging.Handler):
         seconds = re.search(r" in ([0-9.]+)s$", message)
         if not seconds:
             return
-        bronze = re.search(r"(\w+): bronze (\d+) rows", message)
-        validated = re.search(r"(\w+): (\d+) bronze rows validated", message)
-        merged = re.search(r"(\w+): (\d+) bronze rows, .*\(MERGE\)", message)
+        prepared = re.search(r"(\w+): (\d+) landed records: (\d+) unchanged, (\d+) known bad, (\d+) changed", message)
+        merged = re.search(r"(\w+): (\d+) changed records, .*\(MERGE\)", message)
         quarantined = re.search(r": (\d+) quarantined rows written", message)
-        if bronze:
-            what = f"{bronze.group(1)}: landing → bronze ({int(bronze.group(2)):,} rows)"
-        elif validated:
-            what = f"{validated.group(1)}: validate and rank ({int(validated.group(2)):,} rows)"
+        if prepared:
+            what = (f"{prepared.group(1)}: classify {int(prepared.group(2)):,}; bronze, validate, rank"
+                    f" {int(prepared.group(5)):,} changed")
         elif quarantined:
             what = f"quarantine: one write ({int(quarantined.group(1)):,} rows)"
         elif merged:

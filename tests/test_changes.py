@@ -28,41 +28,49 @@ def _schema(*fields):
 
 CURRENT = _schema(("apprenticeship_id", T.LongType()), ("modified_date", T.TimestampType()),
                   ("extracted_at", T.TimestampType()), ("record_hash", T.LongType()), ("is_deleted", T.BooleanType()),
-                  ("deleted_at", T.TimestampType()))
+                  ("deleted_at", T.TimestampType()), ("fingerprint", T.LongType()))
 CANDIDATES = _schema(("apprenticeship_id", T.LongType()), ("label", T.StringType()), ("modified_date", T.TimestampType()),
-                     ("extracted_at", T.TimestampType()), ("record_hash", T.LongType()))
+                     ("extracted_at", T.TimestampType()), ("record_hash", T.LongType()), ("fingerprint", T.LongType()))
 
 
 def test_plan_upserts_compares_each_record_with_the_current_row(spark):
     current = spark.createDataFrame([
-        (1, D1, T1, 100, False, None), (2, D1, T1, 100, False, None), (3, D1, T1, 100, False, None),
-        (4, D2, T1, 100, False, None), (5, D1, T1, 100, True, T2), (6, D1, T1, 100, True, T2),
-        (8, D1, T2, 100, False, None),
+        (1, D1, T1, 100, False, None, 1), (2, D1, T1, 100, False, None, 1), (3, D1, T1, 100, False, None, 1),
+        (4, D2, T1, 100, False, None, 1), (5, D1, T1, 100, True, T2, 1), (6, D1, T1, 100, True, T2, 1),
+        (8, D1, T2, 100, False, None, 1), (9, D1, T1, 100, False, None, None), (10, D1, T2, 100, False, None, 1),
     ], CURRENT)
     candidates = [
-        (1, "later modified_date, older extraction", D2, T0, 200, "update"),
-        (2, "same content seen again", D1, T2, 100, "unchanged"),
-        (3, "same modified_date, later extraction, new content", D1, T2, 101, "update"),
-        (4, "older modified_date", D1, T2, 101, "unchanged"),
-        (5, "deleted, seen again after the deletion", D1, T3, 100, "update"),
-        (6, "deleted, replay of a run before the deletion", D1, T1, 101, "unchanged"),
-        (7, "new key", D1, T2, 100, "insert"),
-        (8, "replay of an older run", D1, T1, 999, "unchanged"),
+        (1, "later modified_date, older extraction", D2, T0, 200, 2, "update", False),
+        (2, "same content seen again", D1, T2, 100, 1, "unchanged", False),
+        (3, "same modified_date, later extraction, new content", D1, T2, 101, 2, "update", False),
+        (4, "older modified_date", D1, T2, 101, 2, "unchanged", False),
+        (5, "deleted, seen again after the deletion", D1, T3, 100, 1, "update", True),
+        (6, "deleted, replay of a run before the deletion", D1, T1, 101, 2, "unchanged", True),
+        (7, "new key", D1, T2, 100, 1, "insert", False),
+        (8, "replay of an older run", D1, T1, 999, 2, "unchanged", False),
+        (9, "same content, a row older than fingerprints", D1, T2, 100, 5, "refresh", False),
+        (10, "same content, another landed text, an older extraction", D1, T1, 100, 5, "unchanged", False),
+        (2, "same content, another landed text, a later extraction", D1, T3, 100, 5, "refresh", False),
     ]
-    actual = spark.createDataFrame([c[:-1] for c in candidates], CANDIDATES).transform(plan_upserts(spec_of("apprenticeships"), current))
-    expected = spark.createDataFrame(candidates, T.StructType(CANDIDATES.fields + [T.StructField("_action", T.StringType())]))
+    actual = spark.createDataFrame([c[:-2] for c in candidates], CANDIDATES).transform(plan_upserts(spec_of("apprenticeships"), current))
+    expected = spark.createDataFrame(candidates, T.StructType(
+        CANDIDATES.fields + [T.StructField("_action", T.StringType()), T.StructField("_was_deleted", T.BooleanType())]))
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
 
 
 def test_plan_upserts_of_projects_take_the_later_extraction_only(spark):
     current_schema = _schema(("apprenticeship_id", T.LongType()), ("project_id", T.LongType()),
                              ("extracted_at", T.TimestampType()), ("record_hash", T.LongType()),
-                             ("is_deleted", T.BooleanType()), ("deleted_at", T.TimestampType()))
-    current = spark.createDataFrame([(10, 1, T1, 100, False, None), (10, 2, T2, 100, False, None)], current_schema)
+                             ("is_deleted", T.BooleanType()), ("deleted_at", T.TimestampType()),
+                             ("fingerprint", T.LongType()))
+    current = spark.createDataFrame([(10, 1, T1, 100, False, None, 1), (10, 2, T2, 100, False, None, 1)],
+                                    current_schema)
     schema = _schema(("apprenticeship_id", T.LongType()), ("project_id", T.LongType()), ("extracted_at", T.TimestampType()),
-                     ("record_hash", T.LongType()), ("_action", T.StringType()))
-    rows = [(10, 1, T2, 101, "update"), (10, 2, T1, 101, "unchanged"), (11, 1, T1, 100, "insert")]
-    candidates = spark.createDataFrame([r[:-1] for r in rows], T.StructType(schema.fields[:-1]))
+                     ("record_hash", T.LongType()), ("fingerprint", T.LongType()), ("_action", T.StringType()),
+                     ("_was_deleted", T.BooleanType()))
+    rows = [(10, 1, T2, 101, 2, "update", False), (10, 2, T1, 101, 2, "unchanged", False),
+            (11, 1, T1, 100, 1, "insert", False)]
+    candidates = spark.createDataFrame([r[:-2] for r in rows], T.StructType(schema.fields[:-2]))
     actual = candidates.transform(plan_upserts(spec_of("projects"), current))
     assert_df_equality(actual, spark.createDataFrame(rows, schema), ignore_row_order=True, ignore_nullable=True)
 
@@ -80,9 +88,9 @@ def _silver(spark, entity, rows):
 def _deletions(spark, entity, rows):
     """Expected deletion change rows: keys, deleted_at, deleted_by_run_id; everything else null."""
     schema = T.StructType([T.StructField(f.name, f.dataType, True) for f in SILVER_SCHEMAS[entity].fields]
-                          + [T.StructField("_action", T.StringType())])
-    full = [tuple(True if f.name == "is_deleted" else "delete" if f.name == "_action" else row.get(f.name)
-                  for f in schema.fields) for row in rows]
+                          + [T.StructField("_action", T.StringType()), T.StructField("_was_deleted", T.BooleanType())])
+    full = [tuple(True if f.name == "is_deleted" else "delete" if f.name == "_action" else
+                  False if f.name == "_was_deleted" else row.get(f.name) for f in schema.fields) for row in rows]
     return spark.createDataFrame(full, schema)
 
 
@@ -125,9 +133,9 @@ def test_silver_rows_add_partition_state_and_a_content_hash(spark):
     march = dt.datetime(2024, 3, 5, 10, 21, 33, tzinfo=UTC)
     base = (1, "n", 7, march, "A", "B", "a@b.org", True, False, "1", "{}", [])
     cleaned = spark.createDataFrame([
-        (*lineage(0), *base),
-        (*lineage(1, extracted_at=T3), *base),  # the same content from another extraction
-        (*lineage(2), 1, "n", 7, march, "A", "B", "a@c.org", True, False, "1", "{}", []),  # one field differs
+        (*lineage(0), *base, 0),
+        (*lineage(1, extracted_at=T3), *base, 1),  # the same content from another extraction
+        (*lineage(2), 1, "n", 7, march, "A", "B", "a@c.org", True, False, "1", "{}", [], 2),  # one field differs
     ], CLEAN_SCHEMAS["apprenticeships"])
     silver = cleaned.transform(silver_rows(spec_of("apprenticeships")))
     run, _, extracted, landing, *_ = lineage(0)
@@ -135,8 +143,9 @@ def test_silver_rows_add_partition_state_and_a_content_hash(spark):
         (1, "n", 7, march, "A", "B", "a@b.org", True, dt.date(2024, 3, 1), False, None, None, run, extracted, landing),
         (1, "n", 7, march, "A", "B", "a@b.org", True, dt.date(2024, 3, 1), False, None, None, run, T3, landing),
         (1, "n", 7, march, "A", "B", "a@c.org", True, dt.date(2024, 3, 1), False, None, None, run, extracted, landing),
-    ], T.StructType(SILVER_SCHEMAS["apprenticeships"].fields[:-1]))
-    assert_df_equality(silver.drop("record_hash"), expected, ignore_row_order=True, ignore_nullable=True)
+    ], T.StructType(SILVER_SCHEMAS["apprenticeships"].fields[:-2]))
+    assert_df_equality(silver.drop("record_hash", "fingerprint"), expected, ignore_row_order=True, ignore_nullable=True)
+    assert [r.fingerprint for r in silver.orderBy("extracted_at", "email_address").collect()] == [0, 2, 1]
     hashes = {(r.email_address, r.extracted_at): r.record_hash for r in silver.collect()}
     same_content = [h for (email, _), h in hashes.items() if email == "a@b.org"]
     assert len(same_content) == 2 and same_content[0] == same_content[1]

@@ -167,12 +167,12 @@ def test_clean_apprenticeships_trims_normalises_and_parses(spark):
     march = dt.datetime(2024, 3, 5, 10, 21, 33, tzinfo=UTC)
     expected = spark.createDataFrame([
         (*lineage(0), 1, "Data Fellowship – Acme", 7, march, "Zoé", "O'Brien", "zoe.obrien@example.org", True, True,
-         "1", None, []),
-        (*lineage(1), 2, "n", 7, march, "A", "B", "not-an-email", False, False, "2", None, []),
+         "1", None, [], 0),
+        (*lineage(1), 2, "n", 7, march, "A", "B", "not-an-email", False, False, "2", None, [], 1),
         (*lineage(2), 3, "データ分析 🎉", 99, dt.datetime(2023, 1, 1, tzinfo=UTC), "さくら", "佐藤", "sakura.sato@example.org",
-         True, False, "3", None, []),
+         True, False, "3", None, [], 2),
         (*lineage(3), None, "x", 7, None, "A", "B", "a@b.org", True, False, "A-4", compact(records[3]),
-         ["wrong_type:id", "unparseable_date:modified_date"]),
+         ["wrong_type:id", "unparseable_date:modified_date"], 3),
     ], CLEAN_SCHEMAS["apprenticeships"])
     assert_df_equality(actual, expected, ignore_row_order=True)
 
@@ -186,11 +186,11 @@ def test_clean_projects_takes_the_parent_from_the_page_and_lower_cases_status(sp
     actual = bronze_frame(spark, "projects", records, parents=[10, 10, None]).transform(cleaned(spec_of("projects")))
     expected = spark.createDataFrame([
         (*lineage(0, 10, "projects"), 10, 1, "Capstone – Données clients", "Line one.\nLine two.", "graded", False, "1",
-         None, []),
+         None, [], 0),
         (*lineage(1, 10, "projects"), 10, 2, "t", "", "in_review", False, "2", compact(records[1]),
-         ["unknown_status:status"]),
+         ["unknown_status:status"], 1),
         (*lineage(2, None, "projects"), None, 3, "t", "d", "pending", False, "3", compact(records[2]),
-         ["missing_parent:apprenticeship_id"]),
+         ["missing_parent:apprenticeship_id"], 2),
     ], CLEAN_SCHEMAS["projects"])
     assert_df_equality(actual, expected, ignore_row_order=True)
 
@@ -203,9 +203,9 @@ def test_clean_programmes_checks_duration(spark):
     ]
     actual = bronze_frame(spark, "programmes", records).transform(cleaned(spec_of("programmes")))
     expected = spark.createDataFrame([
-        (*lineage(0, None, "programmes"), 7, "Data Analyst – Level 4", 15, "Learn.", False, "7", None, []),
-        (*lineage(1, None, "programmes"), 8, "n", None, "d", False, "8", compact(records[1]), ["wrong_type:duration"]),
-        (*lineage(2, None, "programmes"), 9, "n", -1, "d", False, "9", compact(records[2]), ["negative_value:duration"]),
+        (*lineage(0, None, "programmes"), 7, "Data Analyst – Level 4", 15, "Learn.", False, "7", None, [], 0),
+        (*lineage(1, None, "programmes"), 8, "n", None, "d", False, "8", compact(records[1]), ["wrong_type:duration"], 1),
+        (*lineage(2, None, "programmes"), 9, "n", -1, "d", False, "9", compact(records[2]), ["negative_value:duration"], 2),
     ], CLEAN_SCHEMAS["programmes"])
     assert_df_equality(actual, expected, ignore_row_order=True)
 

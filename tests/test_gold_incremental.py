@@ -20,8 +20,9 @@ from conftest import make_config
 from multiverse_etl.storage import open_storage
 from multiverse_etl.transform import run_transform
 from multiverse_etl.transform.gold import build_gold_apprenticeship_projects, build_gold_apprenticeships
-from multiverse_etl.transform.tables import Lake, last_commit, read_table
+from multiverse_etl.transform.tables import Lake, read_table
 from sample_api.data import build_dataset
+from support.delta_log import history_version
 from support.landed import T0, Page, Raw, write_run
 
 SCALE, SEED, CORRUPT = 120, 5, 0.03
@@ -69,12 +70,12 @@ def test_incremental_gold_equals_a_full_rebuild_over_generations_0_to_3_and_a_pr
     assert all(n > 0 for n in touched[1:])  # each generation changed silver: the merges had work to do
 
     # The same data again changes nothing: gold is not written, its counts still audited.
-    versions = {t: last_commit(spark, lake, t)["version"] for t in ("gold/apprenticeships", "gold/apprenticeship_projects")}
+    versions = {t: history_version(spark, lake, t) for t in ("gold/apprenticeships", "gold/apprenticeship_projects")}
     land_generation(storage, 3, T0 + dt.timedelta(days=4))
     again = run_transform(spark, config)
     assert again.gold_mode == "unchanged" and again.gold == result.gold
     assert all(c.inserted + c.updated + c.deleted == 0 for c in again.runs[0].entities)
-    assert {t: last_commit(spark, lake, t)["version"] for t in versions} == versions
+    assert {t: history_version(spark, lake, t) for t in versions} == versions
 
     # A programme's attributes change, nothing else: every gold row of its apprenticeships changes.
     programme = (read_table(spark, lake, "gold/apprenticeships").where(F.col("programme_known"))

@@ -68,3 +68,40 @@ def test_a_landing_line_is_the_lineage_then_the_page_spliced_in_as_served():
         "entity": "projects", "run_id": RUN, "extracted_at": "2026-11-27T03:34:00.123456Z", "page_index": 0,
         "request": {"path": "/apprenticeships/17/projects", "params": {"page_size": 1000}},
         "parent": {"apprenticeship_id": 17}, "data": [{"id": 1, "name": " xé "}], "pagination": {"next_token": None}}
+
+
+def test_a_records_fingerprint_ignores_spacing_and_key_order_but_not_values_or_its_parent():
+    import json
+
+    from multiverse_etl.landing import record_fingerprint
+
+    served = json.loads('{"id": 12, "name": "Zoé", "tags": {"b": 1, "a": [1, 2]}}')
+    reordered = json.loads('{"tags":{"a":[1,2],"b":1},"name":"Zo\\u00e9","id":12}')
+    assert record_fingerprint(served, 7) == record_fingerprint(reordered, 7)
+    assert record_fingerprint(served, 7) != record_fingerprint(served, 8) != record_fingerprint(served, None)
+    assert record_fingerprint(served, 7) != record_fingerprint({**served, "id": 13}, 7)
+    assert record_fingerprint({"id": 1}, None) != record_fingerprint({"id": 1.0}, None)  # 1.0 is another value
+    huge = record_fingerprint({"id": 10**40, "s": "\ud800"}, None)  # beyond 64 bits, a lone surrogate: no crash
+    assert isinstance(huge, int) and -(2**63) <= huge < 2**63
+
+
+def test_a_landing_digest_is_the_same_whatever_the_order_of_pages_and_records():
+    from multiverse_etl.landing import LandingDigest, landing_line, record_fingerprint
+
+    def line(parent, records):
+        payload = json.dumps({"data": records, "pagination": {}}, separators=(",", ":")).encode()
+        prints = [record_fingerprint(r, parent) for r in records]
+        return landing_line("projects", "r", "t", 0, "/p", {}, {"apprenticeship_id": parent}, payload, prints)
+
+    a, b, c = {"id": 1}, {"id": 2}, {"id": 3}
+    one, two = LandingDigest(), LandingDigest()
+    for text in (line(1, [a, b]), line(2, [c]), line(3, [])):
+        assert one.add_line(text)
+    for text in (line(3, []), line(2, [c]), line(1, [b, a])):
+        two.add_line(text)
+    assert one.text() == two.text()
+    three = LandingDigest()
+    for text in (line(1, [a, b]), line(2, [c])):  # parent 3's empty listing is missing: another landing
+        three.add_line(text)
+    assert three.text() != one.text()
+    assert not LandingDigest().add_line(b'{"entity":"projects","data":[]}\n')  # a line without fingerprints

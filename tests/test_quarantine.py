@@ -98,9 +98,9 @@ def test_rejected_rows_go_to_quarantine_with_raw_text_lineage_and_reasons(spark)
     records = [project(1), project(2, status="archived"), Raw('{"id":"P-3","title":1,"description":"d","status":"x"}')]
     validated = bronze_frame(spark, "projects", records, parents=[10, 10, 11]).transform(validate_records(spec_of("projects")))
     expected = spark.createDataFrame([
-        ("projects", *lineage(1, 10, "projects"), "2", compact(records[1]), ["unknown_status:status"]),
+        ("projects", *lineage(1, 10, "projects"), "2", compact(records[1]), ["unknown_status:status"], 1),
         ("projects", *lineage(2, 11, "projects"), "P-3", records[2].text,
-         ["wrong_type:id", "wrong_type:title", "unknown_status:status"]),
+         ["wrong_type:id", "wrong_type:title", "unknown_status:status"], 2),
     ], QUARANTINE_SCHEMA)
     assert_df_equality(validated.transform(quarantine_records(spec_of("projects"))), expected, ignore_row_order=True)
     assert [r.project_id for r in validated.filter(is_valid(F.col("reasons"))).collect()] == [1]

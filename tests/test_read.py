@@ -30,29 +30,48 @@ def pages_frame(spark, pages):
 
 def test_explode_pages_gives_one_bronze_row_per_record_with_lineage(spark):
     pages = pages_frame(spark, [
-        ("projects", RUN, "2026-03-02T09:00:01.123456Z", 0, (17,), ['{"id":1}', '{"id":2,"title":"x"}'], f"s3a://bucket/lake/{PART}"),
-        ("projects", RUN, "2026-03-02T09:00:02+00:00", 1, (17,), ['{"id":3}'], f"file:/tmp/lake/{PART}"),
-        ("projects", RUN, "2026-03-02T09:00:03.5Z", 0, (18,), [], f"file:/tmp/lake/{PART}"),  # a listing with no projects
-        ("projects", RUN, "2026-03-02T09:00:04Z", 0, (19,), None, f"file:/tmp/lake/{PART}"),
+        ("projects", RUN, "2026-03-02T09:00:01.123456Z", 0, (17,), None, ['{"id":1}', '{"id":2,"title":"x"}'], f"s3a://bucket/lake/{PART}"),
+        ("projects", RUN, "2026-03-02T09:00:02+00:00", 1, (17,), None, ['{"id":3}'], f"file:/tmp/lake/{PART}"),
+        ("projects", RUN, "2026-03-02T09:00:03.5Z", 0, (18,), [], [], f"file:/tmp/lake/{PART}"),  # a listing with no projects
+        ("projects", RUN, "2026-03-02T09:00:04Z", 0, (19,), None, None, f"file:/tmp/lake/{PART}"),
     ])
     day = dt.date(2026, 3, 2)
     expected = spark.createDataFrame([
         (RUN, day, dt.datetime(2026, 3, 2, 9, 0, 1, 123456, tzinfo=UTC), PART, 0, 0, 17, '{"id":1}'),
         (RUN, day, dt.datetime(2026, 3, 2, 9, 0, 1, 123456, tzinfo=UTC), PART, 0, 1, 17, '{"id":2,"title":"x"}'),
         (RUN, day, dt.datetime(2026, 3, 2, 9, 0, 2, tzinfo=UTC), PART, 1, 0, 17, '{"id":3}'),
-    ], BRONZE_SCHEMA)
-    assert_df_equality(pages.transform(explode_pages(RUN)), expected, ignore_row_order=True, ignore_nullable=True)
+    ], T.StructType(BRONZE_SCHEMA.fields[:-1]))
+    exploded = pages.transform(explode_pages(RUN))
+    assert exploded.columns == BRONZE_SCHEMA.fieldNames()
+    assert_df_equality(exploded.drop("fingerprint"), expected, ignore_row_order=True, ignore_nullable=True)
+    assert exploded.where(F.col("fingerprint").isNull()).count() == 0
+
+
+def test_a_records_fingerprint_follows_its_text_and_parent_or_the_one_the_extractor_landed(spark):
+    """Without landed fingerprints the record's text decides (same text and parent, same fingerprint); with them,
+    the landed value decides, whatever Spark made of the text."""
+    pages = pages_frame(spark, [
+        ("projects", RUN, "2026-03-02T09:00:01Z", 0, (17,), None, ['{"id":1}', '{"id":1}', '{"id":2}'], PART),
+        ("projects", RUN, "2026-03-02T09:00:02Z", 0, (18,), None, ['{"id":1}'], PART),
+        ("projects", RUN, "2026-03-02T09:00:03Z", 0, (19,), [5, 5, 6], ['{"id":1}', '{"id":2}', '{"id":1}'], PART),
+    ])
+    fp = {(r.parent_apprenticeship_id, r.record_index): r.fingerprint
+          for r in pages.transform(explode_pages(RUN)).collect()}
+    assert fp[(17, 0)] == fp[(17, 1)] != fp[(17, 2)]
+    assert fp[(18, 0)] != fp[(17, 0)]  # another parent
+    assert fp[(19, 0)] == fp[(19, 1)] != fp[(19, 2)]  # the landed fingerprints decide
 
 
 def test_page_checks_count_pages_records_and_listings_that_returned_nothing(spark):
     pages = pages_frame(spark, [
-        ("projects", RUN, "2026-03-02T09:00:01Z", 0, (17,), ['{"id":1}', '{"id":2}'], PART),
-        ("projects", RUN, "2026-03-02T09:00:02Z", 0, (18,), [], PART),
-        ("projects", "20260101T000000Z-ffffff", "not a time", None, (19,), [], PART),
-        ("apprenticeships", RUN, "2026-03-02T09:00:04Z", 1, (20,), None, PART),
+        ("projects", RUN, "2026-03-02T09:00:01Z", 0, (17,), [1, 2], ['{"id":1}', '{"id":2}'], PART),
+        ("projects", RUN, "2026-03-02T09:00:02Z", 0, (18,), [], [], PART),
+        ("projects", "20260101T000000Z-ffffff", "not a time", None, (19,), None, [], PART),
+        ("apprenticeships", RUN, "2026-03-02T09:00:04Z", 1, (20,), None, None, PART),
     ])
     observed = pages.agg(*page_checks(RUN, "projects")).first().asDict()
-    assert observed == {"pages": 4, "records": 2, "pages_without_data": 1, "pages_of_other_runs": 1,
+    assert observed == {"pages": 4, "records": 2, "pages_without_data": 1, "pages_without_fingerprints": 2,
+                        "pages_of_other_runs": 1,
                         "pages_of_other_entities": 1, "pages_without_time": 1, "pages_without_index": 1,
                         "empty_parents": "18,19,20"}
     assert landing_problems(RUN, "projects", observed, expected_pages=5) == [

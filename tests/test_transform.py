@@ -11,8 +11,9 @@ from pyspark.sql import functions as F
 from multiverse_etl.landing import write_manifest
 from multiverse_etl.storage import open_storage
 from multiverse_etl.transform import LandingReadError, run_transform
-from multiverse_etl.transform.tables import TABLES, Lake, last_commit, read_table
+from multiverse_etl.transform.tables import TABLES, Lake, read_table
 
+from support.delta_log import history_version
 from support.landed import T0, Page, Raw, apprenticeship, programme, project, write_run
 
 from conftest import make_config
@@ -139,7 +140,7 @@ def test_rejected_records_are_in_quarantine_with_their_reasons(spark, scenario):
         ("apprenticeships", R1, "4", 0, 3, None, ["unparseable_date:modified_date"]),
         ("apprenticeships", R1, None, 1, 2, None, ["null_value:id"]),
         ("projects", R1, "30", 0, 0, 3, ["unknown_status:status"]),
-        ("apprenticeships", R2, "4", 0, 2, None, ["unparseable_date:modified_date"]),
+        # r2 landed apprenticeship 4 exactly as r1 did: a known bad version, counted, not quarantined again
     ], actual.schema)
     assert_df_equality(actual, expected, ignore_row_order=True)
     raw = rows(spark, lake, "silver/quarantine", where="record_id IS NULL").first().raw_record
@@ -177,13 +178,15 @@ def test_every_run_is_audited_with_counts_that_reconcile(spark, scenario):
     assert [(r.run_id, r.status, r.reconciled, list(r.mismatches)) for r in audit.orderBy("run_id").collect()] == [
         (R1, "loaded", True, []), (R2, "loaded", True, [])]
     counts = audit.select("run_id", F.explode("entities").alias("e")).select(
-        "run_id", "e.entity", "e.bronze_rows", "e.quarantined_rows", "e.duplicates_collapsed", "e.inserted", "e.updated",
-        "e.unchanged", "e.deleted", "e.silver_live_rows")
+        "run_id", "e.entity", "e.unchanged_records", "e.known_bad_records", "e.changed_records", "e.bronze_rows",
+        "e.quarantined_rows", "e.duplicates_collapsed", "e.inserted", "e.updated", "e.unchanged", "e.deleted",
+        "e.silver_live_rows")
     assert_df_equality(counts, spark.createDataFrame([
-        (R1, "programmes", 2, 0, 0, 2, 0, 0, 0, 2), (R1, "apprenticeships", 7, 2, 1, 4, 0, 0, 0, 4),
-        (R1, "projects", 5, 1, 0, 4, 0, 0, 0, 4),
-        (R2, "programmes", 1, 0, 0, 0, 0, 1, 1, 1), (R2, "apprenticeships", 4, 1, 0, 1, 1, 1, 2, 3),
-        (R2, "projects", 3, 0, 0, 1, 1, 1, 2, 3),
+        (R1, "programmes", 0, 0, 2, 2, 0, 0, 2, 0, 0, 0, 2), (R1, "apprenticeships", 0, 0, 7, 7, 2, 1, 4, 0, 0, 0, 4),
+        (R1, "projects", 0, 0, 5, 5, 1, 0, 4, 0, 0, 0, 4),
+        # r2: programme 7 as r1 landed it; apprenticeship 4 the same bad version; project 40 unchanged
+        (R2, "programmes", 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1), (R2, "apprenticeships", 0, 1, 3, 3, 0, 0, 1, 1, 1, 2, 3),
+        (R2, "projects", 1, 0, 2, 2, 0, 0, 1, 1, 0, 2, 3),
     ], counts.schema), ignore_row_order=True)
     reasons = {r.run_id: dict(r.quarantine_reasons) for r in audit.collect()}
     assert reasons[R1] == {"apprenticeships/unparseable_date:modified_date": 1, "apprenticeships/null_value:id": 1,
@@ -198,19 +201,21 @@ def test_each_step_logs_its_counts_as_structured_fields_for_json_logs(scenario):
     assert silver == {
         (R1, "programmes"): (2, 0, 0, 2, 0, 0, 0), (R1, "apprenticeships"): (7, 2, 1, 4, 0, 0, 0),
         (R1, "projects"): (5, 1, 0, 4, 0, 0, 0),
-        (R2, "programmes"): (1, 0, 0, 0, 0, 1, 1), (R2, "apprenticeships"): (4, 1, 0, 1, 1, 1, 2),
-        (R2, "projects"): (3, 0, 0, 1, 1, 1, 2),
+        (R2, "programmes"): (0, 0, 0, 0, 0, 0, 1), (R2, "apprenticeships"): (3, 0, 0, 1, 1, 1, 2),
+        (R2, "projects"): (2, 0, 0, 1, 1, 0, 2),
     }
-    bronze = {(r.landing_run_id, r.entity): r.rows for r in events if getattr(r, "step", None) == "bronze"}
-    assert bronze == {(R1, "programmes"): 2, (R1, "apprenticeships"): 7, (R1, "projects"): 5,
-                      (R2, "programmes"): 1, (R2, "apprenticeships"): 4, (R2, "projects"): 3}
+    classified = {(r.landing_run_id, r.entity): (r.rows, r.unchanged, r.known_bad, r.changed)
+                  for r in events if getattr(r, "step", None) == "classify"}
+    assert classified == {(R1, "programmes"): (2, 0, 0, 2), (R1, "apprenticeships"): (7, 0, 0, 7),
+                          (R1, "projects"): (5, 0, 0, 5), (R2, "programmes"): (1, 1, 0, 0),
+                          (R2, "apprenticeships"): (4, 0, 1, 3), (R2, "projects"): (3, 1, 0, 2)}
     [last] = [r for r in events if r.getMessage().endswith("run(s) loaded")]
     assert (last.runs_loaded, last.landing_run_ids, last.bronze_rows, last.quarantined_rows, last.gold_mode) == (
-        2, [R1, R2], 22, 4, "rebuilt")
+        2, [R1, R2], 19, 3, "rebuilt")
     assert last.duration_s > 0 and last.transform_job_id.startswith("transform-") and last.spark_jobs > 0
 
 
-def test_bronze_keeps_every_landed_record_with_its_lineage(spark, scenario):
+def test_bronze_keeps_each_landed_version_once_with_the_lineage_of_the_run_that_first_landed_it(spark, scenario):
     _, lake, _, _ = scenario
     actual = rows(spark, lake, "bronze/projects", where=f"run_id = '{R1}'").select(
         "page_index", "record_index", "parent_apprenticeship_id", "landing_file",
@@ -224,7 +229,7 @@ def test_bronze_keeps_every_landed_record_with_its_lineage(spark, scenario):
 def _snapshot(spark, lake):
     """Every silver and gold table's rows, and every table's Delta version."""
     contents = {t: read_table(spark, lake, t).collect() for t in TABLES if t.startswith(("silver/", "gold/"))}
-    versions = {t: last_commit(spark, lake, t)["version"] for t in TABLES}
+    versions = {t: history_version(spark, lake, t) for t in TABLES}
     return contents, versions
 
 

@@ -8,7 +8,8 @@ Layout under the lake root:
 A landing line (gzip JSON Lines) holds the page exactly as served plus lineage:
     {"entity": "projects", "run_id": "...", "extracted_at": "2026-11-27T03:34:00.123456Z",
      "page_index": 0, "request": {"path": "/apprenticeships/17/projects", "params": {"page_size": 1000}},
-     "parent": {"apprenticeship_id": 17},        # null for apprenticeships and programmes
+      "parent": {"apprenticeship_id": 17},        # null for apprenticeships and programmes
+     "fingerprints": [-812..., 4471...],          # one per record of `data` (`record_fingerprint`)
      "data": [...], "pagination": {...}}          # untouched
 Readers take only runs whose manifest exists and says status "committed".
 """
@@ -16,6 +17,7 @@ Readers take only runs whose manifest exists and says status "committed".
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +36,9 @@ RAW_PREFIX = "raw"
 MANIFEST_PREFIX = "raw/_manifests"
 STATE_PREFIX = "_state"
 MANIFEST_VERSION = 1
+# The scheme of the record fingerprints the extractor writes into landing lines (recorded in the manifest): a
+# landing without it has its fingerprints computed by the transform instead (transform/classify.py).
+FINGERPRINT_SCHEME = "blake2b64-sorted-json-v1"
 
 
 class LandingError(EtlError):
@@ -92,6 +97,7 @@ class EntityManifest:
     retries: int = 0
     parents: Optional[int] = None  # projects: the apprenticeships whose listings were landed
     parents_skipped: Optional[int] = None  # projects: apprenticeships without a usable id
+    digest: Optional[str] = None  # `LandingDigest.text()` of every line (None: not known, e.g. a resumed run)
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -102,7 +108,7 @@ class EntityManifest:
             "complete_listing": self.complete_listing,
             "parts": [p.to_json() for p in self.parts],
         }
-        for name in ("parents", "parents_skipped"):
+        for name in ("parents", "parents_skipped", "digest"):
             if getattr(self, name) is not None:
                 doc[name] = getattr(self, name)
         return doc
@@ -118,11 +124,12 @@ class EntityManifest:
             retries=int(doc.get("retries", 0)),
             parents=doc.get("parents"),
             parents_skipped=doc.get("parents_skipped"),
+            digest=doc.get("digest"),
         )
 
 
 # Top-level keys written only when set (older manifests and test landings may not have them).
-_OPTIONAL_KEYS = ("api_url", "duration_s", "logins", "client")
+_OPTIONAL_KEYS = ("api_url", "duration_s", "logins", "client", "record_fingerprints")
 
 
 @dataclass(frozen=True)
@@ -147,6 +154,7 @@ class Manifest:
     duration_s: Optional[float] = None
     logins: Optional[int] = None
     client: Optional[Mapping[str, Any]] = field(default=None, compare=False)  # the extractor's request statistics
+    record_fingerprints: Optional[str] = None  # FINGERPRINT_SCHEME when every landing line carries `fingerprints`
 
     def entity(self, name: str) -> EntityManifest:
         """An entity's section; an entity the run did not land counts as landed empty, not complete."""
@@ -202,9 +210,60 @@ class Manifest:
                 duration_s=doc.get("duration_s"),
                 logins=doc.get("logins"),
                 client=doc.get("client"),
+                record_fingerprints=doc.get("record_fingerprints"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise LandingError(f"run {run_id}: the manifest is malformed ({type(exc).__name__}: {exc})") from None
+
+
+def record_fingerprint(record: Any, parent_id: Any = None) -> int:
+    """A signed 64-bit fingerprint of one record as served, with its parent's id (FINGERPRINT_SCHEME).
+
+    Taken over the record's canonical JSON (keys sorted, compact), so it does not depend on how the API
+    spaced or ordered it, nor on the Spark line that later reads it. The transform compares it with the
+    fingerprint silver and quarantine keep, to skip the records that did not change.
+    """
+    try:
+        canonical = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+    except (TypeError, orjson.JSONEncodeError):  # integers beyond 64 bits, lone surrogates: the stdlib writes them
+        canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    digest = hashlib.blake2b(canonical + b"\0" + str(parent_id).encode(), digest_size=8)
+    return int.from_bytes(digest.digest(), "big", signed=True)
+
+
+_MASK = (1 << 64) - 1
+
+
+class LandingDigest:
+    """An order-independent digest of an entity's landing: its records' fingerprints and its empty listings.
+
+    Two runs whose digests are equal landed the same records (as a multiset) under the same parents: loading
+    the second after the first changes nothing, so the transform may skip it (transform/skip.py).
+    """
+
+    def __init__(self) -> None:
+        self.count = self.total = self.xor = 0
+
+    def add(self, fingerprints: list[int], parent_id: Any = None) -> None:
+        for value in fingerprints or [record_fingerprint({"empty listing": True}, parent_id)]:
+            unsigned = value & _MASK
+            self.count += 1
+            self.total = (self.total + unsigned) & _MASK
+            self.xor ^= unsigned
+
+    def add_line(self, line: bytes) -> bool:
+        """Take a landing line's fingerprints (False: the line carries none)."""
+        at = line.find(b',"fingerprints":[')
+        if at < 0:
+            return False
+        end = line.index(b"]", at)
+        parent_at = line.rfind(b'"parent":', 0, at)
+        parent = orjson.loads(line[parent_at + 9 : at]) if parent_at >= 0 else None
+        self.add(orjson.loads(line[at + 16 : end + 1]), parent.get("apprenticeship_id") if parent else None)
+        return True
+
+    def text(self) -> str:
+        return f"v1:{self.count}:{self.total:016x}:{self.xor:016x}"
 
 
 def landing_line(
@@ -216,19 +275,22 @@ def landing_line(
     params: Mapping[str, Any],
     parent: Optional[Mapping[str, Any]],
     payload: bytes,
+    fingerprints: Optional[list[int]] = None,
 ) -> bytes:
     """One landing line (with its newline): the lineage head, then `payload`, the page's compact JSON
-    object holding `data` and `pagination`, spliced in as bytes (the values exactly as served)."""
-    head = orjson.dumps(
-        {
-            "entity": entity,
-            "run_id": run_id,
-            "extracted_at": extracted_at,
-            "page_index": page_index,
-            "request": {"path": path, "params": dict(params)},
-            "parent": dict(parent) if parent is not None else None,
-        }
-    )
+    object holding `data` and `pagination`, spliced in as bytes (the values exactly as served).
+    `fingerprints`: one per record of `data`, in order (`record_fingerprint`)."""
+    head_doc: dict[str, Any] = {
+        "entity": entity,
+        "run_id": run_id,
+        "extracted_at": extracted_at,
+        "page_index": page_index,
+        "request": {"path": path, "params": dict(params)},
+        "parent": dict(parent) if parent is not None else None,
+    }
+    if fingerprints is not None:
+        head_doc["fingerprints"] = fingerprints
+    head = orjson.dumps(head_doc)
     return head[:-1] + b"," + payload.strip()[1:] + b"\n"
 
 

@@ -93,6 +93,10 @@ def spark_conf(config: Config, pyspark_version: Optional[str] = None) -> dict[st
         # File listings in parallel (Delta's VACUUM among them) use this many tasks; Spark's default of 10,000
         # made every VACUUM a 10,000-task stage: 110 s for a one-file table on a 2-core standalone cluster.
         "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(config.transform.shuffle_partitions),
+        # JVMs in UTC, like the session: Delta then updates a table's state after a commit incrementally instead
+        # of rebuilding it from the log (a few Spark jobs per commit on a small table).
+        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+        "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
     }
     if on_loopback(config.spark.master):
         # One machine: the driver's RPC and block manager listen on loopback only (the UI: SPARK_LOCAL_IP).

@@ -67,3 +67,10 @@ def write_in_flight(table_dir: Path) -> bool:
     files = data_files(table_dir)
     return bool(files) and bool(files - committed_files(table_dir))
 
+
+
+def history_version(spark, lake, table: str) -> int:
+    """A table's latest version as Delta's own history says (independent of the transform's log reader)."""
+    from delta.tables import DeltaTable
+
+    return int(DeltaTable.forPath(spark, lake.path(table)).history(1).first().version)

@@ -1,6 +1,6 @@
 """One lake reader: the tables of a lake read back into plain Python, and compared with the oracle.
 
-`compare_lake`: bronze of the run holds every served record exactly once; silver holds, live, exactly the records
+`compare_lake`: bronze holds every served record version exactly once (the run compared: only versions it served); silver holds, live, exactly the records
 that meet the contract, cleaned, one row per key; `silver/quarantine` exactly the records that break it, each with
 every reason; both gold tables exactly the joins of those silver rows.
 """
@@ -49,12 +49,10 @@ def read_lake(spark, config: Config, run_id: Optional[str] = None) -> dict[str, 
 
     lake = _lake(config)
     state: dict[str, Any] = {"bronze": {}, "silver": {}, "silver_rows": {}, "quarantine": {}}
-    for entity in ENTITIES:
+    for entity in ENTITIES:  # every run's rows, with their run: each version must be in bronze once, whichever run
         bronze = read_table(spark, lake, f"bronze/{entity}")
-        if run_id:
-            bronze = bronze.where(F.col("run_id") == run_id)
-        state["bronze"][entity] = [(r.raw_record, r.parent_apprenticeship_id) for r in
-                                   bronze.select("raw_record", "parent_apprenticeship_id").collect()]
+        state["bronze"][entity] = [(r.raw_record, r.parent_apprenticeship_id, r.run_id) for r in
+                                   bronze.select("raw_record", "parent_apprenticeship_id", "run_id").collect()]
     a = read_table(spark, lake, "silver/apprenticeships").where(~F.col("is_deleted"))
     state["silver"]["apprenticeships"] = [
         ((r.apprenticeship_id,), (r.name, r.programme_id, r.modified_date, r.first_name, r.last_name, r.email_address,
@@ -66,10 +64,8 @@ def read_lake(spark, config: Config, run_id: Optional[str] = None) -> dict[str, 
     g = read_table(spark, lake, "silver/programmes").where(~F.col("is_deleted"))
     state["silver"]["programmes"] = [((r.programme_id,), (r.name, r.duration, r.description), None) for r in g.collect()]
     quarantine = read_table(spark, lake, "silver/quarantine")
-    if run_id:
-        quarantine = quarantine.where(F.col("run_id") == run_id)
     for entity in ENTITIES:
-        state["quarantine"][entity] = [(r.raw_record, r.parent_apprenticeship_id, tuple(r.reasons)) for r in
+        state["quarantine"][entity] = [(r.raw_record, r.parent_apprenticeship_id, tuple(r.reasons), r.run_id) for r in
                                        quarantine.where(F.col("entity") == entity).collect()]
     state["gold_columns"] = {}
     for table, name, key_columns in (("gold/apprenticeships", "gold_apprenticeships", 1),
@@ -130,15 +126,23 @@ def _diff_map(name: str, want: dict, got_rows: list[tuple], out: Comparison, che
         out.problems.append(f"{name}: {duplicates} duplicate row(s) for one key")
 
 
-def _diff_multiset(name: str, want: Counter, got: Counter, out: Comparison) -> tuple[int, int]:
-    missing, extra = want - got, got - want
-    m, e = sum(missing.values()), sum(extra.values())
+def _diff_versions(name: str, want: Counter, everywhere: Counter, of_run: Counter, out: Comparison) -> tuple[int, int]:
+    """Each version the source served is held once (in any run's rows), and a run's rows hold only what it served.
+
+    `everywhere`: every run's rows; `of_run`: the rows of the run compared (all of them when no run is named).
+    """
+    missing = [version for version in want if version not in everywhere]
+    twice = [version for version, n in everywhere.items() if n > 1]
+    extra = [version for version in of_run if version not in want]
+    m, e = len(missing), sum(everywhere[v] - 1 for v in twice) + len(extra)
     out.missing += m
     out.duplicated += e
-    if m:
-        out.problems.append(f"{name}: {m} record(s) missing, e.g. {next(iter(missing))[:200]}")
-    if e:
-        out.problems.append(f"{name}: {e} record(s) duplicated or extra, e.g. {next(iter(extra))[:200]}")
+    if missing:
+        out.problems.append(f"{name}: {m} version(s) missing, e.g. {str(missing[0])[:200]}")
+    if twice:
+        out.problems.append(f"{name}: {len(twice)} version(s) held more than once, e.g. {str(twice[0])[:200]}")
+    if extra:
+        out.problems.append(f"{name}: {len(extra)} version(s) the run did not serve, e.g. {str(extra[0])[:200]}")
     return m, e
 
 
@@ -155,16 +159,19 @@ def compare_lake(spark, config: Config, reference: Reference, run_id: Optional[s
         stats["expected"] = reference.expected_records(entity)
         out.expected += stats["expected"]
         if check_bronze:
-            bronze = Counter(canonical(json.loads(raw), parent if entity == "projects" else None)
-                             for raw, parent in state["bronze"][entity])
-            stats["bronze_missing"], stats["bronze_duplicated"] = _diff_multiset(
-                f"bronze/{entity}", reference.served[entity], bronze, out)
+            bronze = [(canonical(json.loads(raw), parent if entity == "projects" else None), run)
+                      for raw, parent, run in state["bronze"][entity]]
+            stats["bronze_missing"], stats["bronze_duplicated"] = _diff_versions(
+                f"bronze/{entity}", reference.served[entity], Counter(v for v, _ in bronze),
+                Counter(v for v, run in bronze if run_id is None or run == run_id), out)
         silver_rows = state["silver"][entity]
         _diff_map(f"silver/{entity}", reference.silver[entity], silver_rows, out, check_month=entity == "apprenticeships")
-        quarantined = Counter((canonical(json.loads(raw), parent if entity == "projects" else None), reasons)
-                              for raw, parent, reasons in state["quarantine"][entity])
+        rows = [((canonical(json.loads(raw), parent if entity == "projects" else None), reasons), run)
+                for raw, parent, reasons, run in state["quarantine"][entity]]
+        quarantined = Counter(v for v, run in rows if run_id is None or run == run_id)
         if check_quarantine:
-            _diff_multiset(f"silver/quarantine {entity}", reference.quarantine[entity], quarantined, out)
+            _diff_versions(f"silver/quarantine {entity}", reference.quarantine[entity], Counter(v for v, _ in rows),
+                           quarantined, out)
         stats["silver_live"] = len(silver_rows)
         stats["quarantined"] = sum(quarantined.values())
         out.quarantined += stats["quarantined"]

@@ -53,15 +53,23 @@ def _record_text(record: Record) -> str:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
-def landing_line(entity: str, run_id: str, page: Page, page_index: int, extracted_at: dt.datetime) -> bytes:
-    """The page's landing line, by the landing contract's own `landing_line` (records spliced in as text)."""
+def landing_line(entity: str, run_id: str, page: Page, page_index: int, extracted_at: dt.datetime,
+                 fingerprints: bool = False) -> bytes:
+    """The page's landing line, by the landing contract's own `landing_line` (records spliced in as text);
+    `fingerprints`: with each record's fingerprint in the head, as the extractor writes it."""
     data = "[" + ",".join(_record_text(r) for r in page.data) + "]"
     pagination = json.dumps({"next_token": None, "previous_token": None, "page_size": 1000})
     payload = f'{{"data":{data},"pagination":{pagination}}}'.encode("utf-8")
     path = f"/apprenticeships/{page.parent}/projects" if entity == "projects" else f"/{entity}"
     parent = {"apprenticeship_id": page.parent} if entity == "projects" else None
+    prints = None
+    if fingerprints:
+        from multiverse_etl.landing import record_fingerprint
+
+        prints = [record_fingerprint(json.loads(_record_text(r)), page.parent if entity == "projects" else None)
+                  for r in page.data]
     return format_landing_line(entity, page.run_id or run_id, iso(extracted_at), page_index, path, {"page_size": 1000},
-                               parent, payload)
+                               parent, payload, prints)
 
 
 @dataclass
@@ -84,8 +92,12 @@ def write_run(
     pages_per_part: int = 1000,
     suffix: str = "a0a0a0",
     commit: bool = True,
+    fingerprints: bool = False,
 ) -> LandedRun:
-    """Land one run (parts, then the manifest) and return it."""
+    """Land one run (parts, then the manifest) and return it; `fingerprints`: as the extractor lands it (each
+    record's fingerprint in its line, each entity's digest and the fingerprint scheme in the manifest)."""
+    from multiverse_etl.landing import FINGERPRINT_SCHEME, LandingDigest
+
     run_id = run_id_at(started_at, suffix)
     complete = {"apprenticeships": mode == "full", "projects": True, "programmes": True, **(complete_listing or {})}
     landed = LandedRun(run_id, None, started_at)  # type: ignore[arg-type]
@@ -94,11 +106,14 @@ def write_run(
     for entity, pages in (("programmes", programmes), ("apprenticeships", apprenticeships), ("projects", projects)):
         per_parent: dict[Optional[int], int] = {}
         lines: list[tuple[bytes, int]] = []
+        digest = LandingDigest()
         for page in pages:
             index = page.page_index if page.page_index is not None else per_parent.get(page.parent, 0)
             per_parent[page.parent] = index + 1
             clock = clock + dt.timedelta(seconds=1)
-            lines.append((landing_line(entity, run_id, page, index, page.extracted_at or clock), len(page.data)))
+            line = landing_line(entity, run_id, page, index, page.extracted_at or clock, fingerprints)
+            digest.add_line(line)
+            lines.append((line, len(page.data)))
         parts = []
         for number, start in enumerate(range(0, len(lines), pages_per_part)):
             chunk = lines[start:start + pages_per_part]
@@ -110,10 +125,12 @@ def write_run(
         entities[entity] = EntityManifest(
             pages=sum(p.pages for p in parts), records=sum(p.records for p in parts), complete_listing=complete[entity],
             parts=tuple(parts), requests=len(lines),
-            parents=len({p.parent for p in projects}) if entity == "projects" else None)
+            parents=len({p.parent for p in projects}) if entity == "projects" else None,
+            digest=digest.text() if fingerprints else None)
     landed.manifest = Manifest(run_id=run_id, mode=mode, started_at=iso(started_at),
                                finished_at=iso(clock + dt.timedelta(seconds=1)), entities=entities,
-                               requests=sum(e.requests for e in entities.values()))
+                               requests=sum(e.requests for e in entities.values()),
+                               record_fingerprints=FINGERPRINT_SCHEME if fingerprints else None)
     if commit:
         write_manifest(storage, landed.manifest)
     return landed
@@ -167,7 +184,8 @@ def bronze_frame(spark, entity: str, records: Sequence[Record], parents: Optiona
 
     parents = parents if parents is not None else [None] * len(records)
     rows = [(run_id, dt.date.fromisoformat(f"{run_id[:4]}-{run_id[4:6]}-{run_id[6:8]}"), extracted_at,
-             landing_file(entity, run_id), page_index, index, parent, None if record is None else _record_text(record))
+             landing_file(entity, run_id), page_index, index, parent, None if record is None else _record_text(record),
+             1000 * page_index + index)
             for index, (record, parent) in enumerate(zip(records, parents))]
     return spark.createDataFrame(rows, BRONZE_SCHEMA)
 

@@ -18,7 +18,16 @@ from typing import Any, Optional
 
 from ..config import Config
 from ..entities import APPRENTICESHIPS, ENTITIES, PROGRAMMES, PROJECTS, EntitySpec
-from ..landing import EntityManifest, Manifest, Part, check_run_id, new_run_id, read_manifest, write_manifest
+from ..landing import (
+    FINGERPRINT_SCHEME,
+    EntityManifest,
+    Manifest,
+    Part,
+    check_run_id,
+    new_run_id,
+    read_manifest,
+    write_manifest,
+)
 from ..lock import check_still_held
 from ..storage import Storage, open_storage
 from .aio import all_or_nothing, run_async
@@ -301,6 +310,7 @@ class _Run:
                 retries=counter.retries,
                 parents=self.fanout.done + self.fanout.done_before if fanned_out else None,
                 parents_skipped=self.projects.skipped if fanned_out else None,
+                digest=writer.digest.text() if writer.digest is not None else None,
             )
         if self.watermark.ignored:
             log.warning(
@@ -328,4 +338,5 @@ class _Run:
             logins=self.client.auth.logins,
             client=self.client.to_manifest(),
             entities=entities,
+            record_fingerprints=FINGERPRINT_SCHEME,
         )

@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import orjson
 
-from ..landing import landing_line
+from ..landing import landing_line, record_fingerprint
 from .paginate import Page
 
 _SPLICE_KEYS = frozenset(("data", "pagination"))
@@ -21,8 +21,18 @@ _SPLICE_KEYS = frozenset(("data", "pagination"))
 
 def page_line(page: Page, run_id: str, parent: Optional[dict[str, Any]]) -> bytes:
     """The gzip-ready JSON line (with its newline) for one page."""
+    parent_id = None if parent is None else parent.get("apprenticeship_id")
+    fingerprints = [record_fingerprint(record, parent_id) for record in page.doc["data"]]
     return landing_line(
-        page.entity, run_id, page.extracted_at, page.page_index, page.path, page.params, parent, _payload(page)
+        page.entity,
+        run_id,
+        page.extracted_at,
+        page.page_index,
+        page.path,
+        page.params,
+        parent,
+        _payload(page),
+        fingerprints,
     )
 
 

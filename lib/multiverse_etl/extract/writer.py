@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
-from ..landing import part_key
+from ..landing import LandingDigest, part_key
 from ..storage import Storage
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,9 @@ class PartWriter:
         self._sealing_pages = 0
         self._sealing_records = 0
         self._generation = 0  # bumped by discard: a sealed part of an earlier generation is never written
+        # The entity's landing digest; unknown once a part of an earlier attempt (resume) or a line without
+        # fingerprints is part of it.
+        self.digest: Optional[LandingDigest] = None if self.prior_parts else LandingDigest()
         self._reset_open()
 
     def _reset_open(self) -> None:
@@ -74,6 +77,8 @@ class PartWriter:
         """Append a group of lines (kept together in one part); write the part when it is full."""
         compress = self._zip.compress
         for line in lines:
+            if self.digest is not None and not self.digest.add_line(line):
+                self.digest = None
             out = compress(line)
             if out:
                 self._chunks.append(out)
@@ -103,6 +108,7 @@ class PartWriter:
             self._next_number = self.first_number
             self._generation += 1
             self._sealing_pages = self._sealing_records = 0
+            self.digest = None if self.prior_parts else LandingDigest()
             self._reset_open()
         log.info("%s: discarded %d part(s) of an interrupted listing", self.entity, len(keys))
 

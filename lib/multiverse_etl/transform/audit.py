@@ -36,6 +36,9 @@ class RunReport:
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     mismatches: list[str] = field(default_factory=list)
     schema_drift: Optional[list] = None  # drift.DriftField per entity and field; None = not scanned (ignore)
+    landing_digests: dict[str, str] = field(default_factory=dict)  # skip.landing_key per entity
+    lake_versions: dict[str, int] = field(default_factory=dict)  # silver/quarantine versions after the load
+    skipped: list[str] = field(default_factory=list)  # entities not read: landed as the last loaded run (skip.py)
 
     @property
     def duration_s(self) -> float:
@@ -133,7 +136,17 @@ def audit_row(
         spark_version,
         None if report.schema_drift is None else [item.as_row() for item in report.schema_drift],
         spark_jobs,
+        dict(report.landing_digests) or None,
+        dict(report.lake_versions) or None,
+        _fencing_token(),
     )
+
+
+def _fencing_token() -> Optional[int]:
+    from ..lock import current_lock
+
+    held = current_lock()
+    return None if held is None else int(held.fencing_token)
 
 
 def audit_rows(spark: SparkSession, rows: list[tuple]) -> DataFrame:

@@ -6,6 +6,9 @@ Each deduplicated record of the run is compared with the current silver row of i
 * `update`    – the record is newer (apprenticeships: later `modified_date`, a tie broken by a
                 later extraction; others: a later extraction) *and* its content differs, or the
                 row was deleted and the record was extracted after the deletion (it came back);
+* `refresh`   – the same content, extracted later, from a landed version of another fingerprint (its text
+                differs in a way cleaning removes, or the fingerprint's rules changed): only the row's
+                fingerprint is updated, so that the next landing of this version is classified unchanged;
 * `unchanged` – anything else: an older record (replaying an old run) or the same content.
 
 A run that lists an entity completely also proves what is gone: a live row that the listing
@@ -29,8 +32,9 @@ from .clean import month_start
 from .schemas import silver_schema
 
 ACTION = "_action"
-INSERT, UPDATE, UNCHANGED, DELETE = "insert", "update", "unchanged", "delete"
-ACTIONS = (INSERT, UPDATE, UNCHANGED, DELETE)
+INSERT, UPDATE, UNCHANGED, DELETE, REFRESH = "insert", "update", "unchanged", "delete", "refresh"
+ACTIONS = (INSERT, UPDATE, UNCHANGED, DELETE, REFRESH)
+WAS_DELETED = "_was_deleted"  # an update of a deleted row brings it back (live rows: + inserted + restored - deleted)
 
 
 def record_hash(spec: EntitySpec) -> Column:
@@ -79,6 +83,15 @@ def update_condition(spec: EntitySpec, source: str = "s.", target: str = "t.") -
     )
 
 
+def refresh_condition(source: str = "s.", target: str = "t.") -> str:
+    """SQL: the landed version has the live row's content, is no older, and another fingerprint."""
+    s, t = source, target
+    return (
+        f"(NOT {t}is_deleted AND {s}record_hash = {t}record_hash AND {s}extracted_at > {t}extracted_at "
+        f"AND ({t}fingerprint IS NULL OR {s}fingerprint <> {t}fingerprint))"
+    )
+
+
 def delete_condition(source: str = "s.", target: str = "t.") -> str:
     """SQL: a deletion applies to a live row last seen before it (a replayed old run deletes nothing newer)."""
     return f"(NOT {target}is_deleted AND {target}extracted_at < {source}deleted_at)"
@@ -93,6 +106,7 @@ def plan_upserts(spec: EntitySpec, current: DataFrame) -> Callable[[DataFrame], 
         "record_hash",
         "is_deleted",
         "deleted_at",
+        "fingerprint",
     ]
 
     def step(candidates: DataFrame) -> DataFrame:
@@ -105,9 +119,11 @@ def plan_upserts(spec: EntitySpec, current: DataFrame) -> Callable[[DataFrame], 
         action = (
             F.when(F.col("_t_exists").isNull(), F.lit(INSERT))
             .when(F.expr(update_condition(spec, source="", target="_t_")), F.lit(UPDATE))
+            .when(F.expr(refresh_condition(source="", target="_t_")), F.lit(REFRESH))
             .otherwise(F.lit(UNCHANGED))
         )
-        return joined.select(*candidates.columns, action.alias(ACTION))
+        was_deleted = F.coalesce(F.col("_t_is_deleted"), F.lit(False))
+        return joined.select(*candidates.columns, action.alias(ACTION), was_deleted.alias(WAS_DELETED))
 
     return step
 
@@ -121,7 +137,7 @@ def _as_deletions(spec: EntitySpec, gone: DataFrame) -> DataFrame:
         else (F.lit(True) if f.name == "is_deleted" else F.lit(None)).cast(f.dataType).alias(f.name)
         for f in silver_schema(spec).fields
     ]
-    return gone.select(*columns, F.lit(DELETE).alias(ACTION))
+    return gone.select(*columns, F.lit(DELETE).alias(ACTION), F.lit(False).alias(WAS_DELETED))
 
 
 def plan_deletions(
@@ -185,4 +201,4 @@ def plan_deletions(
 def merge_source(upserts: DataFrame, deletions: Optional[DataFrame]) -> DataFrame:
     """The rows a MERGE must apply: inserts, updates and deletions (unchanged rows are left out)."""
     changes = upserts.filter(F.col(ACTION) != UNCHANGED)
-    return changes if deletions is None else changes.unionByName(deletions)
+    return changes if deletions is None else changes.unionByName(deletions, allowMissingColumns=True)

@@ -221,11 +221,13 @@ def parse_records(spec: EntitySpec) -> Callable[[DataFrame], DataFrame]:
         parsed = bronze.select(
             *[F.col(name) for name, _, _ in LINEAGE_FIELDS],
             F.col("raw_record"),
+            F.col("fingerprint"),
             F.from_json("raw_record", record_string_schema(spec)).alias("_record"),
         )
         return parsed.select(
             *[F.col(name) for name, _, _ in LINEAGE_FIELDS],
             F.col("raw_record"),
+            F.col("fingerprint"),
             is_json_object(F.col("raw_record")).alias("_is_object"),
             *[F.col("_record")[f.name].alias(_value(f.name)) for f in fields],
             *[
@@ -275,7 +277,7 @@ def _typed(spec: EntitySpec) -> Callable[[DataFrame], DataFrame]:
         lineage = [F.col(name) for name, _, _ in LINEAGE_FIELDS]
         business = [typed_column(column).alias(column.name) for column in spec.columns]
         helpers = [F.col(c) for c in parsed.columns if c.startswith(("_kind_", "_value_")) or c == "_is_object"]
-        typed = parsed.select(*lineage, *business, F.col("raw_record"), *helpers)
+        typed = parsed.select(*lineage, *business, F.col("raw_record"), F.col("fingerprint"), *helpers)
         needs_nfc = [may_change_under_nfc(F.col(c)) for c in spec.text_columns]
         return typed.withColumn("needs_nfc", functools.reduce(lambda a, b: a | b, needs_nfc))
 

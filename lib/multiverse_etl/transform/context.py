@@ -8,6 +8,7 @@ from typing import Any, Callable, Optional
 
 from pyspark.sql import SparkSession
 
+from ..storage import Storage
 from .tables import Lake
 
 
@@ -17,6 +18,7 @@ class Job:
 
     spark: SparkSession
     lake: Lake
+    storage: Storage  # the lake's files: the Delta logs are read through it (tables.table_version, commit_info)
     job_id: str
     pool: ThreadPoolExecutor  # the job's threads: Spark jobs of independent entities run side by side
     pseudonymisation_key: Optional[str] = None

@@ -1,4 +1,8 @@
-"""Step 3b, deletions: what a run proves gone, by the entity's `DeletionPolicy` (changes.plan_deletions plans them)."""
+"""Step 3b, deletions: what a run proves gone, by the entity's `DeletionPolicy` (changes.plan_deletions plans them).
+
+Only live rows that no landed record matched (`prepare.unseen_rows`) can be gone: a row whose version was
+landed again is present by definition. Presence counts every record whose id can be read, valid or not.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from ..entities import BY_NAME, PARENT_COLUMN, EntitySpec
 from .changes import plan_deletions
 from .clean import to_integer
 from .read import LoadPlan, parse_id_list
-from .tables import Lake, bronze_table, read_run_rows, read_table, silver_table
+from .tables import Lake, read_table, silver_table
 
 
 def proven_deletions(
@@ -20,8 +24,8 @@ def proven_deletions(
     lake: Lake,
     plan: LoadPlan,
     spec: EntitySpec,
-    ranked: DataFrame,
-    current: DataFrame,
+    unseen: DataFrame,
+    present: DataFrame,
     listed_parents: DataFrame,
 ) -> Optional[DataFrame]:
     """The change rows of what this run proves gone, or None when it proves nothing.
@@ -29,9 +33,8 @@ def proven_deletions(
     A complete listing of the entity, or of a child entity (which holds one listing, maybe empty, per
     parent of the source: an incremental run with projects_scope 'all'), shows every id the source
     has. Within a parent (projects): each listed parent's listing is complete, and the rows of a
-    deleted parent go with it.
+    deleted parent go with them.
     """
-    present = present_keys(spec, ranked)
     if spec.deletion.within_parent:
         parent = BY_NAME[str(spec.parent)]
         deleted_parents = (
@@ -41,7 +44,7 @@ def proven_deletions(
         )
         return plan_deletions(
             spec,
-            current,
+            unseen,
             present,
             plan.run_id,
             plan.started_at,
@@ -53,27 +56,25 @@ def proven_deletions(
         return None
     if any(BY_NAME[name].parent == spec.name for name in proving):  # a child's complete listing shows its parents
         present = present.unionByName(listed_parents)
-    return plan_deletions(spec, current, present, plan.run_id, plan.started_at)
+    return plan_deletions(spec, unseen, present, plan.run_id, plan.started_at)
 
 
-def present_keys(spec: EntitySpec, ranked: DataFrame) -> DataFrame:
-    """Keys of every record of the run whose id can be read (valid or quarantined): they are not gone."""
+def keys_of_ranked(spec: EntitySpec, ranked: DataFrame) -> DataFrame:
+    """Keys of validated records whose id can be read (valid or quarantined)."""
     parent_keys = [F.col(PARENT_COLUMN).alias(k) for k in spec.key[:-1]]  # the key within a parent starts with it
-    keyed = ranked.select(*parent_keys, to_integer(F.col("record_id")).alias(spec.id_column))
-    condition = F.col(spec.key[0]).isNotNull()
-    for k in spec.key[1:]:
-        condition = F.col(k).isNotNull() & condition
-    return keyed.where(condition)
+    return ranked.select(*parent_keys, to_integer(F.col("record_id")).alias(spec.id_column))
 
 
 def listed_parents(
-    spark: SparkSession, lake: Lake, plan: LoadPlan, child: EntitySpec, empty_parents: Optional[str]
+    spark: SparkSession, classified: Optional[DataFrame], child: EntitySpec, empty_parents: Optional[str]
 ) -> DataFrame:
     """Parent ids whose children this run listed: parents of landed children and of empty listings."""
     parent_key = BY_NAME[str(child.parent)].id_column
-    landed = read_run_rows(spark, lake, bronze_table(child), plan.run_id, plan.ingest_date).select(
-        F.col(PARENT_COLUMN).alias(parent_key)
-    )
     schema = T.StructType([T.StructField(parent_key, T.LongType(), True)])
     empty = spark.createDataFrame([(pid,) for pid in parse_id_list(empty_parents)], schema)
+    if classified is None:
+        return empty
+    from .classify import CLASS, UNSEEN
+
+    landed = classified.where(F.col(CLASS) != UNSEEN).select(F.col(PARENT_COLUMN).alias(parent_key))
     return landed.unionByName(empty).where(F.col(parent_key).isNotNull()).distinct()

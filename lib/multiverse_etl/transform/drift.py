@@ -9,11 +9,12 @@ record's top-level keys (`json_object_keys`, which only tokenises the JSON and e
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional, Sequence
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from ..errors import EtlError
@@ -43,6 +44,35 @@ def field_presence(frame: DataFrame, raw_column: str = "raw_record") -> dict[str
     """Records carrying each top-level key of `raw_column` (JSON objects), in one pass."""
     keys = frame.select(F.explode(F.expr(f"json_object_keys({raw_column})")).alias("field"))
     return {row.field: int(row["count"]) for row in keys.groupBy("field").count().collect()}
+
+
+def presence_metrics(contract: Sequence[str], raw_column: str = "raw_record") -> list[Column]:
+    """Aggregates for `observe`: the records carrying each contract field, and every distinct set of keys seen.
+
+    Observed while another job reads the records, so a run without unknown fields pays no pass of its own
+    (`observed_presence` counts an unknown field's records in one more pass only when there is one).
+    """
+    keys = F.expr(f"json_object_keys({raw_column})")
+    return [
+        *[F.sum(F.when(F.array_contains(keys, name), 1).otherwise(0)).alias(f"has_{name}") for name in contract],
+        # as JSON text: an observed array comes back to Python as a bare Java object
+        F.to_json(F.array_distinct(F.flatten(F.collect_set(F.coalesce(keys, F.array().cast("array<string>")))))).alias(
+            "keys"
+        ),
+    ]
+
+
+def observed_presence(
+    observed: Mapping[str, object], contract: Sequence[str], frame: DataFrame, raw_column: str = "raw_record"
+) -> dict[str, int]:
+    """Records per top-level key, from `presence_metrics` (and one pass over `frame` for unknown keys only)."""
+    present = {name: int(str(observed.get(f"has_{name}") or 0)) for name in contract}
+    unknown = sorted(set(json.loads(str(observed.get("keys") or "[]"))) - set(contract))
+    if unknown:
+        keys = F.expr(f"json_object_keys({raw_column})")
+        row = frame.agg(*[F.sum(F.when(F.array_contains(keys, n), 1).otherwise(0)).alias(n) for n in unknown]).first()
+        present.update({name: int(row[name] or 0) for name in unknown} if row is not None else {})
+    return present
 
 
 def schema_drift(entity: str, present: Mapping[str, int], contract: Sequence[str], records: int) -> list[DriftField]:

@@ -23,10 +23,18 @@ from pyspark.sql import functions as F
 from ..entities import APPRENTICESHIPS, ENTITIES, PROGRAMMES, PROJECTS
 from .audit import GoldSummary
 from .context import Job, results_or_raise
+from .delta_log import latest_user_metadata
 from .gold import build_gold_apprenticeship_projects, build_gold_apprenticeships
 from .gold_incremental import GOLD_OP, SilverChanges, gold_merge_source, rebuilt_rows, touched_apprenticeships
 from .pseudonymise import key_fingerprint, pseudonymise_personal_data
-from .tables import GOLD_TABLES, last_commit, merge_gold, overwrite_table, read_table, silver_table, table_versions
+from .tables import (
+    GOLD_TABLES,
+    merge_gold,
+    overwrite_table,
+    read_table,
+    silver_table,
+    table_versions,
+)
 
 log = logging.getLogger("multiverse_etl.transform")
 
@@ -50,8 +58,8 @@ def refresh_gold(job: Job, force: bool, changes: SilverChanges, rebuild: bool = 
     spark, lake, start = job.spark, job.lake, time.monotonic()
     # Gold depends on silver's versions and on the pseudonymisation key (a new key must re-hash gold).
     fingerprint = key_fingerprint(job.pseudonymisation_key) if job.pseudonymisation_key else "off"
-    versions = {**table_versions(spark, lake, SILVER_TABLES), "pseudonyms": fingerprint}
-    built_from = [_gold_source_versions(last_commit(spark, lake, table).get("userMetadata")) for table in GOLD_TABLES]
+    versions: dict = {**table_versions(job.storage, SILVER_TABLES), "pseudonyms": fingerprint}
+    built_from = [_gold_source_versions(latest_user_metadata(job.storage, table)) for table in GOLD_TABLES]
     if not force and not rebuild and all(b == versions for b in built_from):
         log.info("gold is up to date with silver %s", versions)
         return GoldOutcome()
@@ -160,7 +168,14 @@ def _merge(job: Job, ids: DataFrame, versions: dict) -> GoldSummary:
             results_or_raise(
                 {
                     str(s.gold.table): job.pool.submit(
-                        merge_gold, spark, lake, str(s.gold.table), sources[str(s.gold.table)], s.key, GOLD_OP
+                        merge_gold,
+                        spark,
+                        lake,
+                        job.storage,
+                        str(s.gold.table),
+                        sources[str(s.gold.table)],
+                        s.key,
+                        GOLD_OP,
                     )
                     for s in GOLD_SPECS
                 }

@@ -18,14 +18,16 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from .bronze import Prepared
-from .changes import ACTION, DELETE, INSERT, UNCHANGED, UPDATE, merge_source, plan_upserts, silver_rows
+from .changes import ACTION, DELETE, INSERT, REFRESH, UNCHANGED, UPDATE, WAS_DELETED, plan_upserts, silver_rows
+from .classify import REVISIT
 from .clean import normalize_unicode
 from .context import Job
 from .dedupe import RANK_COLUMN
 from .deletions import proven_deletions
+from .delta_log import table_version
+from .prepare import Prepared, present_keys, unseen_rows
 from .read import LoadPlan
-from .tables import append_rows, is_empty_table, last_commit, merge_changes, read_table, silver_table
+from .tables import append_rows, merge_changes, read_table, silver_table
 
 log = logging.getLogger("multiverse_etl.transform")
 
@@ -38,6 +40,8 @@ class MergeOutcome:
     updated: int = 0
     unchanged: int = 0
     deleted: int = 0
+    refreshed: int = 0
+    restored: int = 0  # updates that brought a deleted row back
     merge_inserted: int = 0
     merge_updated: int = 0
     seconds: float = 0.0
@@ -48,65 +52,42 @@ class MergeOutcome:
     version_before: Optional[int] = None
     planned: bool = True
 
+    @property
+    def live_change(self) -> int:
+        return self.inserted + self.restored - self.deleted
+
 
 def merge_silver(job: Job, plan: LoadPlan, prepared: Prepared, listed_parents: DataFrame) -> MergeOutcome:
-    """One entity of one run into silver, by plan and guarded MERGE."""
-    spark, lake, spec = job.spark, job.lake, prepared.spec
+    """One entity of one run into silver, by plan and guarded MERGE (nothing at all when nothing changed)."""
+    lake, spec = job.lake, prepared.spec
     start = time.monotonic()
-    changes: Optional[DataFrame] = None
-    try:
+    table = silver_table(spec)
+    version = table_version(job.storage, table)
+    ranked = prepared.ranked
+    candidates = None
+    if ranked is not None:
         candidates = (
-            prepared.ranked.filter(F.col(RANK_COLUMN) == 1)
+            ranked.filter((F.col(RANK_COLUMN) == 1) & ~F.col(REVISIT))
+            .drop(REVISIT)
             .transform(normalize_unicode(spec))
             .transform(silver_rows(spec))
         )
-        head = last_commit(spark, lake, silver_table(spec))
-        if is_empty_table(head):
-            inserted = prepared.upsert_candidates
-            written = append_rows(candidates, lake, silver_table(spec)) if inserted else 0
-            outcome = MergeOutcome(
-                inserted=inserted, merge_inserted=written, version_before=int(head["version"]), planned=False
-            )
-        else:
-            current = read_table(spark, lake, silver_table(spec))
-            upserts = candidates.transform(plan_upserts(spec, current))
-            deletions = proven_deletions(spark, lake, plan, spec, prepared.ranked, current, listed_parents)
-            changes = (upserts if deletions is None else upserts.unionByName(deletions)).persist(
-                StorageLevel.MEMORY_AND_DISK
-            )
-            # One job: the plan's counts, and the ids gold must build again (none for unchanged rows).
-            touches = F.when(F.col(ACTION) != UNCHANGED, F.col(spec.gold.touches))
-            grouped = (
-                changes.groupBy(ACTION)
-                .agg(F.count(F.lit(1)).alias("count"), F.collect_set(touches).alias("touched"))
-                .collect()
-            )
-            planned = {row[ACTION]: int(row["count"]) for row in grouped}
-            metrics = {"inserted": 0, "updated": 0}
-            if planned.get(INSERT, 0) + planned.get(UPDATE, 0) + planned.get(DELETE, 0):
-                actions = tuple(a for a in (INSERT, UPDATE, DELETE) if planned.get(a))
-                metrics = merge_changes(spark, lake, spec, merge_source(changes, None), actions, head["version"])
-            outcome = MergeOutcome(
-                planned.get(INSERT, 0),
-                planned.get(UPDATE, 0),
-                planned.get(UNCHANGED, 0),
-                planned.get(DELETE, 0),
-                metrics["inserted"],
-                metrics["updated"],
-                touched=frozenset(int(i) for row in grouped for i in row["touched"]),
-                version_before=int(head["version"]),
-            )
-    finally:
-        if changes is not None:
-            changes.unpersist()
+    kept = prepared.revisit_winners  # keys whose ranking kept silver's own version
+    if version == 0:  # the table's first load: nothing to compare with, guard or delete
+        inserted = prepared.upsert_candidates - kept
+        written = append_rows(candidates, lake, table, job.storage) if candidates is not None and inserted else 0
+        outcome = MergeOutcome(inserted=inserted, merge_inserted=written, version_before=version, planned=False)
+    else:
+        outcome = _plan_and_merge(job, plan, prepared, candidates, listed_parents, version)
+        outcome = dataclasses.replace(outcome, unchanged=outcome.unchanged + kept)
     seconds = time.monotonic() - start
     reasons = f" {json.dumps(dict(prepared.reasons), sort_keys=True)}" if prepared.reasons else ""
     log.info(
-        "run %s %s: %d bronze rows, %d valid, %d quarantined%s, %d duplicates collapsed; silver %d inserted, "
+        "run %s %s: %d changed records, %d valid, %d quarantined%s, %d duplicates collapsed; silver %d inserted, "
         "%d updated, %d unchanged, %d deleted (MERGE) in %.1fs",
         plan.run_id,
         spec.name,
-        prepared.bronze_read,
+        prepared.validated,
         prepared.valid_rows,
         prepared.quarantined_rows,
         reasons,
@@ -120,7 +101,7 @@ def merge_silver(job: Job, plan: LoadPlan, prepared: Prepared, listed_parents: D
             "step": "silver",
             "landing_run_id": plan.run_id,
             "entity": spec.name,
-            "rows": prepared.bronze_read,
+            "rows": prepared.validated,
             "valid": prepared.valid_rows,
             "quarantined": prepared.quarantined_rows,
             "quarantine_reasons": dict(prepared.reasons),
@@ -128,8 +109,67 @@ def merge_silver(job: Job, plan: LoadPlan, prepared: Prepared, listed_parents: D
             "inserted": outcome.inserted,
             "updated": outcome.updated,
             "unchanged": outcome.unchanged,
+            "refreshed": outcome.refreshed,
             "deleted": outcome.deleted,
             "duration_s": round(seconds, 3),
         },
     )
     return dataclasses.replace(outcome, seconds=seconds)
+
+
+def _plan_and_merge(
+    job: Job,
+    plan: LoadPlan,
+    prepared: Prepared,
+    candidates: Optional[DataFrame],
+    listed_parents: DataFrame,
+    version: int,
+) -> MergeOutcome:
+    """Plan the changed keys against their silver rows, add what the run proves gone, MERGE what changes."""
+    spark, lake, spec = job.spark, job.lake, prepared.spec
+    frames = []
+    if candidates is not None:
+        keys = candidates.select(*spec.key)
+        current = read_table(spark, lake, silver_table(spec)).join(keys, on=list(spec.key), how="left_semi")
+        frames.append(candidates.transform(plan_upserts(spec, current)))
+    unseen, present = unseen_rows(spec, prepared), present_keys(spec, prepared)
+    if unseen is not None and present is not None:
+        deletions = proven_deletions(spark, lake, plan, spec, unseen, present, listed_parents)
+        if deletions is not None:
+            frames.append(deletions)
+    if not frames:
+        return MergeOutcome(version_before=version)
+    changes = frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1], allowMissingColumns=True)
+    changes = changes.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        # One job: the plan's counts, and the ids gold must build again (none for unchanged or refreshed rows).
+        touching = F.col(ACTION).isin(INSERT, UPDATE, DELETE)
+        grouped = (
+            changes.groupBy(ACTION)
+            .agg(
+                F.count(F.lit(1)).alias("count"),
+                F.sum(F.when(F.coalesce(F.col(WAS_DELETED), F.lit(False)), 1).otherwise(0)).alias("restored"),
+                F.collect_set(F.when(touching, F.col(spec.gold.touches))).alias("touched"),
+            )
+            .collect()
+        )
+        planned = {row[ACTION]: int(row["count"]) for row in grouped}
+        metrics = {"inserted": 0, "updated": 0}
+        actions = tuple(a for a in (INSERT, UPDATE, DELETE, REFRESH) if planned.get(a))
+        if actions:
+            metrics = merge_changes(spark, lake, job.storage, spec, changes.filter(F.col(ACTION) != UNCHANGED), actions)
+        restored = sum(int(row["restored"] or 0) for row in grouped if row[ACTION] == UPDATE)
+        return MergeOutcome(
+            planned.get(INSERT, 0),
+            planned.get(UPDATE, 0),
+            planned.get(UNCHANGED, 0),
+            planned.get(DELETE, 0),
+            planned.get(REFRESH, 0),
+            restored,
+            metrics["inserted"],
+            metrics["updated"],
+            touched=frozenset(int(i) for row in grouped for i in row["touched"]),
+            version_before=version,
+        )
+    finally:
+        changes.unpersist()

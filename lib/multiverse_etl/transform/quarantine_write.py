@@ -1,4 +1,8 @@
-"""Step 2, quarantine: every entity's rejected records of a run in one write, replacing an earlier attempt's."""
+"""Step 2, quarantine: each new bad version of a run, every entity in one append.
+
+A version quarantine already holds (an earlier run's, or a failed attempt's of this run) is classified `known_bad`
+and never reaches here; a bad version landed twice in one run (a shifted list) is written once, like bronze.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +16,12 @@ from dataclasses import dataclass, field
 from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
-from .bronze import Prepared
+from .classify import CHANGED, CLASS, COPY_RANK, REVISIT
 from .context import Job
+from .prepare import Prepared
 from .quarantine import quarantine_records
 from .read import LoadPlan
-from .tables import QUARANTINE_TABLE, last_commit, replace_run_rows
+from .tables import QUARANTINE_TABLE, append_versions
 
 log = logging.getLogger("multiverse_etl.transform")
 
@@ -30,18 +35,16 @@ class QuarantineOutcome:
 
 
 def write_quarantine(job: Job, plan: LoadPlan, prepared: Mapping[str, Prepared]) -> QuarantineOutcome:
-    rejecting = [p for p in prepared.values() if p.quarantined_rows]
+    rejecting = [p for p in prepared.values() if p.quarantined_rows and p.ranked is not None]
     if not rejecting:
         return QuarantineOutcome({name: 0 for name in prepared})
-    rows = functools.reduce(DataFrame.unionByName, [p.ranked.transform(quarantine_records(p.spec)) for p in rejecting])
+    rows = functools.reduce(DataFrame.unionByName, [_new_bad_versions(p) for p in rejecting])
     seen = Observation(f"quarantine_{uuid.uuid4().hex[:8]}")
     rows = rows.observe(
         seen, *[F.sum(F.when(F.col("entity") == name, 1).otherwise(0)).alias(name) for name in prepared]
     )
     start = time.monotonic()
-    replace_run_rows(rows.repartition(1), job.lake, QUARANTINE_TABLE, plan.run_id, plan.ingest_date)
-    metrics = last_commit(job.spark, job.lake, QUARANTINE_TABLE)["operationMetrics"] or {}
-    written = int(metrics.get("numOutputRows", 0))
+    written = append_versions(rows.repartition(1), job.lake, job.storage, QUARANTINE_TABLE)
     by_entity = {name: int(seen.get.get(name) or 0) for name in prepared}
     observed = sum(by_entity.values())
     seconds = time.monotonic() - start
@@ -59,3 +62,12 @@ def write_quarantine(job: Job, plan: LoadPlan, prepared: Mapping[str, Prepared])
     )
     mismatches = () if written == observed else (f"quarantine: {observed} rows sent, Delta wrote {written}",)
     return QuarantineOutcome(by_entity, mismatches)
+
+
+def _new_bad_versions(p: Prepared) -> DataFrame:
+    """The entity's rejected records, each version once (its latest occurrence in the run)."""
+    assert p.ranked is not None and p.classified is not None
+    lineage = ["landing_file", "page_index", "record_index"]
+    copies = p.classified.where((F.col(CLASS) == CHANGED) & (F.col(COPY_RANK) > 1)).select(*lineage)
+    rejected = p.ranked.where(~F.col(REVISIT)).join(F.broadcast(copies), on=lineage, how="left_anti")
+    return rejected.transform(quarantine_records(p.spec))

@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from ..entities import ENTITIES, EntitySpec
 from ..landing import LandingError, Manifest, run_ingest_date, run_prefix
 from ..storage import spark_path
-from .schemas import BRONZE_SCHEMA, LANDING_PAGE_SCHEMA
+from .schemas import BRONZE_SCHEMA, LANDING_HEAD_SCHEMA, LANDING_PAGE_SCHEMA, LINEAGE_FIELDS
 
 # `extracted_at` as the extractor writes it: 2026-11-27T03:34:00.123456Z (an offset is accepted too).
 LANDING_TIMESTAMP_PATTERN = "yyyy-MM-dd'T'HH:mm:ss[.SSSSSS]XXX"
@@ -84,10 +84,17 @@ def run_started_at(manifest: Manifest) -> dt.datetime:
     return dt.datetime.strptime(manifest.run_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
 
 
-def read_landing_pages(spark: SparkSession, lake_root: str, keys: tuple[str, ...], scheme: str) -> DataFrame:
-    """The pages of the given landing parts (I/O), plus `landing_path`; FAILFAST on anything unreadable."""
+def read_landing_pages(
+    spark: SparkSession, lake_root: str, keys: tuple[str, ...], scheme: str, records: bool = True
+) -> DataFrame:
+    """The pages of the given landing parts (I/O), plus `landing_path`; FAILFAST on anything unreadable.
+
+    `records=False` reads the pages without their records (`LANDING_HEAD_SCHEMA`): the JSON parser skips
+    `data`, which is most of a page; what a fingerprinted landing's classification needs.
+    """
     paths = [spark_path(lake_root, key, scheme) for key in keys]
-    pages = spark.read.schema(LANDING_PAGE_SCHEMA).option("mode", "FAILFAST").json(paths)
+    schema = LANDING_PAGE_SCHEMA if records else LANDING_HEAD_SCHEMA
+    pages = spark.read.schema(schema).option("mode", "FAILFAST").json(paths)
     return pages.select("*", F.col("_metadata.file_path").alias("landing_path"))
 
 
@@ -95,39 +102,66 @@ def parse_landing_timestamp(col: Column) -> Column:
     return F.try_to_timestamp(col, F.lit(LANDING_TIMESTAMP_PATTERN))
 
 
+def _page_lineage(run_id: str, pages: DataFrame, items: Column) -> DataFrame:
+    """Page-level lineage, computed once per page, and the page's `items` to explode."""
+    return pages.select(
+        F.lit(run_id).alias("run_id"),
+        F.to_date(F.lit(run_ingest_date(run_id))).alias("ingest_date"),
+        parse_landing_timestamp(F.col("extracted_at")).alias("extracted_at"),
+        F.regexp_extract(F.col("landing_path"), LANDING_KEY, 1).alias("landing_file"),
+        F.col("page_index"),
+        F.col("parent.apprenticeship_id").alias("parent_apprenticeship_id"),
+        items.alias("_items"),
+    )
+
+
 def explode_pages(run_id: str) -> Callable[[DataFrame], DataFrame]:
-    """Landing pages → bronze rows (`BRONZE_SCHEMA`): one per record, raw text kept, lineage attached.
+    """Landing pages → bronze rows (`BRONZE_SCHEMA`): one per record, raw text kept, lineage and fingerprint attached.
 
     Empty pages yield no row (a listing with no records has nothing to keep); the transform
-    learns of them from the page counts it observes while writing bronze.
+    learns of them from the page counts it observes while reading.
     """
-    ingest_date = run_ingest_date(run_id)
+    from .classify import fingerprint
 
     def step(pages: DataFrame) -> DataFrame:
-        # Page-level lineage is computed once per page, before the records are exploded.
-        lineage = pages.select(
-            F.lit(run_id).alias("run_id"),
-            F.to_date(F.lit(ingest_date)).alias("ingest_date"),
-            parse_landing_timestamp(F.col("extracted_at")).alias("extracted_at"),
-            F.regexp_extract(F.col("landing_path"), LANDING_KEY, 1).alias("landing_file"),
-            F.col("page_index"),
-            F.col("parent.apprenticeship_id").alias("parent_apprenticeship_id"),
-            F.col("data"),
-        )
-        exploded = lineage.select("*", F.posexplode("data").alias("record_index", "raw_record"))
-        return exploded.select(*[F.col(f.name) for f in BRONZE_SCHEMA.fields])
+        data = F.coalesce(F.col("data"), F.array().cast("array<string>"))
+        # A landing without fingerprints (older extractors) gets them from the records' text instead.
+        prints = F.coalesce(F.col("fingerprints"), F.array_repeat(F.lit(None).cast("bigint"), F.size(data)))
+        lineage = _page_lineage(run_id, pages, F.arrays_zip(data.alias("raw"), prints.alias("fp")))
+        exploded = lineage.select("*", F.posexplode("_items").alias("record_index", "_item"))
+        fp = fingerprint(F.col("_item.fp"), F.col("parent_apprenticeship_id"), F.col("_item.raw"))
+        values = {"raw_record": F.col("_item.raw"), "fingerprint": fp}
+        return exploded.select(*[values.get(f.name, F.col(f.name)).alias(f.name) for f in BRONZE_SCHEMA.fields])
 
     return step
 
 
-def page_checks(run_id: str, entity: str) -> list[Column]:
-    """Aggregates over a run's pages that prove the landing is what its manifest says (for `observe`)."""
-    size = F.when(F.col("data").isNull(), F.lit(0)).otherwise(F.size("data"))  # size(null) differs under ANSI
+def explode_fingerprints(run_id: str) -> Callable[[DataFrame], DataFrame]:
+    """Landing pages read without their records (`records=False`) → one row per record: lineage and fingerprint."""
+    from .classify import fingerprint
+
+    def step(pages: DataFrame) -> DataFrame:
+        lineage = _page_lineage(run_id, pages, F.coalesce(F.col("fingerprints"), F.array().cast("array<bigint>")))
+        exploded = lineage.select("*", F.posexplode("_items").alias("record_index", "_fp"))
+        fp = fingerprint(F.col("_fp"), F.col("parent_apprenticeship_id"), F.lit(None).cast("string"))
+        return exploded.select(*[F.col(name) for name, _, _ in LINEAGE_FIELDS], fp.alias("fingerprint"))
+
+    return step
+
+
+def page_checks(run_id: str, entity: str, records: str = "data") -> list[Column]:
+    """Aggregates over a run's pages that prove the landing is what its manifest says (for `observe`).
+
+    `records`: the page's array that holds one item per record (`fingerprints` when `data` was not read).
+    """
+    size = F.when(F.col(records).isNull(), F.lit(0)).otherwise(F.size(records))  # size(null) differs under ANSI
     empty = size == 0
+    unprinted = F.col("fingerprints").isNull() | (F.size("fingerprints") != size)
     return [
         F.count(F.lit(1)).alias("pages"),
         F.sum(size).alias("records"),
-        F.sum(F.when(F.col("data").isNull(), 1).otherwise(0)).alias("pages_without_data"),
+        F.sum(F.when(F.col(records).isNull(), 1).otherwise(0)).alias("pages_without_data"),
+        F.sum(F.when(unprinted, 1).otherwise(0)).alias("pages_without_fingerprints"),
         F.sum(F.when(F.col("run_id") != F.lit(run_id), 1).otherwise(0)).alias("pages_of_other_runs"),
         F.sum(F.when(F.col("entity") != F.lit(entity), 1).otherwise(0)).alias("pages_of_other_entities"),
         F.sum(F.when(parse_landing_timestamp(F.col("extracted_at")).isNull(), 1).otherwise(0)).alias(
@@ -216,3 +250,9 @@ _READ_FAILURES = (
     "EOFException",
     "ZipException",
 )
+
+
+def read_error_of(run_id: str, problems: list[str]) -> LandingReadError:
+    return LandingReadError(
+        f"run {run_id}: the landing does not match its manifest ({'; '.join(problems)}); nothing of the run was loaded"
+    )

@@ -2,11 +2,12 @@
 
 For each entity of each run:
 
-    landed (manifest)  = pages and records read from the landing = bronze rows written = bronze rows read back
-    bronze rows        = valid + quarantined          (quarantined = quarantine rows written)
-    valid              = upsert candidates + duplicates collapsed
-    upsert candidates  = inserted + updated + unchanged
-    Delta MERGE        : rows inserted = inserted, rows updated = updated + deleted
+    landed (manifest)  = pages and records read from the landing = unchanged + known bad + changed
+    changed            = valid + quarantined              (every changed record is validated)
+    quarantine rows    = the new bad versions written     (<= quarantined: a version landed twice is written once)
+    valid + revisited  = upsert candidates + duplicates collapsed
+    upsert candidates  = inserted + updated + unchanged + refreshed
+    Delta MERGE        : rows inserted = inserted, rows updated = updated + deleted + refreshed
 
 Pure Python over counts, so every rule is tested without Spark.
 """
@@ -20,8 +21,8 @@ from typing import TYPE_CHECKING, Iterable, Optional
 from ..errors import EtlError
 
 if TYPE_CHECKING:  # only read here: the counts come from what the steps returned
-    from .bronze import Prepared
     from .merge import MergeOutcome
+    from .prepare import Prepared
     from .read import LoadPlan
 
 
@@ -36,8 +37,8 @@ class EntityCounts:
     landed_records: int = 0  # manifest
     pages_read: int = 0
     records_read: int = 0  # sum of page sizes while reading the landing
-    bronze_rows: int = 0  # rows written to bronze for the run
-    bronze_read: int = 0  # rows of the run read back from bronze
+    bronze_rows: int = 0  # new distinct versions written to bronze by the run
+    bronze_read: int = 0  # changed records validated
     valid_rows: int = 0
     quarantined_rows: int = 0
     quarantine_written: int = 0
@@ -50,13 +51,20 @@ class EntityCounts:
     merge_inserted: int = 0  # Delta's own MERGE metrics
     merge_updated: int = 0
     silver_live_rows: int = 0
+    unchanged_records: int = 0  # the classification (classify.py)
+    known_bad_records: int = 0
+    changed_records: int = 0
+    revisited_records: int = 0
+    refreshed: int = 0
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-def entity_counts(plan: LoadPlan, p: Prepared, quarantined: int, merged: MergeOutcome, live: int) -> EntityCounts:
-    """An entity's reconciliation counts, from what each step returned."""
+def entity_counts(plan: LoadPlan, p: Prepared, quarantined: int, merged: MergeOutcome) -> EntityCounts:
+    """An entity's reconciliation counts, from what each step returned (live rows: before + what the MERGE did)."""
+    from .classify import CHANGED, KNOWN_BAD, UNCHANGED
+
     name, landing = p.spec.name, p.landing
     return EntityCounts(
         name,
@@ -64,8 +72,8 @@ def entity_counts(plan: LoadPlan, p: Prepared, quarantined: int, merged: MergeOu
         landed_records=plan.records[name],
         pages_read=int(landing.get("pages") or 0),
         records_read=int(landing.get("records") or 0),
-        bronze_rows=int(landing.get("rows") or 0),
-        bronze_read=p.bronze_read,
+        bronze_rows=p.bronze_written,
+        bronze_read=p.validated,
         valid_rows=p.valid_rows,
         quarantined_rows=p.quarantined_rows,
         quarantine_written=quarantined,
@@ -77,7 +85,12 @@ def entity_counts(plan: LoadPlan, p: Prepared, quarantined: int, merged: MergeOu
         deleted=merged.deleted,
         merge_inserted=merged.merge_inserted,
         merge_updated=merged.merge_updated,
-        silver_live_rows=live,
+        silver_live_rows=int(p.classes.get("live_before", 0)) + merged.live_change,
+        unchanged_records=int(p.classes.get(UNCHANGED, 0)),
+        known_bad_records=int(p.classes.get(KNOWN_BAD, 0)),
+        changed_records=int(p.classes.get(CHANGED, 0)),
+        revisited_records=p.revisited,
+        refreshed=merged.refreshed,
     )
 
 
@@ -91,15 +104,25 @@ def reconcile(counts: EntityCounts) -> list[str]:
     c, out = counts, list[str]()
     _check(out, c.entity, "landed pages (manifest)", c.landed_pages, "pages read", c.pages_read)
     _check(out, c.entity, "landed records (manifest)", c.landed_records, "records read", c.records_read)
-    _check(out, c.entity, "records read", c.records_read, "bronze rows written", c.bronze_rows)
-    _check(out, c.entity, "bronze rows written", c.bronze_rows, "bronze rows of the run", c.bronze_read)
-    _check(out, c.entity, "bronze rows", c.bronze_read, "valid + quarantined", c.valid_rows + c.quarantined_rows)
-    _check(out, c.entity, "quarantined", c.quarantined_rows, "quarantine rows written", c.quarantine_written)
     _check(
         out,
         c.entity,
-        "valid",
-        c.valid_rows,
+        "records read",
+        c.records_read,
+        "unchanged + known bad + changed",
+        c.unchanged_records + c.known_bad_records + c.changed_records,
+    )
+    _check(out, c.entity, "changed", c.changed_records, "records validated", c.bronze_read)
+    _check(out, c.entity, "validated", c.bronze_read, "valid + quarantined", c.valid_rows + c.quarantined_rows)
+    if c.quarantine_written > c.quarantined_rows:
+        out.append(f"{c.entity}: quarantine rows written {c.quarantine_written} > quarantined {c.quarantined_rows}")
+    if c.bronze_rows > c.changed_records:
+        out.append(f"{c.entity}: bronze rows written {c.bronze_rows} > changed records {c.changed_records}")
+    _check(
+        out,
+        c.entity,
+        "valid + revisited",
+        c.valid_rows + c.revisited_records,
         "upsert candidates + duplicates collapsed",
         c.upsert_candidates + c.duplicates_collapsed,
     )
@@ -108,11 +131,18 @@ def reconcile(counts: EntityCounts) -> list[str]:
         c.entity,
         "upsert candidates",
         c.upsert_candidates,
-        "inserted + updated + unchanged",
-        c.inserted + c.updated + c.unchanged,
+        "inserted + updated + unchanged + refreshed",
+        c.inserted + c.updated + c.unchanged + c.refreshed,
     )
     _check(out, c.entity, "planned inserts", c.inserted, "MERGE rows inserted", c.merge_inserted)
-    _check(out, c.entity, "planned updates + deletions", c.updated + c.deleted, "MERGE rows updated", c.merge_updated)
+    _check(
+        out,
+        c.entity,
+        "planned updates + deletions + refreshes",
+        c.updated + c.deleted + c.refreshed,
+        "MERGE rows updated",
+        c.merge_updated,
+    )
     return out
 
 
@@ -123,7 +153,9 @@ def reconcile_run(entities: Iterable[EntityCounts]) -> list[str]:
 SUMMARY_COLUMNS = (
     ("entity", "entity", 15),
     ("landed", "landed_records", 9),
-    ("bronze", "bronze_read", 9),
+    ("same", "unchanged_records", 9),
+    ("known bad", "known_bad_records", 9),
+    ("changed", "changed_records", 9),
     ("quarant.", "quarantined_rows", 8),
     ("dupes", "duplicates_collapsed", 7),
     ("inserted", "inserted", 9),

@@ -1,10 +1,11 @@
 """The transform job: committed landing runs → bronze → silver (+ quarantine) → gold → audit.
 
 Runs are loaded oldest first, one at a time, under the lake's writer lock. Each run goes through
-the steps, each in its own module and each returning what it did: `bronze.load_bronze` (landing →
-bronze, validated and ranked), `quarantine_write.write_quarantine`, `merge.merge_silver` per entity
-(programmes beside apprenticeships, projects after apprenticeships, so that projects of deleted
-apprenticeships are deleted with them). This loop assembles the run's reconciliation from the
+the steps, each in its own module and each returning what it did: `prepare.prepare_entity` per entity
+(the landing classified against the lake; only changed records to bronze, validated and ranked),
+`quarantine_write.write_quarantine`, `merge.merge_silver` per entity (programmes beside
+apprenticeships, projects after apprenticeships, so that projects of deleted apprenticeships are
+deleted with them). A run that changes nothing stops after its classification. This loop assembles the run's reconciliation from the
 returned outcomes; gold (`gold_refresh`) follows once at the end, merging what the silver MERGEs
 changed (or rebuilt whole), and the audit rows, the runs' "loaded" markers, are written last. Every step is idempotent, so a crash at any point is repaired by
 running the transform again.
@@ -15,30 +16,48 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 from pyspark.sql import SparkSession
 
 from ..config import Config, TransformConfig
-from ..entities import APPRENTICESHIPS, ENTITIES, LOAD_ORDER, PROGRAMMES, PROJECTS
+from ..entities import APPRENTICESHIPS, BY_NAME, ENTITIES, LOAD_ORDER, PROGRAMMES, PROJECTS
+from ..ids import job_run_id
 from ..landing import committed_runs
 from ..lock import lake_lock
 from ..spark_jobs import JobCounter
 from ..storage import Storage, open_storage
 from .audit import FAILED, LOADED, GoldSummary, RunReport, TransformResult, write_audit
-from .bronze import load_bronze
-from .context import Job
+from .context import Job, results_or_raise
 from .deletions import listed_parents
+from .delta_log import table_version
+from .drift import apply_policy
 from .gold_incremental import SilverChanges
 from .gold_refresh import refresh_gold
 from .merge import MergeOutcome, merge_silver
+from .prepare import Prepared, prepare_entity
 from .pseudonymise import pseudonymisation_key
 from .quarantine_write import write_quarantine
-from .read import LoadPlan, plan_run
+from .read import LoadPlan, landing_problems, plan_run, read_error_of
 from .reconcile import ReconciliationError, entity_counts, reconcile_run
-from .tables import Lake, ensure_tables, live_rows, loaded_run_ids
+from .skip import LoadedRun, carried_classes, lake_versions, landing_key, skippable
+from .tables import (
+    QUARANTINE_TABLE,
+    Lake,
+    bronze_table,
+    delete_run_rows,
+    ensure_tables,
+    loaded_runs,
+    silver_table,
+    table_versions,
+)
+
+# Landings up to this many records are loaded without adaptive query execution (docs/transform.md).
+SMALL_LANDING_RECORDS = 200_000
+ADAPTIVE = "spark.sql.adaptive.enabled"
+# The tables whose versions say whether the lake moved since a run was loaded (skip.py).
+LAKE_STATE_TABLES = (*(silver_table(spec) for spec in LOAD_ORDER), QUARANTINE_TABLE)
 
 log = logging.getLogger("multiverse_etl.transform")
 
@@ -56,7 +75,7 @@ def run_transform(
     rebuilds gold whole even where merging what silver changed would do.
     """
     storage = storage or open_storage(config.lake.root, config.s3)
-    job_id = f"transform-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+    job_id = job_run_id("transform")
     # Checked before anything is loaded: a missing key must not fail the job after silver moved.
     key = pseudonymisation_key(config.transform.pseudonymise_key_env) if config.transform.pseudonymise_gold else None
     lake = Lake(config.lake.root, config.s3.spark_scheme)
@@ -71,9 +90,10 @@ def _run(
 ) -> TransformResult:
     started, result, jobs, changes = time.monotonic(), TransformResult(job_id), JobCounter(spark), SilverChanges()
     with ThreadPoolExecutor(max_workers=len(LOAD_ORDER), thread_name_prefix="transform") as pool:
-        job = Job(spark, lake, job_id, pool, key, tc.on_unknown_fields, tc.gold_merge_max_share)
-        ensure_tables(spark, lake)
-        loaded = loaded_run_ids(spark, lake)
+        job = Job(spark, lake, storage, job_id, pool, key, tc.on_unknown_fields, tc.gold_merge_max_share)
+        ensure_tables(spark, lake, storage)
+        loaded, latest = loaded_runs(spark, lake)
+        previous = _loaded_run(latest)
         pending = [plan_run(m, ENTITIES) for m in committed_runs(storage) if m.run_id not in loaded]
         log.info(
             "transform %s: %d committed run(s) to load (%d loaded before) in %s",
@@ -82,9 +102,13 @@ def _run(
             len(loaded),
             lake.root,
         )
+        small = sum(sum(p.records.values()) for p in pending) <= SMALL_LANDING_RECORDS
+        adaptive = spark.conf.get(ADAPTIVE, None)
         try:
+            if small:  # each adaptive query stage is a Spark job of its own: a small load pays more than it saves
+                spark.conf.set(ADAPTIVE, "false")
             for plan in pending:
-                report, run_changes = load_run(job, plan)
+                report, run_changes = load_run(job, plan, previous)
                 if report.mismatches:
                     write_audit(spark, lake, job_id, [report], FAILED, GoldSummary())
                     raise ReconciliationError(
@@ -93,12 +117,21 @@ def _run(
                     )
                 result.runs.append(report)
                 changes = changes.then(run_changes)
+                previous = LoadedRun(
+                    report.run_id,
+                    report.landing_digests,
+                    report.lake_versions,
+                    {c.entity: c.as_dict() for c in report.entities},
+                )
         finally:
-            # Runs loaded before a failure keep their load: gold follows silver and they are marked loaded.
-            if result.runs or not pending:
-                gold = refresh_gold(job, force=bool(result.runs), changes=changes, rebuild=rebuild)
-                result.gold_mode, result.gold, result.spark_jobs = gold.mode, gold.summary, jobs.jobs
-                write_audit(spark, lake, job_id, result.runs, LOADED, result.gold, result.spark_jobs)
+            try:  # runs loaded before a failure keep their load: gold follows silver and they are marked loaded
+                if result.runs or not pending:
+                    gold = refresh_gold(job, force=bool(result.runs), changes=changes, rebuild=rebuild)
+                    result.gold_mode, result.gold, result.spark_jobs = gold.mode, gold.summary, jobs.jobs
+                    write_audit(spark, lake, job_id, result.runs, LOADED, result.gold, result.spark_jobs)
+            finally:
+                if small:
+                    spark.conf.set(ADAPTIVE, adaptive) if adaptive is not None else spark.conf.unset(ADAPTIVE)
     result.duration_s = time.monotonic() - started
     for line in result.summary_lines():
         log.info("transform summary | %s", line)
@@ -106,9 +139,17 @@ def _run(
     return result
 
 
-def load_run(job: Job, plan: LoadPlan) -> tuple[RunReport, SilverChanges]:
-    """One run through bronze, quarantine and silver; its report, reconciled from the steps' outcomes, and what
-    its MERGEs changed (what gold follows)."""
+def _loaded_run(row: Optional[dict]) -> Optional[LoadedRun]:
+    """The last loaded run as `skip` needs it, from its audit row (None: none, or a row older than digests)."""
+    if row is None or not row.get("landing_digests") or not row.get("lake_versions"):
+        return None
+    entities = {e["entity"]: e for e in row.get("entities") or ()}
+    return LoadedRun(row["run_id"], dict(row["landing_digests"]), dict(row["lake_versions"]), entities)
+
+
+def load_run(job: Job, plan: LoadPlan, previous: Optional[LoadedRun] = None) -> tuple[RunReport, SilverChanges]:
+    """One run through classification, bronze, quarantine and silver; its report, reconciled from the steps'
+    outcomes, and what its MERGEs changed (what gold follows)."""
     report = RunReport(plan.run_id, plan.ingest_date, plan.mode, dt.datetime.now(dt.timezone.utc))
     log.info(
         "run %s (%s, started %s): loading %s",
@@ -117,11 +158,26 @@ def load_run(job: Job, plan: LoadPlan) -> tuple[RunReport, SilverChanges]:
         plan.started_at.isoformat(),
         ", ".join(f"{s.name} {plan.records[s.name]} records/{plan.pages[s.name]} pages" for s in LOAD_ORDER),
     )
-    prepared = load_bronze(job, plan)
-    try:
-        parents = listed_parents(
-            job.spark, job.lake, plan, PROJECTS, prepared[PROJECTS.name].landing.get("empty_parents")
+    keys = {
+        s.name: landing_key(
+            plan.manifest.entity(s.name).digest if plan.manifest else None, plan.complete_listing[s.name]
         )
+        for s in LOAD_ORDER
+    }
+    skipped = skippable(LOAD_ORDER, keys, previous, table_versions(job.storage, LAKE_STATE_TABLES))
+    report.landing_digests = {name: key for name, key in keys.items() if key is not None}
+    report.skipped = sorted(skipped)
+    if skipped:
+        log.info(
+            "run %s: %s landed exactly as run %s: not read",
+            plan.run_id,
+            ", ".join(sorted(skipped)),
+            previous.run_id if previous else "?",
+        )
+    prepared = prepare_all(job, plan, {name: previous.entities[name] for name in skipped} if previous else {})
+    try:
+        projects = prepared[PROJECTS.name]
+        parents = listed_parents(job.spark, projects.classified, PROJECTS, projects.landing.get("empty_parents"))
         quarantine = write_quarantine(job, plan, prepared)
         # Programmes depend on nothing; projects follow apprenticeships (their deletions cascade).
         programmes = job.pool.submit(merge_silver, job, plan, prepared[PROGRAMMES.name], parents)
@@ -135,15 +191,47 @@ def load_run(job: Job, plan: LoadPlan) -> tuple[RunReport, SilverChanges]:
     finally:
         for value in prepared.values():
             value.unpersist()
-    live = live_rows(job.spark, job.lake)
     for spec in LOAD_ORDER:
         p = prepared[spec.name]
-        report.entities.append(
-            entity_counts(plan, p, quarantine.written.get(spec.name, 0), merged[spec.name], live[spec.name])
-        )
+        report.entities.append(entity_counts(plan, p, quarantine.written.get(spec.name, 0), merged[spec.name]))
         report.quarantine_reasons.update({f"{spec.name}/{reason}": n for reason, n in p.reasons.items()})
     if job.drift_policy != "ignore":  # schema drift per entity and field, into the audit row (drift.py)
         report.schema_drift = [item for spec in LOAD_ORDER for item in prepared[spec.name].drift or ()]
     report.mismatches = reconcile_run(report.entities) + list(quarantine.mismatches)
+    report.lake_versions = lake_versions(table_versions(job.storage, LAKE_STATE_TABLES))
     report.finished_at = dt.datetime.now(dt.timezone.utc)
     return report, SilverChanges.of({spec: merged[spec.name] for spec in LOAD_ORDER})
+
+
+def prepare_all(job: Job, plan: LoadPlan, carried: Mapping[str, Mapping[str, Any]]) -> dict[str, Prepared]:
+    """Every entity classified and prepared side by side (those in `carried` are not read: their counts come from
+    the identical run's audit row); a landing that does not match its manifest, or schema drift the policy refuses,
+    stops the run here and its bronze rows are taken back out."""
+    # The lake's first load (nothing in silver or quarantine yet): nothing to classify against.
+    first_load = all(table_version(job.storage, t) == 0 for t in (*map(silver_table, LOAD_ORDER), QUARANTINE_TABLE))
+    try:
+        reading = [spec for spec in LOAD_ORDER if spec.name not in carried]
+        futures = {spec.name: job.pool.submit(prepare_entity, job, plan, spec, first_load) for spec in reading}
+        prepared = results_or_raise(futures, cleanup=Prepared.unpersist)
+        for name, counts in carried.items():
+            landing = {"pages": plan.pages[name], "records": plan.records[name], "empty_parents": ""}
+            prepared[name] = Prepared(BY_NAME[name], landing, carried_classes(counts))
+        problems = [
+            p
+            for spec in LOAD_ORDER
+            for p in landing_problems(plan.run_id, spec.name, prepared[spec.name].landing, plan.pages[spec.name])
+        ]
+        try:
+            if problems:
+                raise read_error_of(plan.run_id, problems)
+            # warn, or (on_unknown_fields: fail) take the run's bronze back out and stop
+            apply_policy(plan.run_id, [item for p in prepared.values() for item in p.drift or ()], job.drift_policy)
+        except Exception:
+            for value in prepared.values():
+                value.unpersist()
+            raise
+    except Exception:
+        for spec in LOAD_ORDER:  # whatever an entity's job committed before the failure
+            delete_run_rows(job.spark, job.lake, bronze_table(spec), plan.run_id, plan.ingest_date)
+        raise
+    return prepared

@@ -33,14 +33,17 @@ def _struct(*fields: tuple[str, T.DataType, bool]) -> T.StructType:
 # ---------------------------------------------------------------- landing
 
 # One landing line = one API page (multiverse_etl.landing). `request` and `pagination` are not read.
-LANDING_PAGE_SCHEMA = _struct(
+_PAGE_HEAD = (
     ("entity", T.StringType(), True),
     ("run_id", T.StringType(), True),
     ("extracted_at", T.StringType(), True),
     ("page_index", T.IntegerType(), True),
     ("parent", _struct(("apprenticeship_id", T.LongType(), True)), True),
-    ("data", T.ArrayType(T.StringType(), True), True),
+    ("fingerprints", T.ArrayType(T.LongType(), True), True),  # one per record, when the extractor wrote them
 )
+LANDING_PAGE_SCHEMA = _struct(*_PAGE_HEAD, ("data", T.ArrayType(T.StringType(), True), True))
+# The same page without its records: what classifying a fingerprinted landing reads (the JSON parser skips `data`).
+LANDING_HEAD_SCHEMA = _struct(*_PAGE_HEAD)
 
 # ---------------------------------------------------------------- bronze
 
@@ -54,8 +57,11 @@ LINEAGE_FIELDS = (
     ("parent_apprenticeship_id", T.LongType(), True),
 )
 
-# bronze/<entity>: one row per landed record, the record's JSON text untouched.
-BRONZE_SCHEMA = _struct(*LINEAGE_FIELDS, ("raw_record", T.StringType(), True))
+# A record version's fingerprint (transform/classify.py): what silver and quarantine compare landed records with.
+FINGERPRINT_FIELD = ("fingerprint", T.LongType(), True)
+
+# bronze/<entity>: one row per distinct record version, from the run that first landed it, its JSON text untouched.
+BRONZE_SCHEMA = _struct(*LINEAGE_FIELDS, ("raw_record", T.StringType(), True), FINGERPRINT_FIELD)
 
 # ---------------------------------------------------------------- cleaned records (between steps)
 
@@ -64,6 +70,7 @@ _CLEAN_TAIL = (
     ("record_id", T.StringType(), True),  # the id as sent (text), for quarantine and deletions
     ("raw_record", T.StringType(), True),  # kept for rejected records only (bronze has every record's text)
     ("reasons", T.ArrayType(T.StringType(), True), False),
+    FINGERPRINT_FIELD,
 )
 
 
@@ -88,6 +95,7 @@ _SILVER_TAIL = (
     ("extracted_at", T.TimestampType(), False),
     ("landing_file", T.StringType(), False),
     ("record_hash", T.LongType(), False),
+    FINGERPRINT_FIELD,  # of the landed version the row was built from (null in rows older than fingerprints)
 )
 
 
@@ -99,13 +107,14 @@ def silver_schema(spec: EntitySpec) -> T.StructType:
 
 SILVER_SCHEMAS: dict[str, T.StructType] = {spec.name: silver_schema(spec) for spec in ENTITIES}
 
-# silver/quarantine: every rejected record with every reason, never dropped.
+# silver/quarantine: every distinct rejected record version once, with every reason and the run that first landed it.
 QUARANTINE_SCHEMA = _struct(
     ("entity", T.StringType(), False),
     *LINEAGE_FIELDS,
     ("record_id", T.StringType(), True),
     ("raw_record", T.StringType(), True),
     ("reasons", T.ArrayType(T.StringType(), True), False),
+    FINGERPRINT_FIELD,
 )
 
 # ---------------------------------------------------------------- gold
@@ -170,6 +179,12 @@ ENTITY_COUNTS_SCHEMA = _struct(
     ("unchanged", T.LongType(), True),
     ("deleted", T.LongType(), True),
     ("silver_live_rows", T.LongType(), True),
+    # The classification (transform/classify.py): landed = unchanged + known_bad + changed.
+    ("unchanged_records", T.LongType(), True),
+    ("known_bad_records", T.LongType(), True),
+    ("changed_records", T.LongType(), True),
+    ("revisited_records", T.LongType(), True),
+    ("refreshed", T.LongType(), True),
 )
 
 AUDIT_SCHEMA = _struct(
@@ -208,5 +223,10 @@ AUDIT_SCHEMA = _struct(
         True,
     ),
     ("spark_jobs", T.LongType(), True),  # Spark jobs the transform job started (null: unknown, or older lake)
+    # Each entity's landing digest and listing completeness, and the silver/quarantine versions the load left:
+    # a later run with the same digests onto the same versions is not read again (transform/skip.py).
+    ("landing_digests", T.MapType(T.StringType(), T.StringType(), True), True),
+    ("lake_versions", T.MapType(T.StringType(), T.LongType(), True), True),
+    ("fencing_token", T.LongType(), True),  # the writer lock's generation the job held (lock.py; null: no lock)
 )
 AUDIT_PARTITION = "ingest_date"

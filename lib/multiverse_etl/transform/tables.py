@@ -8,7 +8,6 @@ gold is overwritten whole, and the audit row (the run's "loaded" marker) is appe
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import logging
 import uuid
@@ -21,8 +20,10 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from ..entities import ENTITIES, EntitySpec
-from ..storage import spark_path
-from .changes import ACTION, DELETE, INSERT, UPDATE, delete_condition, update_condition
+from ..lock import check_still_held
+from ..storage import Storage, spark_path
+from .changes import ACTION, DELETE, INSERT, REFRESH, UPDATE, delete_condition, refresh_condition, update_condition
+from .delta_log import commit_metrics, table_version
 from .schemas import (
     AUDIT_PARTITION,
     AUDIT_SCHEMA,
@@ -81,22 +82,64 @@ def _delta(spark: SparkSession, lake: Lake, table: str):
     return DeltaTable.forPath(spark, lake.path(table))
 
 
+# Set on every table when it is created. Deletion vectors let a MERGE or DELETE mark the rows it replaces instead of
+# rewriting every file that holds one (Delta 3.1+; `maintain` purges them); a longer checkpoint interval spares a
+# small table a checkpoint write every 10 commits.
+TABLE_PROPERTIES = {
+    "delta.enableDeletionVectors": "true",
+    "delta.checkpointInterval": "50",
+}
+
+
 def create_table(spark: SparkSession, lake: Lake, table: str) -> bool:
-    """Create one table, empty, with its schema and date partitioning, unless it exists; whether it was created."""
+    """Create one table, empty, with its schema, date partitioning and properties, unless it exists; whether it was."""
+    check_still_held()  # fencing: never commit under a lock this job no longer holds
     from delta.tables import DeltaTable
 
     schema, partition = TABLES[table]
     path = lake.path(table)
-    if DeltaTable.isDeltaTable(spark, path):
-        return False
-    DeltaTable.createIfNotExists(spark).location(path).addColumns(schema).partitionedBy(partition).execute()
+    builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema).partitionedBy(partition)
+    for name, value in TABLE_PROPERTIES.items():
+        builder = builder.property(name, value)
+    builder.execute()
     return True
 
 
-def ensure_tables(spark: SparkSession, lake: Lake) -> list[str]:
-    """Create every missing table (so readers always find all of them); the tables created."""
+def add_missing_columns(spark: SparkSession, lake: Lake, table: str, existing: T.StructType) -> list[str]:
+    """Columns of a table's declared schema that a lake made by an older version lacks, added (nullable)."""
+    check_still_held()  # fencing: never commit under a lock this job no longer holds
+    schema, _ = TABLES[table]
+    have = {f.name for f in existing.fields}
+    missing = [f for f in schema.fields if f.name not in have]
+    if missing:
+        columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in missing)
+        spark.sql(f"ALTER TABLE delta.`{lake.path(table)}` ADD COLUMNS ({columns})")
+        properties = ", ".join(f"'{name}' = '{value}'" for name, value in TABLE_PROPERTIES.items())
+        spark.sql(f"ALTER TABLE delta.`{lake.path(table)}` SET TBLPROPERTIES ({properties})")
+    return [f.name for f in missing]
+
+
+def ensure_tables(spark: SparkSession, lake: Lake, storage: Optional[Storage] = None) -> list[str]:
+    """Create every missing table (so readers always find all of them), add columns a newer schema declares; the
+    tables created. With `storage`, which tables exist is read from their logs (no Spark job for a lake that has them).
+    """
+
+    def ensure(table: str) -> bool:
+        if storage is not None and table_version(storage, table) >= 0:
+            schema = read_table(spark, lake, table).schema
+            added = add_missing_columns(spark, lake, table, schema)
+            if added:
+                log.info("%s: added column(s) %s (a lake made by an older version)", table, ", ".join(added))
+            return False
+        from delta.tables import DeltaTable
+
+        if storage is None and DeltaTable.isDeltaTable(spark, lake.path(table)):
+            add_missing_columns(spark, lake, table, read_table(spark, lake, table).schema)
+            return False
+        return create_table(spark, lake, table)
+
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="create-table") as pool:
-        made = list(pool.map(lambda table: create_table(spark, lake, table), TABLES))
+        made = list(pool.map(ensure, TABLES))
     created = [table for table, new in zip(TABLES, made) if new]
     if created:
         log.info("created %d table(s) in %s: %s", len(created), lake.root, ", ".join(created))
@@ -124,6 +167,7 @@ def replace_run_rows(
     `max_rows_per_file` (0: no limit) splits what one task writes into several files, so that
     later reads of the rows get one task per file.
     """
+    check_still_held()  # fencing: never commit under a lock this job no longer holds
     schema, _ = TABLES[table]
     (
         rows.select(*[F.col(f.name) for f in schema.fields])
@@ -136,18 +180,12 @@ def replace_run_rows(
     )
 
 
-def is_empty_table(commit: dict) -> bool:
-    """True while a table's latest commit (`last_commit`) is its creation: it holds no row."""
-    return int(commit["version"]) == 0 and str(commit["operation"]).upper().startswith("CREATE")
-
-
-def append_rows(rows: DataFrame, lake: Lake, table: str) -> int:
-    """Append rows (a table's first load), one file per partition; the number of rows Delta wrote.
-
-    Without the repartition every task would write a file into every partition it holds rows of:
-    193 files for 2,000 apprenticeships over 24 months (Delta's MERGE repartitions the same way on its own).
-    """
+def append_rows(rows: DataFrame, lake: Lake, table: str, storage: Storage) -> int:
+    """Append rows (a table's first load), one file per partition (not one per task and partition: 193 files for
+    2,000 apprenticeships over 24 months); the number of rows Delta wrote."""
+    check_still_held()  # fencing: never commit under a lock this job no longer holds
     schema, partition = TABLES[table]
+    before = table_version(storage, table)
     (
         rows.select(*[F.col(f.name) for f in schema.fields])
         .repartition(partition)
@@ -155,29 +193,31 @@ def append_rows(rows: DataFrame, lake: Lake, table: str) -> int:
         .mode("append")
         .save(lake.path(table))
     )
-    return int((last_commit(rows.sparkSession, lake, table)["operationMetrics"] or {}).get("numOutputRows", 0))
+    return commit_metrics(storage, table, before).get("numOutputRows", 0)
 
 
 def delete_run_rows(spark: SparkSession, lake: Lake, table: str, run_id: str, ingest_date: dt.date) -> None:
     """Take a run's rows back out (a landing check failed after bronze was written)."""
+    check_still_held()  # fencing: never commit under a lock this job no longer holds
     _delta(spark, lake, table).delete(_run_predicate(run_id, ingest_date))
 
 
 def merge_changes(
     spark: SparkSession,
     lake: Lake,
+    storage: Storage,
     spec: EntitySpec,
     changes: DataFrame,
     actions: tuple[str, ...] = (INSERT, UPDATE, DELETE),
-    version: Optional[int] = None,
 ) -> dict[str, int]:
     """Apply planned changes to silver with a guarded MERGE; Delta's own counts of what it did.
 
     The guards repeat the plan's rules, so the MERGE alone could never let an older record or a
     replayed run overwrite newer data, even if the table moved since the plan was made. Only the
     clauses of `actions` present in the plan are given: an insert-only MERGE is much cheaper.
-    `version`: the table's version the plan was made on (read again when not given).
+    A REFRESH only records the landed version's fingerprint on a row whose content it matches.
     """
+    check_still_held()  # fencing: never commit under a lock this job no longer holds
     table = silver_table(spec)
     columns = [f.name for f in silver_schema(spec).fields]
     on = " AND ".join(f"t.{key} = s.{key}" for key in spec.key)
@@ -187,7 +227,7 @@ def merge_changes(
         "deleted_at": F.col("s.deleted_at"),
         "deleted_by_run_id": F.col("s.deleted_by_run_id"),
     }
-    before = last_commit(spark, lake, table)["version"] if version is None else version
+    before = table_version(storage, table)
     merge = _delta(spark, lake, table).alias("t").merge(changes.alias("s"), on)
     if UPDATE in actions:
         merge = merge.whenMatchedUpdate(
@@ -195,35 +235,22 @@ def merge_changes(
         )
     if DELETE in actions:
         merge = merge.whenMatchedUpdate(condition=f"s.{ACTION} = '{DELETE}' AND {delete_condition()}", set=delete_set)
+    if REFRESH in actions:
+        merge = merge.whenMatchedUpdate(
+            condition=f"s.{ACTION} = '{REFRESH}' AND {refresh_condition()}", set={"fingerprint": F.col("s.fingerprint")}
+        )
     if INSERT in actions:
         merge = merge.whenNotMatchedInsert(
             condition=f"s.{ACTION} = '{INSERT}'", values={c: F.col(f"s.{c}") for c in columns}
         )
     merge.execute()
-    commit = last_commit(spark, lake, table)
-    if commit["version"] == before:  # a MERGE that changes nothing commits nothing
-        return {"source_rows": changes.count(), "inserted": 0, "updated": 0}
-    metrics = commit["operationMetrics"] or {}
-    return {
-        "source_rows": int(metrics.get("numSourceRows", 0)),
-        "inserted": int(metrics.get("numTargetRowsInserted", 0)),
-        "updated": int(metrics.get("numTargetRowsUpdated", 0)),
-    }
-
-
-def last_commit(spark: SparkSession, lake: Lake, table: str) -> dict:
-    """The latest commit of a table: version, operation, operationMetrics, userMetadata."""
-    row = (
-        _delta(spark, lake, table)
-        .history(1)
-        .select("version", "operation", "operationMetrics", "userMetadata")
-        .collect()[0]
-    )
-    return row.asDict()
+    metrics = commit_metrics(storage, table, before)  # a MERGE that changes nothing commits nothing
+    return {"inserted": metrics.get("numTargetRowsInserted", 0), "updated": metrics.get("numTargetRowsUpdated", 0)}
 
 
 def overwrite_table(rows: DataFrame, lake: Lake, table: str, user_metadata: Optional[dict] = None) -> None:
     """Replace a whole table (gold), one file per partition, recording what it was built from."""
+    check_still_held()  # fencing: never commit under a lock this job no longer holds
     schema, partition = TABLES[table]
     writer = (
         rows.select(*[F.col(f.name) for f in schema.fields])
@@ -237,37 +264,44 @@ def overwrite_table(rows: DataFrame, lake: Lake, table: str, user_metadata: Opti
     writer.save(lake.path(table))
 
 
-def merge_gold(spark: SparkSession, lake: Lake, table: str, source: DataFrame, keys: tuple[str, ...], op: str) -> None:
+def merge_gold(
+    spark: SparkSession, lake: Lake, storage: Storage, table: str, source: DataFrame, keys: tuple[str, ...], op: str
+) -> None:
     """Apply incremental gold's rows (`op` = 'upsert' or 'delete') to a gold table; the commit carries the
     session's `commitInfo.userMetadata` (what gold was built from, set by the caller around both tables).
 
     A MERGE that changes nothing commits nothing: then a table property records the same metadata, so the
     table still says which silver versions it matches (a metadata-only commit).
     """
+    check_still_held()  # fencing: never commit under a lock this job no longer holds
     columns = [f.name for f in TABLES[table][0].fields]
-    before = last_commit(spark, lake, table)["version"]
+    before = table_version(storage, table)
     on = " AND ".join(f"t.{key} = s.{key}" for key in keys)
+    # A row built again exactly as it is stays untouched: with deletion vectors only the rows that changed are
+    # written again, not every row of a touched apprenticeship.
+    same = " AND ".join(f"t.`{c}` <=> s.`{c}`" for c in columns if c not in keys)
     (
         _delta(spark, lake, table)
         .alias("t")
         .merge(source.alias("s"), on)
         .whenMatchedDelete(condition=f"s.{op} = 'delete'")
-        .whenMatchedUpdate(condition=f"s.{op} = 'upsert'", set={c: F.col(f"s.{c}") for c in columns})
+        .whenMatchedUpdate(condition=f"s.{op} = 'upsert' AND NOT ({same})", set={c: F.col(f"s.{c}") for c in columns})
         .whenNotMatchedInsert(condition=f"s.{op} = 'upsert'", values={c: F.col(f"s.{c}") for c in columns})
         .execute()
     )
-    if last_commit(spark, lake, table)["version"] == before:
+    if table_version(storage, table) == before:
         spark.sql(
             f"ALTER TABLE delta.`{lake.path(table)}` SET TBLPROPERTIES ('multiverse.gold_refreshed' = '{uuid.uuid4().hex}')"
         )
 
 
-def table_versions(spark: SparkSession, lake: Lake, tables: tuple[str, ...]) -> dict[str, int]:
-    return {table: int(last_commit(spark, lake, table)["version"]) for table in tables}
+def table_versions(storage: Storage, tables: tuple[str, ...]) -> dict[str, int]:
+    return {table: table_version(storage, table) for table in tables}
 
 
 def append_audit(rows: DataFrame, lake: Lake) -> None:
     """Append audit rows (a run's 'loaded' marker): the last write of a load."""
+    check_still_held()  # fencing: never commit under a lock this job no longer holds
     (
         rows.select(*[F.col(f.name) for f in AUDIT_SCHEMA.fields])
         .coalesce(1)
@@ -280,20 +314,35 @@ def append_audit(rows: DataFrame, lake: Lake) -> None:
 
 def loaded_run_ids(spark: SparkSession, lake: Lake) -> set[str]:
     """Runs already loaded: those with a 'loaded' audit row."""
+    return loaded_runs(spark, lake)[0]
+
+
+def loaded_runs(spark: SparkSession, lake: Lake) -> tuple[set[str], Optional[dict]]:
+    """Runs already loaded (those with a 'loaded' audit row), and the latest one's row (None: no run loaded)."""
     rows = (
-        read_table(spark, lake, AUDIT_TABLE).filter(F.col("status") == "loaded").select("run_id").distinct().collect()
+        read_table(spark, lake, AUDIT_TABLE)
+        .filter(F.col("status") == "loaded")
+        .select("run_id", "landing_digests", "lake_versions", "entities")
+        .collect()
     )
-    return {row.run_id for row in rows}
+    latest = max(rows, key=lambda row: row.run_id, default=None)
+    return {row.run_id for row in rows}, None if latest is None else latest.asDict(recursive=True)
 
 
-def live_rows(spark: SparkSession, lake: Lake) -> dict[str, int]:
-    """Live rows of each silver table, in one Spark job."""
-    counts = [
-        read_table(spark, lake, silver_table(s))
-        .where(~F.col("is_deleted"))
-        .agg(F.count(F.lit(1)).alias("rows"))
-        .select(F.lit(s.name).alias("entity"), "rows")
-        for s in ENTITIES
-    ]
-    union = functools.reduce(DataFrame.unionByName, counts)
-    return {row.entity: int(row.rows) for row in union.collect()}
+def append_versions(rows: DataFrame, lake: Lake, storage: Storage, table: str, max_rows_per_file: int = 0) -> int:
+    """Append new record versions to bronze or quarantine; the rows Delta wrote (from the commit's own metrics).
+
+    An append, not a replacement of the run's rows: the caller leaves out every version the table holds already,
+    so a retried run adds only what its failed attempt did not commit, and never takes back what it did.
+    """
+    check_still_held()  # fencing: never commit under a lock this job no longer holds
+    schema, _ = TABLES[table]
+    before = table_version(storage, table)
+    (
+        rows.select(*[F.col(f.name) for f in schema.fields])
+        .write.format("delta")
+        .mode("append")
+        .option("maxRecordsPerFile", str(max_rows_per_file))
+        .save(lake.path(table))
+    )
+    return commit_metrics(storage, table, before).get("numOutputRows", 0)

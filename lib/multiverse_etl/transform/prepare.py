@@ -1,0 +1,313 @@
+"""Step 1, per entity: classify the landing against the lake, then bronze, validate and rank only what changed.
+
+1. **Classify** (`classify.py`): the run's landing is read once for its records' fingerprints (a fingerprinted
+   landing is read without its records' text: the JSON parser skips `data`) and joined with what silver and
+   quarantine know. The pages are checked against the manifest while they are read.
+2. **Changed records only**: the landing parts holding a changed record are read again, whole, and only the
+   changed records are kept (raw text, lineage, fingerprint). Each new distinct version goes to bronze once.
+3. **Validate and rank** the changed records, with the unchanged records of the same keys standing for silver's
+   version (`classify.revisits`), so the ranking sees every record of a key as before.
+
+An entity with nothing changed costs its classification and nothing else. Returns a frozen `Prepared`
+(persisted frames: the classification and the ranked rows; the run unpersists them).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, Observation
+from pyspark.sql import functions as F
+
+from ..entities import EntitySpec
+from ..landing import FINGERPRINT_SCHEME
+from .classify import (
+    CHANGED,
+    CLASS,
+    COPY_RANK,
+    KNOWN_BAD,
+    REVISIT,
+    UNCHANGED,
+    UNSEEN,
+    all_changed,
+    class_counts,
+    classify_records,
+    known_versions,
+    revisits,
+)
+from .clean import validate_records
+from .context import Job
+from .dedupe import RANK_COLUMN, rank_versions
+from .delta_log import table_version
+from .drift import DriftField, observed_presence, presence_metrics, schema_drift
+from .quarantine import is_valid, possible_reasons
+from .read import (
+    LoadPlan,
+    explode_fingerprints,
+    explode_pages,
+    find_unreadable_part,
+    is_read_failure,
+    landing_read_error,
+    page_checks,
+    read_landing_pages,
+)
+from .tables import QUARANTINE_TABLE, append_versions, bronze_table, read_table, silver_table
+
+log = logging.getLogger("multiverse_etl.transform")
+
+# A landing part is written to bronze by one task; files of at most this many rows let later reads split it.
+BRONZE_ROWS_PER_FILE = 250_000
+# Changed versions up to this many are looked up by a broadcast (a hash set in every task); more by a shuffle join.
+BROADCAST_VERSIONS = 2_000_000
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An entity of a run after classification, bronze and validation: its counts and its persisted frames."""
+
+    spec: EntitySpec
+    landing: Mapping[str, Any]  # what the landing's pages showed (`read.page_checks`)
+    classes: Mapping[str, int]  # records per class (`classify.class_counts`), and silver's live rows before
+    bronze_written: int = 0
+    validated: int = 0  # changed records validated (every changed record, copies included)
+    valid_rows: int = 0
+    duplicates_collapsed: int = 0
+    upsert_candidates: int = 0  # rank 1 rows, revisits included
+    revisited: int = 0
+    revisit_winners: int = 0  # keys whose ranking kept silver's version: unchanged
+    reasons: Mapping[str, int] = field(default_factory=dict)
+    changed_files: tuple[str, ...] = ()  # the landing files holding a changed record
+    classified: Optional[DataFrame] = None  # persisted; None: the entity landed nothing
+    ranked: Optional[DataFrame] = None  # persisted; None: nothing changed
+    drift: Optional[tuple[DriftField, ...]] = None  # schema drift of the changed records; None when not scanned
+
+    @property
+    def quarantined_rows(self) -> int:
+        return self.validated - self.valid_rows
+
+    @property
+    def changed(self) -> int:
+        return int(self.classes.get(CHANGED, 0))
+
+    def unpersist(self) -> None:
+        for frame in (self.classified, self.ranked):
+            if frame is not None:
+                frame.unpersist()
+
+
+def prepare_entity(job: Job, plan: LoadPlan, spec: EntitySpec, first_load: bool) -> Prepared:
+    """One entity of one run: classified, its new versions in bronze, its changed records validated and ranked."""
+    keys = plan.parts[spec.name]
+    if not keys:
+        log.info("run %s %s: no landing parts", plan.run_id, spec.name)
+        return Prepared(spec, {"pages": 0, "records": 0, "empty_parents": ""}, {})
+    start = time.monotonic()
+    fingerprinted = plan.manifest is not None and plan.manifest.record_fingerprints == FINGERPRINT_SCHEME
+    classified, landing, classes = _classify(job, plan, spec, first_load, records=not fingerprinted)
+    if fingerprinted and int(landing.get("pages_without_data") or 0):  # a page without fingerprints: read it all
+        classified.unpersist()
+        classified, landing, classes = _classify(job, plan, spec, first_load, records=True)
+    files = tuple(landing.pop("changed_files", ()))
+    prepared = Prepared(spec, landing, classes, changed_files=files, classified=classified)
+    try:
+        if classes.get(CHANGED):
+            prepared = _prepare_changed(job, plan, prepared, first_load)
+    except BaseException:
+        prepared.unpersist()
+        raise
+    seconds = time.monotonic() - start
+    log.info(
+        "run %s %s: %d landed records: %d unchanged, %d known bad, %d changed (%d new versions to bronze, %d valid); "
+        "classified and prepared in %.1fs",
+        plan.run_id,
+        spec.name,
+        int(landing.get("records") or 0),
+        classes.get(UNCHANGED, 0),
+        classes.get(KNOWN_BAD, 0),
+        classes.get(CHANGED, 0),
+        prepared.bronze_written,
+        prepared.valid_rows,
+        seconds,
+        extra={
+            "step": "classify",
+            "landing_run_id": plan.run_id,
+            "entity": spec.name,
+            "rows": int(landing.get("records") or 0),
+            **{name: int(classes.get(name, 0)) for name in (UNCHANGED, KNOWN_BAD, CHANGED)},
+            "bronze_written": prepared.bronze_written,
+            "valid": prepared.valid_rows,
+            "quarantined": prepared.quarantined_rows,
+            "duration_s": round(seconds, 3),
+        },
+    )
+    return prepared
+
+
+def _classify(
+    job: Job, plan: LoadPlan, spec: EntitySpec, first_load: bool, records: bool
+) -> tuple[DataFrame, dict[str, Any], dict[str, int]]:
+    """The run's landing of one entity, classified (persisted), what its pages showed, and the class counts."""
+    keys = plan.parts[spec.name]
+    seen = Observation(f"pages_{uuid.uuid4().hex[:8]}")
+    try:
+        pages = read_landing_pages(job.spark, job.lake.root, keys, job.lake.scheme, records=records)
+        checked = pages.observe(seen, *page_checks(plan.run_id, spec.name, "data" if records else "fingerprints"))
+        if records:
+            landed = checked.transform(explode_pages(plan.run_id)).drop("raw_record")
+        else:
+            landed = checked.transform(explode_fingerprints(plan.run_id))
+        if first_load:
+            classified = landed.transform(all_changed(spec))
+        else:
+            known = known_versions(
+                spec,
+                read_table(job.spark, job.lake, silver_table(spec)),
+                read_table(job.spark, job.lake, QUARANTINE_TABLE),
+            )
+            classified = landed.transform(classify_records(spec, known))
+        classified = classified.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            row = classified.agg(*class_counts()).first()
+        except BaseException:
+            classified.unpersist()
+            raise
+    except Exception as exc:
+        if not is_read_failure(exc):
+            raise
+        culprit = find_unreadable_part(job.spark, job.lake.root, keys, job.lake.scheme) if len(keys) > 1 else keys[0]
+        raise landing_read_error(plan.run_id, keys, exc, culprit) from exc  # type: ignore[misc]
+    assert row is not None  # an aggregate without grouping has one row
+    counts = {name: int(value or 0) for name, value in row.asDict().items() if name != "changed_files"}
+    counts["live_before"] = counts.pop("_matched_live") + counts[UNSEEN]  # every live row matched or unseen
+    counts_files = tuple(sorted(row["changed_files"] or ()))
+    return classified, {**seen.get, "changed_files": counts_files}, counts
+
+
+def _prepare_changed(job: Job, plan: LoadPlan, prepared: Prepared, first_load: bool) -> Prepared:
+    """The changed records: read again whole, new versions to bronze, validated and ranked (persisted)."""
+    spec, classified = prepared.spec, prepared.classified
+    assert classified is not None
+    changed = classified.where(F.col(CLASS) == CHANGED)
+    files = set(prepared.changed_files)
+    keys = tuple(key for key in plan.parts[spec.name] if key in files)
+    records = read_landing_pages(job.spark, job.lake.root, keys, job.lake.scheme).transform(explode_pages(plan.run_id))
+    versions = changed.select("fingerprint").distinct()
+    if not first_load:  # only the changed records (every record is, in a first load)
+        small = prepared.changed <= BROADCAST_VERSIONS
+        records = records.join(F.broadcast(versions) if small else versions, on="fingerprint", how="left_semi")
+    contract = [f.name for f in spec.contract]
+    presence = Observation(f"presence_{uuid.uuid4().hex[:8]}")
+    records = records.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        scanned = records.observe(presence, *presence_metrics(contract)) if job.drift_policy != "ignore" else records
+        written = _write_new_versions(job, spec, scanned, changed, versions, prepared.changed)
+        validated = records.transform(validate_records(spec)).withColumn(REVISIT, F.lit(False))
+        validated = validated.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            if not first_load:
+                valid_keys = validated.where(is_valid(F.col("reasons"))).select(*spec.key).distinct()
+                validated = validated.unionByName(revisits(spec, classified, valid_keys))
+            ranked = validated.transform(rank_versions(spec)).persist(StorageLevel.MEMORY_AND_DISK)
+            stats = _rank_counts(spec, ranked)
+        finally:
+            validated.unpersist()
+        drift = None  # the changed records' top-level keys, observed while bronze was written
+        if job.drift_policy != "ignore":
+            present = observed_presence(presence.get, contract, records)
+            drift = tuple(schema_drift(spec.name, present, contract, stats["rows"]))
+    finally:
+        records.unpersist()
+    reasons = possible_reasons(spec)
+    return Prepared(
+        spec,
+        prepared.landing,
+        prepared.classes,
+        changed_files=prepared.changed_files,
+        bronze_written=written,
+        validated=stats["rows"],
+        valid_rows=stats["valid"],
+        duplicates_collapsed=stats["duplicates"],
+        upsert_candidates=stats["candidates"],
+        revisited=stats["revisited"],
+        revisit_winners=stats["revisit_winners"],
+        reasons={reason: stats[reason] for reason in reasons if stats.get(reason)},
+        classified=classified,
+        ranked=ranked,
+        drift=drift,
+    )
+
+
+def _write_new_versions(
+    job: Job,
+    spec: EntitySpec,
+    records: DataFrame,
+    changed: DataFrame,
+    versions: DataFrame,
+    changed_count: int,
+) -> int:
+    """Each changed version bronze does not hold yet, once (its latest occurrence in the run); the rows written.
+
+    Versions bronze holds already (a value changed back, a retried run's first attempt) are not written again.
+    """
+    lineage = ["landing_file", "page_index", "record_index"]
+    copies = changed.where(F.col(COPY_RANK) > 1).select(*lineage)
+    new = records.join(F.broadcast(copies), on=lineage, how="left_anti")
+    if table_version(job.storage, bronze_table(spec)) > 0:  # bronze holds rows (its version 0 is its creation)
+        lookup = F.broadcast(versions) if changed_count <= BROADCAST_VERSIONS else versions
+        held = read_table(job.spark, job.lake, bronze_table(spec)).select("fingerprint")
+        held = held.join(lookup, on="fingerprint", how="left_semi").distinct()
+        new = new.join(held, on="fingerprint", how="left_anti")
+    return append_versions(new, job.lake, job.storage, bronze_table(spec), max_rows_per_file=BRONZE_ROWS_PER_FILE)
+
+
+def _rank_counts(spec: EntitySpec, ranked: DataFrame) -> dict[str, int]:
+    """One job over the ranked rows: validated, valid, duplicates, candidates, revisits and every reason."""
+    valid, revisit, first = is_valid(F.col("reasons")), F.col(REVISIT), F.col(RANK_COLUMN) == 1
+    changed = ~revisit
+
+    def count(condition):  # type: ignore[no-untyped-def]
+        return F.sum(F.when(condition, 1).otherwise(0))
+
+    row = ranked.agg(
+        count(changed).alias("rows"),
+        count(changed & valid).alias("valid"),
+        count(F.col(RANK_COLUMN) > 1).alias("duplicates"),
+        count(first).alias("candidates"),
+        count(revisit).alias("revisited"),
+        count(revisit & first).alias("revisit_winners"),
+        *[count(changed & F.array_contains("reasons", reason)).alias(reason) for reason in possible_reasons(spec)],
+    ).first()
+    assert row is not None
+    return {name: int(value or 0) for name, value in row.asDict().items()}
+
+
+def present_keys(spec: EntitySpec, prepared: Prepared) -> Optional[DataFrame]:
+    """Keys of every record of the run whose id can be read (unchanged, known bad, changed valid or not)."""
+    from .deletions import keys_of_ranked
+
+    if prepared.classified is None:
+        return None
+    known = prepared.classified.where(F.col(CLASS).isin(UNCHANGED, KNOWN_BAD)).select(*spec.key)
+    if prepared.ranked is not None:
+        known = known.unionByName(keys_of_ranked(spec, prepared.ranked.where(~F.col(REVISIT))))
+    condition = F.lit(True)
+    for k in spec.key:
+        condition = condition & F.col(k).isNotNull()
+    return known.where(condition)
+
+
+def unseen_rows(spec: EntitySpec, prepared: Prepared) -> Optional[DataFrame]:
+    """Live silver rows no landed record matched (keys, extracted_at): the only rows this run can prove gone."""
+    from .classify import KNOWN_EXTRACTED_AT
+
+    if prepared.classified is None:
+        return None
+    return prepared.classified.where(F.col(CLASS) == UNSEEN).select(
+        *spec.key, F.col(KNOWN_EXTRACTED_AT).alias("extracted_at"), F.lit(False).alias("is_deleted")
+    )
