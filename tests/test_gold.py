@@ -17,7 +17,7 @@ DAY = dt.date(2026, 3, 2)
 
 
 def _tail(deleted=False):
-    return (deleted, T1 if deleted else None, RUN if deleted else None, RUN, T1, "raw/x", 0)
+    return (deleted, T1 if deleted else None, RUN if deleted else None, RUN, T1, "raw/x", 0, 0)  # ..., hash, fingerprint
 
 
 def apprenticeships(spark):

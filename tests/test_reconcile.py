@@ -58,7 +58,7 @@ def test_summary_table_has_one_line_per_entity_and_the_verdict():
     bad = dataclasses.replace(balanced(), entity="projects", merge_inserted=0)
     lines = summary_table([("20260302T090000Z-a0a0a0", [balanced(), bad], ["projects: planned inserts 3 != MERGE rows inserted 0"])],
                           extra=["runs loaded: 1"])
-    assert lines[0].split() == ["run", "entity", "landed", "same", "known", "bad", "changed", "quarant.", "dupes",
+    assert lines[0].split() == ["run", "entity", "landed", "same", "kn.bad", "changed", "quarant.", "dupes",
                                 "inserted", "updated", "unchanged", "deleted", "live", "ok"]
     assert lines[2].split() == ["20260302T090000Z-a0a0a0", "apprenticeships", "12", "1", "1", "10", "1", "1", "3", "2",
                                 "3", "1", "7", "yes"]

@@ -131,7 +131,8 @@ def test_extract_transform_and_pipeline_run_through_spark_submit_locally(tmp_pat
     loaded = summary_row(pipeline.stdout, first_run, "apprenticeships")  # the pending run A first
     assert (loaded["landed"], loaded["inserted"], loaded["live"], loaded["ok"]) == ("25", "25", "25", "yes")
     again = summary_row(pipeline.stdout, second_run, "apprenticeships")  # then B: the same source, nothing changes
-    assert (again["inserted"], again["updated"], again["unchanged"], again["live"], again["ok"]) == ("0", "0", "25", "25", "yes")
+    assert (again["same"], again["changed"], again["inserted"], again["updated"], again["live"], again["ok"]) == (
+        "25", "0", "0", "0", "25", "yes")
     gold = [line for line in pipeline.stdout.splitlines() if re.match(r"^\|\s*\d+\s*\|", line)]
     source_ids = sorted(a["id"] for a in ground_truth(25, 5, 0)["apprenticeships"])
     assert [int(line.split("|")[1]) for line in gold] == source_ids[:3]

@@ -154,7 +154,7 @@ SUMMARY_COLUMNS = (
     ("entity", "entity", 15),
     ("landed", "landed_records", 9),
     ("same", "unchanged_records", 9),
-    ("known bad", "known_bad_records", 9),
+    ("kn.bad", "known_bad_records", 7),
     ("changed", "changed_records", 9),
     ("quarant.", "quarantined_rows", 8),
     ("dupes", "duplicates_collapsed", 7),
