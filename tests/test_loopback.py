@@ -33,21 +33,28 @@ def listening_sockets() -> dict[str, tuple[str, int]]:
     return found
 
 
-def session_pids(session: int) -> list[int]:
-    pids = []
+def session_pids(root: int) -> list[int]:
+    """`root` and every process descending from it (the job runs its Spark child in a session of its own, so that
+    a signal reaches the Python driver: a session or process group would miss it)."""
+    parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            if int(stat.rsplit(")", 1)[1].split()[3]) == session:
-                pids.append(int(entry.name))
-    return pids
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in found]
+        found.update(children)
+        frontier.extend(children)
+    return sorted(found)
 
 
 def listening_of(session: int) -> set[tuple[str, int]]:
-    """(address, port) of every socket a process of `session` listens on."""
+    """(address, port) of every socket a process of the job's tree listens on."""
     sockets = listening_sockets()
     found = set()
     for pid in session_pids(session):

@@ -14,6 +14,7 @@ from multiverse_etl.extract.errors import DeadPaginationToken, PaginationLoop
 from multiverse_etl.extract.lines import page_line
 from multiverse_etl.extract.paginate import Page, PageSize, TokenPaginator, paginate, utc_now_iso
 from multiverse_etl.extract.redaction import Secret
+from multiverse_etl.landing import record_fingerprint
 from sample_api.dump import ground_truth
 from sample_api.server import run_in_thread
 from sample_api.settings import ServerSettings
@@ -142,8 +143,11 @@ def test_a_landing_line_splices_the_served_body_untouched():
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     assert line.endswith(body[1:] + b"\n")  # the bytes as served: escapes and 1.50 kept
     doc = orjson.loads(line)
-    assert list(doc) == ["entity", "run_id", "extracted_at", "page_index", "request", "parent", "data", "pagination"]
+    assert list(doc) == ["entity", "run_id", "extracted_at", "page_index", "request", "parent", "fingerprints", "data",
+                         "pagination"]
     assert doc["request"] == {"path": "/apprenticeships/17/projects", "params": {"page_size": 100}}
+    # one fingerprint per record, of the record as served under its parent
+    assert doc["fingerprints"] == [record_fingerprint(orjson.loads(body)["data"][0], 17)]
     assert doc["parent"] == {"apprenticeship_id": 17} and doc["data"][0]["title"] == 'café "q"\n'
 
 
