@@ -23,7 +23,7 @@ from typing import Callable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from ..entities import PARENT_COLUMN, EntitySpec
+from ..entities import EXTRACTION_ORDER, PARENT_COLUMN, EntitySpec
 from .clean import to_integer
 from .schemas import LINEAGE_FIELDS
 
@@ -77,7 +77,6 @@ def classify_records(spec: EntitySpec, known: DataFrame) -> Callable[[DataFrame]
     Changed records also get `_copy_rank`: a version landed twice in one run (a list that shifted while it
     was paged) is written to bronze once, its latest occurrence kept.
     """
-    from pyspark.sql import Window
 
     def step(landed: DataFrame) -> DataFrame:
         joined = landed.select(*LINEAGE, "fingerprint", F.lit(True).alias("_landed")).join(
@@ -90,8 +89,7 @@ def classify_records(spec: EntitySpec, known: DataFrame) -> Callable[[DataFrame]
             .when(F.col(KNOWN) == UNCHANGED, F.lit(UNSEEN))
         )
         classified = joined.withColumn(CLASS, cls).where(F.col(CLASS).isNotNull())
-        latest = Window.partitionBy("fingerprint").orderBy(*[F.col(c).desc() for c in EXTRACTION])
-        copy_rank = F.when(F.col(CLASS) == CHANGED, F.row_number().over(latest))
+        copy_rank = F.when(F.col(CLASS) == CHANGED, _latest_copy_first())
         return classified.select(
             *LINEAGE,
             "fingerprint",
@@ -105,15 +103,10 @@ def classify_records(spec: EntitySpec, known: DataFrame) -> Callable[[DataFrame]
     return step
 
 
-EXTRACTION = ("extracted_at", "landing_file", "page_index", "record_index")
-
-
 def all_changed(spec: EntitySpec) -> Callable[[DataFrame], DataFrame]:
     """A first load's classification (the lake knows nothing yet): every landed record is changed."""
-    from pyspark.sql import Window
 
     def step(landed: DataFrame) -> DataFrame:
-        latest = Window.partitionBy("fingerprint").orderBy(*[F.col(c).desc() for c in EXTRACTION])
         return landed.select(
             *LINEAGE,
             "fingerprint",
@@ -121,10 +114,18 @@ def all_changed(spec: EntitySpec) -> Callable[[DataFrame], DataFrame]:
             *[F.lit(None).cast("bigint").alias(k) for k in spec.key],
             F.lit(None).cast("timestamp").alias(KNOWN_MARKER),
             F.lit(None).cast("timestamp").alias(KNOWN_EXTRACTED_AT),
-            F.row_number().over(latest).alias(COPY_RANK),
+            _latest_copy_first().alias(COPY_RANK),
         )
 
     return step
+
+
+def _latest_copy_first() -> Column:
+    """1 for the latest occurrence of a version in the run (the extraction order), 2.. for its copies."""
+    from pyspark.sql import Window
+
+    latest = Window.partitionBy("fingerprint").orderBy(*[F.col(c).desc() for c in EXTRACTION_ORDER])
+    return F.row_number().over(latest)
 
 
 def class_counts() -> list[Column]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
-from ..entities import BY_NAME, EntitySpec
+from ..entities import EntitySpec
 from . import classify
 from .classify import CHANGED, KNOWN_BAD, UNCHANGED, UNSEEN
 
@@ -70,11 +70,3 @@ def carried_classes(counts: Mapping[str, Any]) -> dict[str, int]:
         "copies": 0,
         "live_before": int(counts.get("silver_live_rows") or 0),
     }
-
-
-def parent_order(spec: EntitySpec) -> tuple[EntitySpec, ...]:
-    """The entity and its ancestors, root first."""
-    chain = [spec]
-    while chain[0].parent is not None:
-        chain.insert(0, BY_NAME[chain[0].parent])
-    return tuple(chain)
