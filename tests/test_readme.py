@@ -198,6 +198,19 @@ def test_every_local_link_and_path_the_readme_names_exists(text):
         assert (ROOT / path).exists(), path
 
 
+def slug(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_anchor_the_readme_links_to_is_a_heading_of_that_file(text):
+    anchors = re.findall(r"\]\(([^)#:]+)#([^)]+)\)", text)
+    assert anchors
+    for path, anchor in anchors:
+        headings = re.findall(r"^#+ (.+)$", (ROOT / path).read_text(), re.M)
+        assert anchor in {slug(heading) for heading in headings}, (path, anchor)
+
+
 # ---------------------------------------------------------------- the checks catch what they are for
 
 
