@@ -18,7 +18,6 @@ import http.server
 import json
 import subprocess
 import threading
-import time
 from collections import Counter
 from contextlib import contextmanager
 
@@ -26,6 +25,7 @@ import pytest
 
 from multiverse_etl.errors import EtlError
 from multiverse_etl.extract import RetryBudgetExhausted, run_extract
+from multiverse_etl.extract.http.policy import RetryPolicy
 from multiverse_etl.landing import committed_runs
 from multiverse_etl.transform import LandingReadError, run_transform
 from multiverse_etl.transform.tables import Lake, read_table
@@ -231,15 +231,24 @@ def test_html_answers_from_the_api_are_retried_and_the_landing_is_exact(tmp_path
     assert_matches_ground_truth(storage_for(config), result.run_id, 40, 53)
 
 
-def test_an_api_that_keeps_answering_html_is_reported_clearly_and_nothing_is_committed(tmp_path):
+def test_an_api_that_keeps_answering_html_is_reported_clearly_and_nothing_is_committed(tmp_path, monkeypatch):
+    waits: list[tuple[int, float]] = []  # (attempt, the backoff slept before the next one)
+    backoff = RetryPolicy.delay
+
+    def recorded(policy, attempt, *rest):
+        waits.append((attempt, backoff(policy, attempt, *rest)))
+        return waits[-1][1]
+
+    monkeypatch.setattr(RetryPolicy, "delay", recorded)
     with html_in_front_of_the_api(10_000, scale=20, seed=54) as proxy:
         config = extract_config(str(tmp_path / "lake"), proxy.url, api={"max_attempts": 4, "concurrency": 2})
-        started = time.monotonic()
         with pytest.raises(RetryBudgetExhausted) as failure:
             run_extract(config)
-        elapsed = time.monotonic() - started
     message = str(failure.value)
-    assert proxy.html_served == 4 and elapsed < 10  # bounded: max_attempts, short backoff
+    # Bounded: max_attempts answers, and between them the short exponential backoff (0.2 s doubling, full jitter).
+    assert proxy.html_served == 4
+    assert [attempt for attempt, _ in waits] == [1, 2, 3]
+    assert all(0 <= wait <= config.api.backoff_base_s * 2 ** (attempt - 1) for attempt, wait in waits), waits
     assert "GET /programmes" in message and "after 4 attempts" in message and "unreadable page body" in message, message
     assert isinstance(failure.value, EtlError)  # the job prints it as one line, no traceback
     assert list(committed_runs(storage_for(config))) == []

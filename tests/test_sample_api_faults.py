@@ -6,6 +6,7 @@ retries faulted requests lands exactly the ground truth (corruption included).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 
+from sample_api import faults
 from sample_api.corrupt import KINDS, corruption_of
 from sample_api.data import build_dataset
 from sample_api.dump import ground_truth_of
@@ -72,21 +74,33 @@ def test_drop_rate_closes_connections_without_answer(truth: dict[str, Any]) -> N
         assert rows == truth["programmes"]
 
 
-def test_latency_with_jitter() -> None:
+class _RecordedSleeps:
+    """sample_api.faults' `asyncio`, whose sleep records its delay and yields at once (a fake clock for latency)."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+    async def sleep(self, delay: float) -> None:
+        self.delays.append(delay)
+        await asyncio.sleep(0)
+
+
+def test_latency_with_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
+    sleeps = _RecordedSleeps()
+    monkeypatch.setattr(faults, "asyncio", sleeps)
     with serve_in_background(scale=SCALE, seed=SEED, latency_ms=200) as srv, \
             requests.Session() as session:
         login(session, srv.url)
-        started = time.perf_counter()
         login(session, srv.url)
-        login_time = time.perf_counter() - started
-        durations = []
+        assert sleeps.delays == []  # /login is never delayed
         for _ in range(4):
-            started = time.perf_counter()
             assert session.get(f"{srv.url}/programmes").status_code == 200
-            durations.append(time.perf_counter() - started)
-        assert min(durations) >= 0.099  # 200 ms x uniform(0.5, 1.5)
-        assert max(durations) - min(durations) > 0.005  # jitter
-        assert login_time < 0.099  # /login is never delayed
+        assert len(sleeps.delays) == 4  # one delay per data request
+        assert all(0.1 <= delay <= 0.3 for delay in sleeps.delays), sleeps.delays  # 200 ms x uniform(0.5, 1.5)
+        assert len(set(sleeps.delays)) == 4  # jitter
 
 
 def test_rate_limit_429_with_retry_after() -> None:

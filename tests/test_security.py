@@ -19,7 +19,6 @@ import hmac
 import ssl
 import subprocess
 import threading
-import time
 
 import pytest
 
@@ -27,6 +26,7 @@ from multiverse_etl.config import load_config
 from multiverse_etl.extract import run_extract
 from multiverse_etl.storage import open_storage
 from multiverse_etl.transform.tables import TABLES, Lake, read_table
+from sample_api.app import SampleAPI
 
 from support.extract import PASSWORD, assert_matches_ground_truth, extract_config, start_api, storage_for
 from support.log_capture import LogCapture
@@ -101,20 +101,35 @@ def test_failed_runs_keep_secrets_out_of_their_messages_and_logs(tmp_path):
     assert leaks == [], "\n".join(leaks)
 
 
-def test_wrong_credentials_end_the_pipeline_at_once_with_one_clear_line(tmp_path):
+@pytest.fixture
+def api_requests(monkeypatch) -> list[tuple[str, str]]:
+    """(method, path) of every request any sample API of this process answers, in order."""
+    seen: list[tuple[str, str]] = []
+    answer = SampleAPI.__call__
+
+    async def recorded(self, scope, receive, send):
+        if scope["type"] == "http":
+            seen.append((scope["method"], scope["path"]))
+        await answer(self, scope, receive, send)
+
+    monkeypatch.setattr(SampleAPI, "__call__", recorded)
+    return seen
+
+
+def test_wrong_credentials_end_the_pipeline_at_once_with_one_clear_line(tmp_path, api_requests):
     server = start_api(scale=20, seed=82)
     lake = tmp_path / "lake"
     try:
-        started = time.monotonic()
         done = subprocess.run(job_command("pipeline", str(lake), "--api-url", server.url), capture_output=True,
                               text=True, timeout=120, env=job_env(MV_API_PASSWORD="wrong-password-123"))
-        elapsed = time.monotonic() - started
     finally:
         server.stop()
     assert done.returncode == 1, done.stderr[-2000:]
     errors = [line for line in done.stderr.splitlines() if " ERROR " in line]
     assert len(errors) == 1 and "refused" in errors[0] and "MV_API_PASSWORD" in errors[0], done.stderr[-2000:]
-    assert elapsed < 15 and "spark" not in done.stderr.lower()  # no JVM was started for a run that cannot log in
+    # At once: one login, refused, is the only request besides the clock probe; no retry, no data request.
+    assert [request for request in api_requests if request[0] != "HEAD"] == [("POST", "/login")], api_requests
+    assert "spark" not in done.stderr.lower()  # no JVM was started for a run that cannot log in
     assert "Traceback" not in done.stderr and "wrong-password-123" not in done.stderr + done.stdout
     assert not (lake / "raw").exists() and not (lake / "_state").exists()
     written = [p for p in lake.rglob("*") if p.is_file()] if lake.exists() else []
@@ -216,17 +231,17 @@ class TlsProxy:
         self.thread.join(5)
 
 
-def test_tls_certificates_are_verified_by_default_and_the_opt_out_is_explicit_and_loud(tmp_path):
+def test_tls_certificates_are_verified_by_default_and_the_opt_out_is_explicit_and_loud(tmp_path, api_requests):
     for env in ("local", "local-s3", "emr", "glue"):
         assert load_config(env, environ={}).api.verify_tls is True, env
     server = start_api(scale=15, seed=83)
     proxy = TlsProxy(server.port, *self_signed(tmp_path))
     try:
         config = extract_config(str(tmp_path / "lake"), proxy.url, api={"max_attempts": 2})
-        started = time.monotonic()
         with LogCapture() as logs, pytest.raises(Exception) as refused:
             run_extract(config)
-        assert time.monotonic() - started < 10
+        assert 1 <= proxy.handshakes <= config.api.max_attempts  # bounded by the attempts, not retried without end
+        assert api_requests == []  # refused at the handshake: no request (no password) reached the API
         assert "certificate" in (str(refused.value) + logs.text).lower(), str(refused.value)
         assert not (tmp_path / "lake" / "raw").exists()  # nothing was fetched, the password never left
 
