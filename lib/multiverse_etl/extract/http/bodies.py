@@ -7,12 +7,39 @@ import json
 import re
 from typing import Any, Optional
 
+import aiohttp
 import orjson
 
-from ..errors import ApiError
+from ..errors import ApiError, ResponseTooLarge
 from ..redaction import redact
 
 DETAIL_CHARS = 200
+READ_CHUNK = 64 * 1024  # bytes taken from the (already inflated) stream at a time
+
+
+async def read_bounded(resp: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
+    """The whole body, counted while it is read (after aiohttp's transparent gzip/deflate/br inflation):
+    at most `limit` bytes are ever held; a bigger body raises ResponseTooLarge naming `what` (the page, no
+    secrets) and the limit. A declared Content-Length over the limit (no encoding) is refused before reading."""
+    declared = resp.content_length
+    if declared is not None and declared > limit and not resp.headers.get("Content-Encoding"):
+        raise _too_large(what, limit, f"it declares {declared} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            resp.close()  # drop the connection: the rest of the body is never read nor inflated
+            raise _too_large(what, limit, f"more than {limit} bytes read")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(what: str, limit: int, seen: str) -> ResponseTooLarge:
+    return ResponseTooLarge(
+        f"{what}: the answer is larger than api.max_response_bytes = {limit} bytes after decompression "
+        f"({seen}); refused. Lower api.page_size, or raise api.max_response_bytes if such pages are expected"
+    )
 
 
 def parse_page(body: bytes) -> Optional[dict[str, Any]]:
