@@ -8,11 +8,11 @@ keeps every value but may change escaping and spacing.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Optional
 
 import orjson
 
+from .. import jsonsafe
 from ..landing import landing_line, record_fingerprint
 from .paginate import Page
 
@@ -50,5 +50,5 @@ def _payload(page: Page) -> bytes:
     payload = {"data": page.doc["data"], "pagination": page.doc["pagination"]}
     try:
         return orjson.dumps(payload)
-    except orjson.JSONEncodeError:  # integers beyond 64 bits: the stdlib writes them
-        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    except orjson.JSONEncodeError:  # huge numbers, deep nesting, lone surrogates: written back exactly
+        return jsonsafe.dumps(payload)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from typing import Any, Optional
 
 import aiohttp
-import orjson
 
+from ... import jsonsafe
 from ..errors import ApiError, ResponseTooLarge
 from ..redaction import redact
 
@@ -44,13 +43,10 @@ def _too_large(what: str, limit: int, seen: str) -> ResponseTooLarge:
 
 def parse_page(body: bytes) -> Optional[dict[str, Any]]:
     """The page as a dict with a list 'data' and a dict 'pagination', or None if it is not one."""
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        try:  # orjson refuses integers beyond 64 bits; the stdlib does not
-            doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            return None
+    try:  # any valid JSON: huge numbers, deep nesting, lone surrogates (jsonsafe); never a RecursionError
+        doc = jsonsafe.loads(body)
+    except ValueError:  # not JSON, or not UTF-8
+        return None
     if type(doc) is not dict or type(doc.get("data")) is not list or type(doc.get("pagination")) is not dict:
         return None
     return doc
@@ -60,9 +56,9 @@ def error_detail(body: bytes, secrets: tuple[str, ...]) -> str:
     """An error body's `detail` (or its start), one line, secrets redacted, for messages."""
     text = body[: DETAIL_CHARS * 2].decode("utf-8", "replace")
     try:
-        detail = json.loads(body).get("detail", text)
-        text = detail if isinstance(detail, str) else json.dumps(detail)[: DETAIL_CHARS * 2]
-    except (ValueError, AttributeError):
+        detail = jsonsafe.loads(body).get("detail", text)
+        text = detail if isinstance(detail, str) else jsonsafe.dumps(detail)[: DETAIL_CHARS * 2].decode()
+    except (ValueError, AttributeError, TypeError):
         pass
     return redact(" ".join(text.split())[:DETAIL_CHARS] or "<empty body>", secrets)
 
