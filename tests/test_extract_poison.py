@@ -18,7 +18,6 @@ from multiverse_etl.landing import committed_runs
 from sample_api import poison
 from sample_api.__main__ import _parser, _settings
 from sample_api.dump import ground_truth
-
 from support.extract import as_multiset, extract_config, start_api, storage_for
 
 SCALE, SEED = 60, 31

@@ -19,6 +19,7 @@ from decimal import Decimal
 import pytest
 
 from multiverse_etl import jsonsafe
+from multiverse_etl.extract.http.auth import Auth
 from multiverse_etl.extract.http.bodies import error_detail, parse_page
 from multiverse_etl.extract.lines import page_line
 from multiverse_etl.extract.paginate import Page
@@ -123,7 +124,7 @@ def test_a_hostile_record_is_landed_exactly_with_its_fingerprint(case, spread):
 
 def test_the_fingerprint_keeps_every_digit_of_a_huge_id():
     """orjson reads both ids as the float 1.8446744073709552e19: the fingerprints must still differ."""
-    a, b = (parse_page(body_of('{"id":1844674407370955161%d,"name":"Bo"}' % d, False)) for d in (6, 7))
+    a, b = (parse_page(body_of(f'{{"id":{2**64 + d},"name":"Bo"}}', False)) for d in (0, 1))
     assert a["data"][1]["id"] == 2**64 and b["data"][1]["id"] == 2**64 + 1
     assert record_fingerprint(a["data"][1]) != record_fingerprint(b["data"][1])
 
@@ -174,3 +175,9 @@ def test_jsonsafe_refuses_what_is_not_json(text):
     with pytest.raises(ValueError):
         jsonsafe.loads(text.encode())
     assert parse_page(text.encode()) is None
+
+
+def test_a_login_answer_holding_hostile_json_still_gives_its_token():
+    auth = Auth("http://127.0.0.1:1", None)
+    auth.accept(b'{"access_token":"tok-1","token_type":"bearer","expires":1e400,"nest":' + DEEP.encode() + b"}")
+    assert auth.headers == {"Authorization": "Bearer tok-1"}

@@ -17,7 +17,6 @@ from multiverse_etl.config import ConfigError, load_config
 from multiverse_etl.errors import EtlError
 from multiverse_etl.extract import ApiError, ResponseTooLarge
 from multiverse_etl.extract.http import ApiClient
-
 from test_client import PAGE, PASSWORD, Script, api_config, creds, run, serve
 
 MiB = 1024 * 1024
