@@ -2,8 +2,9 @@
 
 The served body is spliced in as bytes when it is compact JSON holding exactly `data` and
 `pagination` (the normal case: zero re-encoding, the values exactly as served); otherwise
-(pretty-printed, extra keys) `data` and `pagination` are re-serialised with orjson, which
-keeps every value but may change escaping and spacing.
+(pretty-printed, extra keys) `data` and `pagination` are re-serialised with orjson, or with
+`jsonsafe.dumps` when orjson cannot write them (integers past 64 bits, nesting past 255 levels, lone
+surrogates): either keeps every value exactly but may change escaping and spacing.
 """
 
 from __future__ import annotations
