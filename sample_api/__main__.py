@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.add_argument("--extra-field", action="append", default=[], metavar="ENTITY.FIELD",
                        help="serve a field the contract does not know on every record (schema drift); repeatable")
+    serve.add_argument("--poison", action="store_true",
+                       help="serve hostile but valid JSON records (huge numbers, deep nesting, a 1 MB string, "
+                            "lone surrogates) on each list's first page")
 
     dump = sub.add_parser("dump", help="write the ground truth a server would serve")
     _data_flags(dump)
@@ -75,6 +78,7 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
         rate_limit_shape=getattr(args, "rate_limit_shape", "bucket"),
         rate_limit_burst=getattr(args, "rate_limit_burst", 0) or None,
         retry_after=getattr(args, "retry_after", "ceil"),
+        poison=getattr(args, "poison", False),
     )
 
 

@@ -274,5 +274,6 @@ def create_app(settings: ServerSettings, dataset: Optional[Dataset] = None, *,
         dataset = build_dataset(settings.scale, settings.seed, settings.generation,
                                 settings.corrupt_rate)
     service = Service(dataset, token_ttl=settings.token_ttl,
-                      max_page_size=settings.max_page_size, extra_fields=settings.extra_fields)
+                      max_page_size=settings.max_page_size, extra_fields=settings.extra_fields,
+                      poison=settings.poison)
     return SampleAPI(build_fastapi(service), service, FaultInjector(settings), fast_path)

@@ -12,6 +12,7 @@ from typing import Optional
 import orjson
 
 from .data import Dataset
+from .poison import poison_rows
 from .tokens import AccessTokens, TokenCodec, TokenError
 
 INTERNAL_ERROR_BODY = b"Internal Server Error"
@@ -21,8 +22,10 @@ class Service:
     """What one server process serves: dataset, pagination key, login tokens, page cap."""
 
     def __init__(self, dataset: Dataset, *, token_ttl: Optional[int] = None,
-                 max_page_size: Optional[int] = None, extra_fields: tuple[str, ...] = ()) -> None:
+                 max_page_size: Optional[int] = None, extra_fields: tuple[str, ...] = (),
+                 poison: bool = False) -> None:
         self.dataset = dataset
+        self.poison = poison  # serve hostile records (poison.py) on each list's first page
         # Schema drift: per entity, the JSON bytes appended inside each record, e.g. b',"cohort":"extra-cohort"'.
         self.extra: dict[str, bytes] = {}
         for spec in extra_fields:
@@ -66,6 +69,8 @@ class Service:
         positions = ds.filtered_positions(modified_after)
         start, stop, pagination = self._window(len(positions), page_size, pagination_token)
         rows = [ds.apprenticeship_row(positions[i]) for i in range(start, stop)]
+        if self.poison:
+            rows += poison_rows("apprenticeships", start, modified_after=modified_after)
         return self._page(rows, pagination, "apprenticeships")
 
     def projects(self, apprenticeship_id: int, page_size: int,
@@ -75,10 +80,15 @@ class Service:
         first, count = ds.project_range(apprenticeship_id)
         start, stop, pagination = self._window(count, page_size, pagination_token)
         rows = [ds.project_row(first + i, i) for i in range(start, stop)]
+        if self.poison:
+            rows += poison_rows("projects", start, apprenticeship_id=apprenticeship_id)
         return self._page(rows, pagination, "projects")
 
     def programmes(self, page_size: int, pagination_token: Optional[str]) -> bytes:
         """Body of ``GET /programmes``."""
         rows = self.dataset.programme_rows
         start, stop, pagination = self._window(len(rows), page_size, pagination_token)
-        return self._page(rows[start:stop], pagination, "programmes")
+        page = rows[start:stop]
+        if self.poison:
+            page = [*page, *poison_rows("programmes", start)]
+        return self._page(page, pagination, "programmes")

@@ -33,6 +33,7 @@ class ServerSettings:
     rate_limit_shape: str = "bucket"  # bucket | fixed | sliding (see ratelimit.py)
     rate_limit_burst: Optional[int] = None  # the bucket's size (None: one second's worth)
     retry_after: str = "ceil"  # ceil | exact | 1 | 0 | none
+    poison: bool = False  # hostile but valid JSON records among the normal ones (poison.py)
 
     def __post_init__(self) -> None:
         self.validate()

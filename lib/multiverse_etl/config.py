@@ -64,6 +64,9 @@ class ApiConfig:
     retry_budget: int = 100_000
     max_list_restarts: int = 5
     verify_tls: bool = True
+    # The largest answer body taken, counted after decompression while it is read: a bigger (or gzip-bombed)
+    # page ends the run with ResponseTooLarge. The extractor holds at most concurrency x this in bodies.
+    max_response_bytes: int = 64 * 1024 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,6 +243,7 @@ def _check_semantics(config: Config, source: str, origins: Mapping[str, str]) ->
         ("api.page_size", config.api.page_size >= 1, "must be at least 1"),
         ("api.concurrency", 1 <= config.api.concurrency <= 1024, "must be between 1 and 1024"),
         ("api.max_attempts", config.api.max_attempts >= 1, "must be at least 1"),
+        ("api.max_response_bytes", config.api.max_response_bytes >= 1, "must be a positive integer (bytes)"),
         ("api.max_requests_per_second", (config.api.max_requests_per_second or 1) > 0, "must be positive"),
         ("api.url", config.api.url.startswith(("http://", "https://")), "must start with http:// or https://"),
         ("extract.part_max_bytes", config.extract.part_max_bytes >= 1024, "must be at least 1024"),

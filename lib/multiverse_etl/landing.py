@@ -25,6 +25,7 @@ from typing import Any, Optional
 
 import orjson
 
+from . import jsonsafe
 from .entities import ENTITY_NAMES
 from .errors import EtlError
 from .ids import RUN_ID_PATTERN
@@ -225,8 +226,8 @@ def record_fingerprint(record: Any, parent_id: Any = None) -> int:
     """
     try:
         canonical = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
-    except (TypeError, orjson.JSONEncodeError):  # integers beyond 64 bits, lone surrogates: the stdlib writes them
-        canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    except (TypeError, orjson.JSONEncodeError):  # huge numbers, deep nesting, lone surrogates
+        canonical = jsonsafe.dumps(record, sort_keys=True)  # = json.dumps(sort_keys, compact, ASCII), no recursion
     digest = hashlib.blake2b(canonical + b"\0" + str(parent_id).encode(), digest_size=8)
     return int.from_bytes(digest.digest(), "big", signed=True)
 

@@ -9,6 +9,7 @@ from .errors import (
     DeadPaginationToken,
     ExtractError,
     PaginationLoop,
+    ResponseTooLarge,
     ResumeError,
     RetryBudgetExhausted,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "CredentialsError",
     "DeadPaginationToken",
     "PaginationLoop",
+    "ResponseTooLarge",
     "ResumeError",
     "RetryBudgetExhausted",
 ]

@@ -20,6 +20,10 @@ class ApiError(ExtractError):
         self.path = path
 
 
+class ResponseTooLarge(ApiError):
+    """An answer body bigger than api.max_response_bytes (after decompression): refused while it was read."""
+
+
 class AuthError(ApiError):
     """The credentials were refused: retrying would only lock the account or flood the API."""
 

@@ -2,17 +2,18 @@
 
 The served body is spliced in as bytes when it is compact JSON holding exactly `data` and
 `pagination` (the normal case: zero re-encoding, the values exactly as served); otherwise
-(pretty-printed, extra keys) `data` and `pagination` are re-serialised with orjson, which
-keeps every value but may change escaping and spacing.
+(pretty-printed, extra keys) `data` and `pagination` are re-serialised with orjson, or with
+`jsonsafe.dumps` when orjson cannot write them (integers past 64 bits, nesting past 255 levels, lone
+surrogates): either keeps every value exactly but may change escaping and spacing.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any, Optional
 
 import orjson
 
+from .. import jsonsafe
 from ..landing import landing_line, record_fingerprint
 from .paginate import Page
 
@@ -50,5 +51,5 @@ def _payload(page: Page) -> bytes:
     payload = {"data": page.doc["data"], "pagination": page.doc["pagination"]}
     try:
         return orjson.dumps(payload)
-    except orjson.JSONEncodeError:  # integers beyond 64 bits: the stdlib writes them
-        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    except orjson.JSONEncodeError:  # huge numbers, deep nesting, lone surrogates: written back exactly
+        return jsonsafe.dumps(payload)

@@ -47,13 +47,19 @@ class ParentSet:
         return self.count
 
 
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
 def parent_id(record: Any) -> Optional[int]:
-    """The apprenticeship id a projects URL can be built from, or None (null, missing, 'A-17', ...)."""
+    """The apprenticeship id a projects URL can be built from, or None (null, missing, 'A-17', a float, or out of
+    the 64-bit range the lake keys on: such a record is landed for the transform to quarantine, not listed)."""
     if type(record) is not dict:
         return None
     value = record.get("id")
     if type(value) is int:
-        return value
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        return int(value.strip())
+        return value if INT64_MIN <= value <= INT64_MAX else None
+    if type(value) is str:
+        text = value.strip()
+        if text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= INT64_MAX:
+            return int(text)
     return None

@@ -14,8 +14,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
+from .. import jsonsafe
 from ..entities import ENTITIES
 from ..landing import run_prefix
 from ..storage import Storage
@@ -46,7 +45,7 @@ def take_over(storage: Storage, run_id: str) -> PriorAttempt:
             continue
         try:
             part = _read_part(storage.get(info.key), prior.done_parents)
-        except (OSError, EOFError, zlib.error, orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        except (OSError, EOFError, zlib.error, ValueError, KeyError, TypeError) as exc:
             # cannot happen with atomic writes; if it does, its parents are simply listed again
             log.warning(
                 "resume: %s is unreadable (%s): deleting it, its parents will be listed again",
@@ -73,7 +72,7 @@ def _read_part(data: bytes, done: ParentSet) -> dict[str, int]:
     for line in gzip.decompress(data).splitlines():
         if not line:
             continue
-        doc = orjson.loads(line)
+        doc = jsonsafe.loads(line)  # a landed page may hold anything valid JSON can
         pages += 1
         records += len(doc["data"])
         if doc["page_index"] == 0:

@@ -12,8 +12,7 @@ import asyncio
 import logging
 from typing import Any, Awaitable, Callable, Optional
 
-import orjson
-
+from ... import jsonsafe
 from ..errors import AuthError
 from ..redaction import Secret
 
@@ -47,8 +46,8 @@ class Auth:
     def accept(self, body: bytes) -> None:
         """A login's 200 body: its access_token becomes the current token."""
         try:
-            token = orjson.loads(body)["access_token"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+            token = jsonsafe.loads(body)["access_token"]  # whatever else the body holds (huge numbers, nesting)
+        except (ValueError, KeyError, TypeError):
             raise AuthError(
                 f"login to {self.display_url} answered 200 without an access_token", path="/login"
             ) from None

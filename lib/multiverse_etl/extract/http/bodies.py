@@ -3,27 +3,50 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from typing import Any, Optional
 
-import orjson
+import aiohttp
 
-from ..errors import ApiError
+from ... import jsonsafe
+from ..errors import ApiError, ResponseTooLarge
 from ..redaction import redact
 
 DETAIL_CHARS = 200
+READ_CHUNK = 64 * 1024  # bytes taken from the (already inflated) stream at a time
+
+
+async def read_bounded(resp: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
+    """The whole body, counted while it is read (after aiohttp's transparent gzip/deflate/br inflation):
+    at most `limit` bytes are ever held; a bigger body raises ResponseTooLarge naming `what` (the page, no
+    secrets) and the limit. A declared Content-Length over the limit (no encoding) is refused before reading."""
+    declared = resp.content_length
+    if declared is not None and declared > limit and not resp.headers.get("Content-Encoding"):
+        raise _too_large(what, limit, f"it declares {declared} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            resp.close()  # drop the connection: the rest of the body is never read nor inflated
+            raise _too_large(what, limit, f"more than {limit} bytes read")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(what: str, limit: int, seen: str) -> ResponseTooLarge:
+    return ResponseTooLarge(
+        f"{what}: the answer is larger than api.max_response_bytes = {limit} bytes after decompression "
+        f"({seen}); refused. Lower api.page_size, or raise api.max_response_bytes if such pages are expected"
+    )
 
 
 def parse_page(body: bytes) -> Optional[dict[str, Any]]:
     """The page as a dict with a list 'data' and a dict 'pagination', or None if it is not one."""
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        try:  # orjson refuses integers beyond 64 bits; the stdlib does not
-            doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            return None
+    try:  # any valid JSON: huge numbers, deep nesting, lone surrogates (jsonsafe); never a RecursionError
+        doc = jsonsafe.loads(body)
+    except ValueError:  # not JSON, or not UTF-8
+        return None
     if type(doc) is not dict or type(doc.get("data")) is not list or type(doc.get("pagination")) is not dict:
         return None
     return doc
@@ -33,9 +56,9 @@ def error_detail(body: bytes, secrets: tuple[str, ...]) -> str:
     """An error body's `detail` (or its start), one line, secrets redacted, for messages."""
     text = body[: DETAIL_CHARS * 2].decode("utf-8", "replace")
     try:
-        detail = json.loads(body).get("detail", text)
-        text = detail if isinstance(detail, str) else json.dumps(detail)[: DETAIL_CHARS * 2]
-    except (ValueError, AttributeError):
+        detail = jsonsafe.loads(body).get("detail", text)
+        text = detail if isinstance(detail, str) else jsonsafe.dumps(detail)[: DETAIL_CHARS * 2].decode()
+    except (ValueError, AttributeError, TypeError):
         pass
     return redact(" ".join(text.split())[:DETAIL_CHARS] or "<empty body>", secrets)
 

@@ -24,7 +24,7 @@ from yarl import URL
 from ..credentials import Credentials
 from ..errors import ApiError, AuthError, DeadPaginationToken, RetryBudgetExhausted
 from .auth import Auth
-from .bodies import describe, error_detail, parse_page, snippet, untrusted_certificate
+from .bodies import describe, error_detail, parse_page, read_bounded, snippet, untrusted_certificate
 from .counts import Counts
 from .limiter import DROP, NEUTRAL, OK, OVERLOAD, OVERLOAD_STATUS
 from .policy import Action, RetryBudget, RetryPolicy, decide, parse_retry_after
@@ -133,7 +133,7 @@ class ApiClient:
                 headers = self.auth.headers if form is None else None
                 async with session.request(method, url, headers=headers, data=form) as resp:
                     status = resp.status
-                    body = await resp.read()
+                    body = await read_bounded(resp, self.settings.max_response_bytes, self._page_name(method, url))
                     content_type = resp.content_type
                     if status == 429 or status == 503:
                         retry_after = parse_retry_after(resp.headers.get("Retry-After"))
@@ -267,6 +267,13 @@ class ApiClient:
     def _count_retry(self, entity: str, what: str) -> None:
         self.counts.retried(entity)
         self.budget.spend(what)
+
+    def _page_name(self, method: str, url: Union[str, URL]) -> str:
+        """`GET <url>` for messages: the configured URL without any user:password@ part (request URLs are built
+        as the base URL plus path and query, which hold no secret: the token travels in a header)."""
+        text = str(url)
+        tail = text[len(self.base_url) :] if text.startswith(self.base_url) else URL(text).path_qs
+        return f"{method} {self.display_url}{tail}"
 
     def _detail(self, body: bytes) -> str:
         return error_detail(body, self.secrets)

@@ -29,6 +29,7 @@ class ClientSettings:
     backoff_max_s: float = 30.0
     retry_budget: int = 100_000
     verify_tls: bool = True
+    max_response_bytes: int = 64 * 1024 * 1024  # of a body after decompression (bodies.read_bounded)
 
     @classmethod
     def from_config(cls, api: ApiConfig) -> ClientSettings:
@@ -44,6 +45,7 @@ class ClientSettings:
             backoff_max_s=api.backoff_max_s,
             retry_budget=api.retry_budget,
             verify_tls=api.verify_tls,
+            max_response_bytes=api.max_response_bytes,
         )
 
 
