@@ -39,10 +39,10 @@ demo-s3: setup
 smoke: setup
 	$(PY) jobs/smoke.py --env local
 
-# ruff (lint + format check) and mypy on lib/, settings in pyproject.toml (CI runs `make test`, so these too).
+# ruff (lint + format check) on lib, tests, bench, jobs and sample_api, mypy on lib/; settings in pyproject.toml (CI runs `make test`, so these too).
 lint: setup
-	$(VENV)/bin/ruff check lib
-	$(VENV)/bin/ruff format --check lib
+	$(VENV)/bin/ruff check lib tests bench jobs sample_api
+	$(VENV)/bin/ruff format --check lib tests bench jobs sample_api
 	$(VENV)/bin/mypy
 
 test: setup lint

@@ -46,14 +46,14 @@ from multiverse_etl.logs import setup_logging  # noqa: E402
 
 setup_logging("WARNING")
 
+from conftest import make_config  # noqa: E402
+from sample_api.dump import ground_truth  # noqa: E402
+from sample_api.settings import ServerSettings  # noqa: E402
 from support.delta_log import lake_snapshot, latest_version, write_in_flight  # noqa: E402
 from support.fault_server import RestartableApi  # noqa: E402
 from support.lake import Comparison, compare_lake  # noqa: E402
 from support.oracle import ENTITIES, Reference, reference_lake  # noqa: E402
 from support.processes import job_command, job_env, kill_when, paused  # noqa: E402
-from conftest import make_config  # noqa: E402
-from sample_api.dump import ground_truth  # noqa: E402
-from sample_api.settings import ServerSettings  # noqa: E402
 
 log = logging.getLogger("chaos")
 
@@ -96,12 +96,20 @@ class Chaos:
         return self.spark
 
     def config(self, lake: str, api_url: str = "http://127.0.0.1:9", **extract):
-        config = make_config(lake, env="local", api={"url": api_url, "backoff_base_s": 0.05, "backoff_max_s": 2.0,
-                                                      "max_attempts": 12},
-                             extract={"progress_interval_s": 3600.0, **extract},
-                             transform={"shuffle_partitions": self.args.shuffle_partitions})
-        return dataclasses.replace(config, spark=dataclasses.replace(config.spark, conf={
-            "spark.driver.memory": "3g", "spark.ui.enabled": "false", "spark.sql.adaptive.enabled": "false"}))
+        config = make_config(
+            lake,
+            env="local",
+            api={"url": api_url, "backoff_base_s": 0.05, "backoff_max_s": 2.0, "max_attempts": 12},
+            extract={"progress_interval_s": 3600.0, **extract},
+            transform={"shuffle_partitions": self.args.shuffle_partitions},
+        )
+        return dataclasses.replace(
+            config,
+            spark=dataclasses.replace(
+                config.spark,
+                conf={"spark.driver.memory": "3g", "spark.ui.enabled": "false", "spark.sql.adaptive.enabled": "false"},
+            ),
+        )
 
     def reference(self, corrupt_rate: float = 0.0) -> Reference:
         if corrupt_rate not in self._truth:
@@ -123,8 +131,13 @@ class Chaos:
         return compare_lake(self.session(), config, reference, None)
 
     def jobs_args(self, *extra: str) -> list[str]:
-        return ["--set", f"transform.shuffle_partitions={self.args.shuffle_partitions}",
-                "--set", "spark.conf.spark.driver.memory=3g", *extra]
+        return [
+            "--set",
+            f"transform.shuffle_partitions={self.args.shuffle_partitions}",
+            "--set",
+            "spark.conf.spark.driver.memory=3g",
+            *extra,
+        ]
 
     # ------------------------------------------------------------ scenarios
 
@@ -133,8 +146,18 @@ class Chaos:
         from multiverse_etl.transform import run_transform
 
         corrupt = 0.02
-        settings = ServerSettings(scale=self.scale, seed=self.seed, corrupt_rate=corrupt, fault_rate=0.1, drop_rate=0.02,
-                                  rate_limit=2000.0, token_ttl=500, latency_ms=2, max_page_size=100, fault_seed=3)
+        settings = ServerSettings(
+            scale=self.scale,
+            seed=self.seed,
+            corrupt_rate=corrupt,
+            fault_rate=0.1,
+            drop_rate=0.02,
+            rate_limit=2000.0,
+            token_ttl=500,
+            latency_ms=2,
+            max_page_size=100,
+            fault_seed=3,
+        )
         api = RestartableApi(settings)
         lake = self.lake("faults")
         config = self.config(str(lake), api.url, part_max_bytes=256 * 1024)
@@ -149,20 +172,35 @@ class Chaos:
         faults = api.describe_faults() + f" corrupt records {corrupt:.0%}"
         if api.restarts != 1:
             comparison.problems.append("the API was not restarted")
-        return Row("every API fault at once + API restart mid-extraction", faults, extracted.manifest["retries"],
-                   comparison, 0.0)
+        return Row(
+            "every API fault at once + API restart mid-extraction",
+            faults,
+            extracted.manifest["retries"],
+            comparison,
+            0.0,
+        )
 
     def extract_kills(self) -> Row:
-        api = RestartableApi(ServerSettings(scale=self.scale, seed=self.seed, fault_rate=0.05, drop_rate=0.01,
-                                               fault_seed=4))
+        api = RestartableApi(
+            ServerSettings(scale=self.scale, seed=self.seed, fault_rate=0.05, drop_rate=0.01, fault_seed=4)
+        )
         lake = self.lake("extract-kills")
-        command = job_command("extract", str(lake), "--api-url", api.url, "--set", "api.concurrency=16",
-                                 "--set", f"extract.part_max_bytes={max(2048, 3 * self.scale)}")
+        command = job_command(
+            "extract",
+            str(lake),
+            "--api-url",
+            api.url,
+            "--set",
+            "api.concurrency=16",
+            "--set",
+            f"extract.part_max_bytes={max(2048, 3 * self.scale)}",
+        )
         logs = self.work / "extract-kills.log"
         try:
             with open(logs, "w") as out:
-                first = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=job_env(),
-                                         start_new_session=True)
+                first = subprocess.Popen(
+                    command, stdout=out, stderr=subprocess.STDOUT, env=job_env(), start_new_session=True
+                )
             parts = lambda: len(list((lake / "raw" / "projects").rglob("part-*.jsonl.gz"))) >= 3  # noqa: E731
             kill_when(first, parts, timeout_s=300, poll_s=0.01, what="mid fan-out", log=logs)
             run_id = next((lake / "_state" / "extract_runs").glob("*.json")).stem
@@ -170,17 +208,29 @@ class Chaos:
             marker.unlink(missing_ok=True)
             env = job_env(TEST_PAUSE_AT="local-rename", TEST_PAUSE_NTH="2", TEST_PAUSE_MARKER=str(marker))
             with open(logs, "a") as out:
-                second = subprocess.Popen(paused(command + ["--resume", run_id]), stdout=out, stderr=subprocess.STDOUT,
-                                          env=env, start_new_session=True)
+                second = subprocess.Popen(
+                    paused(command + ["--resume", run_id]),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
+                )
             kill_when(second, marker.exists, timeout_s=300, poll_s=0.01, what="during a part write", log=logs)
             leftovers = list(lake.rglob(".tmp-*"))
-            done = subprocess.run(command + ["--resume", run_id], capture_output=True, text=True, timeout=600,
-                                  env=job_env())
+            done = subprocess.run(
+                command + ["--resume", run_id], capture_output=True, text=True, timeout=600, env=job_env()
+            )
         finally:
             api.stop()
         if done.returncode != 0:
-            return Row("extractor SIGKILL mid fan-out, then while a part is written; --resume x2", "", 0, None, 0.0,
-                       done.stderr.strip().splitlines()[-1][:120])
+            return Row(
+                "extractor SIGKILL mid fan-out, then while a part is written; --resume x2",
+                "",
+                0,
+                None,
+                0.0,
+                done.stderr.strip().splitlines()[-1][:120],
+            )
         from multiverse_etl.landing import read_manifest
         from multiverse_etl.storage import open_storage
 
@@ -188,13 +238,18 @@ class Chaos:
         comparison = self.repair(lake, self.reference())
         if not leftovers:
             comparison.problems.append("no half-written part: the second kill was not during a part write")
-        return Row("extractor SIGKILL mid fan-out, then while a part is written; --resume x2",
-                   f"2 SIGKILLs ({len(leftovers)} half-written temp part left) " + api.describe_faults(),
-                   manifest.retries, comparison, 0.0, f"attempt {manifest.attempt}")
+        return Row(
+            "extractor SIGKILL mid fan-out, then while a part is written; --resume x2",
+            f"2 SIGKILLs ({len(leftovers)} half-written temp part left) " + api.describe_faults(),
+            manifest.retries,
+            comparison,
+            0.0,
+            f"attempt {manifest.attempt}",
+        )
 
     def extract_clean(self, lake: Path) -> str:
-        from support.extract import start_api
         from multiverse_etl.extract import run_extract
+        from support.extract import start_api
 
         server = start_api(scale=self.scale, seed=self.seed)
         try:
@@ -207,8 +262,13 @@ class Chaos:
         self.extract_clean(lake)
         logs = self.work / "transform-bronze.log"
         with open(logs, "w") as out:
-            job = subprocess.Popen(job_command("transform", str(lake), *self.jobs_args()), stdout=out,
-                                   stderr=subprocess.STDOUT, env=job_env(), start_new_session=True)
+            job = subprocess.Popen(
+                job_command("transform", str(lake), *self.jobs_args()),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=job_env(),
+                start_new_session=True,
+            )
         bronze_done = lambda: all(latest_version(lake / f"bronze/{e}") >= 1 for e in ENTITIES)  # noqa: E731
         kill_when(job, bronze_done, timeout_s=900, poll_s=0.01, what="between bronze and silver", log=logs)
         state = lake_snapshot(lake)
@@ -216,8 +276,13 @@ class Chaos:
         comparison = self.repair(lake, self.reference())
         if not silver_untouched:
             comparison.problems.append("silver had moved before the kill")
-        return Row("transform SIGKILL between bronze and silver; re-run", "SIGKILL after the bronze commits", 0,
-                   comparison, 0.0)
+        return Row(
+            "transform SIGKILL between bronze and silver; re-run",
+            "SIGKILL after the bronze commits",
+            0,
+            comparison,
+            0.0,
+        )
 
     def transform_merge(self) -> Row:
         from support.extract import start_api
@@ -230,8 +295,11 @@ class Chaos:
             procs = []
             for path in logs:
                 with open(path, "w") as out:
-                    procs.append(subprocess.Popen(pipeline, stdout=out, stderr=subprocess.STDOUT, env=job_env(),
-                                                  start_new_session=True))
+                    procs.append(
+                        subprocess.Popen(
+                            pipeline, stdout=out, stderr=subprocess.STDOUT, env=job_env(), start_new_session=True
+                        )
+                    )
             started = time.monotonic()
             while all(p.poll() is None for p in procs) and time.monotonic() - started < 120:
                 time.sleep(0.01)
@@ -240,8 +308,14 @@ class Chaos:
                 for p in procs:
                     if p.poll() is None:
                         os.killpg(os.getpgid(p.pid), 9)
-                return Row("2 pipelines at once; SIGKILL during a MERGE; re-run", "", 0, None, 0.0,
-                           "the second pipeline was not refused")
+                return Row(
+                    "2 pipelines at once; SIGKILL during a MERGE; re-run",
+                    "",
+                    0,
+                    None,
+                    0.0,
+                    "the second pipeline was not refused",
+                )
             refused_in = time.monotonic() - started
             loser, winner = ended[0], 1 - ended[0]
             refused = "locked by" in logs[loser].read_text() and procs[loser].returncode != 0
@@ -259,10 +333,14 @@ class Chaos:
             note.append("the MERGE had committed before the kill")
         if len(state["manifests"]) != 1:
             note.append(f"{len(state['manifests'])} runs landed")
-        return Row("2 pipelines at once (2nd refused in %.1fs); SIGKILL during a silver MERGE; re-run" % refused_in,
-                   f"concurrent start, SIGKILL with {len(state['uncommitted']['silver/projects'])} MERGE files uncommitted",
-                   0, comparison if not note else dataclasses.replace(comparison, problems=comparison.problems + note),
-                   0.0, "; ".join(note))
+        return Row(
+            f"2 pipelines at once (2nd refused in {refused_in:.1f}s); SIGKILL during a silver MERGE; re-run",
+            f"concurrent start, SIGKILL with {len(state['uncommitted']['silver/projects'])} MERGE files uncommitted",
+            0,
+            comparison if not note else dataclasses.replace(comparison, problems=comparison.problems + note),
+            0.0,
+            "; ".join(note),
+        )
 
 
 SCENARIOS: dict[str, Callable[[Chaos], Row]] = {
@@ -274,16 +352,45 @@ SCENARIOS: dict[str, Callable[[Chaos], Row]] = {
 
 
 def table(rows: list[Row], scale: int) -> str:
-    header = ("scenario", "faults injected", "requests retried", "records expected", "records in the lake", "missing",
-              "duplicated", "quarantined", "result", "wall s")
-    lines = [[r.scenario, r.faults, f"{r.retried:,}",
-              *([f"{r.comparison.expected:,}", f"{r.comparison.in_lake:,}", f"{r.comparison.missing:,}",
-                 f"{r.comparison.duplicated:,}", f"{r.comparison.quarantined:,}"] if r.comparison else ["-"] * 5),
-              r.result, f"{r.seconds:.0f}"] for r in rows]
+    header = (
+        "scenario",
+        "faults injected",
+        "requests retried",
+        "records expected",
+        "records in the lake",
+        "missing",
+        "duplicated",
+        "quarantined",
+        "result",
+        "wall s",
+    )
+    lines = [
+        [
+            r.scenario,
+            r.faults,
+            f"{r.retried:,}",
+            *(
+                [
+                    f"{r.comparison.expected:,}",
+                    f"{r.comparison.in_lake:,}",
+                    f"{r.comparison.missing:,}",
+                    f"{r.comparison.duplicated:,}",
+                    f"{r.comparison.quarantined:,}",
+                ]
+                if r.comparison
+                else ["-"] * 5
+            ),
+            r.result,
+            f"{r.seconds:.0f}",
+        ]
+        for r in rows
+    ]
     widths = [max(len(str(x)) for x in column) for column in zip(header, *lines)]
-    out = [f"chaos at {scale:,} apprenticeships (records = apprenticeships + projects + programmes served)",
-           " | ".join(h.ljust(w) for h, w in zip(header, widths)),
-           "-|-".join("-" * w for w in widths)]
+    out = [
+        f"chaos at {scale:,} apprenticeships (records = apprenticeships + projects + programmes served)",
+        " | ".join(h.ljust(w) for h, w in zip(header, widths)),
+        "-|-".join("-" * w for w in widths),
+    ]
     out += [" | ".join(str(x).ljust(w) for x, w in zip(line, widths)) for line in lines]
     return "\n".join(out)
 

@@ -59,25 +59,41 @@ def worker_extractor(url: str, lake: str, overrides: str = "{}", truth: str = ""
     from multiverse_etl.logs import setup_logging
 
     setup_logging("WARNING")
-    config = load_config("local", {"lake.root": lake, "api.url": url, "extract.progress_interval_s": 3600,
-                                   **json.loads(overrides)})
+    config = load_config(
+        "local", {"lake.root": lake, "api.url": url, "extract.progress_interval_s": 3600, **json.loads(overrides)}
+    )
     cpu0, _ = _usage()
     started = time.perf_counter()
     try:
         result = run_extract(config, mode="full")
     except Exception as exc:  # noqa: BLE001 - a failed run is a result of the benchmark
-        return {"wall_s": time.perf_counter() - started, "requests": 0, "records": 0, "cpu_s": None,
-                "peak_rss_mib": None, "retries": 0, "failed": f"{type(exc).__name__}: {exc}"[:160]}
+        return {
+            "wall_s": time.perf_counter() - started,
+            "requests": 0,
+            "records": 0,
+            "cpu_s": None,
+            "peak_rss_mib": None,
+            "retries": 0,
+            "failed": f"{type(exc).__name__}: {exc}"[:160],
+        }
     wall = time.perf_counter() - started
     cpu1, peak = _usage()
     manifest = result.manifest
     records = sum(e["records"] for e in manifest["entities"].values())
-    out = {"wall_s": wall, "requests": manifest["requests"], "records": records, "cpu_s": cpu1 - cpu0,
-           "peak_rss_mib": peak, "retries": manifest["retries"], "logins": manifest["logins"],
-           "pages": sum(e["pages"] for e in manifest["entities"].values()), "client": manifest.get("client")}
+    out = {
+        "wall_s": wall,
+        "requests": manifest["requests"],
+        "records": records,
+        "cpu_s": cpu1 - cpu0,
+        "peak_rss_mib": peak,
+        "retries": manifest["retries"],
+        "logins": manifest["logins"],
+        "pages": sum(e["pages"] for e in manifest["entities"].values()),
+        "client": manifest.get("client"),
+    }
     if truth:  # "scale,seed": compare the landing with the ground truth
-        from support.extract import assert_matches_ground_truth
         from multiverse_etl.storage import open_storage
+        from support.extract import assert_matches_ground_truth
 
         scale, seed = map(int, truth.split(","))
         try:
@@ -114,8 +130,9 @@ def worker_naive(url: str, seconds: float) -> dict[str, Any]:
             break
         params = {}
         while True:
-            page = requests.get(f"{url}/apprenticeships/{apprenticeship_id}/projects", params=params,
-                                headers=headers).json()
+            page = requests.get(
+                f"{url}/apprenticeships/{apprenticeship_id}/projects", params=params, headers=headers
+            ).json()
             requests_made += 1
             records += len(page["data"])
             if not page["pagination"]["next_token"]:
@@ -123,16 +140,36 @@ def worker_naive(url: str, seconds: float) -> dict[str, Any]:
             params = {"pagination_token": page["pagination"]["next_token"]}
     wall = time.perf_counter() - started
     cpu1, peak = _usage()
-    return {"wall_s": wall, "requests": requests_made, "records": records, "cpu_s": cpu1 - cpu0,
-            "peak_rss_mib": peak, "retries": 0, "sampled": True}
+    return {
+        "wall_s": wall,
+        "requests": requests_made,
+        "records": records,
+        "cpu_s": cpu1 - cpu0,
+        "peak_rss_mib": peak,
+        "retries": 0,
+        "sampled": True,
+    }
 
 
 # ---------------------------------------------------------------- orchestration
 
 
 def start_server(scale: int, latency_ms: float, *flags: str) -> tuple[subprocess.Popen, str]:
-    command = [sys.executable, "-m", "sample_api", "serve", "--log-level", "warning", "--port", "0",
-               "--scale", str(scale), "--seed", "42", *flags]
+    command = [
+        sys.executable,
+        "-m",
+        "sample_api",
+        "serve",
+        "--log-level",
+        "warning",
+        "--port",
+        "0",
+        "--scale",
+        str(scale),
+        "--seed",
+        "42",
+        *flags,
+    ]
     if latency_ms:
         command += ["--latency-ms", str(latency_ms)]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
@@ -147,8 +184,14 @@ def start_server(scale: int, latency_ms: float, *flags: str) -> tuple[subprocess
 
 def run_worker(*args: str, lib: Optional[str] = None) -> dict[str, Any]:
     env = {**os.environ, "BENCH_LIB": lib} if lib else None
-    done = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=3600, env=env)
+    done = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--worker", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        env=env,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"worker {args[0]} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -163,21 +206,34 @@ def run_wrk(url: str, scale: int, seconds: int, connections: int = 64) -> dict[s
     page = requests.get(f"{url}/apprenticeships", params={"page_size": min(scale, 10_000)}, headers=headers).json()
     ids = [row["id"] for row in page["data"]]
     random.Random(1).shuffle(ids)
-    script = ("local ids = {" + ",".join(map(str, ids)) + "}\nlocal i = 0\n"
-              f'wrk.headers["Authorization"] = "Bearer {token}"\n'
-              "request = function()\n  i = i + 1\n"
-              '  return wrk.format("GET", "/apprenticeships/" .. ids[(i % #ids) + 1] .. "/projects")\nend\n')
+    script = (
+        "local ids = {" + ",".join(map(str, ids)) + "}\nlocal i = 0\n"
+        f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+        "request = function()\n  i = i + 1\n"
+        '  return wrk.format("GET", "/apprenticeships/" .. ids[(i % #ids) + 1] .. "/projects")\nend\n'
+    )
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
     try:
-        out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", handle.name, url],
-                             capture_output=True, text=True, timeout=seconds + 60).stdout
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", handle.name, url],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+        ).stdout
     finally:
         os.unlink(handle.name)
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
-    return {"wall_s": float(seconds), "requests": total, "records": None, "cpu_s": None, "peak_rss_mib": None,
-            "retries": 0, "rate": rate}
+    return {
+        "wall_s": float(seconds),
+        "requests": total,
+        "records": None,
+        "cpu_s": None,
+        "peak_rss_mib": None,
+        "retries": 0,
+        "rate": rate,
+    }
 
 
 def rate(result: dict[str, Any]) -> float:
@@ -211,38 +267,67 @@ def bench_scale(scale: int, naive_seconds: float, wrk_seconds: int, lake_dir: st
 
 def row(scale: int, scenario: str, client: str, result: dict[str, Any], vs_baseline: Optional[float]) -> dict[str, Any]:
     # the result's own "client" (the extractor's limiter statistics) must not replace the row's label
-    return {**result, "scale": scale, "scenario": scenario, "client": client, "client_stats": result.get("client"),
-            "rps": rate(result), "vs": vs_baseline}
+    return {
+        **result,
+        "scale": scale,
+        "scenario": scenario,
+        "client": client,
+        "client_stats": result.get("client"),
+        "rps": rate(result),
+        "vs": vs_baseline,
+    }
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    head = (f"{'apprenticeships':>15}  {'scenario':<14}{'client':<26}{'wall s':>8}{'requests':>10}{'req/s':>9}"
-            f"{'records/s':>11}{'CPU ms/req':>11}{'peak RSS MiB':>13}{'vs baseline':>13}")
+    head = (
+        f"{'apprenticeships':>15}  {'scenario':<14}{'client':<26}{'wall s':>8}{'requests':>10}{'req/s':>9}"
+        f"{'records/s':>11}{'CPU ms/req':>11}{'peak RSS MiB':>13}{'vs baseline':>13}"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
         records = f"{r['records'] / r['wall_s']:.0f}" if r["records"] is not None else "-"
         cpu = f"{1000 * r['cpu_s'] / r['requests']:.3f}" if r["cpu_s"] is not None else "-"
         rss = f"{r['peak_rss_mib']:.0f}" if r["peak_rss_mib"] is not None else "-"
-        vs = "-" if r["vs"] is None else (f"{r['vs']:.1f}x" if r["scenario"].startswith("latency") else f"{r['vs']:.0%}")
-        print(f"{r['scale']:>15,}  {r['scenario']:<14}{r['client']:<26}{r['wall_s']:>8.1f}{r['requests']:>10,}"
-              f"{r['rps']:>9.0f}{records:>11}{cpu:>11}{rss:>13}{vs:>13}")
+        vs = (
+            "-" if r["vs"] is None else (f"{r['vs']:.1f}x" if r["scenario"].startswith("latency") else f"{r['vs']:.0%}")
+        )
+        print(
+            f"{r['scale']:>15,}  {r['scenario']:<14}{r['client']:<26}{r['wall_s']:>8.1f}{r['requests']:>10,}"
+            f"{r['rps']:>9.0f}{records:>11}{cpu:>11}{rss:>13}{vs:>13}"
+        )
     print()
     for r in rows:
         if not r["client"].startswith("extractor"):
             continue
         if r["scenario"].startswith("latency"):
-            print(f"target latency-bound  {r['scale']:>7,}: {r['vs']:.1f}x naive (>= 10x): {'met' if r['vs'] >= 10 else 'MISSED'}")
+            print(
+                f"target latency-bound  {r['scale']:>7,}: {r['vs']:.1f}x naive (>= 10x): {'met' if r['vs'] >= 10 else 'MISSED'}"
+            )
         else:
-            print(f"target CPU-bound      {r['scale']:>7,}: {r['vs']:.0%} of wrk (>= 50%): {'met' if r['vs'] >= 0.5 else 'MISSED'}")
+            print(
+                f"target CPU-bound      {r['scale']:>7,}: {r['vs']:.0%} of wrk (>= 50%): {'met' if r['vs'] >= 0.5 else 'MISSED'}"
+            )
     peak = max(r["peak_rss_mib"] for r in rows if r["client"].startswith("extractor"))
     print(f"target peak RSS: max {peak:.0f} MiB over all extractor runs (< 300 MiB, flat in the scale)")
 
 
 # ---------------------------------------------------------------- issue 12: the limiter's cases
 
-EVERY_FAULT = ["--fault-rate", "0.1", "--drop-rate", "0.02", "--max-page-size", "25", "--rate-limit", "500",
-               "--token-ttl", "10", "--fault-seed", "5"]
+EVERY_FAULT = [
+    "--fault-rate",
+    "0.1",
+    "--drop-rate",
+    "0.02",
+    "--max-page-size",
+    "25",
+    "--rate-limit",
+    "500",
+    "--token-ttl",
+    "10",
+    "--fault-seed",
+    "5",
+]
 
 
 def unloaded_p50_ms(url: str, samples: int = 40) -> float:
@@ -260,15 +345,29 @@ def unloaded_p50_ms(url: str, samples: int = 40) -> float:
     return 1000 * sorted(times)[len(times) // 2]
 
 
-def one_case(name: str, scale: int, flags: list[str], lake: str, libs: dict[str, Optional[str]],
-             overrides: Optional[dict] = None, truth: bool = False, latency_ms: float = 0) -> list[dict[str, Any]]:
+def one_case(
+    name: str,
+    scale: int,
+    flags: list[str],
+    lake: str,
+    libs: dict[str, Optional[str]],
+    overrides: Optional[dict] = None,
+    truth: bool = False,
+    latency_ms: float = 0,
+) -> list[dict[str, Any]]:
     out = []
     for label, lib in libs.items():
         proc, url = start_server(scale, latency_ms, *flags)
         try:
             extra = {"p50_unloaded_ms": unloaded_p50_ms(url)} if name.startswith("saturating") else {}
-            result = run_worker("extractor", url, os.path.join(lake, f"{name}-{label}".replace(" ", "_")),
-                                json.dumps(overrides or {}), f"{scale},42" if truth else "", lib=lib)
+            result = run_worker(
+                "extractor",
+                url,
+                os.path.join(lake, f"{name}-{label}".replace(" ", "_")),
+                json.dumps(overrides or {}),
+                f"{scale},42" if truth else "",
+                lib=lib,
+            )
         finally:
             proc.kill()
             proc.wait()
@@ -277,17 +376,22 @@ def one_case(name: str, scale: int, flags: list[str], lake: str, libs: dict[str,
 
 
 def print_adaptive(rows: list[dict[str, Any]]) -> None:
-    head = (f"{'case':<34}{'code':<8}{'wall s':>8}{'requests':>10}{'2xx/s':>8}{'429 %':>7}{'limit fin/min/max':>19}"
-            f"{'logins':>8}{'p50 ms':>8}  result")
+    head = (
+        f"{'case':<34}{'code':<8}{'wall s':>8}{'requests':>10}{'2xx/s':>8}{'429 %':>7}{'limit fin/min/max':>19}"
+        f"{'logins':>8}{'p50 ms':>8}  result"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
         client = r.get("client") or {}
         pages = r.get("pages") or 0
         useful = (pages / r["wall_s"]) if pages else 0.0
-        share = 100 * (client["status_429"] / r["requests"]) if client and r["requests"] else (
-            100 * r["retries"] / r["requests"] if r["requests"] else 0.0)
-        limit = (f"{client['limit_final']}/{client['limit_min']}/{client['limit_max']}" if client else "-")
+        share = (
+            100 * (client["status_429"] / r["requests"])
+            if client and r["requests"]
+            else (100 * r["retries"] / r["requests"] if r["requests"] else 0.0)
+        )
+        limit = f"{client['limit_final']}/{client['limit_min']}/{client['limit_max']}" if client else "-"
         p50 = (client.get("latency") or {}).get("p50_ms") if client else None
         notes = []
         if "p50_unloaded_ms" in r:
@@ -298,20 +402,24 @@ def print_adaptive(rows: list[dict[str, Any]]) -> None:
             notes.append("FAILED " + r["failed"])
         if r.get("logins"):
             notes.append(f"requests/login {r['requests'] / r['logins']:.0f}")
-        print(f"{r['case']:<34}{r['code']:<8}{r['wall_s']:>8.1f}{r['requests']:>10,}{useful:>8.0f}{share:>7.1f}"
-              f"{limit:>19}{r.get('logins') or 0:>8}{'-' if p50 is None else f'{p50:.1f}':>8}  {'; '.join(notes)}")
+        print(
+            f"{r['case']:<34}{r['code']:<8}{r['wall_s']:>8.1f}{r['requests']:>10,}{useful:>8.0f}{share:>7.1f}"
+            f"{limit:>19}{r.get('logins') or 0:>8}{'-' if p50 is None else f'{p50:.1f}':>8}  {'; '.join(notes)}"
+        )
 
 
-def bench_adaptive(lake: str, before: Optional[str], wrk_seconds: int, naive_seconds: float,
-                   cpu_scale: int, latency_scale: int) -> None:
+def bench_adaptive(
+    lake: str, before: Optional[str], wrk_seconds: int, naive_seconds: float, cpu_scale: int, latency_scale: int
+) -> None:
     libs: dict[str, Optional[str]] = {"after": None}
     if before:
         libs = {"before": before, "after": None}
     rows = []
     rows += one_case("rate-limited 200/s, 3,000", 3000, ["--rate-limit", "200"], lake, libs)
     rows += one_case("saturating C=8, 10 ms, 3,000", 3000, ["--max-concurrency", "8"], lake, libs, latency_ms=10)
-    rows += one_case("TTL 10 + every fault, 20,000", 20_000, EVERY_FAULT, lake, libs, truth=True,
-                     overrides={"api.page_size": 1000})
+    rows += one_case(
+        "TTL 10 + every fault, 20,000", 20_000, EVERY_FAULT, lake, libs, truth=True, overrides={"api.page_size": 1000}
+    )
     print_adaptive(rows)
     print("saturating replica: its throughput is C / mean latency = 8 / 10 ms = 800 requests/s")
     print()
@@ -326,8 +434,9 @@ def bench_adaptive(lake: str, before: Optional[str], wrk_seconds: int, naive_sec
             proc.kill()
             proc.wait()
         table.append(row(latency_scale, f"latency {LATENCY_MS} ms", "naive requests (sampled)", naive, None))
-        table.append(row(latency_scale, f"latency {LATENCY_MS} ms", f"extractor ({label})", ours,
-                         rate(ours) / rate(naive)))
+        table.append(
+            row(latency_scale, f"latency {LATENCY_MS} ms", f"extractor ({label})", ours, rate(ours) / rate(naive))
+        )
         proc, url = start_server(cpu_scale, 0)
         try:
             ours = run_worker("extractor", url, os.path.join(lake, f"cpu-{label}"), lib=lib)
@@ -337,7 +446,9 @@ def bench_adaptive(lake: str, before: Optional[str], wrk_seconds: int, naive_sec
             proc.wait()
         if wrk:
             table.append(row(cpu_scale, "no latency", "wrk -c64 projects", wrk, None))
-        table.append(row(cpu_scale, "no latency", f"extractor ({label})", ours, rate(ours) / rate(wrk) if wrk else None))
+        table.append(
+            row(cpu_scale, "no latency", f"extractor ({label})", ours, rate(ours) / rate(wrk) if wrk else None)
+        )
     print_table(table)
 
 
@@ -457,8 +568,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--naive-seconds", type=float, default=15.0, help="how long the naive client runs")
     parser.add_argument("--wrk-seconds", type=int, default=10)
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
-    parser.add_argument("--adaptive", action="store_true",
-                        help="issue 12's cases: rate-limited, saturating, TTL 10 + every fault, no-regression")
+    parser.add_argument(
+        "--adaptive",
+        action="store_true",
+        help="issue 12's cases: rate-limited, saturating, TTL 10 + every fault, no-regression",
+    )
     parser.add_argument("--before", help="a lib/ folder of the code before the change, run in the same table")
     parser.add_argument("--cpu-scale", type=int, default=100_000)
     parser.add_argument("--latency-scale", type=int, default=10_000)
@@ -466,8 +580,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--scale", type=int, help="apprenticeships for --case (default: the issue's)")
     args = parser.parse_args(argv)
     if args.case and not args.worker:
-        print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, "
-              f"load average {os.getloadavg()[0]:.1f}")
+        print(
+            f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, "
+            f"load average {os.getloadavg()[0]:.1f}"
+        )
         with tempfile.TemporaryDirectory(prefix="bench-extract-") as lake_dir:
             for line in run_case(args.case, lake_dir, args.scale):
                 print(line)
@@ -476,8 +592,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.adaptive and not args.worker:
         print(f"# {os.cpu_count()} CPUs; load average before: {os.getloadavg()[0]:.1f}")
         with tempfile.TemporaryDirectory(prefix="bench-extract-") as lake_dir:
-            bench_adaptive(lake_dir, args.before, args.wrk_seconds, args.naive_seconds, args.cpu_scale,
-                           args.latency_scale)
+            bench_adaptive(
+                lake_dir, args.before, args.wrk_seconds, args.naive_seconds, args.cpu_scale, args.latency_scale
+            )
         print(f"# load average after: {os.getloadavg()[0]:.1f}")
         return 0
     if args.worker:

@@ -48,9 +48,24 @@ def start_server(scale: int, seed: int) -> tuple[subprocess.Popen[str], str, flo
     """Start the CLI server; (process, url, seconds until it listened)."""
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sample_api", "serve", "--log-level", "warning", "--port", "0",
-         "--scale", str(scale), "--seed", str(seed)],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "sample_api",
+            "serve",
+            "--log-level",
+            "warning",
+            "--port",
+            "0",
+            "--scale",
+            str(scale),
+            "--seed",
+            str(seed),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     match = re.search(r"listening on (http://\S+)", line)
@@ -77,16 +92,24 @@ def rss_mib(pid: int) -> tuple[float, float]:
 
 
 def run_wrk(url: str, script: str, duration: int, connections: int) -> dict[str, Any]:
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
-                          "-s", script, url], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script, url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p50 = re.search(r"50%\s+(\S+)", out)
     p99 = re.search(r"99%\s+(\S+)", out)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: (.*)", out)
-    return {"rps": rps, "p50": p50.group(1) if p50 else "?", "p99": p99.group(1) if p99 else "?",
-            "non2xx": int(errors.group(1)) if errors else 0,
-            "socket_errors": socket_errors.group(1) if socket_errors else "none"}
+    return {
+        "rps": rps,
+        "p50": p50.group(1) if p50 else "?",
+        "p99": p99.group(1) if p99 else "?",
+        "non2xx": int(errors.group(1)) if errors else 0,
+        "socket_errors": socket_errors.group(1) if socket_errors else "none",
+    }
 
 
 def bench_scale(scale: int, seed: int, duration: int, connections: int) -> dict[str, Any]:
@@ -107,8 +130,14 @@ def bench_scale(scale: int, seed: int, duration: int, connections: int) -> dict[
     finally:
         proc.terminate()
         proc.wait(10)
-    return {"scale": scale, "startup_s": startup, "rss_mib": rss, "peak_rss_mib": peak,
-            "avg_projects": projects_per_request, **result}
+    return {
+        "scale": scale,
+        "startup_s": startup,
+        "rss_mib": rss,
+        "peak_rss_mib": peak,
+        "avg_projects": projects_per_request,
+        **result,
+    }
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -123,14 +152,18 @@ def main(argv: Optional[list[str]] = None) -> int:
         print("wrk not found: apt-get install wrk", file=sys.stderr)
         return 2
     rows = [bench_scale(s, args.seed, args.duration, args.connections) for s in args.scales]
-    header = (f"{'scale':>9} {'start s':>8} {'RSS MiB':>8} {'peak MiB':>9} {'req/s':>8} "
-              f"{'p50':>8} {'p99':>8} {'non-2xx':>8} {'proj/req':>8}")
+    header = (
+        f"{'scale':>9} {'start s':>8} {'RSS MiB':>8} {'peak MiB':>9} {'req/s':>8} "
+        f"{'p50':>8} {'p99':>8} {'non-2xx':>8} {'proj/req':>8}"
+    )
     print(f"wrk -t1 -c{args.connections} -d{args.duration}s, GET /apprenticeships/{{id}}/projects")
     print(header)
     for r in rows:
-        print(f"{r['scale']:>9} {r['startup_s']:>8.2f} {r['rss_mib']:>8.0f} "
-              f"{r['peak_rss_mib']:>9.0f} {r['rps']:>8.0f} {r['p50']:>8} {r['p99']:>8} "
-              f"{r['non2xx']:>8} {r['avg_projects']:>8.2f}")
+        print(
+            f"{r['scale']:>9} {r['startup_s']:>8.2f} {r['rss_mib']:>8.0f} "
+            f"{r['peak_rss_mib']:>9.0f} {r['rps']:>8.0f} {r['p50']:>8} {r['p99']:>8} "
+            f"{r['non2xx']:>8} {r['avg_projects']:>8.2f}"
+        )
         if r["socket_errors"] != "none":
             print(f"          socket errors: {r['socket_errors']}")
     return 0 if all(r["rps"] >= args.min_rps for r in rows) else 1

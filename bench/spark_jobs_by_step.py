@@ -21,10 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "lib"), str(ROOT), str(ROOT / "bench")]
 
-from transform import synthesise_landing  # noqa: E402
-
 from multiverse_etl.config import load_config  # noqa: E402
 from multiverse_etl.logs import setup_logging  # noqa: E402
+from transform import synthesise_landing  # noqa: E402
 
 
 def _jobs(spark) -> list[dict]:
@@ -53,8 +52,17 @@ def _site(job: dict) -> str:
     return f"{group:<16} {name} | {description}" if description else f"{group:<16} {name}"
 
 
-STEPS = ("ensure_tables", "loaded_runs", "table_versions", "prepare_entity", "listed_parents", "write_quarantine",
-         "merge_silver", "refresh_gold", "write_audit")
+STEPS = (
+    "ensure_tables",
+    "loaded_runs",
+    "table_versions",
+    "prepare_entity",
+    "listed_parents",
+    "write_quarantine",
+    "merge_silver",
+    "refresh_gold",
+    "write_audit",
+)
 
 
 def _label_steps(spark) -> None:
@@ -94,9 +102,14 @@ def main() -> int:
         base,
         transform=dataclasses.replace(base.transform, shuffle_partitions=args.shuffle_partitions),
         spark=dataclasses.replace(
-            base.spark, conf={**base.spark.conf, "spark.ui.enabled": "true", "spark.ui.retainedJobs": "100000",
-                              "spark.ui.port": "0",
-                              **dict(item.split("=", 1) for item in args.conf)}
+            base.spark,
+            conf={
+                **base.spark.conf,
+                "spark.ui.enabled": "true",
+                "spark.ui.retainedJobs": "100000",
+                "spark.ui.port": "0",
+                **dict(item.split("=", 1) for item in args.conf),
+            },
         ),
     )
     spark = build_spark(config, "jobs-by-step")
@@ -128,8 +141,10 @@ def main() -> int:
                 groups[job.get("jobGroup") or "-"].append(_seconds(job))
             if args.detail:
                 for job in sorted(jobs, key=lambda j: j["jobId"]):
-                    print(f"    job {job['jobId']:>4} {_seconds(job):>6.2f}s tasks {job.get('numTasks', 0):>4}"
-                          f" (skipped {job.get('numSkippedTasks', 0):>3}) stages {job.get('stageIds')} {_site(job)[:110]}")
+                    print(
+                        f"    job {job['jobId']:>4} {_seconds(job):>6.2f}s tasks {job.get('numTasks', 0):>4}"
+                        f" (skipped {job.get('numSkippedTasks', 0):>3}) stages {job.get('stageIds')} {_site(job)[:110]}"
+                    )
             print("  by step: " + ", ".join(f"{g} {len(t)} jobs {sum(t):.1f}s" for g, t in sorted(groups.items())))
     finally:
         spark.stop()

@@ -42,8 +42,17 @@ sys.path[:0] = [str(ROOT / "lib"), str(ROOT)]
 
 
 from multiverse_etl.config import load_config  # noqa: E402
-from multiverse_etl.landing import (FINGERPRINT_SCHEME, EntityManifest, LandingDigest, Manifest, Part, landing_line, new_run_id, part_key,  # noqa: E402
-                                    write_manifest)
+from multiverse_etl.landing import (  # noqa: E402
+    FINGERPRINT_SCHEME,
+    EntityManifest,
+    LandingDigest,
+    Manifest,
+    Part,
+    landing_line,
+    new_run_id,
+    part_key,
+    write_manifest,
+)
 from multiverse_etl.logs import setup_logging  # noqa: E402
 from multiverse_etl.storage import open_storage, spark_path  # noqa: E402
 
@@ -97,16 +106,25 @@ def _line(entity: str, run_id: str, page_index: int, parent, rows: list[bytes], 
     payload = b'{"data":[' + b",".join(rows) + b'],"pagination":' + pagination + b"}"
     path = f"/apprenticeships/{parent}/projects" if parent is not None else f"/{entity}"
     prints = [record_fingerprint(record, parent) for record in orjson.loads(payload)["data"]]
-    return landing_line(entity, run_id, extracted_at, page_index, path, {"page_size": PAGE_SIZE},
-                        {"apprenticeship_id": parent} if parent is not None else None, payload, prints)
+    return landing_line(
+        entity,
+        run_id,
+        extracted_at,
+        page_index,
+        path,
+        {"page_size": PAGE_SIZE},
+        {"apprenticeship_id": parent} if parent is not None else None,
+        payload,
+        prints,
+    )
 
 
-def synthesise_landing(root: str, scale: int, seed: int = 42, corrupt_rate: float = 0.01,
-                       generation: int = 0) -> Manifest:
+def synthesise_landing(
+    root: str, scale: int, seed: int = 42, corrupt_rate: float = 0.01, generation: int = 0
+) -> Manifest:
     """Write one full run of the dataset the replica would serve at `scale` (and `generation`); the manifest."""
-    from sample_api.data import build_dataset
-
     from multiverse_etl.extract.paginate import utc_now_iso
+    from sample_api.data import build_dataset
 
     storage = open_storage(root)
     ds = build_dataset(scale, seed, generation, corrupt_rate)
@@ -126,11 +144,21 @@ def synthesise_landing(root: str, scale: int, seed: int = 42, corrupt_rate: floa
     entities = {}
     for entity, writer in writers.items():
         writer.flush()
-        entities[entity] = EntityManifest(pages=sum(p.pages for p in writer.parts),
-                                          records=sum(p.records for p in writer.parts), complete_listing=True,
-                                          parts=tuple(writer.parts), digest=writer.digest.text())
-    manifest = Manifest(run_id=run_id, mode="full", started_at=started, finished_at=utc_now_iso(), entities=entities,
-                        record_fingerprints=FINGERPRINT_SCHEME)
+        entities[entity] = EntityManifest(
+            pages=sum(p.pages for p in writer.parts),
+            records=sum(p.records for p in writer.parts),
+            complete_listing=True,
+            parts=tuple(writer.parts),
+            digest=writer.digest.text(),
+        )
+    manifest = Manifest(
+        run_id=run_id,
+        mode="full",
+        started_at=started,
+        finished_at=utc_now_iso(),
+        entities=entities,
+        record_fingerprints=FINGERPRINT_SCHEME,
+    )
     write_manifest(storage, manifest)
     return manifest
 
@@ -164,12 +192,23 @@ def main() -> int:
     parser.add_argument("--work-dir", help="where the lakes go (default: a temp folder, removed after)")
     parser.add_argument("--driver-memory", default="6g")
     parser.add_argument("--shuffle-partitions", type=int, default=8)
-    parser.add_argument("--no-incremental", action="store_true",
-                        help="skip the incremental run (generation 1 after 0) and the run that changes nothing")
-    parser.add_argument("--warmup-scale", type=int, default=2000,
-                        help="a first, unmeasured baseline and transform at this scale, so that both are timed warm (0: none)")
-    parser.add_argument("--soak-runs", type=int, default=30,
-                        help="consecutive incremental runs on one lake after its first load (0: no soak)")
+    parser.add_argument(
+        "--no-incremental",
+        action="store_true",
+        help="skip the incremental run (generation 1 after 0) and the run that changes nothing",
+    )
+    parser.add_argument(
+        "--warmup-scale",
+        type=int,
+        default=2000,
+        help="a first, unmeasured baseline and transform at this scale, so that both are timed warm (0: none)",
+    )
+    parser.add_argument(
+        "--soak-runs",
+        type=int,
+        default=30,
+        help="consecutive incremental runs on one lake after its first load (0: no soak)",
+    )
     parser.add_argument("--soak-scale", type=int, default=2000)
     parser.add_argument("--no-validation-cpu", action="store_true", help="skip the validation CPU measure")
     args = parser.parse_args()
@@ -219,19 +258,35 @@ def main() -> int:
             report = result.runs[0]
             phases.append((scale, "first load", list(steps.lines)))
             steps.lines.clear()
-            rows.append((scale, landed["projects"], size / 1e6, synth, base_s, bronze_s, transform_s,
-                         sum(c.quarantined_rows for c in report.entities)))
+            rows.append(
+                (
+                    scale,
+                    landed["projects"],
+                    size / 1e6,
+                    synth,
+                    base_s,
+                    bronze_s,
+                    transform_s,
+                    sum(c.quarantined_rows for c in report.entities),
+                )
+            )
             runs.append((scale, "first load (generation 0)", transform_s, transform_s, result))
-            for label, generation in (() if args.no_incremental else
-                                      (("incremental (generation 1 after 0)", 1), ("changes nothing (1 again)", 1))):
+            for label, generation in (
+                ()
+                if args.no_incremental
+                else (("incremental (generation 1 after 0)", 1), ("changes nothing (1 again)", 1))
+            ):
                 synthesise_landing(root, scale, generation=generation)
                 start = time.monotonic()
                 again = run_transform(spark, lake_config)
                 runs.append((scale, label, time.monotonic() - start, transform_s, again))
                 phases.append((scale, label, list(steps.lines)))
                 steps.lines.clear()
-            print(f"scale {scale}: landing {size / 1e6:.0f} MB synthesised in {synth:.0f}s; baseline {base_s:.1f}s; "
-                  f"bronze only {bronze_s:.1f}s; transform {transform_s:.1f}s", flush=True)
+            print(
+                f"scale {scale}: landing {size / 1e6:.0f} MB synthesised in {synth:.0f}s; baseline {base_s:.1f}s; "
+                f"bronze only {bronze_s:.1f}s; transform {transform_s:.1f}s",
+                flush=True,
+            )
             if scale == max(args.scales) and not args.no_validation_cpu:
                 cpu = validation_cpu(spark, lake_config, manifest.run_id)
             if not args.work_dir:  # disk: a 1,000,000 lake and its landings are a few GB
@@ -244,46 +299,69 @@ def main() -> int:
         if not args.work_dir:
             shutil.rmtree(work, ignore_errors=True)
     print()
-    print(f"{'apprenticeships':>15} {'projects':>10} {'landing MB':>10} {'baseline s':>10} {'bronze only s':>13} {'ratio':>6}"
-          f" {'transform s':>11} {'ratio':>6} {'quarantined':>11}")
+    print(
+        f"{'apprenticeships':>15} {'projects':>10} {'landing MB':>10} {'baseline s':>10} {'bronze only s':>13} {'ratio':>6}"
+        f" {'transform s':>11} {'ratio':>6} {'quarantined':>11}"
+    )
     for scale, projects, mb, _synth, base_s, bronze_s, transform_s, quarantined in rows:
-        print(f"{scale:>15,} {projects:>10,} {mb:>10.0f} {base_s:>10.1f} {bronze_s:>13.1f} {bronze_s / base_s:>5.2f}x"
-              f" {transform_s:>11.1f} {transform_s / base_s:>5.2f}x {quarantined:>11,}")
-    print("\nbaseline: the same landing read (page schema, FAILFAST) and written to Delta untransformed; target ratio < 2x."
-          "\nbronze only: the same read, exploded to one row per record with its lineage and written (bronze's layout)."
-          + (f"\nall timed warm (after a {args.warmup_scale:,}-apprenticeship round)" if args.warmup_scale else ""))
-    print(f"\n{'apprenticeships':>15} {'run':<36} {'seconds':>8} {'vs first load':>13} {'vs raw copy':>11}"
-          f" {'Spark jobs':>10} {'gold':>9} {'changed rows':>12} {'bronze +rows':>12} {'skipped':>8}")
+        print(
+            f"{scale:>15,} {projects:>10,} {mb:>10.0f} {base_s:>10.1f} {bronze_s:>13.1f} {bronze_s / base_s:>5.2f}x"
+            f" {transform_s:>11.1f} {transform_s / base_s:>5.2f}x {quarantined:>11,}"
+        )
+    print(
+        "\nbaseline: the same landing read (page schema, FAILFAST) and written to Delta untransformed; target ratio < 2x."
+        "\nbronze only: the same read, exploded to one row per record with its lineage and written (bronze's layout)."
+        + (f"\nall timed warm (after a {args.warmup_scale:,}-apprenticeship round)" if args.warmup_scale else "")
+    )
+    print(
+        f"\n{'apprenticeships':>15} {'run':<36} {'seconds':>8} {'vs first load':>13} {'vs raw copy':>11}"
+        f" {'Spark jobs':>10} {'gold':>9} {'changed rows':>12} {'bronze +rows':>12} {'skipped':>8}"
+    )
     baselines = {row[0]: row[4] for row in rows}
     for scale, label, seconds, first_s, result in runs:
         changed = sum(c.inserted + c.updated + c.deleted for r in result.runs for c in r.entities)
         bronze = sum(c.bronze_rows for r in result.runs for c in r.entities)
         skipped = sum(len(r.skipped) for r in result.runs)
-        print(f"{scale:>15,} {label:<36} {seconds:>8.1f} {seconds / first_s:>12.0%} {seconds / baselines[scale]:>10.2f}x"
-              f" {result.spark_jobs or 0:>10} {result.gold_mode:>9} {changed:>12,} {bronze:>12,} {skipped:>8}")
+        print(
+            f"{scale:>15,} {label:<36} {seconds:>8.1f} {seconds / first_s:>12.0%} {seconds / baselines[scale]:>10.2f}x"
+            f" {result.spark_jobs or 0:>10} {result.gold_mode:>9} {changed:>12,} {bronze:>12,} {skipped:>8}"
+        )
     if cpu:
-        print(f"\nvalidation CPU per record (validate_records alone on the {max(args.scales):,} scale's bronze, "
-              "net of reading that bronze; executor CPU time of the stages):")
+        print(
+            f"\nvalidation CPU per record (validate_records alone on the {max(args.scales):,} scale's bronze, "
+            "net of reading that bronze; executor CPU time of the stages):"
+        )
         print(f"{'entity':>16} {'records':>10} {'read CPU s':>10} {'read+validate CPU s':>19} {'µs/record':>10}")
         for entity, records, read_s, validate_s in cpu:
-            print(f"{entity:>16} {records:>10,} {read_s:>10.1f} {validate_s:>19.1f}"
-                  f" {1e6 * (validate_s - read_s) / records:>10.1f}")
+            print(
+                f"{entity:>16} {records:>10,} {read_s:>10.1f} {validate_s:>19.1f}"
+                f" {1e6 * (validate_s - read_s) / records:>10.1f}"
+            )
     if soak:
-        print(f"\nsoak: {len(soak) - 1} consecutive incremental runs on one lake at {args.soak_scale:,} apprenticeships"
-              " (generation g after g-1; files: the latest snapshot's data files of silver/apprenticeships and"
-              " silver/projects, log: commit files in their _delta_log)")
-        print(f"{'run':>4} {'generation':>10} {'seconds':>8} {'Spark jobs':>10} {'gold':>9} {'changed':>8}"
-              f" {'silver files':>12} {'log files':>9}")
+        print(
+            f"\nsoak: {len(soak) - 1} consecutive incremental runs on one lake at {args.soak_scale:,} apprenticeships"
+            " (generation g after g-1; files: the latest snapshot's data files of silver/apprenticeships and"
+            " silver/projects, log: commit files in their _delta_log)"
+        )
+        print(
+            f"{'run':>4} {'generation':>10} {'seconds':>8} {'Spark jobs':>10} {'gold':>9} {'changed':>8}"
+            f" {'silver files':>12} {'log files':>9}"
+        )
         for n, (generation, seconds, jobs, mode, changed, files, logs) in enumerate(soak):
-            print(f"{n:>4} {generation:>10} {seconds:>8.1f} {jobs or 0:>10} {mode:>9} {changed:>8,} {files:>12}"
-                  f" {logs:>9}")
+            print(
+                f"{n:>4} {generation:>10} {seconds:>8.1f} {jobs or 0:>10} {mode:>9} {changed:>8,} {files:>12} {logs:>9}"
+            )
         if len(soak) > 2:
             incremental = sorted(s[1] for s in soak[1:])
-            print(f"run {len(soak) - 1} / run 2: {soak[-1][1] / soak[2][1]:.2f}x; median incremental run"
-                  f" {incremental[len(incremental) // 2]:.1f}s")
+            print(
+                f"run {len(soak) - 1} / run 2: {soak[-1][1] / soak[2][1]:.2f}x; median incremental run"
+                f" {incremental[len(incremental) // 2]:.1f}s"
+            )
     for scale, label, lines in phases:
-        print(f"\nwhere the transform's time went at {scale:,}, {label} (the job's own log lines; the three entities run"
-              " side by side in bronze and in validation, programmes beside apprenticeships in silver):")
+        print(
+            f"\nwhere the transform's time went at {scale:,}, {label} (the job's own log lines; the three entities run"
+            " side by side in bronze and in validation, programmes beside apprenticeships in silver):"
+        )
         for line in lines:
             print(f"  {line}")
     return 0
@@ -306,8 +384,10 @@ def run_soak(spark, config, root: Path, scale: int, runs: int) -> list[tuple]:
         files = sum(int(spark.sql(f"DESCRIBE DETAIL delta.`{t}`").first()["numFiles"]) for t in tables)
         logs = sum(len(list((t / "_delta_log").glob("*.json"))) for t in tables)
         out.append((generation, seconds, result.spark_jobs, result.gold_mode, changed, files, logs))
-        print(f"soak run {generation}: {seconds:.1f}s, {result.spark_jobs} Spark jobs, gold {result.gold_mode}",
-              flush=True)
+        print(
+            f"soak run {generation}: {seconds:.1f}s, {result.spark_jobs} Spark jobs, gold {result.gold_mode}",
+            flush=True,
+        )
     shutil.rmtree(root, ignore_errors=True)
     return out
 
@@ -364,8 +444,10 @@ class _PhaseTimes(logging.Handler):
         merged = re.search(r"(\w+): (\d+) changed records, .*\(MERGE\)", message)
         quarantined = re.search(r": (\d+) quarantined rows written", message)
         if prepared:
-            what = (f"{prepared.group(1)}: classify {int(prepared.group(2)):,}; bronze, validate, rank"
-                    f" {int(prepared.group(5)):,} changed")
+            what = (
+                f"{prepared.group(1)}: classify {int(prepared.group(2)):,}; bronze, validate, rank"
+                f" {int(prepared.group(5)):,} changed"
+            )
         elif quarantined:
             what = f"quarantine: one write ({int(quarantined.group(1)):,} rows)"
         elif merged:
@@ -375,6 +457,7 @@ class _PhaseTimes(logging.Handler):
         else:
             return
         self.lines.append(f"{what:<68} {float(seconds.group(1)):6.1f}s")
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -90,9 +90,11 @@ class LoginAnswer(BaseModel):
 
 
 def _doc(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
-    return {200: {"model": model, "description": "One page"},
-            401: {"description": "Not authenticated / Invalid token"},
-            500: {"description": "Garbage, foreign or impossible pagination token"}}
+    return {
+        200: {"model": model, "description": "One page"},
+        401: {"description": "Not authenticated / Invalid token"},
+        500: {"description": "Garbage, foreign or impossible pagination token"},
+    }
 
 
 # ---------------------------------------------------------------- FastAPI routes
@@ -100,8 +102,7 @@ def _doc(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
 
 def internal_error() -> Response:
     """The original's plain 500; the connection closes after it, as there."""
-    return PlainTextResponse(INTERNAL_ERROR_BODY, status_code=500,
-                             headers={"connection": "close"})
+    return PlainTextResponse(INTERNAL_ERROR_BODY, status_code=500, headers={"connection": "close"})
 
 
 def _answer(produce: Callable[[], bytes]) -> Response:
@@ -114,14 +115,15 @@ def _answer(produce: Callable[[], bytes]) -> Response:
 
 def build_fastapi(service: Service) -> FastAPI:
     """FastAPI app with the original's routes, auth and validation."""
-    api = FastAPI(title="Multiverse Data Engineering Task API",
-                  description="Replica of the Multiverse sample API (multiverse-etl sample_api).")
+    api = FastAPI(
+        title="Multiverse Data Engineering Task API",
+        description="Replica of the Multiverse sample API (multiverse-etl sample_api).",
+    )
     oauth2 = OAuth2PasswordBearer(tokenUrl="login")
 
     async def require_token(token: str = Depends(oauth2)) -> str:
         if not service.access.consume(token):
-            raise HTTPException(status_code=401, detail="Invalid token",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(status_code=401, detail="Invalid token", headers={"WWW-Authenticate": "Bearer"})
         return token
 
     @api.post("/login", response_model=LoginAnswer)
@@ -130,24 +132,22 @@ def build_fastapi(service: Service) -> FastAPI:
             raise HTTPException(status_code=400, detail="Invalid username or password")
         return {"access_token": service.access.issue(), "token_type": "bearer"}
 
-    page_size_q = Query(DEFAULT_PAGE_SIZE, description="Rows per page (no maximum unless "
-                                                       "the server caps it)")
+    page_size_q = Query(DEFAULT_PAGE_SIZE, description="Rows per page (no maximum unless the server caps it)")
     token_q = Query(None, description="`next_token` or `previous_token` of an earlier page")
 
     @api.get("/apprenticeships", response_model=None, responses=_doc(ApprenticeshipPage))
     async def apprenticeships(
         modified_after: Optional[str] = Query(
-            None, description="Only rows with `modified_date > modified_after` "
-                              "(string comparison), e.g. 2024-03-05T10:21:33"),
+            None,
+            description="Only rows with `modified_date > modified_after` (string comparison), e.g. 2024-03-05T10:21:33",
+        ),
         page_size: int = page_size_q,
         pagination_token: Optional[str] = token_q,
         _: str = Depends(require_token),
     ) -> Response:
-        return _answer(lambda: service.apprenticeships(modified_after, page_size,
-                                                       pagination_token))
+        return _answer(lambda: service.apprenticeships(modified_after, page_size, pagination_token))
 
-    @api.get("/apprenticeships/{id}/projects", response_model=None,
-             responses=_doc(ProjectPage))
+    @api.get("/apprenticeships/{id}/projects", response_model=None, responses=_doc(ProjectPage))
     async def projects(
         id: int = Path(..., description="Apprenticeship id"),  # noqa: A002 (original name)
         page_size: int = page_size_q,
@@ -173,8 +173,7 @@ def build_fastapi(service: Service) -> FastAPI:
 class SampleAPI:
     """ASGI entry point: faults, then the fast path, then FastAPI."""
 
-    def __init__(self, api: FastAPI, service: Service, faults: FaultInjector,
-                 fast_path: bool = True) -> None:
+    def __init__(self, api: FastAPI, service: Service, faults: FaultInjector, fast_path: bool = True) -> None:
         self.api = api
         self.service = service
         self.faults = faults
@@ -212,7 +211,7 @@ class SampleAPI:
         path: str = scope["path"]
         apprenticeship_id: Optional[int] = None
         if path.endswith("/projects"):
-            raw_id = path[len("/apprenticeships/"):-len("/projects")]
+            raw_id = path[len("/apprenticeships/") : -len("/projects")]
             if not _INT.fullmatch(raw_id):
                 return None
             apprenticeship_id = int(raw_id)
@@ -257,23 +256,31 @@ async def _send_answer(send: Send, answer: bytes | TokenError) -> None:
         log.debug("500 for pagination: %s", answer)
         await send_internal_error(send)
         return
-    await send({"type": "http.response.start", "status": 200, "headers": [
-        (b"content-length", str(len(answer)).encode()),
-        (b"content-type", _JSON_HEADERS),
-    ]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-length", str(len(answer)).encode()),
+                (b"content-type", _JSON_HEADERS),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": answer})
 
 
-def create_app(settings: ServerSettings, dataset: Optional[Dataset] = None, *,
-               fast_path: bool = True) -> SampleAPI:
+def create_app(settings: ServerSettings, dataset: Optional[Dataset] = None, *, fast_path: bool = True) -> SampleAPI:
     """ASGI app for ``settings`` (builds the dataset unless one is given).
 
     Each call makes a new pagination key: tokens of an earlier app answer 500.
     """
     if dataset is None:
-        dataset = build_dataset(settings.scale, settings.seed, settings.generation,
-                                settings.corrupt_rate)
-    service = Service(dataset, token_ttl=settings.token_ttl,
-                      max_page_size=settings.max_page_size, extra_fields=settings.extra_fields,
-                      poison=settings.poison)
+        dataset = build_dataset(settings.scale, settings.seed, settings.generation, settings.corrupt_rate)
+    service = Service(
+        dataset,
+        token_ttl=settings.token_ttl,
+        max_page_size=settings.max_page_size,
+        extra_fields=settings.extra_fields,
+        poison=settings.poison,
+    )
     return SampleAPI(build_fastapi(service), service, FaultInjector(settings), fast_path)

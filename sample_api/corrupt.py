@@ -54,8 +54,7 @@ def corruption_of(entity: str, record_id: int, seed: int, rate: float) -> Option
     return kinds[(h >> 32) % len(kinds)]
 
 
-def corrupt_record(entity: str, record: dict[str, Any], record_id: int, seed: int,
-                   rate: float) -> dict[str, Any]:
+def corrupt_record(entity: str, record: dict[str, Any], record_id: int, seed: int, rate: float) -> dict[str, Any]:
     """``record`` as served: a corrupted copy, or ``record`` itself when intact."""
     kind = corruption_of(entity, record_id, seed, rate)
     if kind is None:

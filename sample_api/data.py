@@ -84,8 +84,17 @@ def _project_count(rng: random.Random) -> int:
 
 def _ascii(text: str) -> str:
     """Transliterate a latin name for an e-mail local part (ß -> ss, ł -> l, ø -> o)."""
-    for src, dst in (("ß", "ss"), ("ł", "l"), ("Ł", "L"), ("ø", "o"), ("Ø", "O"),
-                     ("æ", "ae"), ("Æ", "Ae"), ("đ", "d"), ("ı", "i")):
+    for src, dst in (
+        ("ß", "ss"),
+        ("ł", "l"),
+        ("Ł", "L"),
+        ("ø", "o"),
+        ("Ø", "O"),
+        ("æ", "ae"),
+        ("Æ", "Ae"),
+        ("đ", "d"),
+        ("ı", "i"),
+    ):
         text = text.replace(src, dst)
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if c.isascii() and (c.isalnum() or c in "-'"))
@@ -187,12 +196,14 @@ def _programmes(seed: int) -> tuple[list[int], dict[int, str], list[dict[str, An
             separator = prng.choice((" – ", " - ", ", ", " "))
             name = f"{base}{separator}{prng.choice(vocab.PROGRAMME_LEVELS)}"
         blurbs = prng.sample(vocab.PROGRAMME_BLURBS, prng.randint(1, 3))
-        records.append({
-            "id": pid,
-            "name": _messy_space(prng, name, 0.1),
-            "duration": prng.choice(vocab.DURATIONS_MONTHS),
-            "description": prng.choice((" ", "\n")).join(blurbs),
-        })
+        records.append(
+            {
+                "id": pid,
+                "name": _messy_space(prng, name, 0.1),
+                "duration": prng.choice(vocab.DURATIONS_MONTHS),
+                "description": prng.choice((" ", "\n")).join(blurbs),
+            }
+        )
     return ids, names, records
 
 
@@ -223,7 +234,7 @@ class Dataset:
     duplicates: dict[int, int]
     orphans: dict[int, int]
     served_dates: Optional[list[Optional[str]]] = None
-    _filter_cache: "OrderedDict[str, array]" = field(default_factory=OrderedDict, repr=False)
+    _filter_cache: OrderedDict[str, array] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __len__(self) -> int:
@@ -273,8 +284,7 @@ class Dataset:
         if self.served_dates is None:
             found = array("I", [i for i, d in enumerate(self.mdates) if d > modified_after])
         else:
-            found = array("I", [i for i, d in enumerate(self.served_dates)
-                                if d is None or d > modified_after])
+            found = array("I", [i for i, d in enumerate(self.served_dates) if d is None or d > modified_after])
         with self._lock:
             self._filter_cache[modified_after] = found
             while len(self._filter_cache) > 16:
@@ -360,13 +370,13 @@ def _zipf_index(rng: random.Random, n: int) -> int:
 
 def _apprenticeship_name(rng: random.Random, programme: str) -> str:
     employer = rng.choice(vocab.EMPLOYERS)
-    pattern = rng.choice(("{p} – {e}", "{p} ({e})", "{e} {p} apprenticeship", "{p}",
-                          "{p} - {e}", "{p}, {e}"))
+    pattern = rng.choice(("{p} – {e}", "{p} ({e})", "{e} {p} apprenticeship", "{p}", "{p} - {e}", "{p}, {e}"))
     return _messy_space(rng, pattern.format(p=programme, e=employer))
 
 
-def _modify(seed: int, aid: int, step: int, first: str, last: str, email: str,
-            name: str, programme: str) -> tuple[str, str, str, str]:
+def _modify(
+    seed: int, aid: int, step: int, first: str, last: str, email: str, name: str, programme: str
+) -> tuple[str, str, str, str]:
     """One change in the source: a new e-mail, a new name or a renamed apprenticeship."""
     rng = random.Random(derive(seed, "modify", aid, step))
     u = rng.random()
@@ -389,8 +399,7 @@ def _modify(seed: int, aid: int, step: int, first: str, last: str, email: str,
 def _project(seed: int, project_id: int, index: int, status: str) -> dict[str, Any]:
     """Uncorrupted project record; its status lives in the dataset."""
     rng = random.Random(derive(seed, "project", project_id))
-    title = rng.choice(vocab.PROJECT_KINDS).format(n=index + 1,
-                                                    topic=rng.choice(vocab.PROJECT_TOPICS))
+    title = rng.choice(vocab.PROJECT_KINDS).format(n=index + 1, topic=rng.choice(vocab.PROJECT_TOPICS))
     return {"id": project_id, "title": title, "description": _description(rng), "status": status}
 
 
@@ -460,8 +469,7 @@ class _Builder:
             self.statuses.extend(rng.randbytes(grow).translate(_STATUS_TABLE))
         self.next_id, self.next_pid = next_id, next_pid
 
-    def _mark_people(self, rng: random.Random, positions: range, dup_share: float,
-                     force: bool) -> None:
+    def _mark_people(self, rng: random.Random, positions: range, dup_share: float, force: bool) -> None:
         """Same person under two ids, and programme ids that /programmes does not list."""
         if not positions:
             return
@@ -527,16 +535,24 @@ class _Builder:
     # -- result
 
     def finish(self, generation: int, corrupt_rate: float) -> Dataset:
-        rows = [orjson.dumps(corrupt_record("programme", rec, rec["id"], self.seed, corrupt_rate)
-                             if corrupt_rate else rec)
-                for rec in self.programme_records]
+        rows = [
+            orjson.dumps(corrupt_record("programme", rec, rec["id"], self.seed, corrupt_rate) if corrupt_rate else rec)
+            for rec in self.programme_records
+        ]
         live = set(self.ids)
         ds = Dataset(
-            seed=self.seed, scale=self.scale, generation=generation, corrupt_rate=corrupt_rate,
-            programme_rows=rows, programme_ids=self.programme_ids,
+            seed=self.seed,
+            scale=self.scale,
+            generation=generation,
+            corrupt_rate=corrupt_rate,
+            programme_rows=rows,
+            programme_ids=self.programme_ids,
             programme_names=self.programme_names,
-            ids=array("q", self.ids), versions=array("I", self.versions), mdates=self.mdates,
-            proj_first=array("q", self.first), proj_count=array("I", self.count),
+            ids=array("q", self.ids),
+            versions=array("I", self.versions),
+            mdates=self.mdates,
+            proj_first=array("q", self.first),
+            proj_count=array("I", self.count),
             statuses=self.statuses,
             duplicates={k: v for k, v in self.duplicates.items() if k in live},
             orphans={k: v for k, v in self.orphans.items() if k in live},
@@ -566,7 +582,14 @@ def build_dataset(scale: int, seed: int, generation: int, corrupt_rate: float = 
     for g in range(1, generation + 1):
         builder.step(g)
     ds = builder.finish(generation, corrupt_rate)
-    log.info("built dataset scale=%d seed=%d generation=%d: %d apprenticeships, "
-             "%d projects, %d programmes in %.2fs", scale, seed, generation, len(ds),
-             ds.project_total, len(ds.programme_rows), time.perf_counter() - started)
+    log.info(
+        "built dataset scale=%d seed=%d generation=%d: %d apprenticeships, %d projects, %d programmes in %.2fs",
+        scale,
+        seed,
+        generation,
+        len(ds),
+        ds.project_total,
+        len(ds.programme_rows),
+        time.perf_counter() - started,
+    )
     return ds

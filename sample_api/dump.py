@@ -29,8 +29,7 @@ def ground_truth_of(ds: Dataset) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def ground_truth(scale: int, seed: int, generation: int,
-                 corrupt_rate: float = 0.0) -> dict[str, list[dict[str, Any]]]:
+def ground_truth(scale: int, seed: int, generation: int, corrupt_rate: float = 0.0) -> dict[str, list[dict[str, Any]]]:
     """What ``dump`` writes, as dicts: ``apprenticeships``, ``projects``, ``programmes``."""
     return ground_truth_of(build_dataset(scale, seed, generation, corrupt_rate))
 
@@ -41,8 +40,10 @@ def _served_rows(ds: Dataset, name: str) -> Iterable[bytes]:
         return (ds.apprenticeship_row(pos) for pos in range(len(ds)))
     if name == "programmes":
         return iter(ds.programme_rows)
-    return (orjson.dumps(project)[:-1] + b',"apprenticeship_id":' + str(aid).encode() + b"}"
-            for aid, project in ds.iter_projects())
+    return (
+        orjson.dumps(project)[:-1] + b',"apprenticeship_id":' + str(aid).encode() + b"}"
+        for aid, project in ds.iter_projects()
+    )
 
 
 def _write_array(out: BinaryIO, rows: Iterable[bytes]) -> int:
@@ -56,8 +57,9 @@ def _write_array(out: BinaryIO, rows: Iterable[bytes]) -> int:
     return count
 
 
-def write_dump(out_dir: str, scale: int, seed: int, generation: int,
-               corrupt_rate: float = 0.0, dataset: Optional[Dataset] = None) -> dict[str, int]:
+def write_dump(
+    out_dir: str, scale: int, seed: int, generation: int, corrupt_rate: float = 0.0, dataset: Optional[Dataset] = None
+) -> dict[str, int]:
     """Write ``apprenticeships.json``, ``projects.json``, ``programmes.json``; row counts."""
     started = time.perf_counter()
     ds = dataset or build_dataset(scale, seed, generation, corrupt_rate)

@@ -42,14 +42,12 @@ def is_data_path(path: str) -> bool:
     """The three authenticated list endpoints (any method)."""
     if path == "/apprenticeships" or path == "/programmes":
         return True
-    return path.startswith("/apprenticeships/") and path.endswith("/projects") \
-        and path.count("/") == 3
+    return path.startswith("/apprenticeships/") and path.endswith("/projects") and path.count("/") == 3
 
 
 async def send_internal_error(send: Send) -> None:
     """The original's answer to an unhandled exception (and the connection then closes)."""
-    await send({"type": "http.response.start", "status": 500,
-                "headers": INTERNAL_ERROR_HEADERS})
+    await send({"type": "http.response.start", "status": 500, "headers": INTERNAL_ERROR_HEADERS})
     await send({"type": "http.response.body", "body": b"Internal Server Error"})
 
 
@@ -78,7 +76,8 @@ class FaultInjector:
         self.latency = settings.latency_ms / 1000.0
         self.limiter = (
             RateLimiter(settings.rate_limit, shape=settings.rate_limit_shape, burst=settings.rate_limit_burst)
-            if settings.rate_limit else None
+            if settings.rate_limit
+            else None
         )
         self.retry_after = settings.retry_after
         self.active = bool(self.fault_rate or self.drop_rate or self.latency or self.limiter)

@@ -65,8 +65,9 @@ PROGRAMMES: tuple[bytes, ...] = (
 )
 
 
-def poison_rows(entity: str, offset: int, *, modified_after: Optional[str] = None,
-                apprenticeship_id: Optional[int] = None) -> tuple[bytes, ...]:
+def poison_rows(
+    entity: str, offset: int, *, modified_after: Optional[str] = None, apprenticeship_id: Optional[int] = None
+) -> tuple[bytes, ...]:
     """The poison rows served after the normal rows of a page (only a list's first page has any)."""
     if offset != 0:
         return ()

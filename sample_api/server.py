@@ -31,8 +31,7 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _config(app: SampleAPI, log_level: str, access_log: bool,
-            own_logging: bool) -> uvicorn.Config:
+def _config(app: SampleAPI, log_level: str, access_log: bool, own_logging: bool) -> uvicorn.Config:
     """One worker, uvloop + httptools when installed, no lifespan: fast and quiet.
 
     ``own_logging`` lets uvicorn configure logging (CLI); in-process servers leave the
@@ -41,8 +40,17 @@ def _config(app: SampleAPI, log_level: str, access_log: bool,
     loop = "uvloop" if _has("uvloop") else "asyncio"
     http = "httptools" if _has("httptools") else "h11"
     extra: dict[str, Any] = {} if own_logging else {"log_config": None}
-    return uvicorn.Config(app, loop=loop, http=http, lifespan="off", log_level=log_level,
-                          access_log=access_log, interface="asgi3", backlog=2048, **extra)
+    return uvicorn.Config(
+        app,
+        loop=loop,
+        http=http,
+        lifespan="off",
+        log_level=log_level,
+        access_log=access_log,
+        interface="asgi3",
+        backlog=2048,
+        **extra,
+    )
 
 
 def _has(module: str) -> bool:
@@ -70,8 +78,9 @@ class _Server(uvicorn.Server):
 class RunningServer:
     """A replica served from a background thread; ``stop()`` (or ``with``) ends it."""
 
-    def __init__(self, settings: ServerSettings, app: SampleAPI, host: str, port: int,
-                 log_level: str = "warning") -> None:
+    def __init__(
+        self, settings: ServerSettings, app: SampleAPI, host: str, port: int, log_level: str = "warning"
+    ) -> None:
         self.settings = settings
         self.app = app
         self._sock = _bind(host, port)
@@ -79,8 +88,7 @@ class RunningServer:
         self.port = self._sock.getsockname()[1]
         self.url = f"http://{host}:{self.port}"
         self._server = _Server(_config(app, log_level, access_log=False, own_logging=False))
-        self._thread = threading.Thread(target=self._run, name=f"sample-api-{self.port}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"sample-api-{self.port}", daemon=True)
         self._error: Optional[BaseException] = None
 
     @property
@@ -93,7 +101,7 @@ class RunningServer:
         except BaseException as exc:  # noqa: BLE001 - reported by start()
             self._error = exc
 
-    def start(self, timeout: float = 30.0) -> "RunningServer":
+    def start(self, timeout: float = 30.0) -> RunningServer:
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:
@@ -117,16 +125,22 @@ class RunningServer:
             self._thread.join(timeout / 2)
         self._sock.close()
 
-    def __enter__(self) -> "RunningServer":
+    def __enter__(self) -> RunningServer:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
 
-def run_in_thread(settings: ServerSettings, *, host: str = DEFAULT_HOST, port: int = 0,
-                  dataset: Optional[Dataset] = None, fast_path: bool = True,
-                  log_level: str = "warning") -> RunningServer:
+def run_in_thread(
+    settings: ServerSettings,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = 0,
+    dataset: Optional[Dataset] = None,
+    fast_path: bool = True,
+    log_level: str = "warning",
+) -> RunningServer:
     """Start a replica in this process on ``host:port`` (0 = a free port) and return it.
 
     Every start makes a new pagination key, so a restart invalidates earlier tokens
@@ -147,8 +161,14 @@ def serve_in_background(**settings: Any) -> Iterator[RunningServer]:
         server.stop()
 
 
-def serve_forever(settings: ServerSettings, *, host: str = DEFAULT_HOST, port: int = 8000,
-                  log_level: str = "warning", access_log: bool = False) -> None:
+def serve_forever(
+    settings: ServerSettings,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = 8000,
+    log_level: str = "warning",
+    access_log: bool = False,
+) -> None:
     """Foreground server for the CLI; prints ``listening on URL`` once it accepts."""
     started = time.perf_counter()
     app = create_app(settings)
@@ -156,6 +176,7 @@ def serve_forever(settings: ServerSettings, *, host: str = DEFAULT_HOST, port: i
     sock = _bind(host, port)
     actual = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    server = _Server(_config(app, log_level, access_log, own_logging=True),
-                     announce=f"listening on http://{shown}:{actual}")
+    server = _Server(
+        _config(app, log_level, access_log, own_logging=True), announce=f"listening on http://{shown}:{actual}"
+    )
     server.run(sockets=[sock])

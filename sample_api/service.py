@@ -21,24 +21,31 @@ INTERNAL_ERROR_BODY = b"Internal Server Error"
 class Service:
     """What one server process serves: dataset, pagination key, login tokens, page cap."""
 
-    def __init__(self, dataset: Dataset, *, token_ttl: Optional[int] = None,
-                 max_page_size: Optional[int] = None, extra_fields: tuple[str, ...] = (),
-                 poison: bool = False) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        *,
+        token_ttl: Optional[int] = None,
+        max_page_size: Optional[int] = None,
+        extra_fields: tuple[str, ...] = (),
+        poison: bool = False,
+    ) -> None:
         self.dataset = dataset
         self.poison = poison  # serve hostile records (poison.py) on each list's first page
         # Schema drift: per entity, the JSON bytes appended inside each record, e.g. b',"cohort":"extra-cohort"'.
         self.extra: dict[str, bytes] = {}
         for spec in extra_fields:
             entity, _, name = spec.partition(".")
-            self.extra[entity] = self.extra.get(entity, b"") + b"," + orjson.dumps(name) + b":" + orjson.dumps(f"extra-{name}")
+            self.extra[entity] = (
+                self.extra.get(entity, b"") + b"," + orjson.dumps(name) + b":" + orjson.dumps(f"extra-{name}")
+            )
         self.codec = TokenCodec()
         self.access = AccessTokens(token_ttl)
         self.max_page_size = max_page_size or None
 
     # -- pagination arithmetic (the original's, quirks included)
 
-    def _window(self, total: int, page_size: int,
-                pagination_token: Optional[str]) -> tuple[int, int, bytes]:
+    def _window(self, total: int, page_size: int, pagination_token: Optional[str]) -> tuple[int, int, bytes]:
         """``(start, stop, pagination JSON)`` for one page; TokenError -> 500."""
         if page_size < 0:
             raise TokenError("negative page_size")
@@ -49,9 +56,15 @@ class Service:
         next_token = self.codec.encode(end) if end < total else None
         previous_token = self.codec.encode(offset - page_size) if offset > 0 else None
         # page_size by hand: the original echoes any int, even past 64 bits (orjson can't)
-        pagination = (b'{"next_token":' + orjson.dumps(next_token) + b',"previous_token":'
-                      + orjson.dumps(previous_token) + b',"page_size":'
-                      + str(page_size).encode() + b"}")
+        pagination = (
+            b'{"next_token":'
+            + orjson.dumps(next_token)
+            + b',"previous_token":'
+            + orjson.dumps(previous_token)
+            + b',"page_size":'
+            + str(page_size).encode()
+            + b"}"
+        )
         return offset, min(end, total), pagination
 
     def _page(self, rows: list[bytes], pagination: bytes, entity: str = "") -> bytes:
@@ -62,8 +75,7 @@ class Service:
 
     # -- endpoints
 
-    def apprenticeships(self, modified_after: Optional[str], page_size: int,
-                        pagination_token: Optional[str]) -> bytes:
+    def apprenticeships(self, modified_after: Optional[str], page_size: int, pagination_token: Optional[str]) -> bytes:
         """Body of ``GET /apprenticeships``."""
         ds = self.dataset
         positions = ds.filtered_positions(modified_after)
@@ -73,8 +85,7 @@ class Service:
             rows += poison_rows("apprenticeships", start, modified_after=modified_after)
         return self._page(rows, pagination, "apprenticeships")
 
-    def projects(self, apprenticeship_id: int, page_size: int,
-                 pagination_token: Optional[str]) -> bytes:
+    def projects(self, apprenticeship_id: int, page_size: int, pagination_token: Optional[str]) -> bytes:
         """Body of ``GET /apprenticeships/{id}/projects``: O(page) at any scale."""
         ds = self.dataset
         first, count = ds.project_range(apprenticeship_id)

@@ -19,16 +19,16 @@ RETRYABLE = (429, 500)
 
 def login(session: requests.Session, url: str) -> str:
     """Log in with the demo credentials and set the bearer header on ``session``."""
-    answer = session.post(f"{url}/login", data={"username": USERNAME, "password": PASSWORD},
-                          timeout=10)
+    answer = session.post(f"{url}/login", data={"username": USERNAME, "password": PASSWORD}, timeout=10)
     answer.raise_for_status()
     token = answer.json()["access_token"]
     session.headers["Authorization"] = f"Bearer {token}"
     return token
 
 
-def get_page(session: requests.Session, url: str, path: str, params: dict[str, Any],
-             retries: int = 0) -> dict[str, Any]:
+def get_page(
+    session: requests.Session, url: str, path: str, params: dict[str, Any], retries: int = 0
+) -> dict[str, Any]:
     """One page; with ``retries``, faults (429/500/dropped connection/401) are retried."""
     for attempt in range(retries + 1):
         try:
@@ -49,8 +49,15 @@ def get_page(session: requests.Session, url: str, path: str, params: dict[str, A
     raise AssertionError("unreachable")
 
 
-def walk(session: requests.Session, url: str, path: str, page_size: Optional[int] = None,
-         retries: int = 0, max_pages: int = 100_000, **params: Any) -> list[dict[str, Any]]:
+def walk(
+    session: requests.Session,
+    url: str,
+    path: str,
+    page_size: Optional[int] = None,
+    retries: int = 0,
+    max_pages: int = 100_000,
+    **params: Any,
+) -> list[dict[str, Any]]:
     """All rows of one list, following ``next_token`` with a constant page size."""
     query = dict(params)
     if page_size is not None:

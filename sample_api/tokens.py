@@ -53,7 +53,7 @@ class TokenCodec:
             raise TokenError("malformed token") from exc
         if len(raw) != _RAW_LEN:
             raise TokenError("malformed token")
-        nonce, cipher, mac = raw[:_NONCE], raw[_NONCE:_NONCE + 8], raw[_NONCE + 8:]
+        nonce, cipher, mac = raw[:_NONCE], raw[_NONCE : _NONCE + 8], raw[_NONCE + 8 :]
         if not hmac.compare_digest(mac, self._mac(nonce + cipher)):
             raise TokenError("token from another process or tampered")
         plain = bytes(a ^ b for a, b in zip(cipher, self._stream(nonce)))
@@ -86,8 +86,7 @@ class AccessTokens:
     def consume(self, token: str) -> bool:
         """True if ``token`` may make this data request (and count the use)."""
         if self.ttl is None:
-            return hmac.compare_digest(token.encode("utf-8", "surrogatepass"),
-                                       FIXED_ACCESS_TOKEN.encode())
+            return hmac.compare_digest(token.encode("utf-8", "surrogatepass"), FIXED_ACCESS_TOKEN.encode())
         with self._lock:
             left = self._uses_left.get(token)
             if not left:

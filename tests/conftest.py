@@ -58,15 +58,25 @@ def spark(local_s3, tmp_path_factory):
     """
     from multiverse_etl.spark import build_spark
 
-    config = make_config(str(PROJECT_ROOT / "lake"), env="local-s3", s3={"endpoint_url": local_s3.endpoint_url},
-                         transform={"shuffle_partitions": 2})
-    config = dataclasses.replace(config, spark=dataclasses.replace(config.spark, conf={
-        "spark.driver.memory": "2g",
-        "spark.default.parallelism": "2",
-        "spark.sql.adaptive.enabled": "false",
-        "spark.ui.enabled": "false",
-        "spark.databricks.delta.snapshotPartitions": "2",
-    }))
+    config = make_config(
+        str(PROJECT_ROOT / "lake"),
+        env="local-s3",
+        s3={"endpoint_url": local_s3.endpoint_url},
+        transform={"shuffle_partitions": 2},
+    )
+    config = dataclasses.replace(
+        config,
+        spark=dataclasses.replace(
+            config.spark,
+            conf={
+                "spark.driver.memory": "2g",
+                "spark.default.parallelism": "2",
+                "spark.sql.adaptive.enabled": "false",
+                "spark.ui.enabled": "false",
+                "spark.databricks.delta.snapshotPartitions": "2",
+            },
+        ),
+    )
     session = build_spark(config, "multiverse-etl-tests")
     yield session
     session.stop()

@@ -11,8 +11,16 @@ import pytest
 from sample_api.server import serve_in_background
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL_SPARK = ["--set", "transform.shuffle_partitions=2", "--set", "spark.conf.spark.driver.memory=1g",
-               "--set", "spark.conf.spark.databricks.delta.snapshotPartitions=2", "--set", "spark.conf.spark.ui.enabled=false"]
+SMALL_SPARK = [
+    "--set",
+    "transform.shuffle_partitions=2",
+    "--set",
+    "spark.conf.spark.driver.memory=1g",
+    "--set",
+    "spark.conf.spark.databricks.delta.snapshotPartitions=2",
+    "--set",
+    "spark.conf.spark.ui.enabled=false",
+]
 
 
 def run_from(cwd: Path, script: str, *args: str) -> subprocess.CompletedProcess:
@@ -30,22 +38,37 @@ def test_extract_transform_and_smoke_run_from_another_directory(tmp_path):
     by_relative_path = os.path.relpath(ROOT / "spark-submit.sh", elsewhere)
     by_absolute_path = str(ROOT / "spark-submit.sh")
     with serve_in_background(scale=12, seed=3) as api:
-        extract = run_from(elsewhere, by_relative_path, "extract", "--env", "local", "--lake-root", relative_to_root,
-                           "--api-url", api.url)
+        extract = run_from(
+            elsewhere,
+            by_relative_path,
+            "extract",
+            "--env",
+            "local",
+            "--lake-root",
+            relative_to_root,
+            "--api-url",
+            api.url,
+        )
     assert extract.returncode == 0, extract.stderr[-2000:]
     run_id = re.search(r"extract committed run (\S+): ", extract.stdout).group(1)
     assert (lake / "raw" / "_manifests" / f"{run_id}.json").is_file()
 
-    transform = run_from(elsewhere, by_absolute_path, "transform", "--env", "local", "--lake-root", relative_to_root,
-                         *SMALL_SPARK)
+    transform = run_from(
+        elsewhere, by_absolute_path, "transform", "--env", "local", "--lake-root", relative_to_root, *SMALL_SPARK
+    )
     output = transform.stdout + transform.stderr
     assert transform.returncode == 0, output[-3000:]
-    row = next(line.split() for line in transform.stdout.splitlines()
-               if line.startswith(run_id) and line.split()[1] == "apprenticeships")
+    row = next(
+        line.split()
+        for line in transform.stdout.splitlines()
+        if line.startswith(run_id) and line.split()[1] == "apprenticeships"
+    )
     assert row[2] == "12" and row[-1] == "yes"  # landed 12, reconciled
     assert (lake / "silver" / "apprenticeships" / "_delta_log").is_dir()
 
-    smoke = run_from(elsewhere, by_relative_path, "smoke", "--env", "local", "--lake-root", relative_to_root, *SMALL_SPARK)
+    smoke = run_from(
+        elsewhere, by_relative_path, "smoke", "--env", "local", "--lake-root", relative_to_root, *SMALL_SPARK
+    )
     assert smoke.returncode == 0, (smoke.stdout + smoke.stderr)[-3000:]
     assert "smoke row: 3 Łukasz 2024-03-06" in smoke.stdout
     assert (lake / "_smoke" / "events" / "_delta_log").is_dir()

@@ -31,7 +31,6 @@ from multiverse_etl.transform import LandingReadError, run_transform
 from multiverse_etl.transform.tables import Lake, read_table
 from sample_api.corrupt import corruption_of
 from sample_api.dump import ground_truth
-
 from support.extract import assert_matches_ground_truth, extract_config, start_api, storage_for
 from support.lake import assert_lake_matches
 from support.oracle import REASON_OF_KIND, canonical, reference_lake
@@ -47,6 +46,7 @@ def run(faulted_run):
 
 
 # ---------------------------------------------------------------- corrupt source records
+
 
 def implied_reason(entity: str, clean: dict, served: dict, kind: str) -> str:
     """The quarantine reason the sample API's corruption kind must give (sample_api/corrupt.py)."""
@@ -82,10 +82,24 @@ def corrupted_records(scale: int, seed: int, rate: float) -> list[tuple[str, str
 
 def test_corrupt_records_are_quarantined_with_the_reason_their_corruption_implies(run, spark):
     expected = corrupted_records(run.scale, run.seed, run.corrupt_rate)
-    assert {kind for _, kind, _, _ in expected} == {"missing_field", "wrong_type", "bad_date", "null_id", "unknown_status"}
-    quarantine = read_table(spark, Lake(run.config.lake.root, run.config.s3.spark_scheme), "silver/quarantine").collect()
-    got = Counter((r.entity, canonical(json.loads(r.raw_record), r.parent_apprenticeship_id if r.entity == "projects" else None),
-                   tuple(r.reasons)) for r in quarantine)
+    assert {kind for _, kind, _, _ in expected} == {
+        "missing_field",
+        "wrong_type",
+        "bad_date",
+        "null_id",
+        "unknown_status",
+    }
+    quarantine = read_table(
+        spark, Lake(run.config.lake.root, run.config.s3.spark_scheme), "silver/quarantine"
+    ).collect()
+    got = Counter(
+        (
+            r.entity,
+            canonical(json.loads(r.raw_record), r.parent_apprenticeship_id if r.entity == "projects" else None),
+            tuple(r.reasons),
+        )
+        for r in quarantine
+    )
     want = Counter((entity, record, (reason,)) for entity, _, record, reason in expected)
     assert got == want, f"missing: {list((want - got).items())[:3]}; unexpected: {list((got - want).items())[:3]}"
     assert all(r.run_id == run.extract.run_id and r.landing_file.startswith("raw/") for r in quarantine)  # lineage kept
@@ -110,12 +124,14 @@ def test_the_run_reconciles_with_its_quarantined_records(run):
 
 # ---------------------------------------------------------------- broken landing files
 
+
 @pytest.fixture
 def small_landing(tmp_path):
     server = start_api(scale=60, seed=52)
     try:
-        config = extract_config(str(tmp_path / "lake"), server.url, api={"page_size": 20},
-                                extract={"part_max_bytes": 1024})
+        config = extract_config(
+            str(tmp_path / "lake"), server.url, api={"page_size": 20}, extract={"part_max_bytes": 1024}
+        )
         result = run_extract(config)
     finally:
         server.stop()
@@ -140,9 +156,17 @@ def test_a_landing_part_cut_short_fails_the_run_by_name_loads_nothing_and_loads_
         run_transform(spark, config)
     message = str(failure.value)
     assert extracted.run_id in message and "nothing of the run was loaded" in message, message
-    for table in ("bronze/programmes", "bronze/apprenticeships", "bronze/projects", "silver/programmes",
-                  "silver/apprenticeships", "silver/projects", "silver/quarantine", "_audit/runs",
-                  "gold/apprenticeships"):
+    for table in (
+        "bronze/programmes",
+        "bronze/apprenticeships",
+        "bronze/projects",
+        "silver/programmes",
+        "silver/apprenticeships",
+        "silver/projects",
+        "silver/quarantine",
+        "_audit/runs",
+        "gold/apprenticeships",
+    ):
         assert read_table(spark, lake, table).count() == 0, f"{table} holds rows of a run that failed"
 
     storage.put(key, original)  # the operator restores the file; the run was left pending
@@ -156,6 +180,7 @@ def test_a_landing_part_cut_short_fails_the_run_by_name_loads_nothing_and_loads_
 
 
 # ---------------------------------------------------------------- an API that answers HTML
+
 
 class HtmlProxy:
     """A reverse proxy to the sample API that answers `200 text/html` instead of the first N /programmes pages."""
@@ -271,15 +296,24 @@ def test_an_html_answer_is_reported_with_what_was_received(tmp_path):
 
 # ---------------------------------------------------------------- bad config values
 
-@pytest.mark.parametrize("flag, env, named", [
-    (["--set", "api.concurrency=lots"], {}, "'api.concurrency' must be an integer"),
-    (["--set", "api.pagesize=50"], {}, "unknown key 'api.pagesize'"),
-    ([], {"MV__EXTRACT__PART_MAX_BYTES": "10"}, "'extract.part_max_bytes' must be at least 1024"),
-    (["--set", "api.verify_tls=maybe"], {}, "'api.verify_tls' must be true or false"),
-])
+
+@pytest.mark.parametrize(
+    "flag, env, named",
+    [
+        (["--set", "api.concurrency=lots"], {}, "'api.concurrency' must be an integer"),
+        (["--set", "api.pagesize=50"], {}, "unknown key 'api.pagesize'"),
+        ([], {"MV__EXTRACT__PART_MAX_BYTES": "10"}, "'extract.part_max_bytes' must be at least 1024"),
+        (["--set", "api.verify_tls=maybe"], {}, "'api.verify_tls' must be true or false"),
+    ],
+)
 def test_a_bad_config_value_stops_the_job_at_once_naming_the_key(tmp_path, flag, env, named):
-    done = subprocess.run(job_command("extract", str(tmp_path / "lake"), *flag), capture_output=True, text=True,
-                          timeout=60, env=job_env(**env))
+    done = subprocess.run(
+        job_command("extract", str(tmp_path / "lake"), *flag),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=job_env(**env),
+    )
     assert done.returncode == 2, done.stderr[-2000:]
     errors = [line for line in done.stderr.splitlines() if " ERROR " in line]
     assert len(errors) == 1 and named in errors[0] and "bad configuration" in errors[0], done.stderr[-2000:]

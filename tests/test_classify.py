@@ -21,13 +21,12 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from conftest import make_config
 from multiverse_etl.entities import entity as spec_of
 from multiverse_etl.storage import open_storage
 from multiverse_etl.transform import run_transform
 from multiverse_etl.transform.classify import classify_records, known_versions
 from multiverse_etl.transform.tables import Lake, read_table
-
-from conftest import make_config
 from support.delta_log import history_version
 from support.landed import T0, Page, apprenticeship, programme, project, write_run
 
@@ -38,14 +37,21 @@ UTC = dt.timezone.utc
 def _projects_of(run: int) -> list[Page]:
     pending, bad = {"status": "pending"}, {"status": "in_review"}
     if run == 1:
-        return [Page([project(10, **pending), project(11, **pending)], parent=1), Page([project(20)], parent=2),
-                Page([project(40)], parent=4)]
+        return [
+            Page([project(10, **pending), project(11, **pending)], parent=1),
+            Page([project(20)], parent=2),
+            Page([project(40)], parent=4),
+        ]
     if run == 2:  # (1, 10) changed then back on a later page; (1, 11) bad; apprenticeship 2 gone
-        return [Page([project(10, status="graded")], parent=1, page_index=0),
-                Page([project(10, **pending), project(11, **bad)], parent=1, page_index=1),
-                Page([project(40)], parent=4)]
-    pages = [Page([project(10, **pending), project(11, **(bad if run >= 4 else pending))], parent=1),
-             Page([project(20)], parent=2)]
+        return [
+            Page([project(10, status="graded")], parent=1, page_index=0),
+            Page([project(10, **pending), project(11, **bad)], parent=1, page_index=1),
+            Page([project(40)], parent=4),
+        ]
+    pages = [
+        Page([project(10, **pending), project(11, **(bad if run >= 4 else pending))], parent=1),
+        Page([project(20)], parent=2),
+    ]
     return pages  # run 3 on: parent 4's listing is missing
 
 
@@ -54,8 +60,14 @@ def _apprenticeships_of(run: int) -> list[Page]:
 
 
 def _land(storage, run: int):
-    return write_run(storage, T0 + run * DAY, programmes=[Page([programme(7)])], apprenticeships=_apprenticeships_of(run),
-                     projects=_projects_of(min(run, 4)), fingerprints=True)
+    return write_run(
+        storage,
+        T0 + run * DAY,
+        programmes=[Page([programme(7)])],
+        apprenticeships=_apprenticeships_of(run),
+        projects=_projects_of(min(run, 4)),
+        fingerprints=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -78,15 +90,27 @@ def history(spark, tmp_path_factory):
                 "report": report,
                 "entities": {c.entity: c for c in report.entities},
                 "gold": result.gold_mode,
-                "silver_a": {r.apprenticeship_id: r for r in read_table(spark, lake, "silver/apprenticeships").collect()},
-                "silver_p": {(r.apprenticeship_id, r.project_id): r
-                             for r in read_table(spark, lake, "silver/projects").collect()},
-                "bronze": {t: read_table(spark, lake, f"bronze/{t}").count()
-                           for t in ("apprenticeships", "projects", "programmes")},
+                "silver_a": {
+                    r.apprenticeship_id: r for r in read_table(spark, lake, "silver/apprenticeships").collect()
+                },
+                "silver_p": {
+                    (r.apprenticeship_id, r.project_id): r for r in read_table(spark, lake, "silver/projects").collect()
+                },
+                "bronze": {
+                    t: read_table(spark, lake, f"bronze/{t}").count()
+                    for t in ("apprenticeships", "projects", "programmes")
+                },
                 "quarantine": read_table(spark, lake, "silver/quarantine").collect(),
-                "versions": {t: history_version(spark, lake, t)
-                             for t in ("silver/apprenticeships", "silver/projects", "silver/programmes",
-                                       "silver/quarantine", "bronze/projects")},
+                "versions": {
+                    t: history_version(spark, lake, t)
+                    for t in (
+                        "silver/apprenticeships",
+                        "silver/projects",
+                        "silver/programmes",
+                        "silver/quarantine",
+                        "bronze/projects",
+                    )
+                },
             }
     finally:
         classify.RULES_VERSION = rules
@@ -140,7 +164,11 @@ def test_a_new_rules_version_validates_everything_again_and_refreshes_fingerprin
     six = history[6]["entities"]
     assert history[6]["report"].skipped == []
     assert six["projects"].changed_records == 3 and six["apprenticeships"].changed_records == 3
-    assert (six["apprenticeships"].refreshed, six["apprenticeships"].updated, six["apprenticeships"].inserted) == (3, 0, 0)
+    assert (six["apprenticeships"].refreshed, six["apprenticeships"].updated, six["apprenticeships"].inserted) == (
+        3,
+        0,
+        0,
+    )
     for key, row in history[6]["silver_a"].items():
         before = history[5]["silver_a"][key]
         assert (row.name, row.run_id, row.is_deleted) == (before.name, before.run_id, before.is_deleted)
@@ -154,28 +182,46 @@ def test_classify_records_tells_unchanged_known_bad_changed_and_unseen(spark):
     spec = spec_of("programmes")
     silver_schema = "programme_id bigint, is_deleted boolean, extracted_at timestamp, fingerprint bigint"
     t1 = dt.datetime(2026, 3, 1, tzinfo=UTC)
-    silver = spark.createDataFrame([(7, False, t1, 100), (8, False, t1, 200), (9, True, t1, 300), (10, False, t1, None)],
-                                   silver_schema)
+    silver = spark.createDataFrame(
+        [(7, False, t1, 100), (8, False, t1, 200), (9, True, t1, 300), (10, False, t1, None)], silver_schema
+    )
     quarantine = spark.createDataFrame(
         [("programmes", None, "12", 900), ("projects", 3, "12", 400)],
-        "entity string, parent_apprenticeship_id bigint, record_id string, fingerprint bigint")
-    landed_schema = T.StructType([T.StructField(n, t) for n, t in (
-        ("run_id", T.StringType()), ("ingest_date", T.DateType()), ("extracted_at", T.TimestampType()),
-        ("landing_file", T.StringType()), ("page_index", T.IntegerType()), ("record_index", T.IntegerType()),
-        ("parent_apprenticeship_id", T.LongType()), ("fingerprint", T.LongType()))])
+        "entity string, parent_apprenticeship_id bigint, record_id string, fingerprint bigint",
+    )
+    landed_schema = T.StructType(
+        [
+            T.StructField(n, t)
+            for n, t in (
+                ("run_id", T.StringType()),
+                ("ingest_date", T.DateType()),
+                ("extracted_at", T.TimestampType()),
+                ("landing_file", T.StringType()),
+                ("page_index", T.IntegerType()),
+                ("record_index", T.IntegerType()),
+                ("parent_apprenticeship_id", T.LongType()),
+                ("fingerprint", T.LongType()),
+            )
+        ]
+    )
     day, t2 = dt.date(2026, 3, 2), dt.datetime(2026, 3, 2, tzinfo=UTC)
-    landed = spark.createDataFrame([("r", day, t2, "f", 0, i, None, fp) for i, fp in enumerate((100, 900, 555, 300, 400))],
-                                   landed_schema)
+    landed = spark.createDataFrame(
+        [("r", day, t2, "f", 0, i, None, fp) for i, fp in enumerate((100, 900, 555, 300, 400))], landed_schema
+    )
     classified = landed.transform(classify_records(spec, known_versions(spec, silver, quarantine)))
-    actual = classified.select("record_index", "_class", "programme_id").orderBy(F.col("record_index").asc_nulls_last(),
-                                                                                  "programme_id")
-    expected = spark.createDataFrame([
-        (0, "unchanged", 7),  # silver's live row 7 was built from this version
-        (1, "known_bad", 12),  # quarantine holds it (its id read from record_id)
-        (2, "changed", None),  # never seen
-        (3, "changed", None),  # the version of a deleted row: back, so changed
-        (4, "changed", None),  # a fingerprint quarantine holds for another entity
-        (None, "unseen", 8),  # live, no landed record matched it: a complete listing may prove it gone
-        (None, "unseen", 10),  # live, older than fingerprints: never matched, so unseen
-    ], "record_index int, _class string, programme_id bigint")
+    actual = classified.select("record_index", "_class", "programme_id").orderBy(
+        F.col("record_index").asc_nulls_last(), "programme_id"
+    )
+    expected = spark.createDataFrame(
+        [
+            (0, "unchanged", 7),  # silver's live row 7 was built from this version
+            (1, "known_bad", 12),  # quarantine holds it (its id read from record_id)
+            (2, "changed", None),  # never seen
+            (3, "changed", None),  # the version of a deleted row: back, so changed
+            (4, "changed", None),  # a fingerprint quarantine holds for another entity
+            (None, "unseen", 8),  # live, no landed record matched it: a complete listing may prove it gone
+            (None, "unseen", 10),  # live, older than fingerprints: never matched, so unseen
+        ],
+        "record_index int, _class string, programme_id bigint",
+    )
     assert_df_equality(actual, expected, ignore_nullable=True)

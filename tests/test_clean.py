@@ -12,12 +12,19 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from multiverse_etl.entities import entity as spec_of
-from multiverse_etl.transform.clean import (NFC_STABLE_RANGES,
-                                            clean_email, is_valid_email, json_token_kind, may_change_under_nfc,
-                                            normalize_unicode, parse_source_timestamp, to_integer, trim_text,
-                                            validate_records)
+from multiverse_etl.transform.clean import (
+    NFC_STABLE_RANGES,
+    clean_email,
+    is_valid_email,
+    json_token_kind,
+    may_change_under_nfc,
+    normalize_unicode,
+    parse_source_timestamp,
+    to_integer,
+    trim_text,
+    validate_records,
+)
 from multiverse_etl.transform.schemas import CLEAN_SCHEMAS
-
 from support.landed import bronze_frame, cleaned, compact, lineage, spark_conf
 
 UTC = dt.timezone.utc
@@ -28,8 +35,15 @@ def one_column(spark, values, name="s", dtype=T.StringType()):
 
 
 def test_trim_text_strips_unicode_whitespace_at_the_edges_only(spark):
-    pairs = [(" a  b ", "a  b"), ("\u00a0Zoë\t", "Zoë"), ("\nline one\nline two\r\n", "line one\nline two"),
-             ("\u2003x\u3000", "x"), ("   ", ""), ("", ""), (None, None)]
+    pairs = [
+        (" a  b ", "a  b"),
+        ("\u00a0Zoë\t", "Zoë"),
+        ("\nline one\nline two\r\n", "line one\nline two"),
+        ("\u2003x\u3000", "x"),
+        ("   ", ""),
+        ("", ""),
+        (None, None),
+    ]
     frame = spark.createDataFrame(pairs, "s string, expected string")
     assert_df_equality(frame.select(trim_text(F.col("s")).alias("s")), frame.select(F.col("expected").alias("s")))
 
@@ -58,23 +72,45 @@ EMAILS = [
 
 def test_email_is_trimmed_lower_cased_and_checked(spark):
     frame = spark.createDataFrame(EMAILS, "raw string, email string, valid boolean")
-    cleaned = frame.select(clean_email(F.col("raw")).alias("email")).select("email", is_valid_email(F.col("email")).alias("valid"))
+    cleaned = frame.select(clean_email(F.col("raw")).alias("email")).select(
+        "email", is_valid_email(F.col("email")).alias("valid")
+    )
     assert_df_equality(cleaned, frame.select("email", "valid"))
 
 
 TIMESTAMPS = [
     ("2024-03-05T10:21:33", dt.datetime(2024, 3, 5, 10, 21, 33, tzinfo=UTC)),
     ("2024-02-29T23:59:59", dt.datetime(2024, 2, 29, 23, 59, 59, tzinfo=UTC)),
-    ("not a date", None), ("2024-02-30T25:61:00", None), ("31/12/2023 14:05", None), ("", None), ("yesterday", None),
-    ("2023-13-01T00:00:00", None), ("0000-00-00T00:00:00", None), ("2023-02-29T00:00:00", None),
-    ("2024-03-05T24:00:00", None), ("2024-03-05T10:21:33Z", None), ("2024-03-05 10:21:33", None),
-    ("2024-03-05T10:21:33.5", None), (" 2024-03-05T10:21:33", None), (None, None),
+    ("not a date", None),
+    ("2024-02-30T25:61:00", None),
+    ("31/12/2023 14:05", None),
+    ("", None),
+    ("yesterday", None),
+    ("2023-13-01T00:00:00", None),
+    ("0000-00-00T00:00:00", None),
+    ("2023-02-29T00:00:00", None),
+    ("2024-03-05T24:00:00", None),
+    ("2024-03-05T10:21:33Z", None),
+    ("2024-03-05 10:21:33", None),
+    ("2024-03-05T10:21:33.5", None),
+    (" 2024-03-05T10:21:33", None),
+    (None, None),
 ]
 INTEGERS = [
-    ("12", 12, 12), ("-3", -3, -3), ("0", 0, 0), ("2147483648", 2147483648, None),
-    ("9223372036854775807", 9223372036854775807, None), ("9223372036854775808", None, None),
-    ("-9223372036854775808", -9223372036854775808, None), ("12.5", None, None), ("1e3", None, None),
-    (" 12", None, None), ("+5", None, None), ("A-12", None, None), ("", None, None), (None, None, None),
+    ("12", 12, 12),
+    ("-3", -3, -3),
+    ("0", 0, 0),
+    ("2147483648", 2147483648, None),
+    ("9223372036854775807", 9223372036854775807, None),
+    ("9223372036854775808", None, None),
+    ("-9223372036854775808", -9223372036854775808, None),
+    ("12.5", None, None),
+    ("1e3", None, None),
+    (" 12", None, None),
+    ("+5", None, None),
+    ("A-12", None, None),
+    ("", None, None),
+    (None, None, None),
 ]
 RAW_RECORDS = [
     ('{"id":1,"name":"x"}', "number", "string"),
@@ -93,9 +129,18 @@ def _helper_results(spark):
     kinds = spark.createDataFrame(RAW_RECORDS, "raw string, id string, name string")
     return (
         (stamps.select("s", parse_source_timestamp(F.col("s")).alias("ts")), stamps),
-        (integers.select("s", to_integer(F.col("s")).alias("big"), to_integer(F.col("s"), "int").alias("small")), integers),
-        (kinds.select("raw", json_token_kind(F.col("raw"), "id").alias("id"), json_token_kind(F.col("raw"), "name").alias("name")),
-         kinds),
+        (
+            integers.select("s", to_integer(F.col("s")).alias("big"), to_integer(F.col("s"), "int").alias("small")),
+            integers,
+        ),
+        (
+            kinds.select(
+                "raw",
+                json_token_kind(F.col("raw"), "id").alias("id"),
+                json_token_kind(F.col("raw"), "name").alias("name"),
+            ),
+            kinds,
+        ),
     )
 
 
@@ -105,11 +150,19 @@ def test_parsing_and_casts_give_the_same_results_with_ansi_on_and_off(spark, ans
     with spark_conf(spark, "spark.sql.ansi.enabled", ansi):
         for actual, expected in _helper_results(spark):
             assert_df_equality(actual, expected, ignore_nullable=True)
-        bronze = bronze_frame(spark, "programmes", [
-            {"id": 9223372036854775808, "name": "n", "duration": 2147483648, "description": "d"},
-            {"id": "7", "name": 5, "duration": 1.5, "description": None},
-        ])
-        rows = bronze.transform(validate_records(spec_of("programmes"))).select("programme_id", "duration", "reasons").collect()
+        bronze = bronze_frame(
+            spark,
+            "programmes",
+            [
+                {"id": 9223372036854775808, "name": "n", "duration": 2147483648, "description": "d"},
+                {"id": "7", "name": 5, "duration": 1.5, "description": None},
+            ],
+        )
+        rows = (
+            bronze.transform(validate_records(spec_of("programmes")))
+            .select("programme_id", "duration", "reasons")
+            .collect()
+        )
     assert [tuple(r) for r in rows] == [
         (None, None, ["wrong_type:id", "wrong_type:duration"]),
         (None, None, ["wrong_type:id", "wrong_type:name", "wrong_type:duration", "null_value:description"]),
@@ -134,64 +187,199 @@ def test_nfc_stable_ranges_hold_no_character_that_nfc_can_change():
 
 
 def test_may_change_under_nfc_flags_only_text_outside_the_stable_ranges(spark):
-    pairs = [("Zoë Łukasz Nguyễn Thị – O'Brien", False), ("さくら 佐藤 지우 데이터 🎉 ☁️", False), ("Zoe\u0301", True),
-             ("\u1100\u1161", True), ("\u212b", True), ("", False), (None, False)]
+    pairs = [
+        ("Zoë Łukasz Nguyễn Thị – O'Brien", False),
+        ("さくら 佐藤 지우 데이터 🎉 ☁️", False),
+        ("Zoe\u0301", True),
+        ("\u1100\u1161", True),
+        ("\u212b", True),
+        ("", False),
+        (None, False),
+    ]
     frame = spark.createDataFrame(pairs, "s string, flag boolean")
     assert_df_equality(frame.select("s", may_change_under_nfc(F.col("s")).alias("flag")), frame, ignore_nullable=True)
 
 
 def test_normalize_unicode_composes_flagged_rows_and_leaves_the_rest(spark):
-    schema = T.StructType([T.StructField("project_id", T.LongType()), T.StructField("title", T.StringType()),
-                           T.StructField("description", T.StringType()), T.StructField("status", T.StringType()),
-                           T.StructField("needs_nfc", T.BooleanType())])
-    rows = [(1, "Cafe\u0301", "A\u030a", "pending", True), (2, "\u1100\u1161", "x", "graded", True),
-            (3, "plain", "already é", "pending", False), (4, "left alone e\u0301", "-", "pending", False)]
-    expected = [(1, "Café", "Å", "pending", True), (2, "가", "x", "graded", True),
-                (3, "plain", "already é", "pending", False), (4, "left alone e\u0301", "-", "pending", False)]
+    schema = T.StructType(
+        [
+            T.StructField("project_id", T.LongType()),
+            T.StructField("title", T.StringType()),
+            T.StructField("description", T.StringType()),
+            T.StructField("status", T.StringType()),
+            T.StructField("needs_nfc", T.BooleanType()),
+        ]
+    )
+    rows = [
+        (1, "Cafe\u0301", "A\u030a", "pending", True),
+        (2, "\u1100\u1161", "x", "graded", True),
+        (3, "plain", "already é", "pending", False),
+        (4, "left alone e\u0301", "-", "pending", False),
+    ]
+    expected = [
+        (1, "Café", "Å", "pending", True),
+        (2, "가", "x", "graded", True),
+        (3, "plain", "already é", "pending", False),
+        (4, "left alone e\u0301", "-", "pending", False),
+    ]
     actual = spark.createDataFrame(rows, schema).transform(normalize_unicode(spec_of("projects")))
     assert_df_equality(actual, spark.createDataFrame(expected, schema), ignore_row_order=True)
 
 
 def test_clean_apprenticeships_trims_normalises_and_parses(spark):
     records = [
-        {"id": 1, "name": " Data Fellowship – Acme\t", "programme_id": 7, "modified_date": " 2024-03-05T10:21:33 ",
-         "first_name": "\u00a0Zoe\u0301", "last_name": "O'Brien\n", "email_address": "  Zoe.OBrien@Example.ORG "},
-        {"id": 2, "name": "n", "programme_id": 7, "modified_date": "2024-03-05T10:21:33", "first_name": "A",
-         "last_name": "B", "email_address": "not-an-email"},
-        {"id": 3, "name": "データ分析 🎉", "programme_id": 99, "modified_date": "2023-01-01T00:00:00",
-         "first_name": "さくら", "last_name": "佐藤", "email_address": "sakura.sato@example.org"},
-        {"id": "A-4", "name": "x", "programme_id": 7, "modified_date": "2024-02-30T25:61:00", "first_name": "A",
-         "last_name": "B", "email_address": "a@b.org"},
+        {
+            "id": 1,
+            "name": " Data Fellowship – Acme\t",
+            "programme_id": 7,
+            "modified_date": " 2024-03-05T10:21:33 ",
+            "first_name": "\u00a0Zoe\u0301",
+            "last_name": "O'Brien\n",
+            "email_address": "  Zoe.OBrien@Example.ORG ",
+        },
+        {
+            "id": 2,
+            "name": "n",
+            "programme_id": 7,
+            "modified_date": "2024-03-05T10:21:33",
+            "first_name": "A",
+            "last_name": "B",
+            "email_address": "not-an-email",
+        },
+        {
+            "id": 3,
+            "name": "データ分析 🎉",
+            "programme_id": 99,
+            "modified_date": "2023-01-01T00:00:00",
+            "first_name": "さくら",
+            "last_name": "佐藤",
+            "email_address": "sakura.sato@example.org",
+        },
+        {
+            "id": "A-4",
+            "name": "x",
+            "programme_id": 7,
+            "modified_date": "2024-02-30T25:61:00",
+            "first_name": "A",
+            "last_name": "B",
+            "email_address": "a@b.org",
+        },
     ]
     actual = bronze_frame(spark, "apprenticeships", records).transform(cleaned(spec_of("apprenticeships")))
     march = dt.datetime(2024, 3, 5, 10, 21, 33, tzinfo=UTC)
-    expected = spark.createDataFrame([
-        (*lineage(0), 1, "Data Fellowship – Acme", 7, march, "Zoé", "O'Brien", "zoe.obrien@example.org", True, True,
-         "1", None, [], 0),
-        (*lineage(1), 2, "n", 7, march, "A", "B", "not-an-email", False, False, "2", None, [], 1),
-        (*lineage(2), 3, "データ分析 🎉", 99, dt.datetime(2023, 1, 1, tzinfo=UTC), "さくら", "佐藤", "sakura.sato@example.org",
-         True, False, "3", None, [], 2),
-        (*lineage(3), None, "x", 7, None, "A", "B", "a@b.org", True, False, "A-4", compact(records[3]),
-         ["wrong_type:id", "unparseable_date:modified_date"], 3),
-    ], CLEAN_SCHEMAS["apprenticeships"])
+    expected = spark.createDataFrame(
+        [
+            (
+                *lineage(0),
+                1,
+                "Data Fellowship – Acme",
+                7,
+                march,
+                "Zoé",
+                "O'Brien",
+                "zoe.obrien@example.org",
+                True,
+                True,
+                "1",
+                None,
+                [],
+                0,
+            ),
+            (*lineage(1), 2, "n", 7, march, "A", "B", "not-an-email", False, False, "2", None, [], 1),
+            (
+                *lineage(2),
+                3,
+                "データ分析 🎉",
+                99,
+                dt.datetime(2023, 1, 1, tzinfo=UTC),
+                "さくら",
+                "佐藤",
+                "sakura.sato@example.org",
+                True,
+                False,
+                "3",
+                None,
+                [],
+                2,
+            ),
+            (
+                *lineage(3),
+                None,
+                "x",
+                7,
+                None,
+                "A",
+                "B",
+                "a@b.org",
+                True,
+                False,
+                "A-4",
+                compact(records[3]),
+                ["wrong_type:id", "unparseable_date:modified_date"],
+                3,
+            ),
+        ],
+        CLEAN_SCHEMAS["apprenticeships"],
+    )
     assert_df_equality(actual, expected, ignore_row_order=True)
 
 
 def test_clean_projects_takes_the_parent_from_the_page_and_lower_cases_status(spark):
     records = [
-        {"id": 1, "title": "  Capstone – Données clients ", "description": "Line one.\nLine two.\n", "status": " Graded "},
+        {
+            "id": 1,
+            "title": "  Capstone – Données clients ",
+            "description": "Line one.\nLine two.\n",
+            "status": " Graded ",
+        },
         {"id": 2, "title": "t", "description": "", "status": "in_review"},
         {"id": 3, "title": "t", "description": "d", "status": "pending"},
     ]
     actual = bronze_frame(spark, "projects", records, parents=[10, 10, None]).transform(cleaned(spec_of("projects")))
-    expected = spark.createDataFrame([
-        (*lineage(0, 10, "projects"), 10, 1, "Capstone – Données clients", "Line one.\nLine two.", "graded", False, "1",
-         None, [], 0),
-        (*lineage(1, 10, "projects"), 10, 2, "t", "", "in_review", False, "2", compact(records[1]),
-         ["unknown_status:status"], 1),
-        (*lineage(2, None, "projects"), None, 3, "t", "d", "pending", False, "3", compact(records[2]),
-         ["missing_parent:apprenticeship_id"], 2),
-    ], CLEAN_SCHEMAS["projects"])
+    expected = spark.createDataFrame(
+        [
+            (
+                *lineage(0, 10, "projects"),
+                10,
+                1,
+                "Capstone – Données clients",
+                "Line one.\nLine two.",
+                "graded",
+                False,
+                "1",
+                None,
+                [],
+                0,
+            ),
+            (
+                *lineage(1, 10, "projects"),
+                10,
+                2,
+                "t",
+                "",
+                "in_review",
+                False,
+                "2",
+                compact(records[1]),
+                ["unknown_status:status"],
+                1,
+            ),
+            (
+                *lineage(2, None, "projects"),
+                None,
+                3,
+                "t",
+                "d",
+                "pending",
+                False,
+                "3",
+                compact(records[2]),
+                ["missing_parent:apprenticeship_id"],
+                2,
+            ),
+        ],
+        CLEAN_SCHEMAS["projects"],
+    )
     assert_df_equality(actual, expected, ignore_row_order=True)
 
 
@@ -202,11 +390,36 @@ def test_clean_programmes_checks_duration(spark):
         {"id": 9, "name": "n", "duration": -1, "description": "d"},
     ]
     actual = bronze_frame(spark, "programmes", records).transform(cleaned(spec_of("programmes")))
-    expected = spark.createDataFrame([
-        (*lineage(0, None, "programmes"), 7, "Data Analyst – Level 4", 15, "Learn.", False, "7", None, [], 0),
-        (*lineage(1, None, "programmes"), 8, "n", None, "d", False, "8", compact(records[1]), ["wrong_type:duration"], 1),
-        (*lineage(2, None, "programmes"), 9, "n", -1, "d", False, "9", compact(records[2]), ["negative_value:duration"], 2),
-    ], CLEAN_SCHEMAS["programmes"])
+    expected = spark.createDataFrame(
+        [
+            (*lineage(0, None, "programmes"), 7, "Data Analyst – Level 4", 15, "Learn.", False, "7", None, [], 0),
+            (
+                *lineage(1, None, "programmes"),
+                8,
+                "n",
+                None,
+                "d",
+                False,
+                "8",
+                compact(records[1]),
+                ["wrong_type:duration"],
+                1,
+            ),
+            (
+                *lineage(2, None, "programmes"),
+                9,
+                "n",
+                -1,
+                "d",
+                False,
+                "9",
+                compact(records[2]),
+                ["negative_value:duration"],
+                2,
+            ),
+        ],
+        CLEAN_SCHEMAS["programmes"],
+    )
     assert_df_equality(actual, expected, ignore_row_order=True)
 
 

@@ -9,29 +9,47 @@ tests/test_clean.py checks fixed cases in both modes).
 
 from __future__ import annotations
 
-import pytest
-
 import datetime as dt
 import json
 import re
 import unicodedata
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
 from multiverse_etl.entities import entity as spec_of
-from multiverse_etl.transform.clean import (clean_email,
-                                            is_valid_email, json_token_kind, may_change_under_nfc, parse_source_timestamp,
-                                            to_integer, trim_text)
-
+from multiverse_etl.transform.clean import (
+    clean_email,
+    is_valid_email,
+    json_token_kind,
+    may_change_under_nfc,
+    parse_source_timestamp,
+    to_integer,
+    trim_text,
+)
 from support.landed import bronze_frame, cleaned, spark_conf
 
 # The references below are written from docs/source-api.md, docs/transform.md and Unicode, not taken from the code.
 # Unicode's White_Space property: U+0009-U+000D, U+0020, U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029,
 # U+202F, U+205F, U+3000.
-WHITE_SPACE = "".join(chr(c) for c in [*range(0x09, 0x0E), 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028,
-                                       0x2029, 0x202F, 0x205F, 0x3000])
+WHITE_SPACE = "".join(
+    chr(c)
+    for c in [
+        *range(0x09, 0x0E),
+        0x20,
+        0x85,
+        0xA0,
+        0x1680,
+        *range(0x2000, 0x200B),
+        0x2028,
+        0x2029,
+        0x202F,
+        0x205F,
+        0x3000,
+    ]
+)
 # docs/transform.md: an RFC 5322 dot-atom local part, a DNS domain with a TLD of 2-63 letters, ASCII, <= 254 characters.
 _ATOM = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
@@ -39,18 +57,52 @@ PY_EMAIL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@(?:{_LABEL}\.)+[a-z]{{2,63}}")
 EMAIL_MAX_LENGTH = 254
 # docs/source-api.md: the fields of each entity and their JSON types ("timestamp": modified_date's format).
 CONTRACT = {
-    "apprenticeships": (("id", "integer"), ("name", "string"), ("programme_id", "integer"),
-                        ("modified_date", "timestamp"), ("first_name", "string"), ("last_name", "string"),
-                        ("email_address", "string")),
+    "apprenticeships": (
+        ("id", "integer"),
+        ("name", "string"),
+        ("programme_id", "integer"),
+        ("modified_date", "timestamp"),
+        ("first_name", "string"),
+        ("last_name", "string"),
+        ("email_address", "string"),
+    ),
     "projects": (("id", "integer"), ("title", "string"), ("description", "string"), ("status", "string")),
     "programmes": (("id", "integer"), ("name", "string"), ("duration", "integer"), ("description", "string")),
 }
 
-PROPERTY = settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROPERTY = settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 
 # Arbitrary unicode (no surrogates: they cannot be UTF-8), with the source's troublemakers drawn often.
-TRICKY = list(WHITE_SPACE) + ["\u0301", "\u0308", "\u1100", "\u1161", "\u11a8", "\u212b", "\u2126", "e", "E", "İ", "ß",
-                              "Σ", "ς", "\ufb01", "'", '"', "\\", ",", ":", "{", "}", "@", "\x00", "😀", "\u200d", "ﬀ"]
+TRICKY = list(WHITE_SPACE) + [
+    "\u0301",
+    "\u0308",
+    "\u1100",
+    "\u1161",
+    "\u11a8",
+    "\u212b",
+    "\u2126",
+    "e",
+    "E",
+    "İ",
+    "ß",
+    "Σ",
+    "ς",
+    "\ufb01",
+    "'",
+    '"',
+    "\\",
+    ",",
+    ":",
+    "{",
+    "}",
+    "@",
+    "\x00",
+    "😀",
+    "\u200d",
+    "ﬀ",
+]
 CHARS = st.one_of(st.characters(exclude_categories=("Cs",)), st.sampled_from(TRICKY))
 TEXT = st.text(CHARS, max_size=24)
 BATCH = st.lists(TEXT, min_size=1, max_size=150)
@@ -74,13 +126,17 @@ def column_frame(spark, values):
 
 # ---------------------------------------------------------------- text
 
+
 @PROPERTY
 @given(values=BATCH)
 def test_trim_and_email_cleaning_of_arbitrary_unicode(spark, values):
-    rows = (column_frame(spark, values + [None])
-            .select("i", trim_text(F.col("s")).alias("trimmed"), clean_email(F.col("s")).alias("email"))
-            .select("*", is_valid_email(F.col("email")).alias("valid"))
-            .orderBy("i").collect())
+    rows = (
+        column_frame(spark, values + [None])
+        .select("i", trim_text(F.col("s")).alias("trimmed"), clean_email(F.col("s")).alias("email"))
+        .select("*", is_valid_email(F.col("email")).alias("valid"))
+        .orderBy("i")
+        .collect()
+    )
     for value, row in zip(values + [None], rows):
         assert row.trimmed == strip(value)  # exactly str.strip over Unicode White_Space: nothing more, nothing less
         if value is None:
@@ -100,7 +156,9 @@ def test_trim_and_email_cleaning_of_arbitrary_unicode(spark, values):
 @given(values=BATCH)
 def test_text_that_is_not_flagged_for_nfc_is_already_nfc(spark, values):
     """The flag that keeps text away from the Python UDF is sound: unflagged text never changes under NFC."""
-    rows = column_frame(spark, values).select("i", may_change_under_nfc(F.col("s")).alias("flag")).orderBy("i").collect()
+    rows = (
+        column_frame(spark, values).select("i", may_change_under_nfc(F.col("s")).alias("flag")).orderBy("i").collect()
+    )
     for value, row in zip(values, rows):
         if not row.flag:
             assert nfc(value) == value, ascii(value)
@@ -115,7 +173,9 @@ INTEGER_TEXT = st.one_of(
     st.integers(min_value=-(2**31) - 2, max_value=2**31 + 2).map(str),
     st.builds(lambda z, n: "0" * z + str(n), st.integers(0, 20), st.integers(0, 10**6)),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
-    st.sampled_from(["+1", " 1", "1 ", "1e3", "0x10", "١٢٣", "１２", "-", "", "--1", "1_000", "٣", "9" * 19, "-" + "9" * 19]),
+    st.sampled_from(
+        ["+1", " 1", "1 ", "1e3", "0x10", "١٢٣", "１２", "-", "", "--1", "1_000", "٣", "9" * 19, "-" + "9" * 19]
+    ),
     TEXT,
 )
 
@@ -127,9 +187,12 @@ def test_integer_text_becomes_exactly_its_value_or_null_and_never_an_error(spark
     @given(values=st.lists(INTEGER_TEXT, min_size=1, max_size=150))
     def check(values):
         with spark_conf(spark, "spark.sql.ansi.enabled", ansi):
-            rows = (column_frame(spark, values)
-                    .select("i", to_integer(F.col("s")).alias("big"), to_integer(F.col("s"), "int").alias("small"))
-                    .orderBy("i").collect())
+            rows = (
+                column_frame(spark, values)
+                .select("i", to_integer(F.col("s")).alias("big"), to_integer(F.col("s"), "int").alias("small"))
+                .orderBy("i")
+                .collect()
+            )
         for value, row in zip(values, rows):
             number = int(value) if PY_INTEGER.match(value) else None
             assert row.big == (number if number is not None and -(2**63) <= number < 2**63 else None), value
@@ -144,12 +207,34 @@ def _timestamp_like(draw_digits):
 
 
 TIMESTAMP_TEXT = st.one_of(
-    st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31)).map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%S").zfill(19)),
-    st.tuples(st.integers(0, 9999), st.integers(0, 19), st.integers(0, 39), st.integers(0, 29), st.integers(0, 69),
-              st.integers(0, 69)).map(_timestamp_like),
-    st.sampled_from(["2024-02-29T12:00:00", "2023-02-29T12:00:00", "2024-02-30T25:61:00", "31/12/2023 14:05", "not a date",
-                     "2024-03-05T10:21:33Z", "2024-03-05 10:21:33", "2024-03-05T10:21:33.5", "2024-3-5T1:2:3",
-                     "\u00a02024-03-05T10:21:33\n", "2024-03-05T10:21:33\n", "0000-01-01T00:00:00", "２０２４-03-05T10:21:33"]),
+    st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31)).map(
+        lambda d: d.strftime("%Y-%m-%dT%H:%M:%S").zfill(19)
+    ),
+    st.tuples(
+        st.integers(0, 9999),
+        st.integers(0, 19),
+        st.integers(0, 39),
+        st.integers(0, 29),
+        st.integers(0, 69),
+        st.integers(0, 69),
+    ).map(_timestamp_like),
+    st.sampled_from(
+        [
+            "2024-02-29T12:00:00",
+            "2023-02-29T12:00:00",
+            "2024-02-30T25:61:00",
+            "31/12/2023 14:05",
+            "not a date",
+            "2024-03-05T10:21:33Z",
+            "2024-03-05 10:21:33",
+            "2024-03-05T10:21:33.5",
+            "2024-3-5T1:2:3",
+            "\u00a02024-03-05T10:21:33\n",
+            "2024-03-05T10:21:33\n",
+            "0000-01-01T00:00:00",
+            "２０２４-03-05T10:21:33",
+        ]
+    ),
     TEXT,
 )
 
@@ -176,8 +261,12 @@ def test_only_real_source_timestamps_parse_and_they_round_trip(spark):
     def check(values):
         with spark_conf(spark, "spark.sql.ansi.enabled", ansi):
             parsed = parse_source_timestamp(trim_text(F.col("s")))
-            rows = (column_frame(spark, values).select("i", F.date_format(parsed, FORMAT).alias("ts"))
-                    .orderBy("i").collect())
+            rows = (
+                column_frame(spark, values)
+                .select("i", F.date_format(parsed, FORMAT).alias("ts"))
+                .orderBy("i")
+                .collect()
+            )
         for value, row in zip(values, rows):
             assert row.ts == reference_timestamp(value), ascii(value)
 
@@ -186,9 +275,14 @@ def test_only_real_source_timestamps_parse_and_they_round_trip(spark):
 
 # ---------------------------------------------------------------- JSON token kinds
 
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**80), max_value=2**80),
-                    st.floats(allow_nan=False, allow_infinity=False), TEXT,
-                    st.sampled_from(['","id":1', '\\', '\\"', '"id":"x"', ', "id" : 5', "{\"status\":\"graded\"}"]))
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**80), max_value=2**80),
+    st.floats(allow_nan=False, allow_infinity=False),
+    TEXT,
+    st.sampled_from(['","id":1', "\\", '\\"', '"id":"x"', ', "id" : 5', '{"status":"graded"}']),
+)
 FLAT_VALUES = st.one_of(SCALARS, st.lists(SCALARS, max_size=3))
 FIELDS = sorted({name for fields in CONTRACT.values() for name, _ in fields})
 
@@ -213,14 +307,23 @@ RECORDS = st.dictionaries(st.one_of(st.sampled_from(FIELDS), TEXT), FLAT_VALUES,
 @given(records=st.lists(st.tuples(RECORDS, st.booleans(), st.booleans()), min_size=1, max_size=80))
 def test_the_json_type_of_every_top_level_field_is_read_off_the_raw_text(spark, records):
     """Records as any encoder may write them (ASCII escapes or not, spaces or not); values full of quotes and keys."""
-    texts = [json.dumps(r, ensure_ascii=ascii_only, separators=(", ", " : ") if spaced else (",", ":"))
-             for r, ascii_only, spaced in records]
-    frame = column_frame(spark, texts).withColumn("parsed", F.from_json("s", ", ".join(f"`{n}` string" for n in FIELDS)))
-    rows = frame.select(
-        "i", *[json_token_kind(F.col("s"), name).alias(name) for name in FIELDS],
-        # The transform's form: compact text is settled by the value from_json read (no regex).
-        *[json_token_kind(F.col("s"), name, F.col("parsed")[name]).alias(f"{name}_with_value") for name in FIELDS],
-    ).orderBy("i").collect()
+    texts = [
+        json.dumps(r, ensure_ascii=ascii_only, separators=(", ", " : ") if spaced else (",", ":"))
+        for r, ascii_only, spaced in records
+    ]
+    frame = column_frame(spark, texts).withColumn(
+        "parsed", F.from_json("s", ", ".join(f"`{n}` string" for n in FIELDS))
+    )
+    rows = (
+        frame.select(
+            "i",
+            *[json_token_kind(F.col("s"), name).alias(name) for name in FIELDS],
+            # The transform's form: compact text is settled by the value from_json read (no regex).
+            *[json_token_kind(F.col("s"), name, F.col("parsed")[name]).alias(f"{name}_with_value") for name in FIELDS],
+        )
+        .orderBy("i")
+        .collect()
+    )
     for (record, _, _), text, row in zip(records, texts, rows):
         for name in FIELDS:
             assert row[name] == kind_of(record, name), (name, text)
@@ -229,8 +332,13 @@ def test_the_json_type_of_every_top_level_field_is_read_off_the_raw_text(spark, 
 
 # ---------------------------------------------------------------- whole records through the cleaning step
 
-INTEGER_FIELD = st.one_of(st.integers(min_value=-(2**66), max_value=2**66), st.floats(allow_nan=False, allow_infinity=False),
-                          TEXT, st.booleans(), st.lists(st.integers(), max_size=2))
+INTEGER_FIELD = st.one_of(
+    st.integers(min_value=-(2**66), max_value=2**66),
+    st.floats(allow_nan=False, allow_infinity=False),
+    TEXT,
+    st.booleans(),
+    st.lists(st.integers(), max_size=2),
+)
 STRING_FIELD = st.one_of(TEXT, TEXT, st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.booleans())
 DATE_FIELD = st.one_of(TIMESTAMP_TEXT, st.integers())
 MISSING = object()
@@ -240,11 +348,17 @@ def field_value(strategy):
     return st.one_of(strategy, strategy, strategy, st.none(), st.just(MISSING))
 
 
-APPRENTICESHIP = st.fixed_dictionaries({
-    "id": field_value(INTEGER_FIELD), "name": field_value(STRING_FIELD), "programme_id": field_value(INTEGER_FIELD),
-    "modified_date": field_value(DATE_FIELD), "first_name": field_value(STRING_FIELD),
-    "last_name": field_value(STRING_FIELD), "email_address": field_value(st.one_of(STRING_FIELD, st.emails())),
-}).map(lambda r: {k: v for k, v in r.items() if v is not MISSING})
+APPRENTICESHIP = st.fixed_dictionaries(
+    {
+        "id": field_value(INTEGER_FIELD),
+        "name": field_value(STRING_FIELD),
+        "programme_id": field_value(INTEGER_FIELD),
+        "modified_date": field_value(DATE_FIELD),
+        "first_name": field_value(STRING_FIELD),
+        "last_name": field_value(STRING_FIELD),
+        "email_address": field_value(st.one_of(STRING_FIELD, st.emails())),
+    }
+).map(lambda r: {k: v for k, v in r.items() if v is not MISSING})
 
 
 def reference_reasons(record):
@@ -255,8 +369,9 @@ def reference_reasons(record):
         reasons += [f"missing_field:{name}"] if kind == "missing" else []
         reasons += [f"null_value:{name}"] if kind == "null" else []
         if json_type == "integer":
-            wrong = kind in ("string", "other") or (kind == "number" and not (
-                isinstance(value, int) and -(2**63) <= value < 2**63))
+            wrong = kind in ("string", "other") or (
+                kind == "number" and not (isinstance(value, int) and -(2**63) <= value < 2**63)
+            )
         else:
             wrong = kind in ("number", "other")
         reasons += [f"wrong_type:{name}"] if wrong else []
@@ -279,9 +394,23 @@ def test_cleaning_arbitrary_apprenticeship_records_agrees_with_a_python_referenc
     def check(records):
         with spark_conf(spark, "spark.sql.ansi.enabled", ansi):
             frame = bronze_frame(spark, "apprenticeships", records).transform(cleaned(spec_of("apprenticeships")))
-            rows = frame.select("record_index", "apprenticeship_id", "programme_id", "name", "first_name", "last_name",
-                                  "email_address", "email_is_valid", "reasons", "needs_nfc",
-                                  F.date_format("modified_date", FORMAT).alias("modified_date")).orderBy("record_index").collect()
+            rows = (
+                frame.select(
+                    "record_index",
+                    "apprenticeship_id",
+                    "programme_id",
+                    "name",
+                    "first_name",
+                    "last_name",
+                    "email_address",
+                    "email_is_valid",
+                    "reasons",
+                    "needs_nfc",
+                    F.date_format("modified_date", FORMAT).alias("modified_date"),
+                )
+                .orderBy("record_index")
+                .collect()
+            )
         assert len(rows) == len(records)
         for record, row in zip(records, rows):
             assert list(row.reasons) == reference_reasons(record), record
@@ -291,7 +420,9 @@ def test_cleaning_arbitrary_apprenticeship_records_agrees_with_a_python_referenc
             if email is None:
                 assert row.email_address is None
             else:
-                assert row.email_address == nfc(row.email_address) and row.email_address == row.email_address.strip(WHITE_SPACE)
+                assert row.email_address == nfc(row.email_address) and row.email_address == row.email_address.strip(
+                    WHITE_SPACE
+                )
                 if strip(email).isascii():
                     assert row.email_address == strip(email).lower()
             for name in ("id", "programme_id"):
@@ -304,9 +435,12 @@ def test_cleaning_arbitrary_apprenticeship_records_agrees_with_a_python_referenc
     check()
 
 
-@pytest.mark.xfail(strict=True, reason="known limitation, in the README: the JSON type of a field is read off the "
-                   "first matching key at any depth; the API's records are flat, so only a nested object with a "
-                   "contract key name can mislead it")
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limitation, in the README: the JSON type of a field is read off the "
+    "first matching key at any depth; the API's records are flat, so only a nested object with a "
+    "contract key name can mislead it",
+)
 def test_a_nested_object_does_not_hide_the_json_type_of_a_top_level_field(spark):
     """A contract key inside a nested object must not stand in for the record's own field.
 
@@ -317,7 +451,14 @@ def test_a_nested_object_does_not_hide_the_json_type_of_a_top_level_field(spark)
     from multiverse_etl.transform.clean import validate_records
     from support.landed import Raw
 
-    records = [Raw('{"meta":{"name":"x"},"id":3,"name":7,"duration":12,"description":"d"}'),
-               Raw('{"id":3,"name":7,"duration":12,"description":"d"}')]
-    rows = bronze_frame(spark, "programmes", records).transform(validate_records(spec_of("programmes"))).orderBy("record_index").collect()
+    records = [
+        Raw('{"meta":{"name":"x"},"id":3,"name":7,"duration":12,"description":"d"}'),
+        Raw('{"id":3,"name":7,"duration":12,"description":"d"}'),
+    ]
+    rows = (
+        bronze_frame(spark, "programmes", records)
+        .transform(validate_records(spec_of("programmes")))
+        .orderBy("record_index")
+        .collect()
+    )
     assert [list(r.reasons) for r in rows] == [["wrong_type:name"], ["wrong_type:name"]]

@@ -14,12 +14,12 @@ from aiohttp import web
 
 from multiverse_etl.config import ApiConfig
 from multiverse_etl.errors import EtlError
+from multiverse_etl.extract.credentials import Credentials
+from multiverse_etl.extract.errors import ApiError, AuthError, DeadPaginationToken, RetryBudgetExhausted
 from multiverse_etl.extract.http import ApiClient, ClientSettings
 from multiverse_etl.extract.http.counts import Counts
-from multiverse_etl.extract.credentials import Credentials
-from multiverse_etl.extract.errors import (ApiError, AuthError, DeadPaginationToken, RetryBudgetExhausted)
-from multiverse_etl.extract.redaction import RedactingFilter, Secret, redact, scrubbed_logs
 from multiverse_etl.extract.http.policy import RetryBudget, RetryPolicy, parse_retry_after
+from multiverse_etl.extract.redaction import RedactingFilter, Secret, redact, scrubbed_logs
 
 PASSWORD = "s3cr3t-pa55word"
 USER = "multiverse"
@@ -29,7 +29,7 @@ PAGE = b'{"data":[{"id":1}],"pagination":{"next_token":null,"previous_token":nul
 class Script:
     """A tiny API whose data answers a test scripts; it counts what it saw."""
 
-    def __init__(self, data: Callable[["Script", web.Request], Awaitable[web.StreamResponse]]) -> None:
+    def __init__(self, data: Callable[[Script, web.Request], Awaitable[web.StreamResponse]]) -> None:
         self.data = data
         self.logins = 0
         self.requests = 0
@@ -75,8 +75,15 @@ async def serve(script: Script) -> AsyncIterator[str]:
 
 
 def api_config(url: str, **overrides: Any) -> ClientSettings:
-    values = dict(url=url, concurrency=8, backoff_base_s=0.01, backoff_max_s=0.05, max_attempts=5,
-                  connect_timeout_s=2.0, read_timeout_s=2.0)
+    values = dict(
+        url=url,
+        concurrency=8,
+        backoff_base_s=0.01,
+        backoff_max_s=0.05,
+        max_attempts=5,
+        connect_timeout_s=2.0,
+        read_timeout_s=2.0,
+    )
     values.update(overrides)
     return ClientSettings(**values)
 
@@ -136,8 +143,9 @@ def test_an_expired_token_makes_exactly_one_task_log_in_again():
         script.first_token_uses = 3
         async with serve(script) as url, ApiClient(api_config(url, concurrency=16), creds()) as client:
             await client.login()
-            results = await asyncio.gather(*(client.get_page(f"/apprenticeships/{i}/projects", {}, entity="projects")
-                                             for i in range(40)))
+            results = await asyncio.gather(
+                *(client.get_page(f"/apprenticeships/{i}/projects", {}, entity="projects") for i in range(40))
+            )
         assert len(results) == 40
         assert script.logins == 2  # the first login and one re-login, however many tasks saw the 401
         assert client.auth.relogins == 1
@@ -293,6 +301,7 @@ def test_retry_after_parsing_and_backoff_bounds():
     assert parse_retry_after("-5") == 0.0
     policy = RetryPolicy(max_attempts=5, base_s=0.1, max_s=1.0)
     import random
+
     rng = random.Random(1)
     assert all(0 <= policy.delay(1, rng=rng) <= 0.1 for _ in range(100))
     assert all(0 <= policy.delay(10, rng=rng) <= 1.0 for _ in range(100))
@@ -306,6 +315,7 @@ def test_secrets_do_not_show_in_repr_format_or_logs(caplog):
     assert secret.reveal() == PASSWORD
     with pytest.raises(TypeError):
         import pickle
+
         pickle.dumps(secret)
     assert redact(f"x {PASSWORD} y", [PASSWORD, None]) == "x *** y"
     credentials = creds()

@@ -30,8 +30,9 @@ SCALE, SEED = 40, 17
 def _daemon(log: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_NO_DAEMONIZE": "1"}
     with log.open("w") as out:
-        return subprocess.Popen([str(SPARK_CLASS), *args], stdout=out, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
+        return subprocess.Popen(
+            [str(SPARK_CLASS), *args], stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
 
 
 def _wait_for(log: Path, pattern: str, proc: subprocess.Popen, timeout_s: float = 90) -> re.Match:
@@ -61,14 +62,29 @@ def _stop(proc: subprocess.Popen) -> None:
 def standalone_cluster(tmp_path):
     """spark://127.0.0.1:PORT with one worker (2 cores, 2 GiB); stopped by pid afterwards."""
     master_log, worker_log = tmp_path / "master.log", tmp_path / "worker.log"
-    master = _daemon(master_log, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", "0",
-                     "--webui-port", "0")
+    master = _daemon(
+        master_log, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", "0", "--webui-port", "0"
+    )
     worker = None
     try:
         url = _wait_for(master_log, r"Starting Spark master at (spark://127\.0\.0\.1:\d+)", master).group(1)
-        worker = _daemon(worker_log, "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--port", "0",
-                         "--webui-port", "0", "--cores", "2", "--memory", "2g", "--work-dir",
-                         str(tmp_path / "work"), url)
+        worker = _daemon(
+            worker_log,
+            "org.apache.spark.deploy.worker.Worker",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--webui-port",
+            "0",
+            "--cores",
+            "2",
+            "--memory",
+            "2g",
+            "--work-dir",
+            str(tmp_path / "work"),
+            url,
+        )
         _wait_for(worker_log, r"Successfully registered with master", worker)
         yield url, worker_log
     finally:
@@ -83,11 +99,29 @@ def _submit(job: str, master: str, s3_endpoint: str, lake_root: str, *extra: str
     # The interpreter (so the Spark) the cluster runs on: under `make test-spark4` that is not .venv's Spark 3.5,
     # and a driver of one Spark line cannot talk to a master of the other.
     env["MV_PYTHON"] = sys.executable
-    command = [str(ROOT / "spark-submit.sh"), job, "--env", "local-s3", "--lake-root", lake_root,
-               "--set", f"s3.endpoint_url={s3_endpoint}", "--set", f"spark.master={master}",
-               "--set", "spark.conf.spark.driver.memory=1g", "--set", "spark.conf.spark.executor.memory=1g",
-               "--set", "spark.conf.spark.ui.enabled=false", "--set", "transform.shuffle_partitions=2",
-               "--set", "spark.conf.spark.databricks.delta.snapshotPartitions=2", *extra]
+    command = [
+        str(ROOT / "spark-submit.sh"),
+        job,
+        "--env",
+        "local-s3",
+        "--lake-root",
+        lake_root,
+        "--set",
+        f"s3.endpoint_url={s3_endpoint}",
+        "--set",
+        f"spark.master={master}",
+        "--set",
+        "spark.conf.spark.driver.memory=1g",
+        "--set",
+        "spark.conf.spark.executor.memory=1g",
+        "--set",
+        "spark.conf.spark.ui.enabled=false",
+        "--set",
+        "transform.shuffle_partitions=2",
+        "--set",
+        "spark.conf.spark.databricks.delta.snapshotPartitions=2",
+        *extra,
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=540, env=env, cwd=ROOT)
 
 
@@ -102,7 +136,9 @@ def test_pipeline_and_maintain_on_a_standalone_cluster(standalone_cluster, spark
     assert f"master={master}" in output  # the driver ran against the cluster, not local[*]
     run_id = re.search(r"extract committed run (\S+): ", output).group(1)
     # The work ran in an executor JVM the worker started for this application.
-    assert re.search(r"Asked to launch executor app-\d+-\d+/\d+ for multiverse-etl-pipeline", worker_log.read_text()), worker_log.read_text()[-3000:]
+    assert re.search(r"Asked to launch executor app-\d+-\d+/\d+ for multiverse-etl-pipeline", worker_log.read_text()), (
+        worker_log.read_text()[-3000:]
+    )
 
     config = make_config(lake_root, env="local-s3", s3={"endpoint_url": local_s3.endpoint_url})
     reference = reference_lake(ground_truth(SCALE, SEED, 0))

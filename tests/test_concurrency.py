@@ -21,7 +21,6 @@ from multiverse_etl.lock import LOCK_KEY, LakeLocked, acquire
 from multiverse_etl.storage import LocalStorage
 
 
-
 @pytest.fixture(scope="module")
 def chain(crash_chain_run):
     return crash_chain_run
@@ -96,8 +95,18 @@ def test_two_writers_replacing_a_dead_holders_lock_never_both_get_it(tmp_path):
     """
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     storage = LocalStorage(str(tmp_path))
-    storage.put(LOCK_KEY, json.dumps({"owner": "crashed-transform", "host": socket.gethostname(), "pid": int(dead.stdout),
-                                      "acquired_at": dt.datetime.now(dt.timezone.utc).isoformat(), "ttl_s": 3600}).encode())
+    storage.put(
+        LOCK_KEY,
+        json.dumps(
+            {
+                "owner": "crashed-transform",
+                "host": socket.gethostname(),
+                "pid": int(dead.stdout),
+                "acquired_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                "ttl_s": 3600,
+            }
+        ).encode(),
+    )
     racing = Interleaved(storage)
     holders, refused = [], []
 

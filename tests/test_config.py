@@ -57,10 +57,12 @@ def test_bad_values_name_the_key(overrides, message):
 def test_bad_yaml_file_names_the_file_and_key(tmp_path):
     path = tmp_path / "conf" / "broken.yaml"
     path.parent.mkdir()
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         lake: {root: lake}
         extract: {part_max_bytes: lots}
-    """))
+    """)
+    )
     with pytest.raises(ConfigError) as error:
         load_config(str(path), environ={})
     assert str(path) in str(error.value) and "'extract.part_max_bytes' must be an integer" in str(error.value)
@@ -80,7 +82,10 @@ def test_secrets_never_show_in_repr_or_redacted_dump():
 
 
 def test_set_flags_parse_and_reject_missing_equals():
-    assert parse_set_flags(["api.page_size=5", "spark.conf.spark.x=a=b"]) == {"api.page_size": "5", "spark.conf.spark.x": "a=b"}
+    assert parse_set_flags(["api.page_size=5", "spark.conf.spark.x=a=b"]) == {
+        "api.page_size": "5",
+        "spark.conf.spark.x": "a=b",
+    }
     with pytest.raises(ConfigError, match="expected key=value"):
         parse_set_flags(["api.page_size"])
 

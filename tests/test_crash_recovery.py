@@ -18,13 +18,11 @@ import uuid
 
 import pytest
 
+from conftest import make_config
 from multiverse_etl.landing import committed_runs
 from multiverse_etl.lock import LOCK_KEY
-
 from support.extract import assert_matches_ground_truth, start_api, storage_for
 from support.processes import job_command, job_env, kill_when, paused
-
-from conftest import make_config
 
 
 def run_job(command: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
@@ -38,20 +36,36 @@ def test_extractor_killed_during_a_part_upload_is_resumed_to_exactly_the_ground_
     storage = storage_for(config)
     server = start_api(scale=scale, seed=seed)
     try:
-        command = job_command("extract", root, "--env", "local-s3", "--api-url", server.url,
-                              "--set", f"s3.endpoint_url={s3_config.s3.endpoint_url}", "--set", "api.page_size=40",
-                              "--set", "api.concurrency=4", "--set", "extract.part_max_bytes=2048", env_name="local-s3")
+        command = job_command(
+            "extract",
+            root,
+            "--env",
+            "local-s3",
+            "--api-url",
+            server.url,
+            "--set",
+            f"s3.endpoint_url={s3_config.s3.endpoint_url}",
+            "--set",
+            "api.page_size=40",
+            "--set",
+            "api.concurrency=4",
+            "--set",
+            "extract.part_max_bytes=2048",
+            env_name="local-s3",
+        )
         marker = tmp_path / "paused"
         env = job_env(TEST_PAUSE_AT="s3-complete", TEST_PAUSE_NTH="3", TEST_PAUSE_MARKER=str(marker))
         log_path = tmp_path / "killed.log"
         with open(log_path, "w") as log:
-            killed = subprocess.Popen(paused(command), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            killed = subprocess.Popen(
+                paused(command), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
         kill_when(killed, marker.exists, timeout_s=90, what="during a part upload", log=log_path)
         in_flight = marker.read_text()
 
         # What the crash left: no manifest, two whole projects parts, the third one's upload never completed.
         assert list(committed_runs(storage)) == []
-        assert not storage.exists(in_flight[len(storage.prefix) + 1:])
+        assert not storage.exists(in_flight[len(storage.prefix) + 1 :])
         uploads = storage.client.list_multipart_uploads(Bucket=storage.bucket, Prefix=in_flight).get("Uploads", [])
         assert [u["Key"] for u in uploads] == [in_flight]  # an incomplete upload: invisible, never read
         run_id = next(storage.list("_state/extract_runs/")).key.rsplit("/", 1)[1][: -len(".json")]
@@ -69,7 +83,9 @@ def test_extractor_killed_during_a_part_upload_is_resumed_to_exactly_the_ground_
     assert manifest["run_id"] == run_id and manifest["attempt"] == 2
     assert set(before) <= {p["key"] for p in manifest["entities"]["projects"]["parts"]}  # kept, not redone
     assert_matches_ground_truth(storage, run_id, scale, seed)
-    head = storage.client.head_object(Bucket=storage.bucket, Key=storage._key(manifest["entities"]["projects"]["parts"][-1]["key"]))
+    head = storage.client.head_object(
+        Bucket=storage.bucket, Key=storage._key(manifest["entities"]["projects"]["parts"][-1]["key"])
+    )
     assert head["ServerSideEncryption"] == "AES256"
     assert not storage.exists(LOCK_KEY)
 
@@ -84,8 +100,17 @@ def test_transform_killed_between_bronze_and_silver(chain):
     assert step.returncode == -9
     versions = step.lake["versions"]
     assert all(versions[f"bronze/{e}"] == [0, 1] for e in ("programmes", "apprenticeships", "projects")), versions
-    assert all(versions[t] == [0] for t in ("silver/programmes", "silver/apprenticeships", "silver/projects",
-                                             "silver/quarantine", "gold/apprenticeships", "_audit/runs")), versions
+    assert all(
+        versions[t] == [0]
+        for t in (
+            "silver/programmes",
+            "silver/apprenticeships",
+            "silver/projects",
+            "silver/quarantine",
+            "gold/apprenticeships",
+            "_audit/runs",
+        )
+    ), versions
     assert step.lake["lock"] is not None and '"owner": "pipeline-' in step.lake["lock"]  # the dead holder's lock stays
 
 

@@ -6,24 +6,32 @@ import logging
 import pytest
 import requests
 
+from conftest import make_config
 from multiverse_etl.storage import open_storage
 from multiverse_etl.transform import run_transform
-from multiverse_etl.transform.drift import (MISSING, UNKNOWN, DriftField, SchemaDriftError, apply_policy,
-                                            field_presence, schema_drift)
+from multiverse_etl.transform.drift import (
+    MISSING,
+    UNKNOWN,
+    DriftField,
+    SchemaDriftError,
+    apply_policy,
+    field_presence,
+    schema_drift,
+)
 from multiverse_etl.transform.tables import Lake, read_table
 from sample_api.server import serve_in_background
-
 from support.landed import T0, Page, apprenticeship, programme, project, write_run
-
-from conftest import make_config
 
 CONTRACT = ["id", "name", "email"]
 
 
 def test_unknown_fields_are_counted_and_contract_fields_in_no_record_are_missing():
     drift = schema_drift("things", {"id": 3, "name": 1, "cohort": 2, "aardvark": 3}, CONTRACT, records=3)
-    assert drift == [DriftField("things", "aardvark", UNKNOWN, 3), DriftField("things", "cohort", UNKNOWN, 2),
-                     DriftField("things", "email", MISSING, 0)]
+    assert drift == [
+        DriftField("things", "aardvark", UNKNOWN, 3),
+        DriftField("things", "cohort", UNKNOWN, 2),
+        DriftField("things", "email", MISSING, 0),
+    ]
     assert schema_drift("things", {}, CONTRACT, records=0) == []  # an empty run is missing nothing
     assert schema_drift("things", {"id": 1, "name": 1, "email": 1}, CONTRACT, records=1) == []
 
@@ -36,7 +44,8 @@ def test_warn_logs_one_line_fail_raises_only_for_unknown_fields_ignore_is_silent
         apply_policy("r3", [missing], "fail")  # a missing field is a warning even under 'fail'
     assert [r.getMessage() for r in caplog.records] == [
         "run r1: schema drift: things: unknown cohort (2 records), missing email",
-        "run r3: schema drift: things: missing email"]
+        "run r3: schema drift: things: missing email",
+    ]
     with pytest.raises(SchemaDriftError, match=r"run r4: .*\(things: unknown cohort \(2 records\)\).*'fail'"):
         apply_policy("r4", [unknown, missing], "fail")
 
@@ -45,8 +54,10 @@ def test_warn_logs_one_line_fail_raises_only_for_unknown_fields_ignore_is_silent
 def test_field_presence_counts_records_per_top_level_key_and_skips_non_objects(spark, ansi):
     spark.conf.set("spark.sql.ansi.enabled", ansi)
     try:
-        frame = spark.createDataFrame([('{"id":1,"x":{"y":2}}',), ('{"id":2,"cohort":null}',), ("42",), ("not json",),
-                                       ('[1,2]',), (None,)], "raw_record string")
+        frame = spark.createDataFrame(
+            [('{"id":1,"x":{"y":2}}',), ('{"id":2,"cohort":null}',), ("42",), ("not json",), ("[1,2]",), (None,)],
+            "raw_record string",
+        )
         assert field_presence(frame) == {"id": 2, "x": 1, "cohort": 1}
     finally:
         spark.conf.unset("spark.sql.ansi.enabled")
@@ -54,10 +65,20 @@ def test_field_presence_counts_records_per_top_level_key_and_skips_non_objects(s
 
 def land_drifting_run(root: str):
     """Apprenticeships: 2 of 3 carry 'cohort'; none carries 'email_address' (a contract field)."""
-    records = [{**{k: v for k, v in apprenticeship(i).items() if k != "email_address"},
-                **({"cohort": "2026-A"} if i < 3 else {})} for i in (1, 2, 3)]
-    return write_run(open_storage(root), T0, programmes=[Page([programme(7)])], apprenticeships=[Page(records)],
-                     projects=[Page([project(10)], parent=1)])
+    records = [
+        {
+            **{k: v for k, v in apprenticeship(i).items() if k != "email_address"},
+            **({"cohort": "2026-A"} if i < 3 else {}),
+        }
+        for i in (1, 2, 3)
+    ]
+    return write_run(
+        open_storage(root),
+        T0,
+        programmes=[Page([programme(7)])],
+        apprenticeships=[Page(records)],
+        projects=[Page([project(10)], parent=1)],
+    )
 
 
 def test_warn_loads_the_run_and_audits_and_shows_the_drift(spark, tmp_path, caplog):
@@ -67,12 +88,16 @@ def test_warn_loads_the_run_and_audits_and_shows_the_drift(spark, tmp_path, capl
     assert result.loaded_run_ids == [run.run_id]
     expected = f"{run.run_id}: schema drift: apprenticeships: unknown cohort (2 records), missing email_address"
     assert [r.getMessage() for r in caplog.records] == ["run " + expected]
-    assert f"{run.run_id:<24} schema drift: apprenticeships: unknown cohort (2 records), missing email_address" \
+    assert (
+        f"{run.run_id:<24} schema drift: apprenticeships: unknown cohort (2 records), missing email_address"
         in result.summary_lines()
+    )
     lake = Lake(str(tmp_path))
     audit = read_table(spark, lake, "_audit/runs").collect()
     assert [(d.entity, d.field, d.kind, d.records) for d in audit[0].schema_drift] == [
-        ("apprenticeships", "cohort", "unknown", 2), ("apprenticeships", "email_address", "missing", 0)]
+        ("apprenticeships", "cohort", "unknown", 2),
+        ("apprenticeships", "email_address", "missing", 0),
+    ]
     raw = [r.raw_record for r in read_table(spark, lake, "bronze/apprenticeships").orderBy("raw_record").collect()]
     assert sum('"cohort":"2026-A"' in text for text in raw) == 2  # bronze keeps the unknown field
 
@@ -92,7 +117,9 @@ def test_the_replica_serves_an_extra_field_on_every_record_of_its_entity():
         token = requests.post(api.url + "/login", data={"username": "multiverse", "password": "mult1v3r53"}).json()
         headers = {"Authorization": "Bearer " + token["access_token"]}
         records = requests.get(api.url + "/apprenticeships", params={"page_size": 10}, headers=headers).json()["data"]
-        projects = requests.get(f"{api.url}/apprenticeships/{records[0]['id']}/projects", headers=headers).json()["data"]
+        projects = requests.get(f"{api.url}/apprenticeships/{records[0]['id']}/projects", headers=headers).json()[
+            "data"
+        ]
     assert len(records) == 5 and all(r["cohort"] == "extra-cohort" for r in records)
     assert all("cohort" not in p for p in projects)
     with pytest.raises(ValueError, match="extra field must be"):

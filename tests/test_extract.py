@@ -23,9 +23,17 @@ from multiverse_etl.landing import committed_runs
 from sample_api.dump import ground_truth
 from sample_api.server import run_in_thread
 from sample_api.settings import ServerSettings
-
-from support.extract import (PASSWORD, as_multiset, assert_matches_ground_truth, extract_config, landed_records,
-                             landing_lines, only_committed_run, start_api, storage_for)
+from support.extract import (
+    PASSWORD,
+    as_multiset,
+    assert_matches_ground_truth,
+    extract_config,
+    landed_records,
+    landing_lines,
+    only_committed_run,
+    start_api,
+    storage_for,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 FAULTS = dict(fault_rate=0.08, drop_rate=0.04, token_ttl=60, max_page_size=20, rate_limit=500.0, fault_seed=11)
@@ -49,8 +57,13 @@ def test_exact_ground_truth_with_faults_on_a_local_folder(tmp_path):
 def test_exact_ground_truth_with_faults_on_local_s3(s3_config):
     server = start_api(scale=250, seed=22, **FAULTS)
     try:
-        config = extract_config(s3_config.lake.root + "/extract-faults", server.url, env="local-s3",
-                                s3=dataclasses.asdict(s3_config.s3), api={"concurrency": 16})
+        config = extract_config(
+            s3_config.lake.root + "/extract-faults",
+            server.url,
+            env="local-s3",
+            s3=dataclasses.asdict(s3_config.s3),
+            api={"concurrency": 16},
+        )
         result = run_extract(config)
     finally:
         server.stop()
@@ -68,8 +81,7 @@ def clean_run(tmp_path_factory):
     lake = tmp_path_factory.mktemp("clean")
     server = start_api(scale=200, seed=23)
     try:
-        config = extract_config(str(lake), server.url, api={"page_size": 30},
-                                extract={"part_max_bytes": 4096})
+        config = extract_config(str(lake), server.url, api={"page_size": 30}, extract={"part_max_bytes": 4096})
         result = run_extract(config)
     finally:
         server.stop()
@@ -108,10 +120,10 @@ def test_every_page_is_landed_with_its_lineage_even_empty_ones(clean_run):
     projects_per_parent = {a["id"]: 0 for a in truth["apprenticeships"]}
     for p in truth["projects"]:
         projects_per_parent[p["apprenticeship_id"]] += 1
-    project_lines = [l for l in lines if l["entity"] == "projects"]
-    first_pages = {l["parent"]["apprenticeship_id"]: l for l in project_lines if l["page_index"] == 0}
+    project_lines = [line for line in lines if line["entity"] == "projects"]
+    first_pages = {line["parent"]["apprenticeship_id"]: line for line in project_lines if line["page_index"] == 0}
     assert set(first_pages) == set(projects_per_parent)  # every parent listed, once
-    assert len(first_pages) == len([l for l in project_lines if l["page_index"] == 0])
+    assert len(first_pages) == len([line for line in project_lines if line["page_index"] == 0])
     empty = [pid for pid, n in projects_per_parent.items() if n == 0]
     assert empty and all(first_pages[pid]["data"] == [] for pid in empty)
     multi = [pid for pid, n in projects_per_parent.items() if n > 30]
@@ -126,7 +138,7 @@ def test_every_page_is_landed_with_its_lineage_even_empty_ones(clean_run):
         else:
             assert line["parent"] is None
     for pid in multi:
-        pages = sorted(l["page_index"] for l in project_lines if l["parent"]["apprenticeship_id"] == pid)
+        pages = sorted(line["page_index"] for line in project_lines if line["parent"]["apprenticeship_id"] == pid)
         assert pages == list(range(len(pages))) and len(pages) > 1
 
 
@@ -142,11 +154,17 @@ def test_incremental_run_lands_every_changed_and_new_apprenticeship(tmp_path):
         server.stop()
     server = start_api(scale=scale, seed=seed, generation=1)
     try:
-        second = run_extract(dataclasses.replace(config, api=dataclasses.replace(config.api, url=server.url)),
-                             mode="incremental")
-        changed_only = run_extract(dataclasses.replace(
-            config, api=dataclasses.replace(config.api, url=server.url),
-            extract=dataclasses.replace(config.extract, projects_scope="changed")), mode="incremental")
+        second = run_extract(
+            dataclasses.replace(config, api=dataclasses.replace(config.api, url=server.url)), mode="incremental"
+        )
+        changed_only = run_extract(
+            dataclasses.replace(
+                config,
+                api=dataclasses.replace(config.api, url=server.url),
+                extract=dataclasses.replace(config.extract, projects_scope="changed"),
+            ),
+            mode="incremental",
+        )
     finally:
         server.stop()
     storage = storage_for(config)
@@ -175,7 +193,9 @@ def test_incremental_run_lands_every_changed_and_new_apprenticeship(tmp_path):
     changed = changed_only.manifest
     landed_changed = landed_records(storage, changed_only.run_id)
     assert changed["entities"]["projects"]["parents"] == len({a["id"] for a in landed_changed["apprenticeships"]})
-    assert {p["apprenticeship_id"] for p in landed_changed["projects"]} <= {a["id"] for a in landed_changed["apprenticeships"]}
+    assert {p["apprenticeship_id"] for p in landed_changed["projects"]} <= {
+        a["id"] for a in landed_changed["apprenticeships"]
+    }
     assert not changed["entities"]["projects"]["complete_listing"]
     assert [r.run_id for r in committed_runs(storage)] == sorted([first.run_id, second.run_id, changed_only.run_id])
 
@@ -184,8 +204,12 @@ def test_a_failed_run_resumed_in_process_gives_exactly_the_ground_truth(tmp_path
     scale, seed = 300, 25
     server = start_api(scale=scale, seed=seed, fault_rate=0.15, fault_seed=3)
     try:
-        config = extract_config(str(tmp_path / "lake"), server.url, api={"concurrency": 4, "retry_budget": 12},
-                                extract={"part_max_bytes": 2048})
+        config = extract_config(
+            str(tmp_path / "lake"),
+            server.url,
+            api={"concurrency": 4, "retry_budget": 12},
+            extract={"part_max_bytes": 2048},
+        )
         with pytest.raises(RetryBudgetExhausted):
             run_extract(config)
         storage = storage_for(config)
@@ -213,8 +237,9 @@ def test_a_server_restart_mid_run_loses_and_duplicates_nothing(tmp_path):
     scale, seed = 300, 26
     settings = ServerSettings(scale=scale, seed=seed, latency_ms=15)
     server = run_in_thread(settings)
-    config = extract_config(str(tmp_path / "lake"), server.url, api={"page_size": 10, "concurrency": 4},
-                            extract={"part_max_bytes": 2048})
+    config = extract_config(
+        str(tmp_path / "lake"), server.url, api={"page_size": 10, "concurrency": 4}, extract={"part_max_bytes": 2048}
+    )
     restarted = threading.Event()
 
     def restart_soon():
@@ -265,15 +290,28 @@ def test_secrets_never_reach_logs_manifests_state_or_landing(tmp_path, caplog):
 
 
 def run_job(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "jobs" / "extract.py"), *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, str(ROOT / "jobs" / "extract.py"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_the_job_fails_with_one_clear_line_on_a_wrong_password(tmp_path):
     server = start_api(scale=20, seed=28)
     try:
-        done = run_job("--env", "local", "--lake-root", str(tmp_path / "lake"), "--api-url", server.url,
-                       env={"MV_API_PASSWORD": "wrong-password-123"})
+        done = run_job(
+            "--env",
+            "local",
+            "--lake-root",
+            str(tmp_path / "lake"),
+            "--api-url",
+            server.url,
+            env={"MV_API_PASSWORD": "wrong-password-123"},
+        )
     finally:
         server.stop()
     assert done.returncode == 1
@@ -290,9 +328,22 @@ def test_job_flags_become_config_overrides(tmp_path):
     from multiverse_etl.extract import add_extract_arguments, extract_overrides
 
     parser = add_extract_arguments(base_parser("extract", "test"))
-    args = parser.parse_args(["--env", "local", "--lake-root", str(tmp_path), "--api-url", "http://127.0.0.1:9",
-                              "--mode", "incremental", "--resume", "20261127T033400Z-1a2b3c",
-                              "--set", "api.concurrency=7"])
+    args = parser.parse_args(
+        [
+            "--env",
+            "local",
+            "--lake-root",
+            str(tmp_path),
+            "--api-url",
+            "http://127.0.0.1:9",
+            "--mode",
+            "incremental",
+            "--resume",
+            "20261127T033400Z-1a2b3c",
+            "--set",
+            "api.concurrency=7",
+        ]
+    )
     config = load_job_config(args, extract_overrides(args))
     assert config.api.url == "http://127.0.0.1:9" and config.extract.mode == "incremental"
     assert config.api.concurrency == 7 and config.lake.root == str(tmp_path) and args.resume.endswith("1a2b3c")
@@ -317,7 +368,8 @@ def test_corrupt_source_records_are_landed_as_served_and_unusable_parent_ids_cou
     unusable = len(truth["apprenticeships"]) - len(reachable)
     assert unusable > 0 and result.manifest["entities"]["projects"]["parents_skipped"] == unusable
     assert as_multiset(landed["projects"]) == as_multiset(
-        [p for p in truth["projects"] if p["apprenticeship_id"] in reachable])
+        [p for p in truth["projects"] if p["apprenticeship_id"] in reachable]
+    )
 
     def real_date(value) -> bool:
         try:

@@ -34,8 +34,9 @@ def secrets_endpoint(local_s3, monkeypatch):
 
 
 def test_credentials_from_a_secrets_manager_secret(secrets_endpoint):
-    secrets_endpoint.create_secret(Name="multiverse-etl/api-test",
-                                   SecretString=json.dumps({"username": "svc-user", "password": "from-sm-456"}))
+    secrets_endpoint.create_secret(
+        Name="multiverse-etl/api-test", SecretString=json.dumps({"username": "svc-user", "password": "from-sm-456"})
+    )
     config = load_config("emr", environ={}, overrides={"api.secret_id": "multiverse-etl/api-test"})
     credentials = resolve_credentials(config.api, region="eu-west-2")
     assert credentials.username == "svc-user" and credentials.password.reveal() == "from-sm-456"

@@ -56,9 +56,15 @@ def test_the_bar_is_drawn_on_a_terminal_and_cleared():
 def test_the_summary_table_adds_up():
     part = {"key": "k", "pages": 2, "records": 5, "bytes": 100}
     entity = {"pages": 2, "records": 5, "requests": 3, "retries": 1, "parts": [part]}
-    manifest = {"entities": {"apprenticeships": entity, "projects": entity, "programmes": entity},
-                "requests": 10, "retries": 3, "duration_s": 2.0, "mode": "full",
-                "watermark_before": None, "watermark_after": "2024-01-01T00:00:00"}
+    manifest = {
+        "entities": {"apprenticeships": entity, "projects": entity, "programmes": entity},
+        "requests": 10,
+        "retries": 3,
+        "duration_s": 2.0,
+        "mode": "full",
+        "watermark_before": None,
+        "watermark_after": "2024-01-01T00:00:00",
+    }
     rows = summary_lines(manifest)
     total = [r for r in rows if r.startswith("total")][0]
     assert total.split() == ["total", "6", "15", "3", "300", "10", "3"]

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from multiverse_etl.landing import committed_runs
 from multiverse_etl.storage import LocalStorage
-
 from support.extract import assert_matches_ground_truth, start_api
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,9 +18,25 @@ SCALE, SEED = 400, 31
 
 
 def job(lake: Path, url: str, *extra: str) -> list[str]:
-    return [sys.executable, str(ROOT / "jobs" / "extract.py"), "--env", "local", "--lake-root", str(lake),
-            "--api-url", url, "--set", "api.concurrency=4", "--set", "api.page_size=40",
-            "--set", "extract.part_max_bytes=2048", "--set", "extract.progress_interval_s=0.5", *extra]
+    return [
+        sys.executable,
+        str(ROOT / "jobs" / "extract.py"),
+        "--env",
+        "local",
+        "--lake-root",
+        str(lake),
+        "--api-url",
+        url,
+        "--set",
+        "api.concurrency=4",
+        "--set",
+        "api.page_size=40",
+        "--set",
+        "extract.part_max_bytes=2048",
+        "--set",
+        "extract.progress_interval_s=0.5",
+        *extra,
+    ]
 
 
 def project_parts(lake: Path) -> list[Path]:
@@ -49,8 +64,9 @@ def test_sigkill_mid_fan_out_then_resume_gives_exactly_the_ground_truth(tmp_path
         assert len(plans) == 1
         run_id = plans[0].stem
 
-        resumed = subprocess.run(job(lake, server.url, "--resume", run_id), cwd=ROOT, capture_output=True,
-                                 text=True, timeout=120)
+        resumed = subprocess.run(
+            job(lake, server.url, "--resume", run_id), cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
     finally:
         server.stop()
     assert resumed.returncode == 0, resumed.stderr[-3000:]

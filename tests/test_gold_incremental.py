@@ -36,9 +36,14 @@ def land_generation(storage, generation: int, started_at: dt.datetime) -> None:
     for aid in ds.ids:
         first, count = ds.project_range(aid)
         projects.append(Page([Raw(ds.project_row(first + i, i).decode()) for i in range(count)], parent=aid))
-    write_run(storage, started_at, apprenticeships=[Page(rows[s:s + 50]) for s in range(0, len(rows), 50)],
-              projects=projects, programmes=[Page([Raw(r.decode()) for r in ds.programme_rows])],
-              suffix=f"a0a0{generation:02x}")
+    write_run(
+        storage,
+        started_at,
+        apprenticeships=[Page(rows[s : s + 50]) for s in range(0, len(rows), 50)],
+        projects=projects,
+        programmes=[Page([Raw(r.decode()) for r in ds.programme_rows])],
+        suffix=f"a0a0{generation:02x}",
+    )
 
 
 def table_rows(frame) -> Counter:
@@ -47,8 +52,10 @@ def table_rows(frame) -> Counter:
 
 def assert_gold_equals_a_full_rebuild(spark, lake) -> None:
     a, p, g = (read_table(spark, lake, f"silver/{e}") for e in ("apprenticeships", "projects", "programmes"))
-    for table, want in (("gold/apprenticeships", build_gold_apprenticeships(a, g, p)),
-                        ("gold/apprenticeship_projects", build_gold_apprenticeship_projects(p, a, g))):
+    for table, want in (
+        ("gold/apprenticeships", build_gold_apprenticeships(a, g, p)),
+        ("gold/apprenticeship_projects", build_gold_apprenticeship_projects(p, a, g)),
+    ):
         got, expected = table_rows(read_table(spark, lake, table).select(*want.columns)), table_rows(want)
         assert got == expected, f"{table}: extra {list(got - expected)[:3]}, missing {list(expected - got)[:3]}"
 
@@ -65,7 +72,9 @@ def test_incremental_gold_equals_a_full_rebuild_over_generations_0_to_3_and_a_pr
         touched.append(sum(c.inserted + c.updated + c.deleted for c in result.runs[0].entities))
         assert_gold_equals_a_full_rebuild(spark, lake)
         assert result.gold.gold_apprenticeships == read_table(spark, lake, "gold/apprenticeships").count()
-        assert result.gold.gold_apprenticeship_projects == read_table(spark, lake, "gold/apprenticeship_projects").count()
+        assert (
+            result.gold.gold_apprenticeship_projects == read_table(spark, lake, "gold/apprenticeship_projects").count()
+        )
     assert modes == ["rebuilt", "merged", "merged", "merged"]
     assert all(n > 0 for n in touched[1:])  # each generation changed silver: the merges had work to do
 
@@ -78,20 +87,38 @@ def test_incremental_gold_equals_a_full_rebuild_over_generations_0_to_3_and_a_pr
     assert {t: history_version(spark, lake, t) for t in versions} == versions
 
     # A programme's attributes change, nothing else: every gold row of its apprenticeships changes.
-    programme = (read_table(spark, lake, "gold/apprenticeships").where(F.col("programme_known"))
-                 .groupBy("programme_id").count().orderBy(F.desc("count"), "programme_id").first())
+    programme = (
+        read_table(spark, lake, "gold/apprenticeships")
+        .where(F.col("programme_known"))
+        .groupBy("programme_id")
+        .count()
+        .orderBy(F.desc("count"), "programme_id")
+        .first()
+    )
     silver = read_table(spark, lake, "silver/programmes").where(F.col("programme_id") == programme.programme_id).first()
-    renamed = {"id": silver.programme_id, "name": f"{silver.name} (renamed)", "duration": silver.duration,
-               "description": silver.description}
-    write_run(storage, T0 + dt.timedelta(days=5), programmes=[Page([renamed])], mode="incremental",
-              complete_listing={"apprenticeships": False, "projects": False, "programmes": False}, suffix="b0b0b0")
+    renamed = {
+        "id": silver.programme_id,
+        "name": f"{silver.name} (renamed)",
+        "duration": silver.duration,
+        "description": silver.description,
+    }
+    write_run(
+        storage,
+        T0 + dt.timedelta(days=5),
+        programmes=[Page([renamed])],
+        mode="incremental",
+        complete_listing={"apprenticeships": False, "projects": False, "programmes": False},
+        suffix="b0b0b0",
+    )
     result = run_transform(spark, config)
     assert result.gold_mode == "merged"
     assert_gold_equals_a_full_rebuild(spark, lake)
     of_programme = read_table(spark, lake, "gold/apprenticeships").where(F.col("programme_id") == silver.programme_id)
     assert {r.programme_name for r in of_programme.collect()} == {renamed["name"]}
     assert of_programme.count() == programme["count"] > 1
-    projects = read_table(spark, lake, "gold/apprenticeship_projects").where(F.col("programme_id") == silver.programme_id)
+    projects = read_table(spark, lake, "gold/apprenticeship_projects").where(
+        F.col("programme_id") == silver.programme_id
+    )
     assert projects.count() > 0 and {r.programme_name for r in projects.collect()} == {renamed["name"]}
 
     # The run's Spark jobs are in its audit row; a rebuild on demand gives the same rows.

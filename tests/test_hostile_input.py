@@ -90,8 +90,9 @@ def same_json(a: str | bytes, b: str | bytes, key: str | None = None) -> bool:
 
 def body_of(record: str, spread: bool) -> bytes:
     if spread:  # a pretty-printing API: the page cannot be spliced as served
-        return ('{\n  "data": [\n    ' + NORMAL + ",\n    " + record + '\n  ],\n  "pagination": ' + PAGINATION
-                + "\n}\n").encode()
+        return (
+            '{\n  "data": [\n    ' + NORMAL + ",\n    " + record + '\n  ],\n  "pagination": ' + PAGINATION + "\n}\n"
+        ).encode()
     return ('{"data":[' + NORMAL + "," + record + '],"pagination":' + PAGINATION + "}").encode()
 
 
@@ -144,8 +145,12 @@ def test_ids_at_the_edges_of_the_64_bit_range_are_parents():
 
 
 def test_a_resume_reads_back_a_part_holding_hostile_pages():
-    lines = [land(body_of(HOSTILE[case], spread), parent={"apprenticeship_id": 7})
-             for case in HOSTILE if "100,000" not in case for spread in (False, True)]
+    lines = [
+        land(body_of(HOSTILE[case], spread), parent={"apprenticeship_id": 7})
+        for case in HOSTILE
+        if "100,000" not in case
+        for spread in (False, True)
+    ]
     done = ParentSet()
     assert _read_part(gzip.compress(b"".join(lines)), done) == {"pages": len(lines), "records": 2 * len(lines)}
     assert 7 in done
@@ -153,7 +158,7 @@ def test_a_resume_reads_back_a_part_holding_hostile_pages():
 
 def test_an_error_body_nested_deeply_is_described_not_crashed_on():
     detail = error_detail(('{"detail":' + DEEP + "}").encode(), ("secret",))
-    assert detail.startswith('[[[[') and len(detail) <= 200
+    assert detail.startswith("[[[[") and len(detail) <= 200
     assert error_detail(b'{"detail":"bad secret"}', ("secret",)) == "bad ***"
 
 
@@ -165,12 +170,32 @@ def test_jsonsafe_reads_and_writes_back_exactly():
     # Ordinary values: the bytes the stdlib writes (so fingerprints of ordinary records never change).
     ordinary = {"b": [1, 2.5, "é\ud800", None, True], "a": {"z": -(2**70)}, "c": ""}
     for sort_keys in (False, True):
-        assert jsonsafe.dumps(ordinary, sort_keys=sort_keys) == json.dumps(
-            ordinary, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=True).encode()
+        assert (
+            jsonsafe.dumps(ordinary, sort_keys=sort_keys)
+            == json.dumps(ordinary, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=True).encode()
+        )
 
 
-@pytest.mark.parametrize("text", ["", "[1,]", "[1 2]", '{"a" 1}', '{"a":1,}', "[01]", "[1]x", '"\x01"', "[" * 600,
-                                  "[" * 600 + "1,]" + "]" * 599, "nul", '{"a":tru}', "-", "1.", '"\\ud8"'])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "[1,]",
+        "[1 2]",
+        '{"a" 1}',
+        '{"a":1,}',
+        "[01]",
+        "[1]x",
+        '"\x01"',
+        "[" * 600,
+        "[" * 600 + "1,]" + "]" * 599,
+        "nul",
+        '{"a":tru}',
+        "-",
+        "1.",
+        '"\\ud8"',
+    ],
+)
 def test_jsonsafe_refuses_what_is_not_json(text):
     with pytest.raises(ValueError):
         jsonsafe.loads(text.encode())

@@ -4,7 +4,15 @@ import json
 
 import pytest
 
-from multiverse_etl.landing import EntityManifest, LandingError, Manifest, Part, landing_line, read_manifest, write_manifest
+from multiverse_etl.landing import (
+    EntityManifest,
+    LandingError,
+    Manifest,
+    Part,
+    landing_line,
+    read_manifest,
+    write_manifest,
+)
 from multiverse_etl.storage import LocalStorage
 
 RUN = "20261127T033400Z-1a2b3c"
@@ -12,11 +20,20 @@ RUN = "20261127T033400Z-1a2b3c"
 
 def manifest(**fields) -> Manifest:
     parts = (Part(f"raw/projects/ingest_date=2026-11-27/run_id={RUN}/part-00000.jsonl.gz", 3, 7, 120),)
-    entities = {"apprenticeships": EntityManifest(pages=1, records=2, complete_listing=True),
-                "projects": EntityManifest(pages=3, records=7, complete_listing=False, parts=parts, requests=3, retries=1,
-                                           parents=2, parents_skipped=0)}
-    return Manifest(run_id=RUN, mode="incremental", started_at="2026-11-27T03:34:00.000000Z",
-                    finished_at="2026-11-27T03:35:00.000000Z", entities=entities, **fields)
+    entities = {
+        "apprenticeships": EntityManifest(pages=1, records=2, complete_listing=True),
+        "projects": EntityManifest(
+            pages=3, records=7, complete_listing=False, parts=parts, requests=3, retries=1, parents=2, parents_skipped=0
+        ),
+    }
+    return Manifest(
+        run_id=RUN,
+        mode="incremental",
+        started_at="2026-11-27T03:34:00.000000Z",
+        finished_at="2026-11-27T03:35:00.000000Z",
+        entities=entities,
+        **fields,
+    )
 
 
 def test_a_manifest_is_written_and_read_back_whole(tmp_path):
@@ -27,8 +44,12 @@ def test_a_manifest_is_written_and_read_back_whole(tmp_path):
     assert back == written and back.client == {"requests": 9, "status": {"200": 9}}
     doc = json.loads(storage.get(f"raw/_manifests/{RUN}.json"))
     assert doc["manifest_version"] == 1 and doc["status"] == "committed" and doc["client"]["requests"] == 9
-    assert doc["entities"]["projects"]["parts"][0] == {"key": written.entities["projects"].parts[0].key, "pages": 3,
-                                                       "records": 7, "bytes": 120}
+    assert doc["entities"]["projects"]["parts"][0] == {
+        "key": written.entities["projects"].parts[0].key,
+        "pages": 3,
+        "records": 7,
+        "bytes": 120,
+    }
     assert "parents" not in doc["entities"]["apprenticeships"]  # only the fanned-out entity has parents
 
 
@@ -60,14 +81,28 @@ def test_an_entity_the_run_did_not_land_counts_as_empty_and_incomplete():
 
 def test_a_landing_line_is_the_lineage_then_the_page_spliced_in_as_served():
     payload = b'{"data":[{"id":1,"name":" x\\u00e9 "}],"pagination":{"next_token":null}}'
-    line = landing_line("projects", RUN, "2026-11-27T03:34:00.123456Z", 0, "/apprenticeships/17/projects",
-                        {"page_size": 1000}, {"apprenticeship_id": 17}, payload)
+    line = landing_line(
+        "projects",
+        RUN,
+        "2026-11-27T03:34:00.123456Z",
+        0,
+        "/apprenticeships/17/projects",
+        {"page_size": 1000},
+        {"apprenticeship_id": 17},
+        payload,
+    )
     assert line.endswith(b"}\n") and line.count(b"\n") == 1
     assert payload[1:] in line  # the served bytes, untouched
     assert json.loads(line) == {
-        "entity": "projects", "run_id": RUN, "extracted_at": "2026-11-27T03:34:00.123456Z", "page_index": 0,
+        "entity": "projects",
+        "run_id": RUN,
+        "extracted_at": "2026-11-27T03:34:00.123456Z",
+        "page_index": 0,
         "request": {"path": "/apprenticeships/17/projects", "params": {"page_size": 1000}},
-        "parent": {"apprenticeship_id": 17}, "data": [{"id": 1, "name": " xé "}], "pagination": {"next_token": None}}
+        "parent": {"apprenticeship_id": 17},
+        "data": [{"id": 1, "name": " xé "}],
+        "pagination": {"next_token": None},
+    }
 
 
 def test_a_records_fingerprint_ignores_spacing_and_key_order_but_not_values_or_its_parent():

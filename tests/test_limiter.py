@@ -15,7 +15,6 @@ from multiverse_etl.extract import run_extract
 from multiverse_etl.extract.http import ApiClient
 from multiverse_etl.extract.http.limiter import DROP, INITIAL_LIMIT, MIN_WINDOW, OK, OVERLOAD, ConcurrencyLimiter
 from multiverse_etl.extract.http.rate import RateMeter, RatePacer
-
 from support.extract import assert_matches_ground_truth, extract_config, start_api, storage_for
 from test_client import Script, api_config, creds, ok, serve
 
@@ -30,6 +29,7 @@ class Clock:
 
 def fill(limiter: ConcurrencyLimiter, answers: int, rtt_s: float, outcome: str = OK) -> None:
     """`answers` requests, each taking every free slot first (so the limit is what holds them back)."""
+
     async def main():
         for _ in range(answers):
             while limiter.in_flight < limiter.current:
@@ -44,6 +44,7 @@ def fill(limiter: ConcurrencyLimiter, answers: int, rtt_s: float, outcome: str =
             await waiter
         while limiter.in_flight:
             limiter.release(OK, rtt_s)
+
     asyncio.run(main())
 
 
@@ -61,6 +62,7 @@ def test_it_does_not_grow_when_nothing_waits_for_a_slot():
         for _ in range(1000):
             await limiter.acquire()
             limiter.release(OK, 0.01)
+
     asyncio.run(main())
     assert limiter.current == INITIAL_LIMIT
 
@@ -75,6 +77,7 @@ def test_overload_halves_it_once_per_round_and_rising_latency_shrinks_it():
             await limiter.acquire()
         for _ in range(64):  # 64 answers of 429 from requests sent under the same limit: one decrease
             limiter.release(OVERLOAD, None)
+
     asyncio.run(burst_of_overloads())
     assert limiter.current == 32 and limiter.decreases == 1
     fill(limiter, 10 * MIN_WINDOW, 0.05)  # five times the baseline round trip: the API is queueing us
@@ -97,7 +100,7 @@ def test_a_cap_bounds_it_and_fixed_mode_never_moves():
 def test_the_rate_meter_and_pacer_learn_what_the_api_accepted():
     clock = Clock()
     meter = RateMeter(span_s=2.0, clock=clock)
-    for i in range(400):  # 200 a second for two seconds
+    for _ in range(400):  # 200 a second for two seconds
         clock.now += 0.005
         meter.add()
     assert 190 <= meter.rate() <= 210
@@ -139,8 +142,9 @@ def test_retry_after_zero_does_not_make_a_tight_loop():
     async def main():
         script = Script(data)
         async with serve(script) as url, ApiClient(api_config(url, concurrency=16), creds()) as client:
-            results = await asyncio.gather(*(client.get_page(f"/apprenticeships/{i}/projects", {}, entity="projects")
-                                             for i in range(20)))
+            results = await asyncio.gather(
+                *(client.get_page(f"/apprenticeships/{i}/projects", {}, entity="projects") for i in range(20))
+            )
         assert len(results) == 20
         # 16 tasks retrying on their own after 0-50 ms made ~500 requests in that second; a shared gate with a
         # floor of 0.1-0.2 s and a shrinking limit make a few dozen at most

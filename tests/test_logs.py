@@ -39,13 +39,22 @@ def test_a_json_event_carries_the_message_every_extra_field_and_the_job_context(
     stream, handler = capture(JsonFormatter)
     logger.addHandler(handler)
     set_context(job="extract", run_id="20261201T000000Z-abcdef")
-    logger.info("extract progress: %d pages", 12, extra={"entity": "projects", "pages": 12, "records": 340,
-                                                          "requests_per_s": 55.5, "retries": 2, "limit": None})
+    logger.info(
+        "extract progress: %d pages",
+        12,
+        extra={"entity": "projects", "pages": 12, "records": 340, "requests_per_s": 55.5, "retries": 2, "limit": None},
+    )
     event = json.loads(stream.getvalue())
     assert event["message"] == "extract progress: 12 pages" and event["level"] == "INFO"
     assert event["job"] == "extract" and event["run_id"] == "20261201T000000Z-abcdef"
     assert {k: event[k] for k in ("entity", "pages", "records", "requests_per_s", "retries", "limit")} == {
-        "entity": "projects", "pages": 12, "records": 340, "requests_per_s": 55.5, "retries": 2, "limit": None}
+        "entity": "projects",
+        "pages": 12,
+        "records": 340,
+        "requests_per_s": 55.5,
+        "retries": 2,
+        "limit": None,
+    }
     assert event["ts"].endswith("Z") and event["logger"] == "multiverse_etl.test_logs"
     assert not {"args", "msg", "levelno", "pathname", "exc_info"} & set(event)  # no LogRecord internals
 
@@ -85,7 +94,11 @@ def test_secrets_are_redacted_the_same_in_text_and_json_messages_extras_and_trac
 
 def test_json_is_the_default_on_emr_and_glue_and_text_locally():
     assert {env: load_config(env, environ={}).logging.format for env in ("local", "local-s3", "emr", "glue")} == {
-        "local": "text", "local-s3": "text", "emr": "json", "glue": "json"}
+        "local": "text",
+        "local-s3": "text",
+        "emr": "json",
+        "glue": "json",
+    }
     with pytest.raises(Exception, match="logging.format"):
         load_config("local", {"logging.format": "xml"}, environ={})
 

@@ -17,7 +17,7 @@ LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 def _address(hex_address: str) -> str:
     """/proc/net/tcp{,6} 'local_address' (little-endian hex words) as text."""
     raw = bytes.fromhex(hex_address)
-    words = b"".join(struct.pack("<I", *struct.unpack(">I", raw[i:i + 4])) for i in range(0, len(raw), 4))
+    words = b"".join(struct.pack("<I", *struct.unpack(">I", raw[i : i + 4])) for i in range(0, len(raw), 4))
     return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, words)
 
 
@@ -71,8 +71,18 @@ def listening_of(session: int) -> set[tuple[str, int]]:
 
 def test_a_local_spark_job_listens_on_loopback_only_ui_included(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MV_", "SPARK_LOCAL_IP"))}
-    command = [str(ROOT / "spark-submit.sh"), "smoke", "--env", "local", "--lake-root", str(tmp_path / "lake"),
-               "--set", "spark.conf.spark.driver.memory=1g", "--set", f"logging.dir={tmp_path / 'logs'}"]
+    command = [
+        str(ROOT / "spark-submit.sh"),
+        "smoke",
+        "--env",
+        "local",
+        "--lake-root",
+        str(tmp_path / "lake"),
+        "--set",
+        "spark.conf.spark.driver.memory=1g",
+        "--set",
+        f"logging.dir={tmp_path / 'logs'}",
+    ]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     seen: set[tuple[str, int]] = set()
     try:

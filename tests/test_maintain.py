@@ -14,11 +14,13 @@ from multiverse_etl.maintain import (
 )
 from multiverse_etl.storage import LocalStorage
 
-SCHEMA = T.StructType([
-    T.StructField("apprenticeship_id", T.LongType()),
-    T.StructField("project_id", T.LongType()),
-    T.StructField("ingest_date", T.DateType()),
-])
+SCHEMA = T.StructType(
+    [
+        T.StructField("apprenticeship_id", T.LongType()),
+        T.StructField("project_id", T.LongType()),
+        T.StructField("ingest_date", T.DateType()),
+    ]
+)
 
 
 def test_short_retention_is_refused_unless_forced():
@@ -37,7 +39,9 @@ def test_optimize_compacts_and_vacuum_removes_the_replaced_files(spark, tmp_path
     table = str(lake / "silver" / "projects")
     today = dt.date.today()
     for i in range(4):  # four small appends = four files in today's partition
-        spark.createDataFrame([(i, i * 10, today)], SCHEMA).write.format("delta").mode("append").partitionBy("ingest_date").save(table)
+        spark.createDataFrame([(i, i * 10, today)], SCHEMA).write.format("delta").mode("append").partitionBy(
+            "ingest_date"
+        ).save(table)
     spark.createDataFrame([(9, 90, dt.date(2020, 1, 1))], SCHEMA).write.format("delta").mode("append").save(table)
     storage = LocalStorage(str(lake))
     assert discover_tables(storage) == ["silver/projects"]

@@ -6,10 +6,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from conftest import make_config
 from multiverse_etl.pipeline import run_pipeline
 from sample_api.server import serve_in_background
-
-from conftest import make_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

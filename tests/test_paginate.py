@@ -7,10 +7,9 @@ import asyncio
 import orjson
 import pytest
 
-from multiverse_etl.config import ApiConfig
-from multiverse_etl.extract.http import ApiClient, ClientSettings
 from multiverse_etl.extract.credentials import Credentials
 from multiverse_etl.extract.errors import DeadPaginationToken, PaginationLoop
+from multiverse_etl.extract.http import ApiClient, ClientSettings
 from multiverse_etl.extract.lines import page_line
 from multiverse_etl.extract.paginate import Page, PageSize, TokenPaginator, paginate, utc_now_iso
 from multiverse_etl.extract.redaction import Secret
@@ -18,7 +17,6 @@ from multiverse_etl.landing import record_fingerprint
 from sample_api.dump import ground_truth
 from sample_api.server import run_in_thread
 from sample_api.settings import ServerSettings
-
 from support.extract import PASSWORD
 
 CREDS = Credentials("multiverse", Secret(PASSWORD), "test")
@@ -99,8 +97,9 @@ def test_restarts_are_bounded():
     async def main():
         nonlocal server
         async with client_for(server.url) as client:
-            async for page in paginate(client, entity="a", path="/apprenticeships", page_size=PageSize(20),
-                                       max_restarts=1):
+            async for page in paginate(
+                client, entity="a", path="/apprenticeships", page_size=PageSize(20), max_restarts=1
+            ):
                 if page.page_index == 1:
                     port = server.port
                     server.stop()
@@ -133,18 +132,36 @@ def test_the_paginator_refuses_a_token_seen_before():
 
 
 def _page(body: bytes, index: int = 0) -> Page:
-    return Page("projects", "/apprenticeships/17/projects", {"page_size": 100}, index, body, orjson.loads(body),
-                "2026-11-27T03:34:00.123456Z")
+    return Page(
+        "projects",
+        "/apprenticeships/17/projects",
+        {"page_size": 100},
+        index,
+        body,
+        orjson.loads(body),
+        "2026-11-27T03:34:00.123456Z",
+    )
 
 
 def test_a_landing_line_splices_the_served_body_untouched():
-    body = b'{"data":[{"id":1,"title":"caf\\u00e9 \\"q\\"\\n","n":1.50}],"pagination":{"next_token":null,"page_size":100}}'
+    body = (
+        b'{"data":[{"id":1,"title":"caf\\u00e9 \\"q\\"\\n","n":1.50}],"pagination":{"next_token":null,"page_size":100}}'
+    )
     line = page_line(_page(body), "20261127T033400Z-1a2b3c", {"apprenticeship_id": 17})
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     assert line.endswith(body[1:] + b"\n")  # the bytes as served: escapes and 1.50 kept
     doc = orjson.loads(line)
-    assert list(doc) == ["entity", "run_id", "extracted_at", "page_index", "request", "parent", "fingerprints", "data",
-                         "pagination"]
+    assert list(doc) == [
+        "entity",
+        "run_id",
+        "extracted_at",
+        "page_index",
+        "request",
+        "parent",
+        "fingerprints",
+        "data",
+        "pagination",
+    ]
     assert doc["request"] == {"path": "/apprenticeships/17/projects", "params": {"page_size": 100}}
     # one fingerprint per record, of the record as served under its parent
     assert doc["fingerprints"] == [record_fingerprint(orjson.loads(body)["data"][0], 17)]

@@ -5,20 +5,17 @@ Python, independent of the Spark code), read back and compared by `support.lake`
 extra or duplicate key, every value), both gold tables whole, and the run's bronze and quarantine records.
 """
 
-
 from pyspark.sql import functions as F
 
+from conftest import make_config
 from multiverse_etl.pipeline import run_pipeline
 from multiverse_etl.transform import run_transform
 from multiverse_etl.transform.tables import TABLES, Lake, read_table
 from sample_api.dump import ground_truth
 from sample_api.server import serve_in_background
-
 from support.delta_log import history_version
 from support.lake import assert_lake_matches
 from support.oracle import reference_lake
-
-from conftest import make_config
 
 SCALE, SEED, CORRUPT = 150, 11, 0.04  # 150 apprenticeships: two deleted, eight modified, three added per generation
 S3_SCALE = 80
@@ -55,7 +52,9 @@ def test_folder_lake_generations_0_1_2_equal_the_ground_truth(spark, tmp_path):
     # an incremental run lands only what changed; bronze and quarantine hold each version once whichever run first
     # landed it, the last run's rows only versions it served; silver and gold must be all of it
     assert_lake_matches(spark, config, reference(2), run_id=last.extract.run_id)
-    deleted = {r.apprenticeship_id for r in read_table(spark, lake, "silver/apprenticeships").where("is_deleted").collect()}
+    deleted = {
+        r.apprenticeship_id for r in read_table(spark, lake, "silver/apprenticeships").where("is_deleted").collect()
+    }
     gen0 = {a["id"] for a in ground_truth(SCALE, SEED, 0)["apprenticeships"]}
     gen2 = {a["id"] for a in ground_truth(SCALE, SEED, 2)["apprenticeships"]}
     assert deleted and deleted <= gen0 - gen2  # the generator deleted them; the lake marked them
@@ -64,12 +63,19 @@ def test_folder_lake_generations_0_1_2_equal_the_ground_truth(spark, tmp_path):
 def test_s3_lake_equals_the_ground_truth_and_a_second_pipeline_changes_no_content(spark, s3_config):
     import uuid
 
-    config = make_config(f"{s3_config.lake.root}/pipeline-{uuid.uuid4().hex[:8]}", env="local-s3", s3=vars(s3_config.s3))
+    config = make_config(
+        f"{s3_config.lake.root}/pipeline-{uuid.uuid4().hex[:8]}", env="local-s3", s3=vars(s3_config.s3)
+    )
     lake = Lake(config.lake.root, config.s3.spark_scheme)
     first = pipeline(spark, config, 0, "full", S3_SCALE)
     assert_lake_matches(spark, config, reference(0, S3_SCALE))  # a new lake: bronze and quarantine of this run alone
-    current_state = ("silver/apprenticeships", "silver/projects", "silver/programmes", "gold/apprenticeships",
-                     "gold/apprenticeship_projects")
+    current_state = (
+        "silver/apprenticeships",
+        "silver/projects",
+        "silver/programmes",
+        "gold/apprenticeships",
+        "gold/apprenticeship_projects",
+    )
     before = {t: sorted(map(tuple, read_table(spark, lake, t).collect()), key=repr) for t in current_state}
     versions = {t: history_version(spark, lake, t) for t in TABLES}
 
@@ -89,6 +95,7 @@ def test_s3_lake_equals_the_ground_truth_and_a_second_pipeline_changes_no_conten
     first_bad = sum(c.quarantined_rows for c in first.transform.runs[0].entities)
     assert rejected == first_bad > 0  # (the sample API serves no bad record twice)
     assert sum(c.known_bad_records for c in again.transform.runs[0].entities) == first_bad
-    silver_versions = {t: history_version(spark, lake, t) for t in TABLES if t.startswith("silver/")
-                       and t != "silver/quarantine"}
+    silver_versions = {
+        t: history_version(spark, lake, t) for t in TABLES if t.startswith("silver/") and t != "silver/quarantine"
+    }
     assert silver_versions == {t: v for t, v in versions.items() if t in silver_versions}  # no MERGE committed

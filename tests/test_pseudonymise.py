@@ -256,8 +256,12 @@ def event_log(spark, directory: Path):
     sc = spark.sparkContext
     jvm = sc._jvm
     listener = jvm.org.apache.spark.scheduler.EventLoggingListener(
-        f"pseudonymise-{secrets.token_hex(4)}", jvm.scala.Option.apply(None), jvm.java.net.URI(directory.as_uri()),
-        sc._jsc.sc().conf(), sc._jsc.hadoopConfiguration())
+        f"pseudonymise-{secrets.token_hex(4)}",
+        jvm.scala.Option.apply(None),
+        jvm.java.net.URI(directory.as_uri()),
+        sc._jsc.sc().conf(),
+        sc._jsc.hadoopConfiguration(),
+    )
     listener.start()
     sc._jsc.sc().addSparkListener(listener)
     try:

@@ -7,14 +7,16 @@ from multiverse_etl.entities import entity as spec_of
 from multiverse_etl.transform.clean import validate_records
 from multiverse_etl.transform.quarantine import NOT_AN_OBJECT, is_valid, possible_reasons, quarantine_records
 from multiverse_etl.transform.schemas import QUARANTINE_SCHEMA
-
 from support.landed import Raw, apprenticeship, bronze_frame, compact, lineage, programme, project, without
 
 
 def reasons_of(spark, entity, records, parents=None):
     """(record_index, reasons) of each bronze record, in order."""
     validated = bronze_frame(spark, entity, records, parents).transform(validate_records(spec_of(entity)))
-    return [(r.record_index, list(r.reasons)) for r in validated.orderBy("record_index").select("record_index", "reasons").collect()]
+    return [
+        (r.record_index, list(r.reasons))
+        for r in validated.orderBy("record_index").select("record_index", "reasons").collect()
+    ]
 
 
 def test_every_apprenticeship_contract_break_is_a_reason(spark):
@@ -22,7 +24,9 @@ def test_every_apprenticeship_contract_break_is_a_reason(spark):
         apprenticeship(1),
         without(apprenticeship(2), "id"),
         apprenticeship(None),
-        Raw('{"id":"4","name":"n","programme_id":7,"modified_date":"2024-03-05T10:21:33","first_name":"a","last_name":"b","email_address":"a@b.org"}'),
+        Raw(
+            '{"id":"4","name":"n","programme_id":7,"modified_date":"2024-03-05T10:21:33","first_name":"a","last_name":"b","email_address":"a@b.org"}'
+        ),
         apprenticeship(5, programme_id="PRG-7"),
         apprenticeship(6, first_name=10012),
         apprenticeship(7, modified_date="31/12/2023 14:05"),
@@ -55,8 +59,16 @@ def test_every_apprenticeship_contract_break_is_a_reason(spark):
 
 
 def test_every_project_contract_break_is_a_reason(spark):
-    records = [project(1), project(2, status="in_review"), project(3, status=" N/A "), project(4, title=12345),
-               without(project(5), "description"), project(None), project("P-7"), project(8)]
+    records = [
+        project(1),
+        project(2, status="in_review"),
+        project(3, status=" N/A "),
+        project(4, title=12345),
+        without(project(5), "description"),
+        project(None),
+        project("P-7"),
+        project(8),
+    ]
     parents = [10, 10, 10, 10, 10, 10, 10, None]
     assert reasons_of(spark, "projects", records, parents) == [
         (0, []),
@@ -71,8 +83,14 @@ def test_every_project_contract_break_is_a_reason(spark):
 
 
 def test_every_programme_contract_break_is_a_reason(spark):
-    records = [programme(1), programme(2, duration="12 months"), programme(3, duration=-6), programme("PRG-4"),
-               without(programme(5), "name"), programme(6, duration=0)]
+    records = [
+        programme(1),
+        programme(2, duration="12 months"),
+        programme(3, duration=-6),
+        programme("PRG-4"),
+        without(programme(5), "name"),
+        programme(6, duration=0),
+    ]
     assert reasons_of(spark, "programmes", records) == [
         (0, []),
         (1, ["wrong_type:duration"]),
@@ -85,10 +103,21 @@ def test_every_programme_contract_break_is_a_reason(spark):
 
 def test_possible_reasons_name_every_reason_the_rules_can_give():
     assert set(possible_reasons(spec_of("projects"))) == {
-        "missing_field:id", "null_value:id", "wrong_type:id", "missing_field:title", "null_value:title",
-        "wrong_type:title", "missing_field:description", "null_value:description", "wrong_type:description",
-        "missing_field:status", "null_value:status", "wrong_type:status", "unknown_status:status",
-        "missing_parent:apprenticeship_id", NOT_AN_OBJECT,
+        "missing_field:id",
+        "null_value:id",
+        "wrong_type:id",
+        "missing_field:title",
+        "null_value:title",
+        "wrong_type:title",
+        "missing_field:description",
+        "null_value:description",
+        "wrong_type:description",
+        "missing_field:status",
+        "null_value:status",
+        "wrong_type:status",
+        "unknown_status:status",
+        "missing_parent:apprenticeship_id",
+        NOT_AN_OBJECT,
     }
     assert "negative_value:duration" in possible_reasons(spec_of("programmes"))
     assert "unparseable_date:modified_date" in possible_reasons(spec_of("apprenticeships"))
@@ -96,11 +125,22 @@ def test_possible_reasons_name_every_reason_the_rules_can_give():
 
 def test_rejected_rows_go_to_quarantine_with_raw_text_lineage_and_reasons(spark):
     records = [project(1), project(2, status="archived"), Raw('{"id":"P-3","title":1,"description":"d","status":"x"}')]
-    validated = bronze_frame(spark, "projects", records, parents=[10, 10, 11]).transform(validate_records(spec_of("projects")))
-    expected = spark.createDataFrame([
-        ("projects", *lineage(1, 10, "projects"), "2", compact(records[1]), ["unknown_status:status"], 1),
-        ("projects", *lineage(2, 11, "projects"), "P-3", records[2].text,
-         ["wrong_type:id", "wrong_type:title", "unknown_status:status"], 2),
-    ], QUARANTINE_SCHEMA)
+    validated = bronze_frame(spark, "projects", records, parents=[10, 10, 11]).transform(
+        validate_records(spec_of("projects"))
+    )
+    expected = spark.createDataFrame(
+        [
+            ("projects", *lineage(1, 10, "projects"), "2", compact(records[1]), ["unknown_status:status"], 1),
+            (
+                "projects",
+                *lineage(2, 11, "projects"),
+                "P-3",
+                records[2].text,
+                ["wrong_type:id", "wrong_type:title", "unknown_status:status"],
+                2,
+            ),
+        ],
+        QUARANTINE_SCHEMA,
+    )
     assert_df_equality(validated.transform(quarantine_records(spec_of("projects"))), expected, ignore_row_order=True)
     assert [r.project_id for r in validated.filter(is_valid(F.col("reasons"))).collect()] == [1]

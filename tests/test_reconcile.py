@@ -10,10 +10,29 @@ def balanced() -> EntityCounts:
     with 1 revisit (an unchanged record of a changed key): 10 ranked, 1 duplicate, 9 candidates
     (3 inserted, 2 updated, 3 unchanged, 1 refreshed); 1 deleted."""
     return EntityCounts(
-        "apprenticeships", landed_pages=2, landed_records=12, pages_read=2, records_read=12, bronze_rows=10,
-        bronze_read=10, valid_rows=9, quarantined_rows=1, quarantine_written=1, duplicates_collapsed=1,
-        upsert_candidates=9, inserted=3, updated=2, unchanged=3, deleted=1, merge_inserted=3, merge_updated=4,
-        silver_live_rows=7, unchanged_records=1, known_bad_records=1, changed_records=10, revisited_records=1,
+        "apprenticeships",
+        landed_pages=2,
+        landed_records=12,
+        pages_read=2,
+        records_read=12,
+        bronze_rows=10,
+        bronze_read=10,
+        valid_rows=9,
+        quarantined_rows=1,
+        quarantine_written=1,
+        duplicates_collapsed=1,
+        upsert_candidates=9,
+        inserted=3,
+        updated=2,
+        unchanged=3,
+        deleted=1,
+        merge_inserted=3,
+        merge_updated=4,
+        silver_live_rows=7,
+        unchanged_records=1,
+        known_bad_records=1,
+        changed_records=10,
+        revisited_records=1,
         refreshed=1,
     )
 
@@ -31,14 +50,26 @@ def test_every_broken_rule_is_reported_with_both_numbers():
         "quarantined_rows": ("apprenticeships: validated 10 != valid + quarantined 11"),
         "quarantine_written": ("apprenticeships: quarantine rows written 2 > quarantined 1"),
         "bronze_rows": ("apprenticeships: bronze rows written 11 > changed records 10"),
-        "duplicates_collapsed": ("apprenticeships: valid + revisited 10 != upsert candidates + duplicates collapsed 11"),
+        "duplicates_collapsed": (
+            "apprenticeships: valid + revisited 10 != upsert candidates + duplicates collapsed 11"
+        ),
         "unchanged": ("apprenticeships: upsert candidates 9 != inserted + updated + unchanged + refreshed 10"),
         "merge_inserted": ("apprenticeships: planned inserts 3 != MERGE rows inserted 2"),
         "merge_updated": ("apprenticeships: planned updates + deletions + refreshes 4 != MERGE rows updated 5"),
     }
-    changed = {"landed_pages": 3, "records_read": 13, "unchanged_records": 2, "bronze_read": 11, "quarantined_rows": 2,
-               "quarantine_written": 2, "bronze_rows": 11, "duplicates_collapsed": 2, "unchanged": 4,
-               "merge_inserted": 2, "merge_updated": 5}
+    changed = {
+        "landed_pages": 3,
+        "records_read": 13,
+        "unchanged_records": 2,
+        "bronze_read": 11,
+        "quarantined_rows": 2,
+        "quarantine_written": 2,
+        "bronze_rows": 11,
+        "duplicates_collapsed": 2,
+        "unchanged": 4,
+        "merge_inserted": 2,
+        "merge_updated": 5,
+    }
     for field, message in cases.items():
         counts = dataclasses.replace(balanced(), **{field: changed[field]})
         assert message in reconcile(counts), (field, reconcile(counts))
@@ -56,11 +87,41 @@ def test_run_mismatches_cover_every_entity():
 
 def test_summary_table_has_one_line_per_entity_and_the_verdict():
     bad = dataclasses.replace(balanced(), entity="projects", merge_inserted=0)
-    lines = summary_table([("20260302T090000Z-a0a0a0", [balanced(), bad], ["projects: planned inserts 3 != MERGE rows inserted 0"])],
-                          extra=["runs loaded: 1"])
-    assert lines[0].split() == ["run", "entity", "landed", "same", "kn.bad", "changed", "quarant.", "dupes",
-                                "inserted", "updated", "unchanged", "deleted", "live", "ok"]
-    assert lines[2].split() == ["20260302T090000Z-a0a0a0", "apprenticeships", "12", "1", "1", "10", "1", "1", "3", "2",
-                                "3", "1", "7", "yes"]
+    lines = summary_table(
+        [("20260302T090000Z-a0a0a0", [balanced(), bad], ["projects: planned inserts 3 != MERGE rows inserted 0"])],
+        extra=["runs loaded: 1"],
+    )
+    assert lines[0].split() == [
+        "run",
+        "entity",
+        "landed",
+        "same",
+        "kn.bad",
+        "changed",
+        "quarant.",
+        "dupes",
+        "inserted",
+        "updated",
+        "unchanged",
+        "deleted",
+        "live",
+        "ok",
+    ]
+    assert lines[2].split() == [
+        "20260302T090000Z-a0a0a0",
+        "apprenticeships",
+        "12",
+        "1",
+        "1",
+        "10",
+        "1",
+        "1",
+        "3",
+        "2",
+        "3",
+        "1",
+        "7",
+        "yes",
+    ]
     assert lines[3].split()[1] == "projects" and lines[3].split()[-1] == "NO"
     assert lines[-1] == "runs loaded: 1"

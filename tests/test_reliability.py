@@ -21,7 +21,11 @@ def test_every_fault_at_once_and_a_restart_end_with_silver_and_gold_equal_to_the
     comparison = run.comparison
     assert comparison.ok, comparison.describe()
     assert (comparison.missing, comparison.duplicated, comparison.wrong) == (0, 0, 0)
-    assert comparison.expected == comparison.in_lake == sum(run.reference.expected_records(e) for e in comparison.by_entity)
+    assert (
+        comparison.expected
+        == comparison.in_lake
+        == sum(run.reference.expected_records(e) for e in comparison.by_entity)
+    )
     assert run.transform.loaded_run_ids == [run.extract.run_id] and run.transform.gold_mode == "rebuilt"
 
 
@@ -48,7 +52,8 @@ def test_the_run_is_audited_once_and_reconciles(run, spark):
 
     audit = read_table(spark, Lake(run.config.lake.root, run.config.s3.spark_scheme), "_audit/runs").collect()
     assert [(r.run_id, r.status, r.reconciled, list(r.mismatches)) for r in audit] == [
-        (run.extract.run_id, "loaded", True, [])]
+        (run.extract.run_id, "loaded", True, [])
+    ]
 
 
 def test_a_dead_pagination_token_is_recognised_even_when_429s_and_dropped_connections_come_between_its_500s():
@@ -62,8 +67,8 @@ def test_a_dead_pagination_token_is_recognised_even_when_429s_and_dropped_connec
     """
     from aiohttp import web
 
-    from multiverse_etl.extract.http import ApiClient
     from multiverse_etl.extract.errors import DeadPaginationToken
+    from multiverse_etl.extract.http import ApiClient
     from test_client import Script, api_config, creds, run, serve
 
     cycle = ["500", "500", "500", "429", "500", "500", "500", "drop"]

@@ -94,8 +94,9 @@ def test_pages_under_the_limit_gzipped_or_not_are_read_whole():
 
     async def data(script, request):
         if request.query.get("gzip"):
-            return web.Response(body=gzip.compress(page), headers={"Content-Encoding": "gzip",
-                                                                 "Content-Type": "application/json"})
+            return web.Response(
+                body=gzip.compress(page), headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}
+            )
         return web.Response(body=page, content_type="application/json")
 
     async def main():
@@ -112,8 +113,11 @@ def test_pages_under_the_limit_gzipped_or_not_are_read_whole():
 def test_the_default_limit_is_64_mib_and_the_key_is_validated():
     assert load_config("local", environ={}).api.max_response_bytes == 64 * MiB
     assert load_config("local", overrides={"api.max_response_bytes": "1024"}, environ={}).api.max_response_bytes == 1024
-    for bad, why in (("0", "must be a positive integer"), ("-5", "must be a positive integer"),
-                     ("lots", "must be an integer")):
+    for bad, why in (
+        ("0", "must be a positive integer"),
+        ("-5", "must be a positive integer"),
+        ("lots", "must be an integer"),
+    ):
         with pytest.raises(ConfigError) as error:
             load_config("local", overrides={"api.max_response_bytes": bad}, environ={})
         assert f"'api.max_response_bytes' {why}" in str(error.value)

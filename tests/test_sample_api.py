@@ -20,8 +20,7 @@ from sample_api.testing import get_page, login, walk
 from sample_api.tokens import FIXED_ACCESS_TOKEN
 
 SETTINGS = ServerSettings(scale=300, seed=7, generation=1)
-APPRENTICESHIP_FIELDS = ["id", "name", "programme_id", "modified_date", "first_name",
-                         "last_name", "email_address"]
+APPRENTICESHIP_FIELDS = ["id", "name", "programme_id", "modified_date", "first_name", "last_name", "email_address"]
 PROJECT_FIELDS = ["id", "title", "description", "status"]
 PROGRAMME_FIELDS = ["id", "name", "duration", "description"]
 DATA_PATHS = ["/apprenticeships", "/apprenticeships/1/projects", "/programmes"]
@@ -51,8 +50,11 @@ def client(server: RunningServer) -> Iterator[requests.Session]:
 
 
 def projects_of(truth: dict[str, list[dict[str, Any]]], aid: int) -> list[dict[str, Any]]:
-    return [{k: v for k, v in p.items() if k != "apprenticeship_id"}
-            for p in truth["projects"] if p["apprenticeship_id"] == aid]
+    return [
+        {k: v for k, v in p.items() if k != "apprenticeship_id"}
+        for p in truth["projects"]
+        if p["apprenticeship_id"] == aid
+    ]
 
 
 def many_projects_id(truth: dict[str, list[dict[str, Any]]]) -> int:
@@ -67,14 +69,14 @@ def many_projects_id(truth: dict[str, list[dict[str, Any]]]) -> int:
 
 def test_login_success_gives_one_fixed_bearer_token(server: RunningServer) -> None:
     for _ in range(2):
-        answer = requests.post(f"{server.url}/login",
-                               data={"username": "multiverse", "password": "mult1v3r53"})
+        answer = requests.post(f"{server.url}/login", data={"username": "multiverse", "password": "mult1v3r53"})
         assert answer.status_code == 200
         assert answer.json() == {"access_token": FIXED_ACCESS_TOKEN, "token_type": "bearer"}
 
 
-@pytest.mark.parametrize("form", [{"username": "multiverse", "password": "wrong"},
-                                  {"username": "someone", "password": "mult1v3r53"}])
+@pytest.mark.parametrize(
+    "form", [{"username": "multiverse", "password": "wrong"}, {"username": "someone", "password": "mult1v3r53"}]
+)
 def test_login_wrong_credentials_400(server: RunningServer, form: dict[str, str]) -> None:
     answer = requests.post(f"{server.url}/login", data=form)
     assert answer.status_code == 400
@@ -82,8 +84,7 @@ def test_login_wrong_credentials_400(server: RunningServer, form: dict[str, str]
 
 
 def test_login_is_a_form_not_json(server: RunningServer) -> None:
-    answer = requests.post(f"{server.url}/login",
-                           json={"username": "multiverse", "password": "mult1v3r53"})
+    answer = requests.post(f"{server.url}/login", json={"username": "multiverse", "password": "mult1v3r53"})
     assert answer.status_code == 422
     missing = {tuple(e["loc"]) for e in answer.json()["detail"] if e["type"] == "missing"}
     assert missing == {("body", "username"), ("body", "password")}
@@ -117,8 +118,9 @@ def test_auth_is_checked_before_validation(server: RunningServer) -> None:
 # ---------------------------------------------------------------- list shape and paging
 
 
-def test_default_page_size_is_20(server: RunningServer, client: requests.Session,
-                                 truth: dict[str, list[dict[str, Any]]]) -> None:
+def test_default_page_size_is_20(
+    server: RunningServer, client: requests.Session, truth: dict[str, list[dict[str, Any]]]
+) -> None:
     page = client.get(f"{server.url}/apprenticeships").json()
     assert list(page) == ["data", "pagination"]
     assert list(page["pagination"]) == ["next_token", "previous_token", "page_size"]
@@ -130,17 +132,18 @@ def test_default_page_size_is_20(server: RunningServer, client: requests.Session
 
 
 @pytest.mark.parametrize("page_size", [1, 7, None, 43, 299, 5000])
-def test_full_walk_apprenticeships(server: RunningServer, client: requests.Session,
-                                   truth: dict[str, list[dict[str, Any]]],
-                                   page_size: int | None) -> None:
+def test_full_walk_apprenticeships(
+    server: RunningServer, client: requests.Session, truth: dict[str, list[dict[str, Any]]], page_size: int | None
+) -> None:
     rows = walk(client, server.url, "/apprenticeships", page_size)
     assert rows == truth["apprenticeships"]
     assert len({r["id"] for r in rows}) == len(rows)
 
 
 @pytest.mark.parametrize("page_size", [1, 20, 42, 43, 100])
-def test_full_walk_programmes(server: RunningServer, client: requests.Session,
-                              truth: dict[str, list[dict[str, Any]]], page_size: int) -> None:
+def test_full_walk_programmes(
+    server: RunningServer, client: requests.Session, truth: dict[str, list[dict[str, Any]]], page_size: int
+) -> None:
     rows = walk(client, server.url, "/programmes", page_size)
     assert rows == truth["programmes"]
     assert [list(r) for r in rows] == [PROGRAMME_FIELDS] * len(rows)
@@ -149,8 +152,8 @@ def test_full_walk_programmes(server: RunningServer, client: requests.Session,
 
 @pytest.mark.parametrize("page_size", [1, None, 40, 1000])
 def test_walk_projects_of_a_many_project_apprenticeship(
-        server: RunningServer, client: requests.Session,
-        truth: dict[str, list[dict[str, Any]]], page_size: int | None) -> None:
+    server: RunningServer, client: requests.Session, truth: dict[str, list[dict[str, Any]]], page_size: int | None
+) -> None:
     aid = many_projects_id(truth)
     expected = projects_of(truth, aid)
     assert len(expected) > 40
@@ -159,8 +162,9 @@ def test_walk_projects_of_a_many_project_apprenticeship(
     assert all(list(r) == PROJECT_FIELDS for r in rows)  # no apprenticeship_id
 
 
-def test_fan_out_returns_every_project_once(server: RunningServer, client: requests.Session,
-                                            truth: dict[str, list[dict[str, Any]]]) -> None:
+def test_fan_out_returns_every_project_once(
+    server: RunningServer, client: requests.Session, truth: dict[str, list[dict[str, Any]]]
+) -> None:
     landed = []
     for app in truth["apprenticeships"]:
         for project in walk(client, server.url, f"/apprenticeships/{app['id']}/projects", 50):
@@ -170,32 +174,30 @@ def test_fan_out_returns_every_project_once(server: RunningServer, client: reque
 
 
 def test_last_page_has_null_next_and_previous_walks_back(
-        server: RunningServer, client: requests.Session,
-        truth: dict[str, list[dict[str, Any]]]) -> None:
+    server: RunningServer, client: requests.Session, truth: dict[str, list[dict[str, Any]]]
+) -> None:
     url = f"{server.url}/programmes"
     first = client.get(url, params={"page_size": 20}).json()
-    second = client.get(url, params={"page_size": 20,
-                                     "pagination_token": first["pagination"]["next_token"]}).json()
-    back = client.get(url, params={"page_size": 20,
-                                   "pagination_token": second["pagination"]["previous_token"]})
+    second = client.get(url, params={"page_size": 20, "pagination_token": first["pagination"]["next_token"]}).json()
+    back = client.get(url, params={"page_size": 20, "pagination_token": second["pagination"]["previous_token"]})
     assert back.json()["data"] == first["data"]
-    last = client.get(url, params={"page_size": 20,
-                                   "pagination_token": second["pagination"]["next_token"]}).json()
+    last = client.get(url, params={"page_size": 20, "pagination_token": second["pagination"]["next_token"]}).json()
     assert last["pagination"]["next_token"] is None
     assert len(last["data"]) == len(truth["programmes"]) - 40
 
 
 @pytest.mark.parametrize("size", [10**9, 10**30])
-def test_no_maximum_page_size(server: RunningServer, client: requests.Session,
-                              truth: dict[str, list[dict[str, Any]]], size: int) -> None:
+def test_no_maximum_page_size(
+    server: RunningServer, client: requests.Session, truth: dict[str, list[dict[str, Any]]], size: int
+) -> None:
     page = client.get(f"{server.url}/apprenticeships", params={"page_size": size}).json()
     assert page["data"] == truth["apprenticeships"]
-    assert page["pagination"] == {"next_token": None, "previous_token": None,
-                                  "page_size": size}
+    assert page["pagination"] == {"next_token": None, "previous_token": None, "page_size": size}
 
 
 def test_page_size_zero_gives_empty_pages_with_next_token_forever(
-        server: RunningServer, client: requests.Session) -> None:
+    server: RunningServer, client: requests.Session
+) -> None:
     params: dict[str, Any] = {"page_size": 0}
     for _ in range(5):
         page = client.get(f"{server.url}/programmes", params=params).json()
@@ -214,8 +216,7 @@ def assert_internal_error(answer: requests.Response) -> None:
 
 
 @pytest.mark.parametrize("path", DATA_PATHS)
-def test_negative_page_size_500(server: RunningServer, client: requests.Session,
-                                path: str) -> None:
+def test_negative_page_size_500(server: RunningServer, client: requests.Session, path: str) -> None:
     assert_internal_error(client.get(f"{server.url}{path}", params={"page_size": -1}))
 
 
@@ -231,12 +232,10 @@ def test_garbage_token_500(server: RunningServer, client: requests.Session, toke
 def test_tampered_token_500(server: RunningServer, client: requests.Session) -> None:
     token = client.get(f"{server.url}/programmes").json()["pagination"]["next_token"]
     flipped = token[:5] + ("A" if token[5] != "A" else "B") + token[6:]
-    assert_internal_error(client.get(f"{server.url}/programmes",
-                                     params={"pagination_token": flipped}))
+    assert_internal_error(client.get(f"{server.url}/programmes", params={"pagination_token": flipped}))
 
 
-def test_later_page_with_larger_page_size_500(server: RunningServer,
-                                              client: requests.Session) -> None:
+def test_later_page_with_larger_page_size_500(server: RunningServer, client: requests.Session) -> None:
     url = f"{server.url}/apprenticeships"
     token = client.get(url, params={"page_size": 5}).json()["pagination"]["next_token"]
     assert client.get(url, params={"page_size": 5, "pagination_token": token}).status_code == 200
@@ -250,8 +249,7 @@ def test_token_from_an_earlier_process_500(dataset: Dataset) -> None:
             token = get_page(session, first.url, "/apprenticeships", {})["pagination"]["next_token"]
             port = first.port
         with run_in_thread(SETTINGS, dataset=dataset, port=port) as second:
-            answer = session.get(f"{second.url}/apprenticeships",
-                                 params={"pagination_token": token})
+            answer = session.get(f"{second.url}/apprenticeships", params={"pagination_token": token})
             assert_internal_error(answer)
             # the login token is the original's fixed one: it survives the restart
             assert session.get(f"{second.url}/apprenticeships").status_code == 200
@@ -260,11 +258,22 @@ def test_token_from_an_earlier_process_500(dataset: Dataset) -> None:
 # ---------------------------------------------------------------- modified_after
 
 
-@pytest.mark.parametrize("after", ["2024-06-01T00:00:00", "2024-06", "2024-06-01 12:00:00",
-                                   "2024-06-01t00:00:00", "", "9", "2025", "2024-12-31T23:59:59"])
-def test_modified_after_is_a_string_comparison(server: RunningServer, client: requests.Session,
-                                               truth: dict[str, list[dict[str, Any]]],
-                                               after: str) -> None:
+@pytest.mark.parametrize(
+    "after",
+    [
+        "2024-06-01T00:00:00",
+        "2024-06",
+        "2024-06-01 12:00:00",
+        "2024-06-01t00:00:00",
+        "",
+        "9",
+        "2025",
+        "2024-12-31T23:59:59",
+    ],
+)
+def test_modified_after_is_a_string_comparison(
+    server: RunningServer, client: requests.Session, truth: dict[str, list[dict[str, Any]]], after: str
+) -> None:
     rows = walk(client, server.url, "/apprenticeships", 100, modified_after=after)
     assert rows == [r for r in truth["apprenticeships"] if r["modified_date"] > after]
 
@@ -273,19 +282,17 @@ def test_modified_after_is_a_string_comparison(server: RunningServer, client: re
 
 
 def test_unknown_apprenticeship_ids_give_empty_data(
-        server: RunningServer, client: requests.Session,
-        truth: dict[str, list[dict[str, Any]]]) -> None:
+    server: RunningServer, client: requests.Session, truth: dict[str, list[dict[str, Any]]]
+) -> None:
     ids = {r["id"] for r in truth["apprenticeships"]}
     gap = next(i for i in range(1, max(ids)) if i not in ids)
     for aid in (gap, 0, -3, max(ids) + 1000, 10**17):
         page = client.get(f"{server.url}/apprenticeships/{aid}/projects").json()
-        assert page == {"data": [], "pagination": {"next_token": None, "previous_token": None,
-                                                   "page_size": 20}}
+        assert page == {"data": [], "pagination": {"next_token": None, "previous_token": None, "page_size": 20}}
 
 
 @pytest.mark.parametrize("raw", ["abc", "1.5", "1e3", "%20"])
-def test_non_integer_apprenticeship_id_422(server: RunningServer, client: requests.Session,
-                                           raw: str) -> None:
+def test_non_integer_apprenticeship_id_422(server: RunningServer, client: requests.Session, raw: str) -> None:
     answer = client.get(f"{server.url}/apprenticeships/{raw}/projects")
     assert answer.status_code == 422
     (error,) = answer.json()["detail"]
@@ -294,8 +301,7 @@ def test_non_integer_apprenticeship_id_422(server: RunningServer, client: reques
 
 
 @pytest.mark.parametrize("raw", ["x", "1.5", ""])
-def test_non_integer_page_size_422(server: RunningServer, client: requests.Session,
-                                   raw: str) -> None:
+def test_non_integer_page_size_422(server: RunningServer, client: requests.Session, raw: str) -> None:
     answer = client.get(f"{server.url}/programmes", params={"page_size": raw})
     assert answer.status_code == 422
     assert answer.json()["detail"][0]["loc"] == ["query", "page_size"]
@@ -309,31 +315,39 @@ def _normalise(answer: requests.Response) -> tuple[int, str, Any]:
     if answer.headers.get("content-type") == "application/json":
         body = answer.json()
         if isinstance(body, dict) and "pagination" in body:
-            body["pagination"] = {k: (v if k == "page_size" else v is not None)
-                                  for k, v in body["pagination"].items()}
+            body["pagination"] = {k: (v if k == "page_size" else v is not None) for k, v in body["pagination"].items()}
     return answer.status_code, answer.headers.get("content-type", ""), body
 
 
 FAST_PATH_CASES = [
-    ("/apprenticeships", {}), ("/apprenticeships", {"page_size": "007"}),
-    ("/apprenticeships", {"page_size": "+5"}), ("/apprenticeships", {"page_size": " 5"}),
-    ("/apprenticeships", {"page_size": "5.0"}), ("/apprenticeships", {"page_size": "-0"}),
-    ("/apprenticeships", {"page_size": "abc"}), ("/apprenticeships", {"page_size": "-1"}),
+    ("/apprenticeships", {}),
+    ("/apprenticeships", {"page_size": "007"}),
+    ("/apprenticeships", {"page_size": "+5"}),
+    ("/apprenticeships", {"page_size": " 5"}),
+    ("/apprenticeships", {"page_size": "5.0"}),
+    ("/apprenticeships", {"page_size": "-0"}),
+    ("/apprenticeships", {"page_size": "abc"}),
+    ("/apprenticeships", {"page_size": "-1"}),
     ("/apprenticeships", {"modified_after": "2024-05", "page_size": "3"}),
-    ("/apprenticeships", {"page_size": ["2", "4"]}), ("/apprenticeships", {"extra": "1"}),
-    ("/apprenticeships", {"pagination_token": "junk"}), ("/programmes", {"page_size": "0"}),
+    ("/apprenticeships", {"page_size": ["2", "4"]}),
+    ("/apprenticeships", {"extra": "1"}),
+    ("/apprenticeships", {"pagination_token": "junk"}),
+    ("/programmes", {"page_size": "0"}),
     ("/programmes", {"page_size": "99999999999999999999"}),
-    ("/apprenticeships/1/projects", {}), ("/apprenticeships/+1/projects", {}),
-    ("/apprenticeships/01/projects", {}), ("/apprenticeships/-1/projects", {}),
-    ("/apprenticeships/x/projects", {}), ("/apprenticeships/1/projects/", {}),
-    ("/apprenticeships/1/2/projects", {}), ("/apprenticeships//projects", {}),
+    ("/apprenticeships/1/projects", {}),
+    ("/apprenticeships/+1/projects", {}),
+    ("/apprenticeships/01/projects", {}),
+    ("/apprenticeships/-1/projects", {}),
+    ("/apprenticeships/x/projects", {}),
+    ("/apprenticeships/1/projects/", {}),
+    ("/apprenticeships/1/2/projects", {}),
+    ("/apprenticeships//projects", {}),
 ]
 
 
 def test_fast_path_answers_like_fastapi(dataset: Dataset, server: RunningServer) -> None:
     with run_in_thread(SETTINGS, dataset=dataset, fast_path=False) as slow:
-        for auth in (f"Bearer {FIXED_ACCESS_TOKEN}", f"bearer   {FIXED_ACCESS_TOKEN} ", None,
-                     "Bearer bad", "Basic x"):
+        for auth in (f"Bearer {FIXED_ACCESS_TOKEN}", f"bearer   {FIXED_ACCESS_TOKEN} ", None, "Bearer bad", "Basic x"):
             headers = {"Authorization": auth} if auth else {}
             for path, params in FAST_PATH_CASES:
                 fast = requests.get(f"{server.url}{path}", params=params, headers=headers)
@@ -350,8 +364,7 @@ def test_swagger_and_openapi(server: RunningServer) -> None:
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     schema = requests.get(f"{server.url}/openapi.json").json()
     paths = schema["paths"]
-    assert set(paths) == {"/login", "/apprenticeships", "/apprenticeships/{id}/projects",
-                          "/programmes"}
+    assert set(paths) == {"/login", "/apprenticeships", "/apprenticeships/{id}/projects", "/programmes"}
     params = {p["name"] for p in paths["/apprenticeships"]["get"]["parameters"]}
     assert params == {"modified_after", "page_size", "pagination_token"}
     project_get = paths["/apprenticeships/{id}/projects"]["get"]

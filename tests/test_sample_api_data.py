@@ -14,7 +14,9 @@ from typing import Any, Optional
 import orjson
 import pytest
 import requests
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from sample_api.data import build_dataset
 from sample_api.dump import FILES, ground_truth, write_dump
@@ -50,9 +52,28 @@ def test_same_arguments_give_byte_identical_dumps(tmp_path: Any) -> None:
 
 def test_dump_cli_writes_the_same_files(tmp_path: Any) -> None:
     out = tmp_path / "cli"
-    subprocess.run([sys.executable, "-m", "sample_api", "dump", "--log-level", "warning",
-                    "--out", str(out), "--scale", "60", "--seed", "5", "--generation", "1"],
-                   cwd=ROOT, check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sample_api",
+            "dump",
+            "--log-level",
+            "warning",
+            "--out",
+            str(out),
+            "--scale",
+            "60",
+            "--seed",
+            "5",
+            "--generation",
+            "1",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     write_dump(str(tmp_path / "lib"), 60, 5, 1)
     assert read_dump(str(out)) == read_dump(str(tmp_path / "lib"))
     projects = json.loads(read_dump(str(out))["projects"])
@@ -92,8 +113,9 @@ def test_values_are_realistic_and_uncleaned(big: dict[str, list[dict[str, Any]]]
     for char in "éłøß'-":
         assert char in names, char
     assert re.search(r"[\u4e00-\u9fff\u3040-\u30ff]", names)
-    assert sum(a["first_name"] != a["first_name"].strip() or
-               a["last_name"] != a["last_name"].strip() for a in apps) > 10
+    assert (
+        sum(a["first_name"] != a["first_name"].strip() or a["last_name"] != a["last_name"].strip() for a in apps) > 10
+    )
     emails = [a["email_address"] for a in apps]
     assert sum(e != e.lower() for e in emails) > 100
     assert any(e != e.strip() for e in emails)
@@ -102,8 +124,10 @@ def test_values_are_realistic_and_uncleaned(big: dict[str, list[dict[str, Any]]]
         assert any(token in d for d in descriptions), token
     programme_ids = {p["id"] for p in big["programmes"]}
     assert 1 <= sum(a["programme_id"] not in programme_ids for a in apps) < 40
-    people = Counter((a["first_name"].strip().lower(), a["last_name"].strip().lower(),
-                      a["email_address"].strip().lower()) for a in apps)
+    people = Counter(
+        (a["first_name"].strip().lower(), a["last_name"].strip().lower(), a["email_address"].strip().lower())
+        for a in apps
+    )
     assert any(n > 1 for n in people.values())  # the same person under two ids
 
 
@@ -137,8 +161,7 @@ def test_generation_step_deltas() -> None:
     new_p = {p["id"]: p for p in after["projects"]}
     assert set(old_p) <= set(new_p)
     changed_p = [i for i in old_p if old_p[i] != new_p[i]]
-    assert all({k for k in old_p[i] if old_p[i][k] != new_p[i][k]} == {"status"}
-               for i in changed_p)
+    assert all({k for k in old_p[i] if old_p[i][k] != new_p[i][k]} == {"status"} for i in changed_p)
     assert abs(len(changed_p) / len(old_p) - 0.05) < 0.006
     parents = {old_p[i]["apprenticeship_id"] for i in changed_p} - modified
     assert parents and all(old[a]["modified_date"] == new[a]["modified_date"] for a in parents)
@@ -149,8 +172,7 @@ def test_restart_with_higher_generation_serves_the_later_data() -> None:
     from sample_api.testing import walk
 
     for generation in (0, 1):
-        with serve_in_background(scale=80, seed=4, generation=generation) as srv, \
-                requests.Session() as session:
+        with serve_in_background(scale=80, seed=4, generation=generation) as srv, requests.Session() as session:
             login(session, srv.url)
             rows = walk(session, srv.url, "/apprenticeships", 1000)
             assert rows == ground_truth(80, 4, generation)["apprenticeships"]
@@ -175,10 +197,8 @@ def _service_walk(fetch: Any, page_size: int) -> list[dict[str, Any]]:
 
 
 @hsettings(max_examples=40, deadline=None)
-@given(page_size=st.integers(1, 200),
-       after=st.one_of(st.none(), st.text(alphabet="0123456789-T: ", max_size=19)))
-def test_any_page_size_walk_returns_each_row_once(service: Service, page_size: int,
-                                                  after: Optional[str]) -> None:
+@given(page_size=st.integers(1, 200), after=st.one_of(st.none(), st.text(alphabet="0123456789-T: ", max_size=19)))
+def test_any_page_size_walk_returns_each_row_once(service: Service, page_size: int, after: Optional[str]) -> None:
     truth = [service.dataset.apprenticeship_record(i) for i in range(len(service.dataset))]
     rows = _service_walk(lambda size, tok: service.apprenticeships(after, size, tok), page_size)
     expected = truth if after is None else [r for r in truth if r["modified_date"] > after]
@@ -252,9 +272,25 @@ def test_projects_page_costs_the_same_at_any_scale() -> None:
 
 
 def _start_cli(port: int = 0) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "sample_api", "serve", "--log-level",
-                             "warning", "--port", str(port), "--scale", "50", "--seed", "9"],
-                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sample_api",
+            "serve",
+            "--log-level",
+            "warning",
+            "--port",
+            str(port),
+            "--scale",
+            "50",
+            "--seed",
+            "9",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     match = re.fullmatch(r"listening on (http://127\.0\.0\.1:(\d+))\n", line)

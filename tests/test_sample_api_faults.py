@@ -43,8 +43,10 @@ def statuses(url: str, path: str, n: int, session: requests.Session) -> Counter[
 
 
 def test_fault_rate_answers_500_and_spares_login(truth: dict[str, Any]) -> None:
-    with serve_in_background(scale=SCALE, seed=SEED, fault_rate=0.3, fault_seed=1) as srv, \
-            requests.Session() as session:
+    with (
+        serve_in_background(scale=SCALE, seed=SEED, fault_rate=0.3, fault_seed=1) as srv,
+        requests.Session() as session,
+    ):
         for _ in range(5):
             login(session, srv.url)  # /login is never faulted
         seen = statuses(srv.url, "/programmes", 200, session)
@@ -55,8 +57,7 @@ def test_fault_rate_answers_500_and_spares_login(truth: dict[str, Any]) -> None:
 
 
 def test_fault_500_looks_like_the_originals(truth: dict[str, Any]) -> None:
-    with serve_in_background(scale=SCALE, seed=SEED, fault_rate=1.0) as srv, \
-            requests.Session() as session:
+    with serve_in_background(scale=SCALE, seed=SEED, fault_rate=1.0) as srv, requests.Session() as session:
         login(session, srv.url)
         answer = session.get(f"{srv.url}/programmes")
         assert answer.status_code == 500 and answer.text == "Internal Server Error"
@@ -64,8 +65,7 @@ def test_fault_500_looks_like_the_originals(truth: dict[str, Any]) -> None:
 
 
 def test_drop_rate_closes_connections_without_answer(truth: dict[str, Any]) -> None:
-    with serve_in_background(scale=SCALE, seed=SEED, drop_rate=0.3, fault_seed=2) as srv, \
-            requests.Session() as session:
+    with serve_in_background(scale=SCALE, seed=SEED, drop_rate=0.3, fault_seed=2) as srv, requests.Session() as session:
         login(session, srv.url)
         seen = statuses(srv.url, "/programmes", 150, session)
         assert set(seen) == {200, "dropped"}
@@ -91,8 +91,7 @@ class _RecordedSleeps:
 def test_latency_with_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
     sleeps = _RecordedSleeps()
     monkeypatch.setattr(faults, "asyncio", sleeps)
-    with serve_in_background(scale=SCALE, seed=SEED, latency_ms=200) as srv, \
-            requests.Session() as session:
+    with serve_in_background(scale=SCALE, seed=SEED, latency_ms=200) as srv, requests.Session() as session:
         login(session, srv.url)
         login(session, srv.url)
         assert sleeps.delays == []  # /login is never delayed
@@ -104,8 +103,7 @@ def test_latency_with_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_rate_limit_429_with_retry_after() -> None:
-    with serve_in_background(scale=SCALE, seed=SEED, rate_limit=5) as srv, \
-            requests.Session() as session:
+    with serve_in_background(scale=SCALE, seed=SEED, rate_limit=5) as srv, requests.Session() as session:
         login(session, srv.url)
         seen = []
         for _ in range(60):
@@ -130,8 +128,7 @@ def test_rate_limiter_refills_at_the_rate() -> None:
 
 
 def test_token_ttl_expires_tokens_and_login_refreshes(truth: dict[str, Any]) -> None:
-    with serve_in_background(scale=SCALE, seed=SEED, token_ttl=3) as srv, \
-            requests.Session() as session:
+    with serve_in_background(scale=SCALE, seed=SEED, token_ttl=3) as srv, requests.Session() as session:
         first = login(session, srv.url)
         assert first != FIXED_ACCESS_TOKEN
         for _ in range(3):
@@ -141,16 +138,14 @@ def test_token_ttl_expires_tokens_and_login_refreshes(truth: dict[str, Any]) -> 
         second = login(session, srv.url)
         assert second != first
         assert session.get(f"{srv.url}/programmes").status_code == 200
-        fixed = requests.get(f"{srv.url}/programmes",
-                             headers={"Authorization": f"Bearer {FIXED_ACCESS_TOKEN}"})
+        fixed = requests.get(f"{srv.url}/programmes", headers={"Authorization": f"Bearer {FIXED_ACCESS_TOKEN}"})
         assert fixed.status_code == 401
         # a client that logs in again on 401 keeps its place in the list
         assert walk(session, srv.url, "/apprenticeships", 10, retries=3) == truth["apprenticeships"]
 
 
 def test_max_page_size_caps_pages(truth: dict[str, Any]) -> None:
-    with serve_in_background(scale=SCALE, seed=SEED, max_page_size=7) as srv, \
-            requests.Session() as session:
+    with serve_in_background(scale=SCALE, seed=SEED, max_page_size=7) as srv, requests.Session() as session:
         login(session, srv.url)
         page = session.get(f"{srv.url}/apprenticeships", params={"page_size": 100}).json()
         assert len(page["data"]) == 7 and page["pagination"]["page_size"] == 7
@@ -173,8 +168,7 @@ def test_corrupt_rate_serves_exactly_the_ground_truth_corruption() -> None:
             for p in walk(session, srv.url, f"/apprenticeships/{aid}/projects", 50):
                 served.append({**p, "apprenticeship_id": aid})
         assert served == bad_truth["projects"]
-    for entity, key in (("apprenticeship", "apprenticeships"), ("project", "projects"),
-                        ("programme", "programmes")):
+    for entity, key in (("apprenticeship", "apprenticeships"), ("project", "projects"), ("programme", "programmes")):
         kinds = Counter()
         for good, bad in zip(clean[key], bad_truth[key]):
             kind = corruption_of(entity, good["id"], SEED, rate)
@@ -190,32 +184,39 @@ def test_corrupt_rate_serves_exactly_the_ground_truth_corruption() -> None:
 def test_corrupted_records_break_the_contract() -> None:
     truth = ground_truth_of(build_dataset(400, SEED, 0, corrupt_rate=0.5))
     apps = truth["apprenticeships"]
-    fields = {"id", "name", "programme_id", "modified_date", "first_name", "last_name",
-              "email_address"}
+    fields = {"id", "name", "programme_id", "modified_date", "first_name", "last_name", "email_address"}
     assert any(set(r) != fields for r in apps)
     assert any(r.get("id", 0) is None for r in apps)
-    assert any(isinstance(r.get("id"), str) or isinstance(r.get("programme_id"), str)
-               for r in apps)
-    assert any(isinstance(r.get("modified_date"), str) and
-               not r["modified_date"][:2] == "20" for r in apps)
-    assert any(p.get("status") not in (None, "pending", "submitted", "graded")
-               for p in truth["projects"])
+    assert any(isinstance(r.get("id"), str) or isinstance(r.get("programme_id"), str) for r in apps)
+    assert any(isinstance(r.get("modified_date"), str) and not r["modified_date"][:2] == "20" for r in apps)
+    assert any(p.get("status") not in (None, "pending", "submitted", "graded") for p in truth["projects"])
 
 
 def test_all_faults_at_once_never_alter_a_successful_answer() -> None:
     rate = 0.1
     ds = build_dataset(SCALE, SEED, 2, corrupt_rate=rate)
     truth = ground_truth_of(ds)
-    settings = ServerSettings(scale=SCALE, seed=SEED, generation=2, corrupt_rate=rate,
-                              fault_rate=0.15, drop_rate=0.1, latency_ms=2, token_ttl=25,
-                              rate_limit=400, max_page_size=9, fault_seed=5)
+    settings = ServerSettings(
+        scale=SCALE,
+        seed=SEED,
+        generation=2,
+        corrupt_rate=rate,
+        fault_rate=0.15,
+        drop_rate=0.1,
+        latency_ms=2,
+        token_ttl=25,
+        rate_limit=400,
+        max_page_size=9,
+        fault_seed=5,
+    )
     with run_in_thread(settings, dataset=ds) as srv, requests.Session() as session:
         login(session, srv.url)
-        assert walk(session, srv.url, "/apprenticeships", 9, retries=40) == \
-            truth["apprenticeships"]
+        assert walk(session, srv.url, "/apprenticeships", 9, retries=40) == truth["apprenticeships"]
         assert walk(session, srv.url, "/programmes", 9, retries=40) == truth["programmes"]
         aid = Counter(p["apprenticeship_id"] for p in truth["projects"]).most_common(1)[0][0]
-        expected = [{k: v for k, v in p.items() if k != "apprenticeship_id"}
-                    for p in truth["projects"] if p["apprenticeship_id"] == aid]
-        assert walk(session, srv.url, f"/apprenticeships/{aid}/projects", 9, retries=40) == \
-            expected
+        expected = [
+            {k: v for k, v in p.items() if k != "apprenticeship_id"}
+            for p in truth["projects"]
+            if p["apprenticeship_id"] == aid
+        ]
+        assert walk(session, srv.url, f"/apprenticeships/{aid}/projects", 9, retries=40) == expected

@@ -3,8 +3,13 @@
 from pyspark.sql import types as T
 
 from multiverse_etl.entities import ENTITIES
-from multiverse_etl.transform.schemas import (BRONZE_SCHEMA, CLEAN_SCHEMAS, LANDING_PAGE_SCHEMA, SILVER_SCHEMAS,
-                                              record_string_schema)
+from multiverse_etl.transform.schemas import (
+    BRONZE_SCHEMA,
+    CLEAN_SCHEMAS,
+    LANDING_PAGE_SCHEMA,
+    SILVER_SCHEMAS,
+    record_string_schema,
+)
 from multiverse_etl.transform.tables import TABLES
 
 
@@ -32,15 +37,24 @@ def test_silver_keys_and_business_columns_are_required_and_cleaned():
         assert set(spec.key) <= set(spec.business_columns)
         assert set(spec.text_columns) <= set(spec.business_columns)
         assert {spec.typed_column(f.name) for f in spec.contract if f.json_type == "integer"} <= set(spec.key) | set(
-            spec.business_columns)  # every integer field is checked against a typed column
+            spec.business_columns
+        )  # every integer field is checked against a typed column
         assert silver[spec.silver_partition.name].dataType == T.DateType()
         assert {"is_deleted", "deleted_at", "run_id", "extracted_at", "record_hash"} <= set(silver.fieldNames())
 
 
 def test_every_table_is_partitioned_by_a_date_column_it_has():
     assert set(TABLES) == {
-        "bronze/apprenticeships", "bronze/projects", "bronze/programmes", "silver/apprenticeships", "silver/projects",
-        "silver/programmes", "silver/quarantine", "gold/apprenticeships", "gold/apprenticeship_projects", "_audit/runs",
+        "bronze/apprenticeships",
+        "bronze/projects",
+        "bronze/programmes",
+        "silver/apprenticeships",
+        "silver/projects",
+        "silver/programmes",
+        "silver/quarantine",
+        "gold/apprenticeships",
+        "gold/apprenticeship_projects",
+        "_audit/runs",
     }
     for table, (schema, partition) in TABLES.items():
         assert schema[partition].dataType == T.DateType(), table

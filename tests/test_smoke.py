@@ -11,7 +11,9 @@ from multiverse_etl.storage import open_storage, spark_path
 def test_smoke_table_in_a_local_folder(spark, tmp_path):
     table = tmp_path / "smoke"
     back = run_smoke(spark, str(table))
-    assert_df_equality(back, spark.createDataFrame(smoke_rows(), SMOKE_SCHEMA), ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(
+        back, spark.createDataFrame(smoke_rows(), SMOKE_SCHEMA), ignore_row_order=True, ignore_nullable=True
+    )
     assert (table / "_delta_log" / "00000000000000000000.json").is_file()
     assert sorted(p.name for p in table.glob("event_date=*")) == ["event_date=2024-03-05", "event_date=2024-03-06"]
 

@@ -27,7 +27,9 @@ def test_local_s3_conf_points_s3a_at_the_endpoint_with_path_style_and_no_ssl():
     assert conf["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:5055"
     assert conf["spark.hadoop.fs.s3a.path.style.access"] == "true"
     assert conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "false"
-    assert conf["spark.hadoop.fs.s3a.aws.credentials.provider"] == "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
+    assert (
+        conf["spark.hadoop.fs.s3a.aws.credentials.provider"] == "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
+    )
     assert conf["spark.hadoop.fs.s3a.encryption.algorithm"] == "AES256"
 
 
@@ -44,14 +46,19 @@ def test_emr_and_glue_use_the_platform_jars_and_the_instance_role():
 def test_every_environment_keeps_generated_methods_small_enough_for_the_jit():
     """Over 8,000 bytes of bytecode HotSpot interprets a method: the validation ran 1.6x slower."""
     for env in ("local", "local-s3", "emr", "glue"):
-        assert spark_conf(load_config(env, environ={}), pyspark_version="3.5.6")["spark.sql.codegen.hugeMethodLimit"] == "8000"
+        assert (
+            spark_conf(load_config(env, environ={}), pyspark_version="3.5.6")["spark.sql.codegen.hugeMethodLimit"]
+            == "8000"
+        )
 
 
 def test_parallel_file_listing_uses_the_shuffle_partitions_not_sparks_10000_tasks():
     for env in ("local", "local-s3", "emr", "glue", "emr-serverless"):
         config = load_config(env, environ={})
         conf = spark_conf(config, pyspark_version="3.5.6")
-        assert conf["spark.sql.sources.parallelPartitionDiscovery.parallelism"] == str(config.transform.shuffle_partitions)
+        assert conf["spark.sql.sources.parallelPartitionDiscovery.parallelism"] == str(
+            config.transform.shuffle_partitions
+        )
 
 
 def test_the_shared_session_runs_delta_in_utc(spark):

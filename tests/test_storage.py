@@ -11,7 +11,10 @@ def test_put_get_list_delete_round_trip(storage):
     storage.put("raw/a/part-00000.jsonl.gz", b"zero!")
     storage.put("raw/b/x.json", b"{}")
     assert storage.get("raw/a/part-00000.jsonl.gz") == b"zero!"
-    assert [(o.key, o.size) for o in storage.list("raw/a/")] == [("raw/a/part-00000.jsonl.gz", 5), ("raw/a/part-00001.jsonl.gz", 3)]
+    assert [(o.key, o.size) for o in storage.list("raw/a/")] == [
+        ("raw/a/part-00000.jsonl.gz", 5),
+        ("raw/a/part-00001.jsonl.gz", 3),
+    ]
     assert storage.exists("raw/b/x.json") and not storage.exists("raw/b/y.json")
     storage.delete("raw/b/x.json")
     assert not storage.exists("raw/b/x.json")

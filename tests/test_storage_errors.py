@@ -16,11 +16,16 @@ from multiverse_etl.devtools.local_s3 import free_port
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "spark-submit.sh"
 # No credentials anywhere but in what a test passes (no ~/.aws, no instance metadata).
-NO_AWS = {"AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/nonexistent",
-          "AWS_EC2_METADATA_DISABLED": "true"}
+NO_AWS = {
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+    "AWS_CONFIG_FILE": "/nonexistent",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
 
 
-def run_job(*args: str, env_extra: dict | None = None, drop_aws_keys: bool = False, job_file: str = "") -> subprocess.CompletedProcess:
+def run_job(
+    *args: str, env_extra: dict | None = None, drop_aws_keys: bool = False, job_file: str = ""
+) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not (drop_aws_keys and k.startswith("AWS_"))}
     env.update(NO_AWS, **(env_extra or {}))
     command = [sys.executable, str(ROOT / "jobs" / job_file), *args] if job_file else [str(SCRIPT), *args]
@@ -66,8 +71,13 @@ def test_a_missing_bucket_is_named(local_s3):
 
 
 def test_missing_credentials_are_named(local_s3):
-    args = [*s3_args(local_s3.endpoint_url, f"s3://{local_s3.bucket}/lake"),
-            "--set", "s3.access_key_id=", "--set", "s3.secret_access_key="]
+    args = [
+        *s3_args(local_s3.endpoint_url, f"s3://{local_s3.bucket}/lake"),
+        "--set",
+        "s3.access_key_id=",
+        "--set",
+        "s3.secret_access_key=",
+    ]
     line = one_error_line(run_job(*args, drop_aws_keys=True))
     assert f"no AWS credentials found for s3://{local_s3.bucket}/lake" in line and "AWS_ACCESS_KEY_ID" in line
 
@@ -83,8 +93,12 @@ def s3_with_auth():
     """A second moto server that checks credentials against its (empty) IAM: every key is refused."""
     port = free_port()
     env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="0")
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -109,7 +123,9 @@ def test_refused_credentials_are_named(s3_with_auth):
 def test_a_bad_override_is_blamed_on_the_flag_or_the_variable_not_the_file():
     with pytest.raises(ConfigError, match=r"^command line \(--set or a flag\): 'api.page_size' must be an integer"):
         load_config("local", {"api.page_size": "lots"}, environ={})
-    with pytest.raises(ConfigError, match=r"^environment variable MV__API__PAGE_SIZE: 'api.page_size' must be at least 1"):
+    with pytest.raises(
+        ConfigError, match=r"^environment variable MV__API__PAGE_SIZE: 'api.page_size' must be at least 1"
+    ):
         load_config("local", environ={"MV__API__PAGE_SIZE": "0"})
     with pytest.raises(ConfigError, match=r"^environment variable MV_API_URL: 'api.url' must start with http"):
         load_config("local", environ={"MV_API_URL": "ftp://x"})

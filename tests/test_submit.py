@@ -22,11 +22,18 @@ SCRIPT = ROOT / "spark-submit.sh"
 
 
 def run_script(*args, timeout=300, env=None):
-    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, env=env or os.environ.copy())
+    return subprocess.run(
+        [str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, env=env or os.environ.copy()
+    )
 
 
 def test_local_extract_is_plain_python_and_spark_jobs_get_packages_and_the_ivy_cache():
-    assert plan("extract", ["--env", "local"], python="/venv/bin/python") == ["/venv/bin/python", str(ROOT / "jobs/extract.py"), "--env", "local"]
+    assert plan("extract", ["--env", "local"], python="/venv/bin/python") == [
+        "/venv/bin/python",
+        str(ROOT / "jobs/extract.py"),
+        "--env",
+        "local",
+    ]
     command = plan("transform", ["--env", "local"], python=sys.executable)
     assert command[0].endswith("spark-submit")
     assert command[command.index("--master") + 1] == "local[*]"
@@ -71,7 +78,9 @@ def test_library_zip_imports_in_a_clean_interpreter(tmp_path):
         "assert multiverse_etl.__file__.startswith(sys.argv[1]), multiverse_etl.__file__;"
         "print('imported from', multiverse_etl.__file__)"
     )
-    result = subprocess.run([sys.executable, "-I", "-c", code, str(archive)], capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", code, str(archive)], capture_output=True, text=True, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert "imported from " + str(archive) in result.stdout
 
@@ -89,8 +98,16 @@ def test_smoke_and_maintain_run_through_spark_submit_locally(tmp_path):
 
 
 # Test-sized Spark: 2 shuffle partitions, small Delta snapshots, no UI.
-SMALL_SPARK = ["--set", "transform.shuffle_partitions=2", "--set", "spark.conf.spark.driver.memory=1g",
-               "--set", "spark.conf.spark.databricks.delta.snapshotPartitions=2", "--set", "spark.conf.spark.ui.enabled=false"]
+SMALL_SPARK = [
+    "--set",
+    "transform.shuffle_partitions=2",
+    "--set",
+    "spark.conf.spark.driver.memory=1g",
+    "--set",
+    "spark.conf.spark.databricks.delta.snapshotPartitions=2",
+    "--set",
+    "spark.conf.spark.ui.enabled=false",
+]
 
 
 def summary_row(output: str, run_id: str, entity: str) -> dict:
@@ -114,8 +131,13 @@ def test_extract_transform_and_pipeline_run_through_spark_submit_locally(tmp_pat
         assert manifest["run_id"] == first_run and manifest["entities"]["apprenticeships"]["records"] == 25
 
         # A live writer holds the lake: transform is refused, naming it, before Spark starts; nothing is loaded.
-        holder = {"owner": "another-pipeline", "host": socket.gethostname(), "pid": os.getppid(),
-                  "acquired_at": "2026-01-01T00:00:00+00:00", "ttl_s": 10**9}
+        holder = {
+            "owner": "another-pipeline",
+            "host": socket.gethostname(),
+            "pid": os.getppid(),
+            "acquired_at": "2026-01-01T00:00:00+00:00",
+            "ttl_s": 10**9,
+        }
         (lake / LOCK_KEY).parent.mkdir(parents=True, exist_ok=True)
         (lake / LOCK_KEY).write_text(json.dumps(holder))
         refused = run_script("transform", "--env", "local", "--lake-root", str(lake), *SMALL_SPARK)
@@ -123,8 +145,9 @@ def test_extract_transform_and_pipeline_run_through_spark_submit_locally(tmp_pat
         assert "ready (master=" not in refused.stdout + refused.stderr and not (lake / "silver").exists()
         (lake / LOCK_KEY).unlink()
 
-        pipeline = run_script("pipeline", "--env", "local", "--lake-root", str(lake), "--api-url", api.url, "--show", "3",
-                              *SMALL_SPARK)
+        pipeline = run_script(
+            "pipeline", "--env", "local", "--lake-root", str(lake), "--api-url", api.url, "--show", "3", *SMALL_SPARK
+        )
     assert pipeline.returncode == 0, pipeline.stdout[-3000:] + pipeline.stderr[-3000:]
     second_run = re.search(r"extract committed run (\S+): ", pipeline.stdout).group(1)
     assert second_run != first_run
@@ -132,7 +155,13 @@ def test_extract_transform_and_pipeline_run_through_spark_submit_locally(tmp_pat
     assert (loaded["landed"], loaded["inserted"], loaded["live"], loaded["ok"]) == ("25", "25", "25", "yes")
     again = summary_row(pipeline.stdout, second_run, "apprenticeships")  # then B: the same source, nothing changes
     assert (again["same"], again["changed"], again["inserted"], again["updated"], again["live"], again["ok"]) == (
-        "25", "0", "0", "0", "25", "yes")
+        "25",
+        "0",
+        "0",
+        "0",
+        "25",
+        "yes",
+    )
     gold = [line for line in pipeline.stdout.splitlines() if re.match(r"^\|\s*\d+\s*\|", line)]
     source_ids = sorted(a["id"] for a in ground_truth(25, 5, 0)["apprenticeships"])
     assert [int(line.split("|")[1]) for line in gold] == source_ids[:3]

@@ -8,9 +8,16 @@ from pyspark.sql import types as T
 
 from multiverse_etl.entities import entity as spec_of
 from multiverse_etl.storage import LocalStorage
-from multiverse_etl.transform.tables import (Lake, append_rows, create_table, merge_changes, read_run_rows, read_table,
-                                             replace_run_rows)
 from multiverse_etl.transform.schemas import BRONZE_SCHEMA, SILVER_SCHEMAS
+from multiverse_etl.transform.tables import (
+    Lake,
+    append_rows,
+    create_table,
+    merge_changes,
+    read_run_rows,
+    read_table,
+    replace_run_rows,
+)
 
 UTC = dt.timezone.utc
 T1, T2, T3 = (dt.datetime(2026, 3, d, 9, tzinfo=UTC) for d in (2, 3, 4))
@@ -18,38 +25,74 @@ MARCH = dt.datetime(2024, 3, 5, tzinfo=UTC)
 SILVER = SILVER_SCHEMAS["programmes"]
 
 
-CHANGES = T.StructType([T.StructField(f.name, f.dataType, True) for f in SILVER.fields] + [T.StructField("_action", T.StringType())])
+CHANGES = T.StructType(
+    [T.StructField(f.name, f.dataType, True) for f in SILVER.fields] + [T.StructField("_action", T.StringType())]
+)
 
 
 def programme_row(pid, name, extracted_at, record_hash, action=None, deleted_at=None, run_id="r"):
     deleting = action == "delete"
-    row = (pid, None if deleting else name, None if deleting else 12, None if deleting else "d",
-           None if deleting else dt.date(2026, 3, 2), deleting, deleted_at, run_id if deleting else None,
-           None if deleting else run_id, None if deleting else extracted_at, None if deleting else "raw/x",
-           None if deleting else record_hash, None)
+    row = (
+        pid,
+        None if deleting else name,
+        None if deleting else 12,
+        None if deleting else "d",
+        None if deleting else dt.date(2026, 3, 2),
+        deleting,
+        deleted_at,
+        run_id if deleting else None,
+        None if deleting else run_id,
+        None if deleting else extracted_at,
+        None if deleting else "raw/x",
+        None if deleting else record_hash,
+        None,
+    )
     return row if action is None else (*row, action)
 
 
 def test_the_merge_guards_refuse_changes_older_than_the_row(spark, tmp_path):
     lake, storage = Lake(str(tmp_path)), LocalStorage(str(tmp_path))
     assert create_table(spark, lake, "silver/programmes")
-    merge_changes(spark, lake, storage, spec_of("programmes"), spark.createDataFrame(
-        [programme_row(1, "one", T2, 10, "insert"), programme_row(2, "two", T2, 20, "insert")], CHANGES), ("insert",))
-    stale = spark.createDataFrame([
-        programme_row(1, "stale name", T1, 11, "update"),  # extracted before the current row
-        programme_row(2, None, None, None, "delete", deleted_at=T1),  # a deletion older than the row
-    ], CHANGES)
+    merge_changes(
+        spark,
+        lake,
+        storage,
+        spec_of("programmes"),
+        spark.createDataFrame(
+            [programme_row(1, "one", T2, 10, "insert"), programme_row(2, "two", T2, 20, "insert")], CHANGES
+        ),
+        ("insert",),
+    )
+    stale = spark.createDataFrame(
+        [
+            programme_row(1, "stale name", T1, 11, "update"),  # extracted before the current row
+            programme_row(2, None, None, None, "delete", deleted_at=T1),  # a deletion older than the row
+        ],
+        CHANGES,
+    )
     # a MERGE that changes nothing commits nothing: nothing inserted or updated, as the table's own log says
-    assert merge_changes(spark, lake, storage, spec_of("programmes"), stale, ("update", "delete")) == {"inserted": 0, "updated": 0}
-    fresh = spark.createDataFrame([
-        programme_row(1, "new name", T3, 12, "update"),
-        programme_row(2, None, None, None, "delete", deleted_at=T3, run_id="r3"),
-    ], CHANGES)
-    assert merge_changes(spark, lake, storage, spec_of("programmes"), fresh, ("update", "delete")) == {"inserted": 0, "updated": 2}
-    expected = spark.createDataFrame([
-        (1, "new name", 12, "d", dt.date(2026, 3, 2), False, None, None, "r", T3, "raw/x", 12, None),
-        (2, "two", 12, "d", dt.date(2026, 3, 2), True, T3, "r3", "r", T2, "raw/x", 20, None),
-    ], SILVER)
+    assert merge_changes(spark, lake, storage, spec_of("programmes"), stale, ("update", "delete")) == {
+        "inserted": 0,
+        "updated": 0,
+    }
+    fresh = spark.createDataFrame(
+        [
+            programme_row(1, "new name", T3, 12, "update"),
+            programme_row(2, None, None, None, "delete", deleted_at=T3, run_id="r3"),
+        ],
+        CHANGES,
+    )
+    assert merge_changes(spark, lake, storage, spec_of("programmes"), fresh, ("update", "delete")) == {
+        "inserted": 0,
+        "updated": 2,
+    }
+    expected = spark.createDataFrame(
+        [
+            (1, "new name", 12, "d", dt.date(2026, 3, 2), False, None, None, "r", T3, "raw/x", 12, None),
+            (2, "two", 12, "d", dt.date(2026, 3, 2), True, T3, "r3", "r", T2, "raw/x", 20, None),
+        ],
+        SILVER,
+    )
     assert_df_equality(read_table(spark, lake, "silver/programmes"), expected, ignore_row_order=True)
 
 
@@ -58,14 +101,19 @@ def test_replacing_a_run_twice_leaves_one_copy_and_other_runs_alone(spark, tmp_p
     day = dt.date(2026, 3, 2)
 
     def rows(run_id, n):
-        return spark.createDataFrame([(run_id, day, T1, "raw/x", 0, i, None, f'{{"id":{i}}}', i) for i in range(n)], BRONZE_SCHEMA)
+        return spark.createDataFrame(
+            [(run_id, day, T1, "raw/x", 0, i, None, f'{{"id":{i}}}', i) for i in range(n)], BRONZE_SCHEMA
+        )
 
     create_table(spark, lake, "bronze/programmes")
     replace_run_rows(rows("run-a", 3), lake, "bronze/programmes", "run-a", day)
     replace_run_rows(rows("run-b", 2), lake, "bronze/programmes", "run-b", day)
     replace_run_rows(rows("run-a", 3), lake, "bronze/programmes", "run-a", day)
-    assert_df_equality(read_table(spark, lake, "bronze/programmes"), rows("run-a", 3).unionByName(rows("run-b", 2)),
-                       ignore_row_order=True)
+    assert_df_equality(
+        read_table(spark, lake, "bronze/programmes"),
+        rows("run-a", 3).unionByName(rows("run-b", 2)),
+        ignore_row_order=True,
+    )
     assert read_run_rows(spark, lake, "bronze/programmes", "run-b", day).agg(F.max("record_index")).first()[0] == 1
 
 
@@ -73,12 +121,18 @@ def test_a_run_written_with_a_row_limit_per_file_is_split_into_files_that_each_h
     """Bronze is written by one task per landing part; smaller files let the validation read it in parallel."""
     lake = Lake(str(tmp_path))
     day = dt.date(2026, 3, 2)
-    rows = spark.createDataFrame([("run-a", day, T1, "raw/x", 0, i, None, f'{{"id":{i}}}', i) for i in range(7)],
-                                 BRONZE_SCHEMA).coalesce(1)
+    rows = spark.createDataFrame(
+        [("run-a", day, T1, "raw/x", 0, i, None, f'{{"id":{i}}}', i) for i in range(7)], BRONZE_SCHEMA
+    ).coalesce(1)
     create_table(spark, lake, "bronze/programmes")
     replace_run_rows(rows, lake, "bronze/programmes", "run-a", day, max_rows_per_file=3)
-    per_file = (read_table(spark, lake, "bronze/programmes").groupBy(F.input_file_name().alias("file")).count()
-                .orderBy("count").collect())
+    per_file = (
+        read_table(spark, lake, "bronze/programmes")
+        .groupBy(F.input_file_name().alias("file"))
+        .count()
+        .orderBy("count")
+        .collect()
+    )
     assert [row["count"] for row in per_file] == [1, 3, 3]
     assert_df_equality(read_table(spark, lake, "bronze/programmes"), rows, ignore_row_order=True)
 
@@ -91,7 +145,11 @@ def test_a_first_load_writes_one_file_per_partition_whatever_the_tasks_holding_i
     frame = spark.createDataFrame(rows, SILVER).repartition(4)
     create_table(spark, lake, "silver/programmes")
     assert append_rows(frame, lake, "silver/programmes", LocalStorage(str(tmp_path))) == 8
-    per_file = read_table(spark, lake, "silver/programmes").groupBy(F.input_file_name().alias("file")).agg(
-        F.count(F.lit(1)).alias("rows"), F.countDistinct("first_ingest_date").alias("days")).collect()
+    per_file = (
+        read_table(spark, lake, "silver/programmes")
+        .groupBy(F.input_file_name().alias("file"))
+        .agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("first_ingest_date").alias("days"))
+        .collect()
+    )
     assert sorted((row["rows"], row["days"]) for row in per_file) == [(4, 1), (4, 1)]
     assert_df_equality(read_table(spark, lake, "silver/programmes"), frame, ignore_row_order=True)

@@ -15,12 +15,11 @@ import pytest
 from aiohttp import web
 
 from multiverse_etl.extract import run_extract
-from multiverse_etl.extract.http import ApiClient, ClientSettings
 from multiverse_etl.extract.errors import AuthError
-from multiverse_etl.extract.progress import FanoutState, Progress
-
-from support.extract import assert_matches_ground_truth, extract_config, start_api, storage_for
+from multiverse_etl.extract.http import ApiClient, ClientSettings
 from multiverse_etl.extract.http.limiter import INITIAL_LIMIT
+from multiverse_etl.extract.progress import FanoutState, Progress
+from support.extract import assert_matches_ground_truth, extract_config, start_api, storage_for
 from test_client import Script, api_config, creds, ok, serve
 
 EVERY_FAULT = dict(fault_rate=0.1, drop_rate=0.02, latency_ms=2, max_page_size=25, rate_limit=300.0, fault_seed=7)
@@ -97,8 +96,9 @@ def test_fresh_tokens_that_earn_nothing_end_the_run_after_a_few_logins():
         script = Script(refuse)
         async with serve(script) as url, ApiClient(api_config(url), creds()) as client:
             with pytest.raises(AuthError, match="earned no 2xx"):
-                await asyncio.gather(*(client.get_page(f"/apprenticeships/{i}/projects", {}, entity="projects")
-                                       for i in range(16)))
+                await asyncio.gather(
+                    *(client.get_page(f"/apprenticeships/{i}/projects", {}, entity="projects") for i in range(16))
+                )
         assert script.logins <= 4, script.logins  # paced: one login per token generation, a few generations
 
     asyncio.run(main())
@@ -116,4 +116,9 @@ def test_the_eta_is_unknown_while_parents_are_still_being_listed(caplog):
     listing, listed = caplog.records[-2], caplog.records[-1]
     assert "parents=2900/2928+ ETA unknown" in listing.getMessage() and listing.eta_s is None
     assert "parents=2900/3000 ETA=" in listed.getMessage() and listed.eta_s is not None and listed.eta_s > 0
-    assert listed.requests_per_s is not None and listed.entity == "all" and listed.limit == INITIAL_LIMIT and listed.limit_phase == "slow start"
+    assert (
+        listed.requests_per_s is not None
+        and listed.entity == "all"
+        and listed.limit == INITIAL_LIMIT
+        and listed.limit_phase == "slow start"
+    )

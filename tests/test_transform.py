@@ -8,49 +8,71 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
+from conftest import make_config
 from multiverse_etl.landing import write_manifest
 from multiverse_etl.storage import open_storage
 from multiverse_etl.transform import LandingReadError, run_transform
 from multiverse_etl.transform.tables import TABLES, Lake, read_table
-
 from support.delta_log import history_version
 from support.landed import T0, Page, Raw, apprenticeship, programme, project, write_run
-
-from conftest import make_config
 
 UTC = dt.timezone.utc
 DAY = dt.timedelta(days=1)
 R1, R2 = (f"{T0 + n * DAY:%Y%m%dT%H%M%SZ}-a0a0a0" for n in range(2))
-NULL_ID = Raw('{"id":null,"name":"n","programme_id":7,"modified_date":"2024-03-05T10:21:33","first_name":"a",'
-              '"last_name":"b","email_address":"a@b.org"}')
+NULL_ID = Raw(
+    '{"id":null,"name":"n","programme_id":7,"modified_date":"2024-03-05T10:21:33","first_name":"a",'
+    '"last_name":"b","email_address":"a@b.org"}'
+)
 ZOE = " Zoe\u0301 "  # decomposed, with spaces: silver holds "Zoé"
 
 
 def land_two_runs(storage) -> None:
     """Two full runs a day apart; the expectations of each test say what every record is for."""
     write_run(
-        storage, T0,
+        storage,
+        T0,
         programmes=[Page([programme(7), programme(8)])],
         apprenticeships=[
-            Page([apprenticeship(1, first_name=ZOE, email_address=" ADA@Example.ORG\t"), apprenticeship(2, name="old copy"),
-                  apprenticeship(3), apprenticeship(4, modified_date="not a date")]),
+            Page(
+                [
+                    apprenticeship(1, first_name=ZOE, email_address=" ADA@Example.ORG\t"),
+                    apprenticeship(2, name="old copy"),
+                    apprenticeship(3),
+                    apprenticeship(4, modified_date="not a date"),
+                ]
+            ),
             Page([apprenticeship(2, name="shifted copy"), apprenticeship(5, programme_id=99), NULL_ID]),
         ],
-        projects=[Page([project(10), project(11, status="graded")], parent=1), Page([], parent=2),
-                  Page([project(30, status="in_review")], parent=3), Page([project(40)], parent=4),
-                  Page([project(50, status="submitted")], parent=5)],
+        projects=[
+            Page([project(10), project(11, status="graded")], parent=1),
+            Page([], parent=2),
+            Page([project(30, status="in_review")], parent=3),
+            Page([project(40)], parent=4),
+            Page([project(50, status="submitted")], parent=5),
+        ],
     )
     write_run(
-        storage, T0 + DAY,
+        storage,
+        T0 + DAY,
         programmes=[Page([programme(7)])],
-        apprenticeships=[Page([
-            apprenticeship(1, first_name=ZOE, modified_date="2024-04-01T00:00:00", email_address="ada.new@example.org"),
-            apprenticeship(2, modified_date="2024-01-01T00:00:00", name="stale"),
-            apprenticeship(4, modified_date="not a date"),
-            apprenticeship(6, email_address="ada6-at-example.org"),
-        ])],
-        projects=[Page([project(10, status="graded")], parent=1), Page([], parent=2), Page([project(40)], parent=4),
-                  Page([project(60)], parent=6)],
+        apprenticeships=[
+            Page(
+                [
+                    apprenticeship(
+                        1, first_name=ZOE, modified_date="2024-04-01T00:00:00", email_address="ada.new@example.org"
+                    ),
+                    apprenticeship(2, modified_date="2024-01-01T00:00:00", name="stale"),
+                    apprenticeship(4, modified_date="not a date"),
+                    apprenticeship(6, email_address="ada6-at-example.org"),
+                ]
+            )
+        ],
+        projects=[
+            Page([project(10, status="graded")], parent=1),
+            Page([], parent=2),
+            Page([project(40)], parent=4),
+            Page([project(60)], parent=6),
+        ],
     )
 
 
@@ -95,53 +117,162 @@ def test_runs_load_into_silver_as_the_latest_live_state(spark, scenario):
     _, lake, result, _ = scenario
     assert result.loaded_run_ids == [R1, R2]
     r2_start = T0 + DAY
-    columns = ["apprenticeship_id", "name", "programme_id", "modified_date", "first_name", "email_address", "email_is_valid",
-               "modified_month", "is_deleted", "deleted_at", "deleted_by_run_id", "run_id"]
+    columns = [
+        "apprenticeship_id",
+        "name",
+        "programme_id",
+        "modified_date",
+        "first_name",
+        "email_address",
+        "email_is_valid",
+        "modified_month",
+        "is_deleted",
+        "deleted_at",
+        "deleted_by_run_id",
+        "run_id",
+    ]
     march = ts("2024-03-05T10:21:33")
-    expected = spark.createDataFrame([
-        # updated by r2 (later modified_date); NFC and trimmed
-        (1, "Data Fellowship – Acme 1", 7, ts("2024-04-01T00:00:00"), "Zoé", "ada.new@example.org", True, dt.date(2024, 4, 1), False, None, None, R2),
-        # r1 listed it twice (the later page wins); r2's version is older (modified_date): unchanged, but present
-        (2, "shifted copy", 7, march, "Ada", "ada2@example.org", True, dt.date(2024, 3, 1), False, None, None, R1),
-        # absent from r2's complete listing: marked deleted
-        (3, "Data Fellowship – Acme 3", 7, march, "Ada", "ada3@example.org", True, dt.date(2024, 3, 1), True, r2_start, R2, R1),
-        (5, "Data Fellowship – Acme 5", 99, march, "Ada", "ada5@example.org", True, dt.date(2024, 3, 1), True, r2_start, R2, R1),
-        # an invalid e-mail is flagged, not quarantined
-        (6, "Data Fellowship – Acme 6", 7, march, "Ada", "ada6-at-example.org", False, dt.date(2024, 3, 1), False, None, None, R2),
-    ], "apprenticeship_id bigint, name string, programme_id bigint, modified_date timestamp, first_name string, "
-       "email_address string, email_is_valid boolean, modified_month date, is_deleted boolean, deleted_at timestamp, "
-       "deleted_by_run_id string, run_id string")
+    expected = spark.createDataFrame(
+        [
+            # updated by r2 (later modified_date); NFC and trimmed
+            (
+                1,
+                "Data Fellowship – Acme 1",
+                7,
+                ts("2024-04-01T00:00:00"),
+                "Zoé",
+                "ada.new@example.org",
+                True,
+                dt.date(2024, 4, 1),
+                False,
+                None,
+                None,
+                R2,
+            ),
+            # r1 listed it twice (the later page wins); r2's version is older (modified_date): unchanged, but present
+            (2, "shifted copy", 7, march, "Ada", "ada2@example.org", True, dt.date(2024, 3, 1), False, None, None, R1),
+            # absent from r2's complete listing: marked deleted
+            (
+                3,
+                "Data Fellowship – Acme 3",
+                7,
+                march,
+                "Ada",
+                "ada3@example.org",
+                True,
+                dt.date(2024, 3, 1),
+                True,
+                r2_start,
+                R2,
+                R1,
+            ),
+            (
+                5,
+                "Data Fellowship – Acme 5",
+                99,
+                march,
+                "Ada",
+                "ada5@example.org",
+                True,
+                dt.date(2024, 3, 1),
+                True,
+                r2_start,
+                R2,
+                R1,
+            ),
+            # an invalid e-mail is flagged, not quarantined
+            (
+                6,
+                "Data Fellowship – Acme 6",
+                7,
+                march,
+                "Ada",
+                "ada6-at-example.org",
+                False,
+                dt.date(2024, 3, 1),
+                False,
+                None,
+                None,
+                R2,
+            ),
+        ],
+        "apprenticeship_id bigint, name string, programme_id bigint, modified_date timestamp, first_name string, "
+        "email_address string, email_is_valid boolean, modified_month date, is_deleted boolean, deleted_at timestamp, "
+        "deleted_by_run_id string, run_id string",
+    )
     # Column subsets against DDL-built frames (all nullable): the tables' own nullability is checked whole in
     # test_every_table_carries_its_declared_schema_nullability_included.
-    assert_df_equality(rows(spark, lake, "silver/apprenticeships").select(*columns), expected, ignore_row_order=True,
-                       ignore_nullable=True)
+    assert_df_equality(
+        rows(spark, lake, "silver/apprenticeships").select(*columns),
+        expected,
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
 
-    expected_projects = spark.createDataFrame([
-        (1, 10, "Project 10", "graded", dt.date(2026, 3, 2), False, None, None, R2),
-        (1, 11, "Project 11", "graded", dt.date(2026, 3, 2), True, r2_start, R2, R1),  # its parent's listing lost it
-        (4, 40, "Project 40", "pending", dt.date(2026, 3, 2), False, None, None, R1),  # kept: the parent is quarantined
-        (5, 50, "Project 50", "submitted", dt.date(2026, 3, 2), True, r2_start, R2, R1),  # deleted with its apprenticeship
-        (6, 60, "Project 60", "pending", dt.date(2026, 3, 3), False, None, None, R2),
-    ], "apprenticeship_id bigint, project_id bigint, title string, status string, first_ingest_date date, "
-       "is_deleted boolean, deleted_at timestamp, deleted_by_run_id string, run_id string")
+    expected_projects = spark.createDataFrame(
+        [
+            (1, 10, "Project 10", "graded", dt.date(2026, 3, 2), False, None, None, R2),
+            (
+                1,
+                11,
+                "Project 11",
+                "graded",
+                dt.date(2026, 3, 2),
+                True,
+                r2_start,
+                R2,
+                R1,
+            ),  # its parent's listing lost it
+            (
+                4,
+                40,
+                "Project 40",
+                "pending",
+                dt.date(2026, 3, 2),
+                False,
+                None,
+                None,
+                R1,
+            ),  # kept: the parent is quarantined
+            (
+                5,
+                50,
+                "Project 50",
+                "submitted",
+                dt.date(2026, 3, 2),
+                True,
+                r2_start,
+                R2,
+                R1,
+            ),  # deleted with its apprenticeship
+            (6, 60, "Project 60", "pending", dt.date(2026, 3, 3), False, None, None, R2),
+        ],
+        "apprenticeship_id bigint, project_id bigint, title string, status string, first_ingest_date date, "
+        "is_deleted boolean, deleted_at timestamp, deleted_by_run_id string, run_id string",
+    )
     actual_projects = rows(spark, lake, "silver/projects").select(*expected_projects.columns)
     assert_df_equality(actual_projects, expected_projects, ignore_row_order=True, ignore_nullable=True)
 
     programmes = rows(spark, lake, "silver/programmes").select("programme_id", "is_deleted", "deleted_by_run_id")
-    assert_df_equality(programmes, spark.createDataFrame([(7, False, None), (8, True, R2)], programmes.schema),
-                       ignore_row_order=True)
+    assert_df_equality(
+        programmes, spark.createDataFrame([(7, False, None), (8, True, R2)], programmes.schema), ignore_row_order=True
+    )
 
 
 def test_rejected_records_are_in_quarantine_with_their_reasons(spark, scenario):
     _, lake, _, _ = scenario
-    actual = rows(spark, lake, "silver/quarantine").select("entity", "run_id", "record_id", "page_index", "record_index",
-                                                           "parent_apprenticeship_id", "reasons")
-    expected = spark.createDataFrame([
-        ("apprenticeships", R1, "4", 0, 3, None, ["unparseable_date:modified_date"]),
-        ("apprenticeships", R1, None, 1, 2, None, ["null_value:id"]),
-        ("projects", R1, "30", 0, 0, 3, ["unknown_status:status"]),
-        # r2 landed apprenticeship 4 exactly as r1 did: a known bad version, counted, not quarantined again
-    ], actual.schema)
+    actual = rows(spark, lake, "silver/quarantine").select(
+        "entity", "run_id", "record_id", "page_index", "record_index", "parent_apprenticeship_id", "reasons"
+    )
+    expected = spark.createDataFrame(
+        [
+            ("apprenticeships", R1, "4", 0, 3, None, ["unparseable_date:modified_date"]),
+            ("apprenticeships", R1, None, 1, 2, None, ["null_value:id"]),
+            ("projects", R1, "30", 0, 0, 3, ["unknown_status:status"]),
+            # r2 landed apprenticeship 4 exactly as r1 did: a known bad version, counted, not quarantined again
+        ],
+        actual.schema,
+    )
     assert_df_equality(actual, expected, ignore_row_order=True)
     raw = rows(spark, lake, "silver/quarantine", where="record_id IS NULL").first().raw_record
     assert raw == NULL_ID.text
@@ -150,17 +281,41 @@ def test_rejected_records_are_in_quarantine_with_their_reasons(spark, scenario):
 def test_gold_joins_live_rows_and_flags_what_is_unknown(spark, scenario):
     _, lake, result, _ = scenario
     apprenticeships = rows(spark, lake, "gold/apprenticeships").select(
-        "apprenticeship_id", "programme_name", "programme_known", "projects_total", "projects_pending", "projects_graded",
-        "has_projects")
-    assert_df_equality(apprenticeships, spark.createDataFrame([
-        (1, "Programme 7", True, 1, 0, 1, True), (2, "Programme 7", True, 0, 0, 0, False), (6, "Programme 7", True, 1, 1, 0, True),
-    ], apprenticeships.schema), ignore_row_order=True)
+        "apprenticeship_id",
+        "programme_name",
+        "programme_known",
+        "projects_total",
+        "projects_pending",
+        "projects_graded",
+        "has_projects",
+    )
+    assert_df_equality(
+        apprenticeships,
+        spark.createDataFrame(
+            [
+                (1, "Programme 7", True, 1, 0, 1, True),
+                (2, "Programme 7", True, 0, 0, 0, False),
+                (6, "Programme 7", True, 1, 1, 0, True),
+            ],
+            apprenticeships.schema,
+        ),
+        ignore_row_order=True,
+    )
     projects = rows(spark, lake, "gold/apprenticeship_projects").select(
-        "project_id", "apprenticeship_id", "status", "apprenticeship_known", "first_name", "programme_name")
-    assert_df_equality(projects, spark.createDataFrame([
-        (10, 1, "graded", True, "Zoé", "Programme 7"), (40, 4, "pending", False, None, None),
-        (60, 6, "pending", True, "Ada", "Programme 7"),
-    ], projects.schema), ignore_row_order=True)
+        "project_id", "apprenticeship_id", "status", "apprenticeship_known", "first_name", "programme_name"
+    )
+    assert_df_equality(
+        projects,
+        spark.createDataFrame(
+            [
+                (10, 1, "graded", True, "Zoé", "Programme 7"),
+                (40, 4, "pending", False, None, None),
+                (60, 6, "pending", True, "Ada", "Programme 7"),
+            ],
+            projects.schema,
+        ),
+        ignore_row_order=True,
+    )
     assert (result.gold.gold_apprenticeships, result.gold.orphan_apprenticeships) == (3, 0)
     assert (result.gold.gold_apprenticeship_projects, result.gold.orphan_projects) == (3, 1)
 
@@ -176,54 +331,120 @@ def test_every_run_is_audited_with_counts_that_reconcile(spark, scenario):
     _, lake, _, _ = scenario
     audit = rows(spark, lake, "_audit/runs")
     assert [(r.run_id, r.status, r.reconciled, list(r.mismatches)) for r in audit.orderBy("run_id").collect()] == [
-        (R1, "loaded", True, []), (R2, "loaded", True, [])]
+        (R1, "loaded", True, []),
+        (R2, "loaded", True, []),
+    ]
     counts = audit.select("run_id", F.explode("entities").alias("e")).select(
-        "run_id", "e.entity", "e.unchanged_records", "e.known_bad_records", "e.changed_records", "e.bronze_rows",
-        "e.quarantined_rows", "e.duplicates_collapsed", "e.inserted", "e.updated", "e.unchanged", "e.deleted",
-        "e.silver_live_rows")
-    assert_df_equality(counts, spark.createDataFrame([
-        (R1, "programmes", 0, 0, 2, 2, 0, 0, 2, 0, 0, 0, 2), (R1, "apprenticeships", 0, 0, 7, 7, 2, 1, 4, 0, 0, 0, 4),
-        (R1, "projects", 0, 0, 5, 5, 1, 0, 4, 0, 0, 0, 4),
-        # r2: programme 7 as r1 landed it; apprenticeship 4 the same bad version; project 40 unchanged
-        (R2, "programmes", 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1), (R2, "apprenticeships", 0, 1, 3, 3, 0, 0, 1, 1, 1, 2, 3),
-        (R2, "projects", 1, 0, 2, 2, 0, 0, 1, 1, 0, 2, 3),
-    ], counts.schema), ignore_row_order=True)
+        "run_id",
+        "e.entity",
+        "e.unchanged_records",
+        "e.known_bad_records",
+        "e.changed_records",
+        "e.bronze_rows",
+        "e.quarantined_rows",
+        "e.duplicates_collapsed",
+        "e.inserted",
+        "e.updated",
+        "e.unchanged",
+        "e.deleted",
+        "e.silver_live_rows",
+    )
+    assert_df_equality(
+        counts,
+        spark.createDataFrame(
+            [
+                (R1, "programmes", 0, 0, 2, 2, 0, 0, 2, 0, 0, 0, 2),
+                (R1, "apprenticeships", 0, 0, 7, 7, 2, 1, 4, 0, 0, 0, 4),
+                (R1, "projects", 0, 0, 5, 5, 1, 0, 4, 0, 0, 0, 4),
+                # r2: programme 7 as r1 landed it; apprenticeship 4 the same bad version; project 40 unchanged
+                (R2, "programmes", 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1),
+                (R2, "apprenticeships", 0, 1, 3, 3, 0, 0, 1, 1, 1, 2, 3),
+                (R2, "projects", 1, 0, 2, 2, 0, 0, 1, 1, 0, 2, 3),
+            ],
+            counts.schema,
+        ),
+        ignore_row_order=True,
+    )
     reasons = {r.run_id: dict(r.quarantine_reasons) for r in audit.collect()}
-    assert reasons[R1] == {"apprenticeships/unparseable_date:modified_date": 1, "apprenticeships/null_value:id": 1,
-                           "projects/unknown_status:status": 1}
+    assert reasons[R1] == {
+        "apprenticeships/unparseable_date:modified_date": 1,
+        "apprenticeships/null_value:id": 1,
+        "projects/unknown_status:status": 1,
+    }
 
 
 def test_each_step_logs_its_counts_as_structured_fields_for_json_logs(scenario):
     """The silver line of every entity and run carries the same counts as the audit row; the closing event the totals."""
     *_, events = scenario
-    silver = {(r.landing_run_id, r.entity): (r.rows, r.quarantined, r.duplicates, r.inserted, r.updated, r.unchanged,
-                                             r.deleted) for r in events if getattr(r, "step", None) == "silver"}
+    silver = {
+        (r.landing_run_id, r.entity): (
+            r.rows,
+            r.quarantined,
+            r.duplicates,
+            r.inserted,
+            r.updated,
+            r.unchanged,
+            r.deleted,
+        )
+        for r in events
+        if getattr(r, "step", None) == "silver"
+    }
     assert silver == {
-        (R1, "programmes"): (2, 0, 0, 2, 0, 0, 0), (R1, "apprenticeships"): (7, 2, 1, 4, 0, 0, 0),
+        (R1, "programmes"): (2, 0, 0, 2, 0, 0, 0),
+        (R1, "apprenticeships"): (7, 2, 1, 4, 0, 0, 0),
         (R1, "projects"): (5, 1, 0, 4, 0, 0, 0),
-        (R2, "programmes"): (0, 0, 0, 0, 0, 0, 1), (R2, "apprenticeships"): (3, 0, 0, 1, 1, 1, 2),
+        (R2, "programmes"): (0, 0, 0, 0, 0, 0, 1),
+        (R2, "apprenticeships"): (3, 0, 0, 1, 1, 1, 2),
         (R2, "projects"): (2, 0, 0, 1, 1, 0, 2),
     }
-    classified = {(r.landing_run_id, r.entity): (r.rows, r.unchanged, r.known_bad, r.changed)
-                  for r in events if getattr(r, "step", None) == "classify"}
-    assert classified == {(R1, "programmes"): (2, 0, 0, 2), (R1, "apprenticeships"): (7, 0, 0, 7),
-                          (R1, "projects"): (5, 0, 0, 5), (R2, "programmes"): (1, 1, 0, 0),
-                          (R2, "apprenticeships"): (4, 0, 1, 3), (R2, "projects"): (3, 1, 0, 2)}
+    classified = {
+        (r.landing_run_id, r.entity): (r.rows, r.unchanged, r.known_bad, r.changed)
+        for r in events
+        if getattr(r, "step", None) == "classify"
+    }
+    assert classified == {
+        (R1, "programmes"): (2, 0, 0, 2),
+        (R1, "apprenticeships"): (7, 0, 0, 7),
+        (R1, "projects"): (5, 0, 0, 5),
+        (R2, "programmes"): (1, 1, 0, 0),
+        (R2, "apprenticeships"): (4, 0, 1, 3),
+        (R2, "projects"): (3, 1, 0, 2),
+    }
     [last] = [r for r in events if r.getMessage().endswith("run(s) loaded")]
     assert (last.runs_loaded, last.landing_run_ids, last.bronze_rows, last.quarantined_rows, last.gold_mode) == (
-        2, [R1, R2], 19, 3, "rebuilt")
+        2,
+        [R1, R2],
+        19,
+        3,
+        "rebuilt",
+    )
     assert last.duration_s > 0 and last.transform_job_id.startswith("transform-") and last.spark_jobs > 0
 
 
 def test_bronze_keeps_each_landed_version_once_with_the_lineage_of_the_run_that_first_landed_it(spark, scenario):
     _, lake, _, _ = scenario
     actual = rows(spark, lake, "bronze/projects", where=f"run_id = '{R1}'").select(
-        "page_index", "record_index", "parent_apprenticeship_id", "landing_file",
-        F.get_json_object("raw_record", "$.id").cast("int").alias("id"))
+        "page_index",
+        "record_index",
+        "parent_apprenticeship_id",
+        "landing_file",
+        F.get_json_object("raw_record", "$.id").cast("int").alias("id"),
+    )
     part = f"raw/projects/ingest_date=2026-03-02/run_id={R1}/part-00000.jsonl.gz"
-    assert_df_equality(actual, spark.createDataFrame([
-        (0, 0, 1, part, 10), (0, 1, 1, part, 11), (0, 0, 3, part, 30), (0, 0, 4, part, 40), (0, 0, 5, part, 50),
-    ], actual.schema), ignore_row_order=True)
+    assert_df_equality(
+        actual,
+        spark.createDataFrame(
+            [
+                (0, 0, 1, part, 10),
+                (0, 1, 1, part, 11),
+                (0, 0, 3, part, 30),
+                (0, 0, 4, part, 40),
+                (0, 0, 5, part, 50),
+            ],
+            actual.schema,
+        ),
+        ignore_row_order=True,
+    )
 
 
 def _snapshot(spark, lake):
@@ -242,11 +463,15 @@ def test_a_second_transform_changes_nothing_and_a_replayed_old_run_changes_no_co
     assert _snapshot(spark, lake)[1] == versions  # not one commit anywhere
 
     from delta.tables import DeltaTable
+
     DeltaTable.forPath(spark, lake.path("_audit/runs")).delete(f"run_id = '{R1}'")
     replay = run_transform(spark, config)
     assert replay.loaded_run_ids == [R1]
     assert [(c.entity, c.inserted, c.updated, c.deleted) for c in replay.runs[0].entities] == [
-        ("programmes", 0, 0, 0), ("apprenticeships", 0, 0, 0), ("projects", 0, 0, 0)]
+        ("programmes", 0, 0, 0),
+        ("apprenticeships", 0, 0, 0),
+        ("projects", 0, 0, 0),
+    ]
     after, _ = _snapshot(spark, lake)
     for table, before_rows in contents.items():
         assert sorted(map(tuple, after[table]), key=repr) == sorted(map(tuple, before_rows), key=repr), table
@@ -257,8 +482,12 @@ def test_a_second_transform_changes_nothing_and_a_replayed_old_run_changes_no_co
 
 def test_an_unreadable_landing_file_loads_nothing_of_its_run(spark, tmp_path):
     storage = open_storage(str(tmp_path))
-    bad = write_run(storage, T0, apprenticeships=[Page([apprenticeship(i) for i in range(1, 300)])],
-                    projects=[Page([project(1)], parent=2)])
+    bad = write_run(
+        storage,
+        T0,
+        apprenticeships=[Page([apprenticeship(i) for i in range(1, 300)])],
+        projects=[Page([project(1)], parent=2)],
+    )
     key = bad.keys["apprenticeships"][0]
     storage.put(key, storage.get(key)[:200])
     with pytest.raises(LandingReadError, match=f"run {bad.run_id}: landing file .*{key}.* cannot be read"):
@@ -272,8 +501,10 @@ def test_a_landing_that_does_not_match_its_manifest_is_taken_back_out_of_bronze(
     storage = open_storage(str(tmp_path))
     landed = write_run(storage, T0, apprenticeships=[Page([apprenticeship(1), apprenticeship(2)])], commit=False)
     promised = dataclasses.replace(landed.manifest.entity("apprenticeships"), pages=2)  # one page landed, two promised
-    write_manifest(storage, dataclasses.replace(landed.manifest, entities={**landed.manifest.entities,
-                                                                           "apprenticeships": promised}))
+    write_manifest(
+        storage,
+        dataclasses.replace(landed.manifest, entities={**landed.manifest.entities, "apprenticeships": promised}),
+    )
     with pytest.raises(LandingReadError, match="apprenticeships: 1 pages read, the manifest says 2"):
         run_transform(spark, make_config(str(tmp_path)))
     lake = Lake(str(tmp_path))
@@ -287,9 +518,36 @@ def test_counts_that_do_not_add_up_fail_the_job_and_leave_a_failed_audit_row(spa
 
     landed = write_run(open_storage(str(tmp_path)), T0, programmes=[Page([programme(7), programme(8)])])
     real_append = transform_merge.append_rows
-    monkeypatch.setattr(transform_merge, "append_rows", lambda *a, **k: real_append(*a, **k) - 1)  # a row "lost" on the way
+    monkeypatch.setattr(
+        transform_merge, "append_rows", lambda *a, **k: real_append(*a, **k) - 1
+    )  # a row "lost" on the way
     with pytest.raises(ReconciliationError, match="programmes: planned inserts 2 != MERGE rows inserted 1"):
         run_transform(spark, make_config(str(tmp_path)))
     audit = rows(spark, Lake(str(tmp_path)), "_audit/runs").collect()
     assert [(r.run_id, r.status, r.reconciled, list(r.mismatches)) for r in audit] == [
-        (landed.run_id, "failed", False, ["programmes: planned inserts 2 != MERGE rows inserted 1"])]
+        (landed.run_id, "failed", False, ["programmes: planned inserts 2 != MERGE rows inserted 1"])
+    ]
+
+
+def test_a_small_load_runs_without_adaptive_execution_on_one_shuffle_partition_per_100k_rows():
+    from multiverse_etl.transform.run import small_landing_settings
+
+    adaptive, shuffle = "spark.sql.adaptive.enabled", "spark.sql.shuffle.partitions"
+    assert small_landing_settings(7_726, 8) == {adaptive: "false", shuffle: "1"}
+    assert small_landing_settings(0, 8) == {adaptive: "false", shuffle: "1"}
+    assert small_landing_settings(100_001, 8) == {adaptive: "false", shuffle: "2"}
+    assert small_landing_settings(200_000, 1) == {adaptive: "false", shuffle: "1"}  # never more than configured
+    assert small_landing_settings(200_001, 8) == {}  # a large load: the session's own settings
+
+
+def test_a_transform_puts_the_sessions_settings_back(spark, tmp_path):
+    config = make_config(str(tmp_path / "lake"))
+    write_run(open_storage(config.lake.root), T0, programmes=[Page([programme(1)])])
+    spark.conf.set("spark.sql.shuffle.partitions", "2")
+    spark.conf.set("spark.sql.adaptive.enabled", "true")
+    try:
+        run_transform(spark, config)
+        assert spark.conf.get("spark.sql.shuffle.partitions") == "2"
+        assert spark.conf.get("spark.sql.adaptive.enabled") == "true"
+    finally:
+        spark.conf.set("spark.sql.adaptive.enabled", "false")

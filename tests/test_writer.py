@@ -14,9 +14,17 @@ import pytest
 from multiverse_etl.extract.errors import ExtractError
 from multiverse_etl.extract.parents import ParentSet, parent_id
 from multiverse_etl.extract.resume import take_over
-from multiverse_etl.extract.state import (ExtractPlan, WatermarkTracker, advance_watermark, modified_after_for,
-                                          parse_api_timestamp, read_run_plan, read_watermark, shift_timestamp,
-                                          write_run_plan)
+from multiverse_etl.extract.state import (
+    ExtractPlan,
+    WatermarkTracker,
+    advance_watermark,
+    modified_after_for,
+    parse_api_timestamp,
+    read_run_plan,
+    read_watermark,
+    shift_timestamp,
+    write_run_plan,
+)
 from multiverse_etl.extract.writer import PartWriter, part_number
 from multiverse_etl.landing import landing_line, part_key, run_prefix
 from multiverse_etl.s3_storage import S3Storage
@@ -27,14 +35,27 @@ RUN = "20261127T033400Z-1a2b3c"
 
 def line(entity: str, parent: int, index: int, records: int, filler: bytes = b"") -> bytes:
     """A landing line by the landing contract's `landing_line` (`filler` pads the page to a wanted size)."""
-    payload = orjson.dumps({"data": [{"id": parent * 100 + i} for i in range(records)],
-                            "pagination": {"next_token": None}, "filler": filler.decode()})
-    return landing_line(entity, RUN, "x", index, f"/apprenticeships/{parent}/projects", {"page_size": 2},
-                        {"apprenticeship_id": parent}, payload)
+    payload = orjson.dumps(
+        {
+            "data": [{"id": parent * 100 + i} for i in range(records)],
+            "pagination": {"next_token": None},
+            "filler": filler.decode(),
+        }
+    )
+    return landing_line(
+        entity,
+        RUN,
+        "x",
+        index,
+        f"/apprenticeships/{parent}/projects",
+        {"page_size": 2},
+        {"apprenticeship_id": parent},
+        payload,
+    )
 
 
 def read_part(storage, key: str) -> list[dict]:
-    return [orjson.loads(l) for l in gzip.decompress(storage.get(key)).splitlines()]
+    return [orjson.loads(line) for line in gzip.decompress(storage.get(key)).splitlines()]
 
 
 async def write_groups(writer: PartWriter, groups) -> list[dict]:
@@ -46,20 +67,22 @@ async def write_groups(writer: PartWriter, groups) -> list[dict]:
 def test_parts_roll_at_the_size_and_never_split_a_group(tmp_path):
     storage = LocalStorage(str(tmp_path))
     writer = PartWriter(storage, "projects", RUN, max_bytes=2048)
-    groups = [([line("projects", p, i, 2, os.urandom(40).hex().encode()) for i in range(1 + p % 3)], 2 * (1 + p % 3))
-              for p in range(60)]
+    groups = [
+        ([line("projects", p, i, 2, os.urandom(40).hex().encode()) for i in range(1 + p % 3)], 2 * (1 + p % 3))
+        for p in range(60)
+    ]
     parts = asyncio.run(write_groups(writer, groups))
     assert len(parts) > 3
     assert [p["key"] for p in parts] == [part_key("projects", RUN, n) for n in range(len(parts))]
     seen_parents = []
     for part in parts:
         lines = read_part(storage, part["key"])
-        assert part["pages"] == len(lines) and part["records"] == sum(len(l["data"]) for l in lines)
+        assert part["pages"] == len(lines) and part["records"] == sum(len(line["data"]) for line in lines)
         assert part["bytes"] == len(storage.get(part["key"]))
-        parents = [l["parent"]["apprenticeship_id"] for l in lines]
+        parents = [line["parent"]["apprenticeship_id"] for line in lines]
         # a group's pages are together, in order, in one part
         for parent in set(parents):
-            indexes = [l["page_index"] for l in lines if l["parent"]["apprenticeship_id"] == parent]
+            indexes = [line["page_index"] for line in lines if line["parent"]["apprenticeship_id"] == parent]
             assert indexes == list(range(1 + parent % 3))
         seen_parents.extend(dict.fromkeys(parents))
     assert seen_parents == list(range(60))
@@ -96,14 +119,14 @@ def test_parts_on_s3_are_encrypted_and_large_parts_go_multipart(s3_config):
     writer = PartWriter(storage, "projects", RUN, max_bytes=64 * 1024 * 1024, level=1)
     blob = base64.b64encode(os.urandom(18 * 1024 * 1024))  # ~18 MB once gzipped: random bytes do not shrink
     small = [line("projects", 1, 0, 1)]
-    big = [line("projects", 2, 0, 1, blob[: len(blob) // 2]), line("projects", 2, 1, 1, blob[len(blob) // 2:])]
+    big = [line("projects", 2, 0, 1, blob[: len(blob) // 2]), line("projects", 2, 1, 1, blob[len(blob) // 2 :])]
     parts = asyncio.run(write_groups(writer, [(small, 1), (big, 2)]))
     assert len(parts) == 1 and parts[0]["bytes"] > 16 * 1024 * 1024
     head = storage.client.head_object(Bucket=storage.bucket, Key=storage._key(parts[0]["key"]))
     assert head["ServerSideEncryption"] == "AES256"
     assert head["ETag"].strip('"').endswith("-2")  # uploaded in parts
     lines = read_part(storage, parts[0]["key"])
-    assert [l["parent"]["apprenticeship_id"] for l in lines] == [1, 2, 2]
+    assert [line["parent"]["apprenticeship_id"] for line in lines] == [1, 2, 2]
 
 
 def test_resume_take_over_keeps_project_parts_and_deletes_list_parts(tmp_path):
@@ -153,9 +176,17 @@ def test_timestamps_shift_in_the_api_format():
 
 def test_the_watermark_ignores_broken_and_future_dates():
     tracker = WatermarkTracker()
-    tracker.observe([{"modified_date": "2024-03-05T10:21:33"}, {"modified_date": "yesterday"},
-                     {"modified_date": "2024-03-06T00:00:00"}, {"modified_date": "9999-01-01T00:00:00"},
-                     {"name": "no date"}, "not a record", {"modified_date": "2023-13-01T00:00:00"}])
+    tracker.observe(
+        [
+            {"modified_date": "2024-03-05T10:21:33"},
+            {"modified_date": "yesterday"},
+            {"modified_date": "2024-03-06T00:00:00"},
+            {"modified_date": "9999-01-01T00:00:00"},
+            {"name": "no date"},
+            "not a record",
+            {"modified_date": "2023-13-01T00:00:00"},
+        ]
+    )
     assert tracker.value == "2024-03-06T00:00:00" and tracker.ignored == 5
 
 
@@ -173,8 +204,15 @@ def test_the_stored_watermark_only_moves_forward(tmp_path):
 
 def test_run_plans_round_trip(tmp_path):
     storage = LocalStorage(str(tmp_path))
-    plan = ExtractPlan(RUN, "incremental", "changed", "http://x", "2026-11-27T03:34:00.000000Z", "2024-01-01T00:00:00",
-                   "2023-12-31T23:00:00")
+    plan = ExtractPlan(
+        RUN,
+        "incremental",
+        "changed",
+        "http://x",
+        "2026-11-27T03:34:00.000000Z",
+        "2024-01-01T00:00:00",
+        "2023-12-31T23:00:00",
+    )
     write_run_plan(storage, plan)
     assert read_run_plan(storage, RUN) == plan
     assert read_run_plan(storage, "20261127T033400Z-000000") is None

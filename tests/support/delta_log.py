@@ -39,9 +39,18 @@ def committed_files(table_dir: Path) -> set[str]:
     return {os.path.normpath(p.replace("%3D", "=").replace("%3A", ":")) for p in live}
 
 
-
-TABLES = ("bronze/programmes", "bronze/apprenticeships", "bronze/projects", "silver/programmes", "silver/apprenticeships",
-          "silver/projects", "silver/quarantine", "gold/apprenticeships", "gold/apprenticeship_projects", "_audit/runs")
+TABLES = (
+    "bronze/programmes",
+    "bronze/apprenticeships",
+    "bronze/projects",
+    "silver/programmes",
+    "silver/apprenticeships",
+    "silver/projects",
+    "silver/quarantine",
+    "gold/apprenticeships",
+    "gold/apprenticeship_projects",
+    "_audit/runs",
+)
 
 
 def lake_snapshot(lake_dir: Path) -> dict[str, Any]:
@@ -51,7 +60,9 @@ def lake_snapshot(lake_dir: Path) -> dict[str, Any]:
         directory = lake_dir / table
         snapshot["versions"][table] = delta_versions(directory)
         snapshot["uncommitted"][table] = sorted(data_files(directory) - committed_files(directory))
-    snapshot["lock"] = (lake_dir / "_locks" / "writer.lock").read_text() if (lake_dir / "_locks" / "writer.lock").exists() else None
+    snapshot["lock"] = (
+        (lake_dir / "_locks" / "writer.lock").read_text() if (lake_dir / "_locks" / "writer.lock").exists() else None
+    )
     snapshot["manifests"] = sorted(p.name for p in (lake_dir / "raw" / "_manifests").glob("*.json"))
     snapshot["run_plans"] = sorted(p.name for p in (lake_dir / "_state" / "extract_runs").glob("*.json"))
     return snapshot
@@ -66,7 +77,6 @@ def write_in_flight(table_dir: Path) -> bool:
     """Data files that no commit of the table names yet: a write (here the MERGE) is under way."""
     files = data_files(table_dir)
     return bool(files) and bool(files - committed_files(table_dir))
-
 
 
 def history_version(spark, lake, table: str) -> int:

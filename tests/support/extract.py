@@ -12,14 +12,13 @@ from typing import Any, Iterator, Optional
 
 import orjson
 
+from conftest import make_config
 from multiverse_etl.config import Config
 from multiverse_etl.landing import committed_runs, read_manifest
 from multiverse_etl.storage import Storage, open_storage
 from sample_api.dump import ground_truth
 from sample_api.server import run_in_thread
 from sample_api.settings import ServerSettings
-
-from conftest import make_config
 
 PASSWORD = "mult1v3r53"
 FAST_RETRIES = {"backoff_base_s": 0.01, "backoff_max_s": 0.2, "max_attempts": 12}
@@ -30,8 +29,15 @@ def start_api(**settings: Any):
     return run_in_thread(ServerSettings(**settings))
 
 
-def extract_config(lake_root: str, api_url: str, *, env: str = "local", api: Optional[dict] = None,
-                   extract: Optional[dict] = None, s3: Optional[dict] = None) -> Config:
+def extract_config(
+    lake_root: str,
+    api_url: str,
+    *,
+    env: str = "local",
+    api: Optional[dict] = None,
+    extract: Optional[dict] = None,
+    s3: Optional[dict] = None,
+) -> Config:
     """The env's config pointed at a lake and an API, with test-sized pages and quick retries."""
     sections: dict[str, dict] = {
         "api": {"url": api_url, "page_size": 50, "concurrency": 8, **FAST_RETRIES, **(api or {})},
@@ -70,8 +76,9 @@ def as_multiset(records: list[dict[str, Any]]) -> Counter:
     return Counter(orjson.dumps(r, option=orjson.OPT_SORT_KEYS) for r in records)
 
 
-def assert_matches_ground_truth(storage: Storage, run_id: str, scale: int, seed: int, generation: int = 0,
-                                corrupt_rate: float = 0.0) -> dict[str, list[dict[str, Any]]]:
+def assert_matches_ground_truth(
+    storage: Storage, run_id: str, scale: int, seed: int, generation: int = 0, corrupt_rate: float = 0.0
+) -> dict[str, list[dict[str, Any]]]:
     """Exactly the ground truth: nothing missing, nothing duplicated, nothing extra."""
     truth = ground_truth(scale, seed, generation, corrupt_rate)
     landed = landed_records(storage, run_id)
@@ -80,7 +87,8 @@ def assert_matches_ground_truth(storage: Storage, run_id: str, scale: int, seed:
         missing, extra = want - got, got - want
         assert not missing and not extra, (
             f"{entity}: {sum(missing.values())} missing, {sum(extra.values())} duplicated/extra "
-            f"(landed {len(landed[entity])}, truth {len(truth[entity])})")
+            f"(landed {len(landed[entity])}, truth {len(truth[entity])})"
+        )
     return landed
 
 

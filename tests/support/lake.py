@@ -24,14 +24,44 @@ from .oracle import ENTITIES, TS, Reference, _month, canonical
 # fails on any other column), so gold is compared whole, as the oracle's key + value tuples.
 GOLD_COLUMNS = {
     "gold/apprenticeships": (
-        "apprenticeship_id", "name", "programme_id", "modified_date", "first_name", "last_name", "email_address",
-        "email_is_valid", "programme_name", "programme_duration", "programme_known", "projects_total",
-        "projects_pending", "projects_submitted", "projects_graded", "has_projects", "modified_month"),
+        "apprenticeship_id",
+        "name",
+        "programme_id",
+        "modified_date",
+        "first_name",
+        "last_name",
+        "email_address",
+        "email_is_valid",
+        "programme_name",
+        "programme_duration",
+        "programme_known",
+        "projects_total",
+        "projects_pending",
+        "projects_submitted",
+        "projects_graded",
+        "has_projects",
+        "modified_month",
+    ),
     "gold/apprenticeship_projects": (
-        "project_id", "apprenticeship_id", "title", "description", "status", "apprenticeship_known",
-        "apprenticeship_name", "first_name", "last_name", "email_address", "email_is_valid", "modified_date",
-        "programme_id", "programme_known", "programme_name", "programme_duration", "programme_description",
-        "modified_month"),
+        "project_id",
+        "apprenticeship_id",
+        "title",
+        "description",
+        "status",
+        "apprenticeship_known",
+        "apprenticeship_name",
+        "first_name",
+        "last_name",
+        "email_address",
+        "email_is_valid",
+        "modified_date",
+        "programme_id",
+        "programme_known",
+        "programme_name",
+        "programme_duration",
+        "programme_description",
+        "modified_month",
+    ),
 }
 
 
@@ -51,25 +81,38 @@ def read_lake(spark, config: Config, run_id: Optional[str] = None) -> dict[str, 
     state: dict[str, Any] = {"bronze": {}, "silver": {}, "silver_rows": {}, "quarantine": {}}
     for entity in ENTITIES:  # every run's rows, with their run: each version must be in bronze once, whichever run
         bronze = read_table(spark, lake, f"bronze/{entity}")
-        state["bronze"][entity] = [(r.raw_record, r.parent_apprenticeship_id, r.run_id) for r in
-                                   bronze.select("raw_record", "parent_apprenticeship_id", "run_id").collect()]
+        state["bronze"][entity] = [
+            (r.raw_record, r.parent_apprenticeship_id, r.run_id)
+            for r in bronze.select("raw_record", "parent_apprenticeship_id", "run_id").collect()
+        ]
     a = read_table(spark, lake, "silver/apprenticeships").where(~F.col("is_deleted"))
     state["silver"]["apprenticeships"] = [
-        ((r.apprenticeship_id,), (r.name, r.programme_id, r.modified_date, r.first_name, r.last_name, r.email_address,
-                                  r.email_is_valid), r.modified_month)
-        for r in a.withColumn("modified_date", F.date_format("modified_date", TS)).collect()]
+        (
+            (r.apprenticeship_id,),
+            (r.name, r.programme_id, r.modified_date, r.first_name, r.last_name, r.email_address, r.email_is_valid),
+            r.modified_month,
+        )
+        for r in a.withColumn("modified_date", F.date_format("modified_date", TS)).collect()
+    ]
     p = read_table(spark, lake, "silver/projects").where(~F.col("is_deleted"))
-    state["silver"]["projects"] = [((r.apprenticeship_id, r.project_id), (r.title, r.description, r.status), None)
-                                   for r in p.collect()]
+    state["silver"]["projects"] = [
+        ((r.apprenticeship_id, r.project_id), (r.title, r.description, r.status), None) for r in p.collect()
+    ]
     g = read_table(spark, lake, "silver/programmes").where(~F.col("is_deleted"))
-    state["silver"]["programmes"] = [((r.programme_id,), (r.name, r.duration, r.description), None) for r in g.collect()]
+    state["silver"]["programmes"] = [
+        ((r.programme_id,), (r.name, r.duration, r.description), None) for r in g.collect()
+    ]
     quarantine = read_table(spark, lake, "silver/quarantine")
     for entity in ENTITIES:
-        state["quarantine"][entity] = [(r.raw_record, r.parent_apprenticeship_id, tuple(r.reasons), r.run_id) for r in
-                                       quarantine.where(F.col("entity") == entity).collect()]
+        state["quarantine"][entity] = [
+            (r.raw_record, r.parent_apprenticeship_id, tuple(r.reasons), r.run_id)
+            for r in quarantine.where(F.col("entity") == entity).collect()
+        ]
     state["gold_columns"] = {}
-    for table, name, key_columns in (("gold/apprenticeships", "gold_apprenticeships", 1),
-                                     ("gold/apprenticeship_projects", "gold_projects", 2)):
+    for table, name, key_columns in (
+        ("gold/apprenticeships", "gold_apprenticeships", 1),
+        ("gold/apprenticeship_projects", "gold_projects", 2),
+    ):
         gold = read_table(spark, lake, table)
         state["gold_columns"][table] = tuple(gold.columns)
         rows = gold.withColumn("modified_date", F.date_format("modified_date", TS)).select(*GOLD_COLUMNS[table])
@@ -78,6 +121,7 @@ def read_lake(spark, config: Config, run_id: Optional[str] = None) -> dict[str, 
 
 
 # ---------------------------------------------------------------- comparing
+
 
 @dataclass
 class Comparison:
@@ -97,7 +141,9 @@ class Comparison:
         return not self.problems
 
     def describe(self, limit: int = 12) -> str:
-        return "\n".join(self.problems[:limit]) + (f"\n... {len(self.problems) - limit} more" if len(self.problems) > limit else "")
+        return "\n".join(self.problems[:limit]) + (
+            f"\n... {len(self.problems) - limit} more" if len(self.problems) > limit else ""
+        )
 
 
 def _diff_map(name: str, want: dict, got_rows: list[tuple], out: Comparison, check_month: bool = False) -> None:
@@ -146,8 +192,14 @@ def _diff_versions(name: str, want: Counter, everywhere: Counter, of_run: Counte
     return m, e
 
 
-def compare_lake(spark, config: Config, reference: Reference, run_id: Optional[str] = None,
-                 check_bronze: bool = True, check_quarantine: bool = True) -> Comparison:
+def compare_lake(
+    spark,
+    config: Config,
+    reference: Reference,
+    run_id: Optional[str] = None,
+    check_bronze: bool = True,
+    check_quarantine: bool = True,
+) -> Comparison:
     """The lake's bronze (of `run_id`), silver, quarantine (of `run_id`) and gold against `reference`.
 
     `check_bronze`/`check_quarantine` False: after an incremental run, whose bronze and quarantine hold only what it
@@ -159,19 +211,34 @@ def compare_lake(spark, config: Config, reference: Reference, run_id: Optional[s
         stats["expected"] = reference.expected_records(entity)
         out.expected += stats["expected"]
         if check_bronze:
-            bronze = [(canonical(json.loads(raw), parent if entity == "projects" else None), run)
-                      for raw, parent, run in state["bronze"][entity]]
+            bronze = [
+                (canonical(json.loads(raw), parent if entity == "projects" else None), run)
+                for raw, parent, run in state["bronze"][entity]
+            ]
             stats["bronze_missing"], stats["bronze_duplicated"] = _diff_versions(
-                f"bronze/{entity}", reference.served[entity], Counter(v for v, _ in bronze),
-                Counter(v for v, run in bronze if run_id is None or run == run_id), out)
+                f"bronze/{entity}",
+                reference.served[entity],
+                Counter(v for v, _ in bronze),
+                Counter(v for v, run in bronze if run_id is None or run == run_id),
+                out,
+            )
         silver_rows = state["silver"][entity]
-        _diff_map(f"silver/{entity}", reference.silver[entity], silver_rows, out, check_month=entity == "apprenticeships")
-        rows = [((canonical(json.loads(raw), parent if entity == "projects" else None), reasons), run)
-                for raw, parent, reasons, run in state["quarantine"][entity]]
+        _diff_map(
+            f"silver/{entity}", reference.silver[entity], silver_rows, out, check_month=entity == "apprenticeships"
+        )
+        rows = [
+            ((canonical(json.loads(raw), parent if entity == "projects" else None), reasons), run)
+            for raw, parent, reasons, run in state["quarantine"][entity]
+        ]
         quarantined = Counter(v for v, run in rows if run_id is None or run == run_id)
         if check_quarantine:
-            _diff_versions(f"silver/quarantine {entity}", reference.quarantine[entity], Counter(v for v, _ in rows),
-                           quarantined, out)
+            _diff_versions(
+                f"silver/quarantine {entity}",
+                reference.quarantine[entity],
+                Counter(v for v, _ in rows),
+                quarantined,
+                out,
+            )
         stats["silver_live"] = len(silver_rows)
         stats["quarantined"] = sum(quarantined.values())
         out.quarantined += stats["quarantined"]
@@ -185,17 +252,21 @@ def compare_lake(spark, config: Config, reference: Reference, run_id: Optional[s
     return out
 
 
-def assert_lake_matches(spark, config: Config, reference: Reference, run_id: Optional[str] = None,
-                        check_bronze: bool = True, check_quarantine: bool = True) -> Comparison:
+def assert_lake_matches(
+    spark,
+    config: Config,
+    reference: Reference,
+    run_id: Optional[str] = None,
+    check_bronze: bool = True,
+    check_quarantine: bool = True,
+) -> Comparison:
     comparison = compare_lake(spark, config, reference, run_id, check_bronze, check_quarantine)
     assert comparison.ok, "the lake is not the ground truth:\n" + comparison.describe()
     return comparison
 
 
-
 def count_objects(storage, prefix: str) -> int:
     return sum(1 for _ in storage.list(prefix))
-
 
 
 def walk_files(root: Path) -> Iterable[Path]:

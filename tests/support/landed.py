@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence, Union
 
-from multiverse_etl.landing import EntityManifest, Manifest, Part, landing_line as format_landing_line, part_key, write_manifest
+from multiverse_etl.landing import EntityManifest, Manifest, Part, part_key, write_manifest
+from multiverse_etl.landing import landing_line as format_landing_line
 from multiverse_etl.storage import Storage
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, 0, tzinfo=dt.timezone.utc)
@@ -53,23 +54,27 @@ def _record_text(record: Record) -> str:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
-def landing_line(entity: str, run_id: str, page: Page, page_index: int, extracted_at: dt.datetime,
-                 fingerprints: bool = False) -> bytes:
+def landing_line(
+    entity: str, run_id: str, page: Page, page_index: int, extracted_at: dt.datetime, fingerprints: bool = False
+) -> bytes:
     """The page's landing line, by the landing contract's own `landing_line` (records spliced in as text);
     `fingerprints`: with each record's fingerprint in the head, as the extractor writes it."""
     data = "[" + ",".join(_record_text(r) for r in page.data) + "]"
     pagination = json.dumps({"next_token": None, "previous_token": None, "page_size": 1000})
-    payload = f'{{"data":{data},"pagination":{pagination}}}'.encode("utf-8")
+    payload = f'{{"data":{data},"pagination":{pagination}}}'.encode()
     path = f"/apprenticeships/{page.parent}/projects" if entity == "projects" else f"/{entity}"
     parent = {"apprenticeship_id": page.parent} if entity == "projects" else None
     prints = None
     if fingerprints:
         from multiverse_etl.landing import record_fingerprint
 
-        prints = [record_fingerprint(json.loads(_record_text(r)), page.parent if entity == "projects" else None)
-                  for r in page.data]
-    return format_landing_line(entity, page.run_id or run_id, iso(extracted_at), page_index, path, {"page_size": 1000},
-                               parent, payload, prints)
+        prints = [
+            record_fingerprint(json.loads(_record_text(r)), page.parent if entity == "projects" else None)
+            for r in page.data
+        ]
+    return format_landing_line(
+        entity, page.run_id or run_id, iso(extracted_at), page_index, path, {"page_size": 1000}, parent, payload, prints
+    )
 
 
 @dataclass
@@ -116,21 +121,30 @@ def write_run(
             lines.append((line, len(page.data)))
         parts = []
         for number, start in enumerate(range(0, len(lines), pages_per_part)):
-            chunk = lines[start:start + pages_per_part]
+            chunk = lines[start : start + pages_per_part]
             key = part_key(entity, run_id, number)
             body = gzip.compress(b"".join(line for line, _ in chunk))
             storage.put(key, body)
             parts.append(Part(key, len(chunk), sum(n for _, n in chunk), len(body)))
         landed.keys[entity] = [p.key for p in parts]
         entities[entity] = EntityManifest(
-            pages=sum(p.pages for p in parts), records=sum(p.records for p in parts), complete_listing=complete[entity],
-            parts=tuple(parts), requests=len(lines),
+            pages=sum(p.pages for p in parts),
+            records=sum(p.records for p in parts),
+            complete_listing=complete[entity],
+            parts=tuple(parts),
+            requests=len(lines),
             parents=len({p.parent for p in projects}) if entity == "projects" else None,
-            digest=digest.text() if fingerprints else None)
-    landed.manifest = Manifest(run_id=run_id, mode=mode, started_at=iso(started_at),
-                               finished_at=iso(clock + dt.timedelta(seconds=1)), entities=entities,
-                               requests=sum(e.requests for e in entities.values()),
-                               record_fingerprints=FINGERPRINT_SCHEME if fingerprints else None)
+            digest=digest.text() if fingerprints else None,
+        )
+    landed.manifest = Manifest(
+        run_id=run_id,
+        mode=mode,
+        started_at=iso(started_at),
+        finished_at=iso(clock + dt.timedelta(seconds=1)),
+        entities=entities,
+        requests=sum(e.requests for e in entities.values()),
+        record_fingerprints=FINGERPRINT_SCHEME if fingerprints else None,
+    )
     if commit:
         write_manifest(storage, landed.manifest)
     return landed
@@ -177,24 +191,54 @@ def landing_file(entity: str, run_id: str = RUN, part: int = 0) -> str:
     return part_key(entity, run_id, part)
 
 
-def bronze_frame(spark, entity: str, records: Sequence[Record], parents: Optional[Sequence[Optional[int]]] = None,
-                 run_id: str = RUN, extracted_at: dt.datetime = EXTRACTED, page_index: int = 0):
+def bronze_frame(
+    spark,
+    entity: str,
+    records: Sequence[Record],
+    parents: Optional[Sequence[Optional[int]]] = None,
+    run_id: str = RUN,
+    extracted_at: dt.datetime = EXTRACTED,
+    page_index: int = 0,
+):
     """Bronze rows (BRONZE_SCHEMA) of one page holding `records` (dicts are landed as compact JSON)."""
     from multiverse_etl.transform.schemas import BRONZE_SCHEMA
 
     parents = parents if parents is not None else [None] * len(records)
-    rows = [(run_id, dt.date.fromisoformat(f"{run_id[:4]}-{run_id[4:6]}-{run_id[6:8]}"), extracted_at,
-             landing_file(entity, run_id), page_index, index, parent, None if record is None else _record_text(record),
-             1000 * page_index + index)
-            for index, (record, parent) in enumerate(zip(records, parents))]
+    rows = [
+        (
+            run_id,
+            dt.date.fromisoformat(f"{run_id[:4]}-{run_id[4:6]}-{run_id[6:8]}"),
+            extracted_at,
+            landing_file(entity, run_id),
+            page_index,
+            index,
+            parent,
+            None if record is None else _record_text(record),
+            1000 * page_index + index,
+        )
+        for index, (record, parent) in enumerate(zip(records, parents))
+    ]
     return spark.createDataFrame(rows, BRONZE_SCHEMA)
 
 
-def lineage(index: int, parent: Optional[int] = None, entity: str = "apprenticeships", run_id: str = RUN,
-            extracted_at: dt.datetime = EXTRACTED, page_index: int = 0) -> tuple:
+def lineage(
+    index: int,
+    parent: Optional[int] = None,
+    entity: str = "apprenticeships",
+    run_id: str = RUN,
+    extracted_at: dt.datetime = EXTRACTED,
+    page_index: int = 0,
+) -> tuple:
     """The lineage columns `bronze_frame` gives record `index`."""
-    return (run_id, dt.date.fromisoformat(f"{run_id[:4]}-{run_id[4:6]}-{run_id[6:8]}"), extracted_at,
-            landing_file(entity, run_id), page_index, index, parent)
+    return (
+        run_id,
+        dt.date.fromisoformat(f"{run_id[:4]}-{run_id[4:6]}-{run_id[6:8]}"),
+        extracted_at,
+        landing_file(entity, run_id),
+        page_index,
+        index,
+        parent,
+    )
 
 
 def cleaned(spec):

@@ -19,7 +19,7 @@ class LogCapture:
         self.handler = _Handler(logging.DEBUG)
         self.handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
 
-    def __enter__(self) -> "LogCapture":
+    def __enter__(self) -> LogCapture:
         import logging
 
         self._levels = {name: logging.getLogger(name).level for name in ("multiverse_etl", "sample_api")}

@@ -20,28 +20,49 @@ WHITE_SPACE = (
     "\u0009\u000a\u000b\u000c\u000d\u0020\u0085\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
     "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
-EMAIL = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-                   r"@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\Z")
+EMAIL = re.compile(
+    r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\Z"
+)
 TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\Z")
 STATUSES = ("pending", "submitted", "graded")
 # The API contract, field order as served: (name, json type, role).
 CONTRACT = {
-    "apprenticeships": (("id", "integer", "id"), ("name", "string", ""), ("programme_id", "integer", ""),
-                        ("modified_date", "string", "timestamp"), ("first_name", "string", ""),
-                        ("last_name", "string", ""), ("email_address", "string", "")),
-    "projects": (("id", "integer", "id"), ("title", "string", ""), ("description", "string", ""),
-                 ("status", "string", "status")),
-    "programmes": (("id", "integer", "id"), ("name", "string", ""), ("duration", "integer", "duration"),
-                   ("description", "string", "")),
+    "apprenticeships": (
+        ("id", "integer", "id"),
+        ("name", "string", ""),
+        ("programme_id", "integer", ""),
+        ("modified_date", "string", "timestamp"),
+        ("first_name", "string", ""),
+        ("last_name", "string", ""),
+        ("email_address", "string", ""),
+    ),
+    "projects": (
+        ("id", "integer", "id"),
+        ("title", "string", ""),
+        ("description", "string", ""),
+        ("status", "string", "status"),
+    ),
+    "programmes": (
+        ("id", "integer", "id"),
+        ("name", "string", ""),
+        ("duration", "integer", "duration"),
+        ("description", "string", ""),
+    ),
 }
 ENTITIES = ("apprenticeships", "projects", "programmes")
 # The sample API's corruption kinds and the quarantine reason each must give (`{field}`: the field it hit).
-REASON_OF_KIND = {"missing_field": "missing_field:{field}", "wrong_type": "wrong_type:{field}",
-                  "bad_date": "unparseable_date:modified_date", "null_id": "null_value:id",
-                  "unknown_status": "unknown_status:status"}
+REASON_OF_KIND = {
+    "missing_field": "missing_field:{field}",
+    "wrong_type": "wrong_type:{field}",
+    "bad_date": "unparseable_date:modified_date",
+    "null_id": "null_value:id",
+    "unknown_status": "unknown_status:status",
+}
 
 
 # ---------------------------------------------------------------- a Python model of the transform
+
 
 def _text(v: Any) -> Optional[str]:
     return None if v is None else unicodedata.normalize("NFC", v.strip(WHITE_SPACE))
@@ -127,9 +148,13 @@ def reference_lake(truth: dict[str, list[dict]]) -> Reference:
     """The model of one full load of `truth` into an empty lake (or into a lake whose live rows it replaces)."""
     parents = {usable_parent(a) for a in truth["apprenticeships"]} - {None}
     projects = [p for p in truth["projects"] if p["apprenticeship_id"] in parents]
-    records = {"apprenticeships": [(a, None) for a in truth["apprenticeships"]],
-               "projects": [({k: v for k, v in p.items() if k != "apprenticeship_id"}, p["apprenticeship_id"]) for p in projects],
-               "programmes": [(p, None) for p in truth["programmes"]]}
+    records = {
+        "apprenticeships": [(a, None) for a in truth["apprenticeships"]],
+        "projects": [
+            ({k: v for k, v in p.items() if k != "apprenticeship_id"}, p["apprenticeship_id"]) for p in projects
+        ],
+        "programmes": [(p, None) for p in truth["programmes"]],
+    }
     served = {e: Counter(canonical(r, parent) for r, parent in records[e]) for e in ENTITIES}
     silver: dict[str, dict[tuple, tuple]] = {e: {} for e in ENTITIES}
     quarantine: dict[str, Counter] = {e: Counter() for e in ENTITIES}
@@ -141,12 +166,22 @@ def reference_lake(truth: dict[str, list[dict]]) -> Reference:
                 continue
             if entity == "apprenticeships":
                 email = _email(record["email_address"])
-                value = (_text(record["name"]), record["programme_id"], _timestamp(record["modified_date"]),
-                         _text(record["first_name"]), _text(record["last_name"]), email,
-                         bool(EMAIL.match(email)) and len(email) <= 254)
+                value = (
+                    _text(record["name"]),
+                    record["programme_id"],
+                    _timestamp(record["modified_date"]),
+                    _text(record["first_name"]),
+                    _text(record["last_name"]),
+                    email,
+                    bool(EMAIL.match(email)) and len(email) <= 254,
+                )
                 key: tuple = (record["id"],)
             elif entity == "projects":
-                value = (_text(record["title"]), _text(record["description"]), record["status"].strip(WHITE_SPACE).lower())
+                value = (
+                    _text(record["title"]),
+                    _text(record["description"]),
+                    record["status"].strip(WHITE_SPACE).lower(),
+                )
                 key = (parent, record["id"])
             else:
                 value = (_text(record["name"]), record["duration"], _text(record["description"]))
@@ -170,18 +205,63 @@ def _reference_gold(silver: dict[str, dict[tuple, tuple]]) -> tuple[dict, dict]:
         programme = programmes.get(programme_id)
         c = counts.get(aid, Counter())
         total = sum(c.values())
-        gold_a[(aid,)] = (name, programme_id, modified, first, last, email, valid,
-                          programme[0] if programme else None, programme[1] if programme else None, programme is not None,
-                          total, c["pending"], c["submitted"], c["graded"], total > 0, _month(modified))
+        gold_a[(aid,)] = (
+            name,
+            programme_id,
+            modified,
+            first,
+            last,
+            email,
+            valid,
+            programme[0] if programme else None,
+            programme[1] if programme else None,
+            programme is not None,
+            total,
+            c["pending"],
+            c["submitted"],
+            c["graded"],
+            total > 0,
+            _month(modified),
+        )
     gold_p = {}
     for (aid, pid), (title, description, status) in silver["projects"].items():
         parent = silver["apprenticeships"].get((aid,))
         if parent is None:
-            gold_p[(pid, aid)] = (title, description, status, False, None, None, None, None, None, None, None, False,
-                                  None, None, None, None)
+            gold_p[(pid, aid)] = (
+                title,
+                description,
+                status,
+                False,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                False,
+                None,
+                None,
+                None,
+                None,
+            )
             continue
         name, programme_id, modified, first, last, email, valid = parent
         programme = programmes.get(programme_id)
-        gold_p[(pid, aid)] = (title, description, status, True, name, first, last, email, valid, modified, programme_id,
-                              programme is not None, *(programme if programme else (None, None, None)), _month(modified))
+        gold_p[(pid, aid)] = (
+            title,
+            description,
+            status,
+            True,
+            name,
+            first,
+            last,
+            email,
+            valid,
+            modified,
+            programme_id,
+            programme is not None,
+            *(programme if programme else (None, None, None)),
+            _month(modified),
+        )
     return gold_a, gold_p

@@ -15,14 +15,23 @@ PYTHON = sys.executable
 
 # ---------------------------------------------------------------- jobs as subprocesses
 
+
 def job_command(job: str, lake: str, *extra: str, env_name: str = "local") -> list[str]:
     """`jobs/<job>.py` with the test-sized Spark settings (2 shuffle partitions, small Delta snapshots)."""
-    spark_sets = ["--set", "transform.shuffle_partitions=2",
-                  "--set", "spark.conf.spark.driver.memory=1g",
-                  "--set", "spark.conf.spark.default.parallelism=2",
-                  "--set", "spark.conf.spark.sql.adaptive.enabled=false",
-                  "--set", "spark.conf.spark.ui.enabled=false",
-                  "--set", "spark.conf.spark.databricks.delta.snapshotPartitions=2"]
+    spark_sets = [
+        "--set",
+        "transform.shuffle_partitions=2",
+        "--set",
+        "spark.conf.spark.driver.memory=1g",
+        "--set",
+        "spark.conf.spark.default.parallelism=2",
+        "--set",
+        "spark.conf.spark.sql.adaptive.enabled=false",
+        "--set",
+        "spark.conf.spark.ui.enabled=false",
+        "--set",
+        "spark.conf.spark.databricks.delta.snapshotPartitions=2",
+    ]
     if job == "extract":
         spark_sets = []
     return [PYTHON, str(ROOT / "jobs" / f"{job}.py"), "--env", env_name, "--lake-root", lake, *spark_sets, *extra]
@@ -34,14 +43,21 @@ def job_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def kill_when(proc: subprocess.Popen, condition: Callable[[], bool], timeout_s: float, poll_s: float = 0.002,
-              what: str = "", log: Optional[Path] = None) -> float:
+def kill_when(
+    proc: subprocess.Popen,
+    condition: Callable[[], bool],
+    timeout_s: float,
+    poll_s: float = 0.002,
+    what: str = "",
+    log: Optional[Path] = None,
+) -> float:
     """SIGKILL `proc`'s process group the moment `condition()` holds; the seconds it took. Fails if it ends first.
 
     Start `proc` with `start_new_session=True` (its own process group).
 
     `what` names the point in failure messages, followed by the end of `log` (the job's output).
     """
+
     def tail() -> str:
         return (":\n" + log.read_text()[-4000:]) if log is not None and log.exists() else ""
 
@@ -65,7 +81,6 @@ def kill_when(proc: subprocess.Popen, condition: Callable[[], bool], timeout_s: 
             kill()
             raise AssertionError(f"timed out after {timeout_s}s waiting to kill the job {what}{tail()}")
         time.sleep(poll_s)
-
 
 
 # ---------------------------------------------------------------- a deliberate pause, in test code only

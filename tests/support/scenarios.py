@@ -28,7 +28,6 @@ def with_sections(config: Config, **sections: dict) -> Config:
     return config
 
 
-
 @dataclass
 class FaultedRun:
     """One pipeline run (extract then transform) against the sample API with every fault at once."""
@@ -52,13 +51,21 @@ class FaultedRun:
 # Every fault mode of the sample API at once (the README's --fault-rate 0.1 --rate-limit --token-ttl
 # --drop-rate 0.02 --latency-ms --max-page-size), plus corrupt records. 60 requests/s: well below what the
 # client reaches here, so 429s happen on every run (at 150 some runs saw none).
-FAULT_MATRIX = dict(fault_rate=0.1, rate_limit=60.0, token_ttl=40, drop_rate=0.02, latency_ms=3, max_page_size=25,
-                    fault_seed=5)
+FAULT_MATRIX = dict(
+    fault_rate=0.1, rate_limit=60.0, token_ttl=40, drop_rate=0.02, latency_ms=3, max_page_size=25, fault_seed=5
+)
 _SHARED: dict[str, FaultedRun] = {}
 
 
-def faulted_pipeline_run(spark, s3_config: Config, *, scale: int = 300, seed: int = 41, corrupt_rate: float = 0.04,
-                         restart_after_tokens: int = 3) -> FaultedRun:
+def faulted_pipeline_run(
+    spark,
+    s3_config: Config,
+    *,
+    scale: int = 300,
+    seed: int = 41,
+    corrupt_rate: float = 0.04,
+    restart_after_tokens: int = 3,
+) -> FaultedRun:
     """The shared run of the reliability modules (computed once per test process): a lake on the local S3.
 
     The API is restarted once mid-extraction (after `restart_after_tokens` logins: the apprenticeships
@@ -70,18 +77,20 @@ def faulted_pipeline_run(spark, s3_config: Config, *, scale: int = 300, seed: in
     import secrets as _secrets
     import uuid
 
-    from .extract import extract_config
     from multiverse_etl.extract import run_extract
     from multiverse_etl.transform import run_transform
     from sample_api.dump import ground_truth
+
+    from .extract import extract_config
 
     started = time.monotonic()
     s3_secret = "s3-secret-" + _secrets.token_hex(8)  # moto takes any key: a value that must never show anywhere
     s3 = {**dataclasses.asdict(s3_config.s3), "access_key_id": "AKIARELIABILITY", "secret_access_key": s3_secret}
     root = f"{s3_config.lake.root}/reliability-{uuid.uuid4().hex[:8]}"
     api = RestartableApi(ServerSettings(scale=scale, seed=seed, corrupt_rate=corrupt_rate, **FAULT_MATRIX))
-    config = extract_config(root, api.url, env="local-s3", s3=s3,
-                            api={"page_size": 50, "concurrency": 8}, extract={"part_max_bytes": 2048})
+    config = extract_config(
+        root, api.url, env="local-s3", s3=s3, api={"page_size": 50, "concurrency": 8}, extract={"part_max_bytes": 2048}
+    )
     config = with_sections(config, transform={"shuffle_partitions": 2})
     try:
         with LogCapture() as logs:
@@ -95,14 +104,28 @@ def faulted_pipeline_run(spark, s3_config: Config, *, scale: int = 300, seed: in
         api.stop()
     reference = reference_lake(ground_truth(scale, seed, 0, corrupt_rate))
     comparison = compare_lake(spark, config, reference, extracted.run_id)
-    run = FaultedRun(config, scale, seed, corrupt_rate, api, extracted, transformed, logs.text, reference, comparison,
-                     s3_secret, time.monotonic() - started, extract_s, transform_s)
+    run = FaultedRun(
+        config,
+        scale,
+        seed,
+        corrupt_rate,
+        api,
+        extracted,
+        transformed,
+        logs.text,
+        reference,
+        comparison,
+        s3_secret,
+        time.monotonic() - started,
+        extract_s,
+        transform_s,
+    )
     _SHARED[key] = run
     return run
 
 
-
 # ---------------------------------------------------------------- the crash chain (transform crash points + concurrency)
+
 
 @dataclass
 class Step:
@@ -130,7 +153,6 @@ class CrashChain:
     bronze_rows: dict[str, int]
 
 
-
 _CHAINS: dict[str, CrashChain] = {}
 
 
@@ -148,11 +170,12 @@ def crash_chain(spark, base_dir: Path, *, scale: int = 200, seed: int = 71) -> C
     if key in _CHAINS:
         return _CHAINS[key]
     from conftest import make_config
-    from .extract import start_api
     from multiverse_etl.lock import LakeLocked, break_lock
     from multiverse_etl.storage import open_storage
     from multiverse_etl.transform import run_transform
     from sample_api.dump import ground_truth
+
+    from .extract import start_api
 
     lake_dir = base_dir / "lake"
     lake = str(lake_dir)
@@ -164,8 +187,12 @@ def crash_chain(spark, base_dir: Path, *, scale: int = 200, seed: int = 71) -> C
         logs = {name: base_dir / f"{name}.log" for name in ("first", "second", "rerun")}
         started = time.monotonic()
         with open(logs["first"], "w") as a, open(logs["second"], "w") as b:
-            first = subprocess.Popen(pipeline, stdout=a, stderr=subprocess.STDOUT, env=job_env(), start_new_session=True)
-            second = subprocess.Popen(pipeline, stdout=b, stderr=subprocess.STDOUT, env=job_env(), start_new_session=True)
+            first = subprocess.Popen(
+                pipeline, stdout=a, stderr=subprocess.STDOUT, env=job_env(), start_new_session=True
+            )
+            second = subprocess.Popen(
+                pipeline, stdout=b, stderr=subprocess.STDOUT, env=job_env(), start_new_session=True
+            )
         procs = {"first": first, "second": second}
         loser_name = None
         while loser_name is None and time.monotonic() - started < 120:
@@ -177,15 +204,26 @@ def crash_chain(spark, base_dir: Path, *, scale: int = 200, seed: int = 71) -> C
         assert loser_name is not None, "neither pipeline ended: the second was not refused"
         winner_name = "second" if loser_name == "first" else "first"
         loser, winner = procs[loser_name], procs[winner_name]
-        steps["refused pipeline"] = Step("refused pipeline", loser.returncode, logs[loser_name].read_text(),
-                                         time.monotonic() - started, lake=lake_snapshot(lake_dir))
+        steps["refused pipeline"] = Step(
+            "refused pipeline",
+            loser.returncode,
+            logs[loser_name].read_text(),
+            time.monotonic() - started,
+            lake=lake_snapshot(lake_dir),
+        )
         # every entity's bronze commit of the run is there (they are written side by side), no silver commit yet
         bronze_done = lambda: all(latest_version(lake_dir / f"bronze/{e}") >= 1 for e in ENTITIES)  # noqa: E731
-        killed_after = kill_when(winner, bronze_done, timeout_s=400, poll_s=0.01, what="between bronze and silver",
-                                 log=logs[winner_name])
+        killed_after = kill_when(
+            winner, bronze_done, timeout_s=400, poll_s=0.01, what="between bronze and silver", log=logs[winner_name]
+        )
         steps["pipeline killed between bronze and silver"] = Step(
-            "pipeline killed between bronze and silver", winner.returncode, logs[winner_name].read_text(),
-            time.monotonic() - started, killed_after, lake_snapshot(lake_dir))
+            "pipeline killed between bronze and silver",
+            winner.returncode,
+            logs[winner_name].read_text(),
+            time.monotonic() - started,
+            killed_after,
+            lake_snapshot(lake_dir),
+        )
 
         # The documented recovery: run the transform again (the landing run is committed, not loaded).
         # On the same host the dead holder's lock is taken over at once; elsewhere it is refused until
@@ -194,25 +232,45 @@ def crash_chain(spark, base_dir: Path, *, scale: int = 200, seed: int = 71) -> C
         in_merge = lambda: write_in_flight(lake_dir / "silver/projects")  # noqa: E731
         started = time.monotonic()
         with open(logs["rerun"], "w") as out:
-            rerun = subprocess.Popen(transform, stdout=out, stderr=subprocess.STDOUT, env=job_env(), start_new_session=True)
+            rerun = subprocess.Popen(
+                transform, stdout=out, stderr=subprocess.STDOUT, env=job_env(), start_new_session=True
+            )
         try:
-            killed_after = kill_when(rerun, in_merge, timeout_s=400, poll_s=0.005, what="during the MERGE", log=logs["rerun"])
+            killed_after = kill_when(
+                rerun, in_merge, timeout_s=400, poll_s=0.005, what="during the MERGE", log=logs["rerun"]
+            )
         except AssertionError:
             output = logs["rerun"].read_text()
             if rerun.returncode in (0, None) or "locked by" not in output:
                 raise
             steps["re-run refused by the dead holder's lock"] = Step(
-                "re-run refused by the dead holder's lock", rerun.returncode, output, time.monotonic() - started,
-                lake=lake_snapshot(lake_dir))
+                "re-run refused by the dead holder's lock",
+                rerun.returncode,
+                output,
+                time.monotonic() - started,
+                lake=lake_snapshot(lake_dir),
+            )
             started = time.monotonic()
             logs["rerun"] = base_dir / "rerun-break-lock.log"
             with open(logs["rerun"], "w") as out:
-                rerun = subprocess.Popen(transform + ["--break-lock"], stdout=out, stderr=subprocess.STDOUT, env=job_env(),
-                                         start_new_session=True)
-            killed_after = kill_when(rerun, in_merge, timeout_s=400, poll_s=0.005, what="during the MERGE", log=logs["rerun"])
+                rerun = subprocess.Popen(
+                    transform + ["--break-lock"],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=job_env(),
+                    start_new_session=True,
+                )
+            killed_after = kill_when(
+                rerun, in_merge, timeout_s=400, poll_s=0.005, what="during the MERGE", log=logs["rerun"]
+            )
         steps["re-run killed during the silver MERGE"] = Step(
-            "re-run killed during the silver MERGE", rerun.returncode, logs["rerun"].read_text(),
-            time.monotonic() - started, killed_after, lake_snapshot(lake_dir))
+            "re-run killed during the silver MERGE",
+            rerun.returncode,
+            logs["rerun"].read_text(),
+            time.monotonic() - started,
+            killed_after,
+            lake_snapshot(lake_dir),
+        )
     finally:
         for proc in (locals().get("first"), locals().get("second"), locals().get("rerun")):
             if proc is not None and proc.poll() is None:
@@ -230,8 +288,9 @@ def crash_chain(spark, base_dir: Path, *, scale: int = 200, seed: int = 71) -> C
             captured.lines.append(f"refused: {exc}")
             break_lock(storage)
             run_transform(spark, config)
-    steps["final re-run"] = Step("final re-run", 0, captured.text, time.monotonic() - started,
-                                 lake=lake_snapshot(lake_dir))
+    steps["final re-run"] = Step(
+        "final re-run", 0, captured.text, time.monotonic() - started, lake=lake_snapshot(lake_dir)
+    )
     from pyspark.sql import functions as F
 
     from multiverse_etl.transform.tables import read_table
@@ -241,7 +300,9 @@ def crash_chain(spark, base_dir: Path, *, scale: int = 200, seed: int = 71) -> C
     reference = reference_lake(ground_truth(scale, seed, 0))
     comparison = compare_lake(spark, config, reference, run_ids[0] if len(run_ids) == 1 else None)
     audit = [(r.run_id, r.status) for r in read_table(spark, lake_, "_audit/runs").collect()]
-    bronze_rows = {e: read_table(spark, lake_, f"bronze/{e}").where(F.col("run_id").isin(run_ids)).count() for e in ENTITIES}
+    bronze_rows = {
+        e: read_table(spark, lake_, f"bronze/{e}").where(F.col("run_id").isin(run_ids)).count() for e in ENTITIES
+    }
     chain = CrashChain(config, lake_dir, scale, seed, steps, reference, comparison, run_ids, audit, bronze_rows)
     _CHAINS[key] = chain
     return chain
