@@ -53,9 +53,12 @@ from .tables import (
     table_versions,
 )
 
-# Landings up to this many records are loaded without adaptive query execution (docs/transform.md).
+# Landings up to this many records are loaded without adaptive query execution, and with one shuffle partition
+# per this many records (docs/transform.md).
 SMALL_LANDING_RECORDS = 200_000
+RECORDS_PER_SHUFFLE_PARTITION = 100_000
 ADAPTIVE = "spark.sql.adaptive.enabled"
+SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
 # The tables whose versions say whether the lake moved since a run was loaded (skip.py).
 LAKE_STATE_TABLES = (*(silver_table(spec) for spec in LOAD_ORDER), QUARANTINE_TABLE)
 
@@ -102,11 +105,13 @@ def _run(
             len(loaded),
             lake.root,
         )
-        small = sum(sum(p.records.values()) for p in pending) <= SMALL_LANDING_RECORDS
-        adaptive = spark.conf.get(ADAPTIVE, None)
+        # What the run's joins handle: the landings, and silver's live rows they are classified against.
+        records = sum(sum(p.records.values()) for p in pending) + _live_rows(previous)
+        small = small_landing_settings(records, int(spark.conf.get(SHUFFLE_PARTITIONS, "200")))
+        before = {name: spark.conf.get(name, None) for name in small}
         try:
-            if small:  # each adaptive query stage is a Spark job of its own: a small load pays more than it saves
-                spark.conf.set(ADAPTIVE, "false")
+            for name, value in small.items():
+                spark.conf.set(name, value)
             for plan in pending:
                 report, run_changes = load_run(job, plan, previous)
                 if report.mismatches:
@@ -130,13 +135,31 @@ def _run(
                     result.gold_mode, result.gold, result.spark_jobs = gold.mode, gold.summary, jobs.jobs
                     write_audit(spark, lake, job_id, result.runs, LOADED, result.gold, result.spark_jobs)
             finally:
-                if small:
-                    spark.conf.set(ADAPTIVE, adaptive) if adaptive is not None else spark.conf.unset(ADAPTIVE)
+                for name, value in before.items():
+                    spark.conf.set(name, value) if value is not None else spark.conf.unset(name)
     result.duration_s = time.monotonic() - started
     for line in result.summary_lines():
         log.info("transform summary | %s", line)
     log.info("transform %s finished: %d run(s) loaded", job_id, len(result.runs), extra=result.summary_extra())
     return result
+
+
+def small_landing_settings(records: int, shuffle_partitions: int) -> dict[str, str]:
+    """Session settings for a load handling `records` rows: none for a large load; for a small one adaptive
+    execution off (each adaptive query stage is a Spark job of its own) and one shuffle partition per
+    `RECORDS_PER_SHUFFLE_PARTITION` records (never more than configured): on a small landing a shuffle's cost is
+    its tasks, not its rows (an incremental run at 2,000 apprenticeships ran 102 tasks in one planning job at 8)."""
+    if records > SMALL_LANDING_RECORDS:
+        return {}
+    partitions = max(1, min(shuffle_partitions, -(-records // RECORDS_PER_SHUFFLE_PARTITION)))
+    return {ADAPTIVE: "false", SHUFFLE_PARTITIONS: str(partitions)}
+
+
+def _live_rows(previous: Optional[LoadedRun]) -> int:
+    """Silver's live rows after the last loaded run, as its audit row counted them (0: no such row)."""
+    if previous is None:
+        return 0
+    return sum(int(counts.get("silver_live_rows") or 0) for counts in previous.entities.values())
 
 
 def _loaded_run(row: Optional[dict]) -> Optional[LoadedRun]:
