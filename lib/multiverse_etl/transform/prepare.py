@@ -46,6 +46,7 @@ from .context import Job
 from .dedupe import RANK_COLUMN, rank_versions
 from .delta_log import table_version
 from .drift import DriftField, observed_presence, presence_metrics, schema_drift
+from .frames import hold, release
 from .quarantine import is_valid, possible_reasons
 from .read import (
     LoadPlan,
@@ -96,9 +97,8 @@ class Prepared:
         return int(self.classes.get(CHANGED, 0))
 
     def unpersist(self) -> None:
-        for frame in (self.classified, self.ranked):
-            if frame is not None:
-                frame.unpersist()
+        release(self.classified)
+        release(self.ranked)
 
 
 def prepare_entity(job: Job, plan: LoadPlan, spec: EntitySpec, first_load: bool) -> Prepared:
@@ -111,7 +111,7 @@ def prepare_entity(job: Job, plan: LoadPlan, spec: EntitySpec, first_load: bool)
     fingerprinted = plan.manifest is not None and plan.manifest.record_fingerprints == FINGERPRINT_SCHEME
     classified, landing, classes = _classify(job, plan, spec, first_load, records=not fingerprinted)
     if fingerprinted and int(landing.get("pages_without_data") or 0):  # a page without fingerprints: read it all
-        classified.unpersist()
+        release(classified)
         classified, landing, classes = _classify(job, plan, spec, first_load, records=True)
     files = tuple(landing.pop("changed_files", ()))
     prepared = Prepared(spec, landing, classes, changed_files=files, classified=classified)
@@ -171,11 +171,11 @@ def _classify(
                 read_table(job.spark, job.lake, QUARANTINE_TABLE),
             )
             classified = landed.transform(classify_records(spec, known))
-        classified = classified.persist(StorageLevel.MEMORY_AND_DISK)
+        classified = hold(classified)  # not persisted: the run's own writes to silver and quarantine must not move it
         try:
             row = classified.agg(*class_counts()).first()
         except BaseException:
-            classified.unpersist()
+            release(classified)
             raise
     except Exception as exc:
         if not is_read_failure(exc):
