@@ -20,7 +20,7 @@ from pyspark.sql import types as T
 
 from ..entities import PARENT_COLUMN, EntitySpec, TypedColumn
 from .quarantine import contract_reasons
-from .schemas import LINEAGE_FIELDS, clean_schema, record_string_schema
+from .schemas import JSON_READ_LIMITS, LINEAGE_FIELDS, clean_schema, record_string_schema
 
 # Unicode White_Space (what "surrounding whitespace" means in the source: spaces, tabs, newlines, NBSP).
 WHITE_SPACE = (
@@ -222,7 +222,7 @@ def parse_records(spec: EntitySpec) -> Callable[[DataFrame], DataFrame]:
             *[F.col(name) for name, _, _ in LINEAGE_FIELDS],
             F.col("raw_record"),
             F.col("fingerprint"),
-            F.from_json("raw_record", record_string_schema(spec)).alias("_record"),
+            F.from_json("raw_record", record_string_schema(spec), JSON_READ_LIMITS).alias("_record"),
         )
         return parsed.select(
             *[F.col(name) for name, _, _ in LINEAGE_FIELDS],

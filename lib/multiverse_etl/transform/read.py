@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from ..entities import ENTITIES, EntitySpec
 from ..landing import LandingError, Manifest, run_ingest_date, run_prefix
 from ..storage import spark_path
-from .schemas import BRONZE_SCHEMA, LANDING_HEAD_SCHEMA, LANDING_PAGE_SCHEMA, LINEAGE_FIELDS
+from .schemas import BRONZE_SCHEMA, JSON_READ_LIMITS, LANDING_HEAD_SCHEMA, LANDING_PAGE_SCHEMA, LINEAGE_FIELDS
 
 # `extracted_at` as the extractor writes it: 2026-11-27T03:34:00.123456Z (an offset is accepted too).
 LANDING_TIMESTAMP_PATTERN = "yyyy-MM-dd'T'HH:mm:ss[.SSSSSS]XXX"
@@ -94,7 +94,7 @@ def read_landing_pages(
     """
     paths = [spark_path(lake_root, key, scheme) for key in keys]
     schema = LANDING_PAGE_SCHEMA if records else LANDING_HEAD_SCHEMA
-    pages = spark.read.schema(schema).option("mode", "FAILFAST").json(paths)
+    pages = spark.read.schema(schema).options(**JSON_READ_LIMITS).option("mode", "FAILFAST").json(paths)
     return pages.select("*", F.col("_metadata.file_path").alias("landing_path"))
 
 
