@@ -15,13 +15,15 @@ from conftest import make_config
 from multiverse_etl import jsonsafe
 from multiverse_etl.entities import entity as spec_of
 from multiverse_etl.extract import run_extract
+from multiverse_etl.storage import open_storage
 from multiverse_etl.transform import run_transform
 from multiverse_etl.transform.clean import validate_records
+from multiverse_etl.transform.read import LandingReadError, landing_read_error, read_landing_pages
 from multiverse_etl.transform.tables import Lake, read_table
 from sample_api import poison
 from sample_api.dump import ground_truth
 from support.extract import extract_config, start_api
-from support.landed import Raw, bronze_frame
+from support.landed import T0, Page, Raw, bronze_frame, programme, write_run
 
 SCALE, SEED = 12, 31
 POISON = {"apprenticeships": poison.APPRENTICESHIPS, "projects": poison.PROJECTS, "programmes": poison.PROGRAMMES}
@@ -145,3 +147,16 @@ def test_a_lone_surrogate_escape_in_a_text_field_is_a_reason_and_a_pair_or_an_es
     got = {r.record_index + 1: list(r.reasons) for r in validated.select("record_index", "reasons").collect()}
     lone = ["lone_surrogate:first_name"]
     assert got == {1: lone, 2: lone, 3: [], 4: [], 5: lone, 6: lone, 7: []}
+
+
+def test_a_number_beyond_the_raised_limit_still_fails_its_run_naming_the_file_and_the_cause(spark, tmp_path):
+    """What remains: a number of more than 100,000 digits (`JSON_READ_LIMITS`) fails the landing read, named."""
+    storage = open_storage(str(tmp_path))
+    huge = Raw('{"id":5,"name":"n","duration":' + "1" * 100_001 + ',"description":"d"}')
+    landed = write_run(storage, T0, programmes=[Page([programme(4), huge])], commit=False)
+    key = landed.keys["programmes"][0]
+    with pytest.raises(Exception) as refused:
+        read_landing_pages(spark, storage.root, (key,), "s3a").agg(F.sum(F.size("data"))).collect()
+    error = landing_read_error(landed.run_id, (key,), refused.value, key)
+    assert isinstance(error, LandingReadError) and key in str(error)
+    assert "(StreamConstraintsException)" in str(error)

@@ -3,7 +3,8 @@
 Only the part files a committed manifest lists are read (a file the manifest does not name, left
 by a crashed attempt, is never loaded). Pages are read with an explicit schema in FAILFAST mode:
 a truncated gzip or a line that is not JSON fails the whole run with the file named, and nothing
-of the run is loaded (the run stays pending; see docs/transform.md).
+of the run is loaded (the run stays pending; see docs/transform.md). Valid JSON that Spark's default limits
+refuse (deep nesting, long numbers or strings) is read (`schemas.JSON_READ_LIMITS`) and left to validation.
 """
 
 from __future__ import annotations
@@ -235,6 +236,7 @@ def find_unreadable_part(spark: SparkSession, lake_root: str, keys: tuple[str, .
 
 
 _READ_FAILURES = (
+    "StreamConstraintsException",  # valid JSON beyond `JSON_READ_LIMITS` (named first: the clearer cause)
     "Malformed records are detected",
     "MALFORMED_RECORD_IN_PARSING",
     "Unexpected end of input stream",
