@@ -28,7 +28,7 @@ from .clean import to_integer
 from .schemas import LINEAGE_FIELDS
 
 # Bump whenever cleaning or validation changes what a record becomes: every stored fingerprint then differs.
-RULES_VERSION = 1
+RULES_VERSION = 2  # 2: lone surrogates quarantined (`lone_surrogate:<field>`), not loaded as "?"
 
 CLASS = "_class"
 UNCHANGED, KNOWN_BAD, CHANGED, UNSEEN = "unchanged", "known_bad", "changed", "unseen"

@@ -20,7 +20,7 @@ from pyspark.sql import types as T
 
 from ..entities import PARENT_COLUMN, EntitySpec, TypedColumn
 from .quarantine import contract_reasons
-from .schemas import LINEAGE_FIELDS, clean_schema, record_string_schema
+from .schemas import JSON_READ_LIMITS, LINEAGE_FIELDS, clean_schema, record_string_schema
 
 # Unicode White_Space (what "surrounding whitespace" means in the source: spaces, tabs, newlines, NBSP).
 WHITE_SPACE = (
@@ -124,6 +124,32 @@ def json_token_kind(raw: Column, field: str, value: Optional[Column] = None) -> 
     )
 
 
+# A JSON string literal's body, the unrolled loop with possessive quantifiers: no backtracking, and Java's regex
+# engine iterates (never recurses) over a megabyte-long string.
+_STRING_BODY = r'[^"\\]*+(?:\\.[^"\\]*+)*+'
+_HIGH = r"[\\]u[dD][89abAB][0-9a-fA-F]{2}"
+_LOW = r"[\\]u[dD][c-fC-F][0-9a-fA-F]{2}"
+# A `\uD800`-`\uDBFF` escape not followed by a `\uDC00`-`\uDFFF` one, or one of those not preceded by the first
+# kind; the escape itself is not escaped (an even run of backslashes before it).
+LONE_SURROGATE_PATTERN = (
+    rf"(?<![\\])(?:[\\]{{2}})*+{_HIGH}(?!{_LOW})"
+    rf"|(?:(?<!{_HIGH})(?<![\\])|(?<![\\])(?:[\\]{{2}})++){_LOW}"
+)
+
+
+def has_lone_surrogate(raw: Column, field: str) -> Column:
+    """True when `field`'s JSON string in a record's text holds a lone surrogate escape (`"\\ud800"`).
+
+    Valid JSON, but no Unicode text: Spark's strings are UTF-8, and its reader silently turns such a character
+    into "?", so the value would load altered. Only text holding a `\\u` escape is searched (by a pattern, on
+    the field's first string literal, as `json_token_kind` reads its first token).
+    """
+    if not field.replace("_", "").isalnum():
+        raise ValueError(f"field name {field!r} cannot be used in a pattern")
+    literal = F.regexp_extract(raw, '(?s)"' + field + r'"\s*:\s*"(' + _STRING_BODY + ')"', 1)
+    return F.coalesce(raw.contains("\\u") & literal.rlike(LONE_SURROGATE_PATTERN), F.lit(False))
+
+
 def is_json_object(raw: Column) -> Column:
     return F.coalesce(raw.startswith("{") | raw.rlike(r"^\s*\{"), F.lit(False))
 
@@ -213,6 +239,10 @@ def _kind(field: str) -> str:
     return f"_kind_{field}"
 
 
+def _lone(field: str) -> str:
+    return f"_lone_{field}"
+
+
 def parse_records(spec: EntitySpec) -> Callable[[DataFrame], DataFrame]:
     """Bronze rows → the same rows plus each contract field as text (`_value_<f>`) and its JSON type (`_kind_<f>`)."""
     fields = spec.contract
@@ -222,7 +252,7 @@ def parse_records(spec: EntitySpec) -> Callable[[DataFrame], DataFrame]:
             *[F.col(name) for name, _, _ in LINEAGE_FIELDS],
             F.col("raw_record"),
             F.col("fingerprint"),
-            F.from_json("raw_record", record_string_schema(spec)).alias("_record"),
+            F.from_json("raw_record", record_string_schema(spec), JSON_READ_LIMITS).alias("_record"),
         )
         return parsed.select(
             *[F.col(name) for name, _, _ in LINEAGE_FIELDS],
@@ -233,6 +263,11 @@ def parse_records(spec: EntitySpec) -> Callable[[DataFrame], DataFrame]:
             *[
                 json_token_kind(F.col("raw_record"), f.name, F.col("_record")[f.name]).alias(_kind(f.name))
                 for f in fields
+            ],
+            *[
+                has_lone_surrogate(F.col("raw_record"), f.name).alias(_lone(f.name))
+                for f in fields
+                if f.json_type == "string"
             ],
         )
 
@@ -276,7 +311,9 @@ def _typed(spec: EntitySpec) -> Callable[[DataFrame], DataFrame]:
     def step(parsed: DataFrame) -> DataFrame:
         lineage = [F.col(name) for name, _, _ in LINEAGE_FIELDS]
         business = [typed_column(column).alias(column.name) for column in spec.columns]
-        helpers = [F.col(c) for c in parsed.columns if c.startswith(("_kind_", "_value_")) or c == "_is_object"]
+        helpers = [
+            F.col(c) for c in parsed.columns if c.startswith(("_kind_", "_value_", "_lone_")) or c == "_is_object"
+        ]
         typed = parsed.select(*lineage, *business, F.col("raw_record"), F.col("fingerprint"), *helpers)
         needs_nfc = [may_change_under_nfc(F.col(c)) for c in spec.text_columns]
         return typed.withColumn("needs_nfc", functools.reduce(lambda a, b: a | b, needs_nfc))

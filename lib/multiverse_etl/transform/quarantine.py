@@ -10,6 +10,8 @@ wrong. Reasons are `<code>:<field>` strings (`not_a_json_object` stands alone):
 | `null_value`       | a contract field is JSON null                                        |
 | `wrong_type`       | a field has another JSON type (a quoted number counts), or an integer |
 |                    | field holds a fraction or a number beyond its range                  |
+| `lone_surrogate`   | a text field holds a lone surrogate escape (`"\\ud800"`): valid JSON, no |
+|                    | Unicode text (Spark would load it as "?")                            |
 | `unparseable_date` | `modified_date` is not `YYYY-MM-DDTHH:MM:SS` or not a real instant     |
 | `unknown_status`   | `status` (trimmed, lower-cased) is not pending, submitted or graded  |
 | `negative_value`   | `duration` is below zero                                             |
@@ -33,6 +35,7 @@ REASON_CODES = (
     "missing_field",
     "null_value",
     "wrong_type",
+    "lone_surrogate",
     "unparseable_date",
     "unknown_status",
     "negative_value",
@@ -55,7 +58,7 @@ def _typed(spec: EntitySpec, field: str) -> Column:
 def contract_reasons(spec: EntitySpec) -> Column:
     """Array of every reason the row breaks the contract (empty = valid).
 
-    Reads the parse helpers `_is_object`, `_kind_<field>` and the typed columns of `clean.py`.
+    Reads the parse helpers `_is_object`, `_kind_<field>`, `_lone_<field>` and the typed columns of `clean.py`.
     """
     checks: list[Column] = []
     for field in spec.contract:
@@ -67,6 +70,8 @@ def contract_reasons(spec: EntitySpec) -> Column:
         else:
             wrong = kind.isin("number", "other")
         checks.append(_reason(wrong, "wrong_type", field.name))
+        if field.json_type == "string":
+            checks.append(_reason((kind == "string") & F.col(f"_lone_{field.name}"), "lone_surrogate", field.name))
         if field.role == "timestamp":
             checks.append(
                 _reason((kind == "string") & _typed(spec, field.name).isNull(), "unparseable_date", field.name)
@@ -95,6 +100,8 @@ def possible_reasons(spec: EntitySpec) -> tuple[str, ...]:
     reasons = []
     for field in spec.contract:
         reasons += [f"missing_field:{field.name}", f"null_value:{field.name}", f"wrong_type:{field.name}"]
+        if field.json_type == "string":
+            reasons.append(f"lone_surrogate:{field.name}")
         if field.role == "timestamp":
             reasons.append(f"unparseable_date:{field.name}")
         if field.role == "status":

@@ -3,7 +3,8 @@
 Only the part files a committed manifest lists are read (a file the manifest does not name, left
 by a crashed attempt, is never loaded). Pages are read with an explicit schema in FAILFAST mode:
 a truncated gzip or a line that is not JSON fails the whole run with the file named, and nothing
-of the run is loaded (the run stays pending; see docs/transform.md).
+of the run is loaded (the run stays pending; see docs/transform.md). Valid JSON that Spark's default limits
+refuse (deep nesting, long numbers or strings) is read (`schemas.JSON_READ_LIMITS`) and left to validation.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pyspark.sql import functions as F
 from ..entities import ENTITIES, EntitySpec
 from ..landing import LandingError, Manifest, run_ingest_date, run_prefix
 from ..storage import spark_path
-from .schemas import BRONZE_SCHEMA, LANDING_HEAD_SCHEMA, LANDING_PAGE_SCHEMA, LINEAGE_FIELDS
+from .schemas import BRONZE_SCHEMA, JSON_READ_LIMITS, LANDING_HEAD_SCHEMA, LANDING_PAGE_SCHEMA, LINEAGE_FIELDS
 
 # `extracted_at` as the extractor writes it: 2026-11-27T03:34:00.123456Z (an offset is accepted too).
 LANDING_TIMESTAMP_PATTERN = "yyyy-MM-dd'T'HH:mm:ss[.SSSSSS]XXX"
@@ -94,7 +95,7 @@ def read_landing_pages(
     """
     paths = [spark_path(lake_root, key, scheme) for key in keys]
     schema = LANDING_PAGE_SCHEMA if records else LANDING_HEAD_SCHEMA
-    pages = spark.read.schema(schema).option("mode", "FAILFAST").json(paths)
+    pages = spark.read.schema(schema).options(**JSON_READ_LIMITS).option("mode", "FAILFAST").json(paths)
     return pages.select("*", F.col("_metadata.file_path").alias("landing_path"))
 
 
@@ -235,6 +236,7 @@ def find_unreadable_part(spark: SparkSession, lake_root: str, keys: tuple[str, .
 
 
 _READ_FAILURES = (
+    "StreamConstraintsException",  # valid JSON beyond `JSON_READ_LIMITS` (named first: the clearer cause)
     "Malformed records are detected",
     "MALFORMED_RECORD_IN_PARSING",
     "Unexpected end of input stream",

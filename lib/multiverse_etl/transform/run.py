@@ -107,7 +107,7 @@ def _run(
         )
         # What the run's joins handle: the landings, and silver's live rows they are classified against.
         records = sum(sum(p.records.values()) for p in pending) + _live_rows(previous)
-        small = small_landing_settings(records, int(spark.conf.get(SHUFFLE_PARTITIONS, "200")))
+        small = small_landing_settings(records, int(spark.conf.get(SHUFFLE_PARTITIONS, "200") or "200"))
         before = {name: spark.conf.get(name, None) for name in small}
         try:
             for name, value in small.items():
@@ -135,8 +135,11 @@ def _run(
                     result.gold_mode, result.gold, result.spark_jobs = gold.mode, gold.summary, jobs.jobs
                     write_audit(spark, lake, job_id, result.runs, LOADED, result.gold, result.spark_jobs)
             finally:
-                for name, value in before.items():
-                    spark.conf.set(name, value) if value is not None else spark.conf.unset(name)
+                for name, previous_value in before.items():
+                    if previous_value is None:
+                        spark.conf.unset(name)
+                    else:
+                        spark.conf.set(name, previous_value)
     result.duration_s = time.monotonic() - started
     for line in result.summary_lines():
         log.info("transform summary | %s", line)

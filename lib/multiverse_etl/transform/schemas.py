@@ -21,6 +21,21 @@ _SPARK = {
 }
 
 
+# Spark's JSON reader (Jackson's StreamReadConstraints) refuses by default nesting deeper than 1,000 levels, numbers
+# of more than 1,000 digits and strings of more than 20,000,000 characters: one such record, valid JSON that a
+# hostile API may serve and the extractor lands as served, would fail the whole landing read. The landing and the
+# records are read with these limits instead. Nesting and strings cost the parser linear time and no stack (Jackson
+# skips and copies structures iteratively), so they are bounded only by a page's size (`api.max_response_bytes`);
+# a number's digits are bounded because Spark 3.5 re-reads an integer as a BigInteger (quadratic in its digits:
+# 100,000 digits cost ~1.7 s). Records within them are validated like any other (and quarantined by the contract);
+# a page holding a number of more digits still fails its run, with the file named (docs/transform.md).
+JSON_READ_LIMITS = {
+    "maxNestingDepth": str(2**31 - 1),
+    "maxStringLen": str(2**31 - 1),
+    "maxNumLen": str(100_000),
+}
+
+
 def record_string_schema(spec: EntitySpec) -> T.StructType:
     """Every contract field as a string: parsing never fails, so types are checked afterwards."""
     return T.StructType([T.StructField(f.name, T.StringType(), True) for f in spec.contract])
