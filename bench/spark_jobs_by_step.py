@@ -90,7 +90,13 @@ def main() -> int:
     parser.add_argument("--scale", type=int, default=2000)
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--shuffle-partitions", type=int, default=8)
+    parser.add_argument(
+        "--configured-partitions",
+        action="store_true",
+        help="small loads keep the configured shuffle partitions (the setting before 2026-12-06)",
+    )
     parser.add_argument("--conf", action="append", default=[], help="extra Spark setting key=value (repeatable)")
+    parser.add_argument("--stacks", default="", help="print the call stacks of the first jobs whose site has this")
     parser.add_argument("--detail", action="store_true", help="every job: its time, tasks and stages")
     args = parser.parse_args()
     setup_logging("WARNING")
@@ -114,6 +120,13 @@ def main() -> int:
     )
     spark = build_spark(config, "jobs-by-step")
     _label_steps(spark)
+    if args.configured_partitions:
+        from multiverse_etl.transform import run as run_module
+
+        settings = run_module.small_landing_settings
+        run_module.small_landing_settings = lambda records, partitions: {  # type: ignore[assignment]
+            k: v for k, v in settings(records, partitions).items() if k != run_module.SHUFFLE_PARTITIONS
+        }
     work = Path(tempfile.mkdtemp(prefix="jobs-by-step-"))
     try:
         warm = dataclasses.replace(config, lake=dataclasses.replace(config.lake, root=str(work / "warm")))
@@ -145,6 +158,22 @@ def main() -> int:
                         f"    job {job['jobId']:>4} {_seconds(job):>6.2f}s tasks {job.get('numTasks', 0):>4}"
                         f" (skipped {job.get('numSkippedTasks', 0):>3}) stages {job.get('stageIds')} {_site(job)[:110]}"
                     )
+            if args.stacks:
+                app = f"{spark.sparkContext.uiWebUrl}/api/v1/applications/{spark.sparkContext.applicationId}"
+                shown = 0
+                for job in sorted(jobs, key=lambda j: j["jobId"]):
+                    if args.stacks in _site(job) and shown < 4:
+                        shown += 1
+                        stage = max(job.get("stageIds") or [0])
+                        with urllib.request.urlopen(f"{app}/stages/{stage}", timeout=30) as answer:
+                            details = json.load(answer)[0].get("details", "")
+                        print(f"    --- job {job['jobId']} stage {stage}: {_site(job)[:90]}")
+                        kept = [
+                            line
+                            for line in details.splitlines()
+                            if not line.startswith(("java.", "scala.", "sun.", "jdk."))
+                        ]
+                        print("\n".join("      " + line for line in kept[20:75]))
             print("  by step: " + ", ".join(f"{g} {len(t)} jobs {sum(t):.1f}s" for g, t in sorted(groups.items())))
     finally:
         spark.stop()
