@@ -96,6 +96,7 @@ def main() -> int:
         help="small loads keep the configured shuffle partitions (the setting before 2026-12-06)",
     )
     parser.add_argument("--conf", action="append", default=[], help="extra Spark setting key=value (repeatable)")
+    parser.add_argument("--sql", default="", help="print the physical plan of the first SQL execution so described")
     parser.add_argument("--stacks", default="", help="print the call stacks of the first jobs whose site has this")
     parser.add_argument("--detail", action="store_true", help="every job: its time, tasks and stages")
     args = parser.parse_args()
@@ -174,6 +175,23 @@ def main() -> int:
                             if not line.startswith(("java.", "scala.", "sun.", "jdk."))
                         ]
                         print("\n".join("      " + line for line in kept[20:75]))
+            if args.sql:
+                app = f"{spark.sparkContext.uiWebUrl}/api/v1/applications/{spark.sparkContext.applicationId}"
+                with urllib.request.urlopen(
+                    f"{app}/sql?details=true&planDescription=true&length=100000", timeout=60
+                ) as answer:
+                    executions = json.load(answer)
+                mine = {j["jobId"] for j in jobs}
+                for execution in executions:
+                    ids = set(execution.get("successJobIds", [])) | set(execution.get("failedJobIds", []))
+                    if args.sql in execution.get("description", "") and ids & mine:
+                        print(f"    --- SQL {execution['id']} jobs {sorted(ids)}: {execution['description'][:80]}")
+                        print(
+                            "\n".join(
+                                "      " + line for line in execution.get("planDescription", "").splitlines()[:120]
+                            )
+                        )
+                        break
             print("  by step: " + ", ".join(f"{g} {len(t)} jobs {sum(t):.1f}s" for g, t in sorted(groups.items())))
     finally:
         spark.stop()

@@ -9,7 +9,7 @@
    version (`classify.revisits`), so the ranking sees every record of a key as before.
 
 An entity with nothing changed costs its classification and nothing else. Returns a frozen `Prepared`
-(persisted frames: the classification and the ranked rows; the run unpersists them).
+(held frames, `frames.hold`: the classification and the ranked rows; the run releases them).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ BROADCAST_VERSIONS = 2_000_000
 
 @dataclass(frozen=True)
 class Prepared:
-    """An entity of a run after classification, bronze and validation: its counts and its persisted frames."""
+    """An entity of a run after classification, bronze and validation: its counts and its held frames."""
 
     spec: EntitySpec
     landing: Mapping[str, Any]  # what the landing's pages showed (`read.page_checks`)
@@ -84,8 +84,8 @@ class Prepared:
     revisit_winners: int = 0  # keys whose ranking kept silver's version: unchanged
     reasons: Mapping[str, int] = field(default_factory=dict)
     changed_files: tuple[str, ...] = ()  # the landing files holding a changed record
-    classified: Optional[DataFrame] = None  # persisted; None: the entity landed nothing
-    ranked: Optional[DataFrame] = None  # persisted; None: nothing changed
+    classified: Optional[DataFrame] = None  # held (frames.hold); None: the entity landed nothing
+    ranked: Optional[DataFrame] = None  # held (frames.hold); None: nothing changed
     drift: Optional[tuple[DriftField, ...]] = None  # schema drift of the changed records; None when not scanned
 
     @property
@@ -152,7 +152,7 @@ def prepare_entity(job: Job, plan: LoadPlan, spec: EntitySpec, first_load: bool)
 def _classify(
     job: Job, plan: LoadPlan, spec: EntitySpec, first_load: bool, records: bool
 ) -> tuple[DataFrame, dict[str, Any], dict[str, int]]:
-    """The run's landing of one entity, classified (persisted), what its pages showed, and the class counts."""
+    """The run's landing of one entity, classified (held), what its pages showed, and the class counts."""
     keys = plan.parts[spec.name]
     seen = Observation(f"pages_{uuid.uuid4().hex[:8]}")
     try:
@@ -190,7 +190,7 @@ def _classify(
 
 
 def _prepare_changed(job: Job, plan: LoadPlan, prepared: Prepared, first_load: bool) -> Prepared:
-    """The changed records: read again whole, new versions to bronze, validated and ranked (persisted)."""
+    """The changed records: read again whole, new versions to bronze, validated and ranked (held)."""
     spec, classified = prepared.spec, prepared.classified
     assert classified is not None
     changed = classified.where(F.col(CLASS) == CHANGED)
@@ -213,7 +213,9 @@ def _prepare_changed(job: Job, plan: LoadPlan, prepared: Prepared, first_load: b
             if not first_load:
                 valid_keys = validated.where(is_valid(F.col("reasons"))).select(*spec.key).distinct()
                 validated = validated.unionByName(revisits(spec, classified, valid_keys))
-            ranked = validated.transform(rank_versions(spec)).persist(StorageLevel.MEMORY_AND_DISK)
+            # Held, not persisted: unpersisting `validated` and `records` below would re-cache a persisted ranking,
+            # and its next use (the silver plan) would read and validate the landing again.
+            ranked = hold(validated.transform(rank_versions(spec)))
             stats = _rank_counts(spec, ranked)
         finally:
             validated.unpersist()
