@@ -11,6 +11,7 @@ import collections
 import dataclasses
 import datetime as dt
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -19,7 +20,8 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "lib"), str(ROOT), str(ROOT / "bench")]
+# BENCH_LIB: another checkout's lib/ (a before/after comparison on the same machine, in turn)
+sys.path[:0] = [os.environ.get("BENCH_LIB") or str(ROOT / "lib"), str(ROOT), str(ROOT / "bench")]
 
 from multiverse_etl.config import load_config  # noqa: E402
 from multiverse_etl.logs import setup_logging  # noqa: E402

@@ -28,6 +28,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import re
 import shutil
 import sys
@@ -38,7 +39,7 @@ import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "lib"), str(ROOT)]
+sys.path[:0] = [os.environ.get("BENCH_LIB") or str(ROOT / "lib"), str(ROOT)]  # BENCH_LIB: another checkout
 
 
 from multiverse_etl.config import load_config  # noqa: E402
