@@ -426,3 +426,18 @@ def test_clean_programmes_checks_duration(spark):
 def test_cleaning_an_empty_page_gives_an_empty_frame_of_the_cleaned_shape(spark):
     actual = bronze_frame(spark, "projects", []).transform(cleaned(spec_of("projects")))
     assert_df_equality(actual, spark.createDataFrame([], CLEAN_SCHEMAS["projects"]))
+
+
+def test_a_value_spark_could_not_read_takes_its_json_type_from_the_text(spark):
+    """`from_json` gives null for a JSON null and for a value it cannot turn into text (on Spark 4: an object
+    nested deeper than 1,000 levels); only the first is a null."""
+    rows = [
+        ('{"id":1,"name":null}', "null"),
+        ('{"id":1,"name":{"a":{"b":1}}}', "other"),
+        ('{"id":1,"name":[[1]]}', "other"),
+        ('{"id":1}', "missing"),
+    ]
+    frame = spark.createDataFrame(rows, "raw string, expected string")
+    unreadable = F.lit(None).cast("string")  # what from_json gave for the field
+    got = frame.select("raw", json_token_kind(F.col("raw"), "name", unreadable).alias("expected"))
+    assert_df_equality(got, frame, ignore_nullable=True, ignore_row_order=True)

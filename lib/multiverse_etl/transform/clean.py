@@ -99,9 +99,9 @@ def json_token_kind(raw: Column, field: str, value: Optional[Column] = None) -> 
     same name in a nested object can: that record breaks the contract anyway).
 
     `value`, the field as `from_json` read it into a string, settles compact JSON (what the API
-    serves) without a regex: once `"field":` is found and is not followed by `"`, the value is
-    null for JSON null, starts with a digit or `-` for a number, and with anything else for
-    true, false, an object or an array.
+    serves) without a regex: once `"field":` is found and is not followed by `"`, a non-null value
+    starts with a digit or `-` for a number, and with anything else for true, false, an object or
+    an array; a null one is settled by the pattern (JSON null, or a value Spark could not read).
     """
     if not field.replace("_", "").isalnum():
         raise ValueError(f"field name {field!r} cannot be used in a pattern")
@@ -109,11 +109,11 @@ def json_token_kind(raw: Column, field: str, value: Optional[Column] = None) -> 
     # Compact JSON is settled by plain substring searches; the pattern covers the rest.
     kind = F.when(raw.contains(f'"{field}":"'), F.lit(KIND_STRING))
     if value is not None:
+        # A null `value` is left to the pattern: JSON null, or a value Spark could not turn into text (Spark 4's
+        # JSON writer refuses more than 1,000 levels of nesting, so a deeply nested object reads as null there).
         kind = kind.when(
-            raw.contains(f'"{field}":'),
-            F.when(value.isNull(), F.lit(KIND_NULL))
-            .when(F.substring(value, 1, 1).isin("-", *"0123456789"), F.lit(KIND_NUMBER))
-            .otherwise(F.lit(KIND_OTHER)),
+            raw.contains(f'"{field}":') & value.isNotNull(),
+            F.when(F.substring(value, 1, 1).isin("-", *"0123456789"), F.lit(KIND_NUMBER)).otherwise(F.lit(KIND_OTHER)),
         )
     return (
         kind.when(first == "", F.lit(KIND_MISSING))
