@@ -5,10 +5,8 @@ every normal record exactly the ground truth. An id outside the 64-bit range is 
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
-import sys
 from collections import Counter
 from decimal import Decimal
 
@@ -19,19 +17,10 @@ from sample_api import poison
 from sample_api.__main__ import _parser, _settings
 from sample_api.dump import ground_truth
 from support.extract import as_multiset, extract_config, start_api, storage_for
+from support.recursion import recursion_limit
 
 SCALE, SEED = 60, 31
 POISON = {"apprenticeships": poison.APPRENTICESHIPS, "projects": poison.PROJECTS, "programmes": poison.PROGRAMMES}
-
-
-@contextlib.contextmanager
-def recursion_limit(limit: int):
-    old = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(old, limit))
-    try:
-        yield
-    finally:
-        sys.setrecursionlimit(old)
 
 
 def poison_ids(entity: str) -> set:

@@ -9,10 +9,8 @@ read as text, under a raised recursion limit.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
-import sys
 import threading
 from decimal import Decimal
 
@@ -26,6 +24,7 @@ from multiverse_etl.extract.paginate import Page
 from multiverse_etl.extract.parents import ParentSet, parent_id
 from multiverse_etl.extract.resume import _read_part
 from multiverse_etl.landing import LandingDigest, record_fingerprint
+from support.recursion import recursion_limit
 
 RUN_ID = "20261127T033400Z-1a2b3c"
 PAGINATION = '{"next_token":null,"previous_token":null,"page_size":20}'
@@ -47,16 +46,6 @@ HOSTILE = {
     "string of 1 MB": '{"id":2,"name":"' + "x" * 1_000_000 + '"}',
     "lone surrogates": '{"id":2,"name":"a\\ud800b","\\udfffkey":"\\udc00"}',
 }
-
-
-@contextlib.contextmanager
-def recursion_limit(limit: int):
-    old = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(old, limit))
-    try:
-        yield
-    finally:
-        sys.setrecursionlimit(old)
 
 
 def in_big_stack(function):
