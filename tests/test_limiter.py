@@ -97,6 +97,29 @@ def test_a_cap_bounds_it_and_fixed_mode_never_moves():
     assert fixed.current == 16 and fixed.decreases == 0
 
 
+def test_a_slot_asked_first_goes_ahead_of_every_waiter_and_the_rest_keep_their_order():
+    async def main():
+        limiter = ConcurrencyLimiter(1, adaptive=False, clock=Clock())
+        await limiter.acquire()  # the one slot is taken: everyone below waits
+        served: list[str] = []
+
+        async def wait(name: str, first: bool = False) -> None:
+            await limiter.acquire(first)
+            served.append(name)
+
+        tasks = [asyncio.ensure_future(wait(name)) for name in ("a", "b", "c")]
+        await asyncio.sleep(0)
+        tasks.append(asyncio.ensure_future(wait("retry", first=True)))
+        await asyncio.sleep(0)
+        for _ in range(4):
+            limiter.release(OK, 0.01)
+            await asyncio.sleep(0)
+        await asyncio.gather(*tasks)
+        return served
+
+    assert asyncio.run(main()) == ["retry", "a", "b", "c"]
+
+
 def test_the_rate_meter_and_pacer_learn_what_the_api_accepted():
     clock = Clock()
     meter = RateMeter(span_s=2.0, clock=clock)

@@ -47,6 +47,47 @@ def test_short_lived_tokens_land_exactly_the_ground_truth(tmp_path, ttl, faults)
     assert manifest["logins"] == client["logins"] == client["relogins"] + 1
 
 
+class FiveUseTokens(Script):
+    """Every token serves five data requests; a refusal is answered at once, data a little later."""
+
+    async def login(self, request):
+        await asyncio.sleep(0.005)
+        answer = await super().login(request)
+        self.valid_tokens[self.tokens_issued[-1]] = 5
+        return answer
+
+
+async def slow_ok(script, request):
+    await asyncio.sleep(0.001)
+    return await ok(script, request)
+
+
+def test_with_more_requests_in_flight_than_a_token_lives_no_request_starves_and_no_token_is_wasted():
+    """Requests queued behind a dying token are not sent to be refused; the one refused goes first with the
+    next token (a FIFO queue once handed one request the dead end of 20 tokens in a row: AuthError), and 401s
+    answered before the same token's 2xx do not read as tokens that earn nothing."""
+    tasks, pages = 64, 10
+
+    async def main():
+        script = FiveUseTokens(slow_ok)
+        async with serve(script) as url, ApiClient(api_config(url, concurrency=8, adaptive=False), creds()) as client:
+
+            async def pages_of(task: int) -> None:
+                for page in range(pages):
+                    response = await client.get_page(f"/x/{task}", {"page": page}, entity="x")
+                    assert response.doc["data"] == [{"id": 1}]
+
+            await asyncio.gather(*(pages_of(task) for task in range(tasks)))
+        return script, client
+
+    script, client = asyncio.run(main())
+    served = tasks * pages
+    assert script.logins == served // 5  # every token served its five requests, none was thrown away
+    refused = script.requests - served
+    assert refused == client.counts.to_manifest()["status_401"]
+    assert refused <= 8 * script.logins, (refused, script.logins)  # at most those in flight per token, not the queue
+
+
 class LoginScript(Script):
     """The scripted API whose login answers 500 the first `failures` times, then as usual."""
 

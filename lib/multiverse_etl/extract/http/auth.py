@@ -37,6 +37,7 @@ class Auth:
         self.relogins = 0
         self.lives: list[int] = []  # 2xx answers each expired token earned
         self.barren = 0  # fresh tokens in a row that earned no 2xx
+        self._good_version = 0  # the latest token that earned a 2xx (answers may come back after a 401)
         self._on_token = on_token  # told every new token (the run registers it for log redaction)
         self._earned = 0  # 2xx answers the current token earned
         self._died = False  # the current token got its first 401
@@ -62,6 +63,11 @@ class Auth:
         self._died = False
         self.logins += 1
 
+    @property
+    def dead(self) -> bool:
+        """The current token has been refused once (a new one is on its way or due)."""
+        return self._died
+
     def refused(self, error: AuthError) -> AuthError:
         """The API refused the credentials: remember it, so no task asks again."""
         self._refused = error
@@ -71,6 +77,7 @@ class Auth:
         """A 2xx answer to a request sent with token `version`."""
         if version == self.version:
             self._earned += 1
+        self._good_version = max(self._good_version, version)
 
     def expired(self, version: int) -> Optional[int]:
         """A 401 to token `version`. On the current token's first: the in-flight cap its life suggests
@@ -118,8 +125,10 @@ class Auth:
         }
 
     def _count_barren(self) -> int:
-        """How many tokens in a row have now earned nothing (AuthError when so many that the API refuses us)."""
-        self.barren = self.barren + 1 if self._earned == 0 else 0
+        """How many tokens in a row have now earned nothing (AuthError when so many that the API refuses us).
+        Counted from the latest token that earned a 2xx, not from what the dying token earned so far: with
+        more requests in flight than a token lives, its 401s come back before its slower 2xx answers."""
+        self.barren = self.version - self._good_version
         if self.barren >= MAX_BARREN_TOKENS:
             raise self.refused(
                 AuthError(

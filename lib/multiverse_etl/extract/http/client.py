@@ -120,11 +120,26 @@ class ApiClient:
         return {**self.throttle.to_manifest(), **self.auth.to_manifest(), **self.counts.to_manifest()}
 
     async def send(
-        self, method: str, url: Union[str, URL], *, path: str, entity: str, form: Optional[dict[str, str]] = None
+        self,
+        method: str,
+        url: Union[str, URL],
+        *,
+        path: str,
+        entity: str,
+        form: Optional[dict[str, str]] = None,
+        first: bool = False,
     ) -> Answer:
-        """One attempt: wait for a turn, send, read. Counted, and told to the throttle."""
+        """One attempt: wait for a turn (`first`: ahead of the queue), send, read. Counted, and told to the
+        throttle. A data request whose token died while it queued is not sent to be refused: it waits for
+        the new token and takes the next turn."""
         session = self._require_session()
-        ticket = await self.throttle.acquire()
+        while True:
+            ticket = await self.throttle.acquire(first)
+            if form is not None or not self.auth.dead:
+                break
+            self.throttle.give_back(ticket)
+            await self._renew(self.auth.version)
+            first = True
         version = self.auth.version
         self.counts.sent(entity)
         status, body, content_type, retry_after, problem, signal = 0, b"", "", None, "", NEUTRAL
@@ -143,7 +158,7 @@ class ApiClient:
                 problem, signal = describe(exc), DROP
                 self.counts.unanswered(timeout=isinstance(exc, asyncio.TimeoutError))
             else:
-                signal = self._observe(status, version)
+                signal = self._observe(status, version if form is None else None)
         finally:
             paused = status == 429 or (status == 503 and retry_after is not None)
             self.throttle.release(ticket, signal, accepted=bool(status) and not paused)
@@ -158,7 +173,7 @@ class ApiClient:
         attempt = 0
         while True:
             attempt += 1
-            answer = await self.send("POST", url, path="/login", entity="login", form=form)
+            answer = await self.send("POST", url, path="/login", entity="login", form=form, first=True)
             action = decide(answer.status, answer.retry_after)
             if action is Action.DONE:
                 self.auth.accept(answer.body)
@@ -184,9 +199,11 @@ class ApiClient:
         url = URL(f"{self.base_url}{path}?{query}" if query else self.base_url + path, encoded=True)
         tokened = "pagination_token" in params
         attempt = relogins = streak_500 = 0
+        first = False  # after a 401: ahead of the queue, so the fresh token is not spent before our turn
         while True:
             attempt += 1
-            answer = await self.send("GET", url, path=path, entity=entity)
+            answer = await self.send("GET", url, path=path, entity=entity, first=first)
+            first = False
             action = decide(answer.status, answer.retry_after)
             if action is Action.DONE:
                 doc = parse_page(answer.body)
@@ -218,6 +235,7 @@ class ApiClient:
                     self.throttle.set_cap(cap)
                 await self._renew(answer.version)
                 attempt -= 1  # an expired token is not a failed attempt
+                first = True
                 continue
             if answer.status == 500 and tokened:
                 streak_500 += 1
@@ -238,10 +256,11 @@ class ApiClient:
 
     # ------------------------------------------------------------------ internals
 
-    def _observe(self, status: int, version: int) -> str:
-        """Count an answer; what it says about the API's load (for the limiter)."""
+    def _observe(self, status: int, version: Optional[int]) -> str:
+        """Count an answer; what it says about the API's load (for the limiter). `version`: the token a data
+        request carried (None for the login, whose 200 says nothing about what a token earns)."""
         self.counts.answered(status)
-        if status < 300:
+        if status < 300 and version is not None:
             self.auth.served(version)
             return OK
         return OVERLOAD if status in OVERLOAD_STATUS else NEUTRAL

@@ -60,6 +60,7 @@ class ConcurrencyLimiter:
         self.on_change: Optional[Callable[[int], None]] = None  # told every new whole limit (the trajectory)
         self.decreases = 0
         self._waiters: deque[asyncio.Future] = deque()
+        self._first_waiters: deque[asyncio.Future] = deque()  # served before _waiters, in their own order
         self._window: list[float] = []
         self._window_saturated = False
         self._released = 0
@@ -69,6 +70,11 @@ class ConcurrencyLimiter:
         self._epoch_start = clock()
         self._epoch_min = math.inf
         self._previous_min = math.inf
+
+    @property
+    def waiting(self) -> int:
+        """Tasks queued for a slot."""
+        return len(self._first_waiters) + len(self._waiters)
 
     @property
     def current(self) -> int:
@@ -82,13 +88,16 @@ class ConcurrencyLimiter:
         best = min(self._epoch_min, self._previous_min)
         return None if best == math.inf else best
 
-    async def acquire(self) -> None:
-        if self.in_flight < self.current and not self._waiters:
+    async def acquire(self, first: bool = False) -> None:
+        """A slot; `first`: ahead of the ordinary waiters, behind earlier `first` ones (a request refused
+        for a dead token, so that the queue's order cannot hand one request the dead end of every token)."""
+        if self.in_flight < self.current and not self.waiting:
             self.in_flight += 1
             return
         self._window_saturated = True
         future = asyncio.get_running_loop().create_future()
-        self._waiters.append(future)
+        queue = self._first_waiters if first else self._waiters
+        queue.append(future)
         try:
             await future
         except BaseException:
@@ -97,7 +106,7 @@ class ConcurrencyLimiter:
                 self._wake()
             else:
                 try:
-                    self._waiters.remove(future)
+                    queue.remove(future)
                 except ValueError:
                     pass
             raise
@@ -106,7 +115,7 @@ class ConcurrencyLimiter:
         """A request ended: give its slot back and learn from how it went."""
         self.in_flight -= 1
         self._released += 1
-        if self._waiters:  # tasks queue for a slot: the limit is what holds them back
+        if self.waiting:  # tasks queue for a slot: the limit is what holds them back
             self._window_saturated = True
         if self.adaptive:
             if outcome == OK and rtt_s is not None:
@@ -119,6 +128,11 @@ class ConcurrencyLimiter:
                 self._decrease(OVERLOAD_BACKOFF if outcome == OVERLOAD else DROP_BACKOFF)
         self._wake()
 
+    def give_back(self) -> None:
+        """A slot taken but not used (nothing was sent): nothing to learn."""
+        self.in_flight -= 1
+        self._wake()
+
     def set_cap(self, cap: Optional[int]) -> None:
         """Bound the limit from outside (None: no bound); takes effect for the next acquire."""
         self.cap = max(1, cap) if cap else None
@@ -128,8 +142,8 @@ class ConcurrencyLimiter:
     # ------------------------------------------------------------------ internals
 
     def _wake(self) -> None:
-        while self._waiters and self.in_flight < self.current:
-            future = self._waiters.popleft()
+        while self.waiting and self.in_flight < self.current:
+            future = (self._first_waiters or self._waiters).popleft()
             if not future.done():
                 self.in_flight += 1
                 future.set_result(None)

@@ -82,9 +82,9 @@ class Throttle:
         """Requests per second starts are paced to (None: not paced)."""
         return self.pacer.rate
 
-    async def acquire(self) -> Ticket:
-        """A slot, after any pause, at the pace: then send at once."""
-        await self.limiter.acquire()
+    async def acquire(self, first: bool = False) -> Ticket:
+        """A slot (`first`: ahead of the queue), after any pause, at the pace: then send at once."""
+        await self.limiter.acquire(first)
         try:
             await self.wait_turn()
         except BaseException:
@@ -107,6 +107,10 @@ class Throttle:
             await asyncio.sleep(wait)
             if not self.until:  # no pause began while we waited for our slot in the pace
                 return
+
+    def give_back(self, ticket: Ticket) -> None:
+        """The slot of `ticket`, unused: nothing was sent."""
+        self.limiter.give_back()
 
     def release(self, ticket: Ticket, signal: str, accepted: bool) -> None:
         """The request ended with `signal` (limiter.OK/NEUTRAL/OVERLOAD/DROP); `accepted`: not refused for rate."""
