@@ -12,9 +12,13 @@ each exercising several cases on keys of their own:
 * run 5 lands exactly what run 4 landed: nothing is read, nothing written but its audit row;
 * run 6, after a new rules version: every record is validated again and silver's fingerprints are refreshed, no
   content changes; run 7, the same again under the new rules: not read.
+
+Gold's counts in a run that changes nothing come from the last audit row, not from reading gold, unless gold moved
+since that row (a job that crashed after writing gold and before its audit row).
 """
 
 import datetime as dt
+import logging
 
 import pytest
 from chispa import assert_df_equality
@@ -77,19 +81,25 @@ def history(spark, tmp_path_factory):
 
     root = str(tmp_path_factory.mktemp("classify-lake"))
     storage, config, lake = open_storage(root), make_config(root), Lake(root)
-    out = {}
+    out: dict = {"lake": (storage, config, lake)}
     rules = classify.RULES_VERSION
+    messages = _Messages()
+    logging.getLogger("multiverse_etl.transform").addHandler(messages)
     try:
         for run in range(1, 8):
             if run == 6:
                 classify.RULES_VERSION = rules + 1
             _land(storage, run)
+            messages.lines.clear()
             result = run_transform(spark, config)
             [report] = result.runs
             out[run] = {
                 "report": report,
                 "entities": {c.entity: c for c in report.entities},
                 "gold": result.gold_mode,
+                "gold_counts": result.gold,
+                "gold_actual": _gold_counts(spark, lake),
+                "gold_not_read": any("gold unchanged since its counts were recorded" in m for m in messages.lines),
                 "silver_a": {
                     r.apprenticeship_id: r for r in read_table(spark, lake, "silver/apprenticeships").collect()
                 },
@@ -114,7 +124,38 @@ def history(spark, tmp_path_factory):
             }
     finally:
         classify.RULES_VERSION = rules
+        logging.getLogger("multiverse_etl.transform").removeHandler(messages)
     return out
+
+
+class _Messages(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def _gold_counts(spark, lake) -> tuple[int, int, int, int]:
+    """Rows and rows with an unknown parent of both gold tables, read from the tables themselves."""
+    a = read_table(spark, lake, "gold/apprenticeships")
+    p = read_table(spark, lake, "gold/apprenticeship_projects")
+    return (
+        a.count(),
+        p.count(),
+        a.where(~F.col("programme_known")).count(),
+        p.where(~F.col("apprenticeship_known")).count(),
+    )
+
+
+def _as_tuple(summary) -> tuple:
+    return (
+        summary.gold_apprenticeships,
+        summary.gold_apprenticeship_projects,
+        summary.orphan_apprenticeships,
+        summary.orphan_projects,
+    )
 
 
 def test_a_deleted_apprenticeship_that_returns_is_restored_and_not_written_to_bronze_again(history):
@@ -158,6 +199,43 @@ def test_a_landing_identical_to_the_last_loaded_one_is_not_read_and_writes_nothi
     assert history[5]["gold"] == "unchanged"
     p5 = history[5]["entities"]["projects"]
     assert (p5.landed_records, p5.unchanged_records, p5.known_bad_records, p5.changed_records) == (3, 2, 1, 0)
+
+
+def test_a_run_that_changes_nothing_takes_golds_counts_from_the_last_audit_row_without_reading_gold(history):
+    not_read = [run for run in range(1, 8) if history[run]["gold_not_read"]]
+    assert not_read == [run for run in range(1, 8) if history[run]["gold"] == "unchanged"]
+    assert {5, 7} <= set(not_read)  # the identical landings (run 4 only turns a bad record bad again: gold unchanged)
+    for run in range(1, 8):
+        assert _as_tuple(history[run]["gold_counts"]) == history[run]["gold_actual"], run
+
+
+def test_golds_counts_are_read_again_when_gold_moved_after_the_last_audit_row(history, spark, monkeypatch):
+    """A job that wrote gold and crashed before its audit row: the next job must not take the older row's counts."""
+    import multiverse_etl.transform.run as run_module
+
+    storage, config, lake = history["lake"]
+    write_run(
+        storage,
+        T0 + 8 * DAY,
+        programmes=[Page([programme(7)])],
+        apprenticeships=[Page([apprenticeship(1), apprenticeship(2), apprenticeship(4), apprenticeship(9)])],
+        projects=_projects_of(4),
+        fingerprints=True,
+    )
+    real_write_audit = run_module.write_audit
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("the job died before its audit row")
+
+    monkeypatch.setattr(run_module, "write_audit", crash)
+    with pytest.raises(RuntimeError, match="died before its audit row"):
+        run_transform(spark, config)
+    monkeypatch.setattr(run_module, "write_audit", real_write_audit)
+    again = run_transform(spark, config)
+    assert again.gold_mode == "unchanged"  # gold was written by the job that crashed
+    actual = _gold_counts(spark, lake)
+    assert actual[0] == history[7]["gold_actual"][0] + 1  # apprenticeship 9: the older row's counts are stale
+    assert _as_tuple(again.gold) == actual
 
 
 def test_a_new_rules_version_validates_everything_again_and_refreshes_fingerprints_only(history):

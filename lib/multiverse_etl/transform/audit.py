@@ -37,7 +37,7 @@ class RunReport:
     mismatches: list[str] = field(default_factory=list)
     schema_drift: Optional[list] = None  # drift.DriftField per entity and field; None = not scanned (ignore)
     landing_digests: dict[str, str] = field(default_factory=dict)  # skip.landing_key per entity
-    lake_versions: dict[str, int] = field(default_factory=dict)  # silver/quarantine versions after the load
+    lake_versions: dict[str, int] = field(default_factory=dict)  # silver/quarantine after the load; gold after gold
     skipped: list[str] = field(default_factory=list)  # entities not read: landed as the last loaded run (skip.py)
 
     @property

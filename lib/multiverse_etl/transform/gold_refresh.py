@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Observation
@@ -53,8 +53,35 @@ class GoldOutcome:
     seconds: float = 0.0
 
 
-def refresh_gold(job: Job, force: bool, changes: SilverChanges, rebuild: bool = False) -> GoldOutcome:
-    """Gold after this job's loads (`force`: runs were loaded, so its counts are wanted for the audit)."""
+@dataclass(frozen=True)
+class CountedGold:
+    """Gold's counts as the latest loaded audit row recorded them, and gold's table versions they were counted at."""
+
+    versions: Mapping[str, int]
+    summary: GoldSummary
+
+    @classmethod
+    def of(cls, row: Optional[Mapping[str, Any]]) -> Optional[CountedGold]:
+        """From an audit row (None: no row, or a row that did not record gold's versions with its counts)."""
+        recorded = (row or {}).get("lake_versions") or {}
+        versions = {table: recorded.get(table) for table in GOLD_TABLES}
+        if row is None or row.get("gold_apprenticeships") is None or None in versions.values():
+            return None
+        summary = GoldSummary(
+            row["gold_apprenticeships"],
+            row["gold_apprenticeship_projects"],
+            row["orphan_apprenticeships"],
+            row["orphan_projects"],
+        )
+        return cls({table: int(v) for table, v in versions.items() if v is not None}, summary)
+
+
+def refresh_gold(
+    job: Job, force: bool, changes: SilverChanges, rebuild: bool = False, counted: Optional[CountedGold] = None
+) -> GoldOutcome:
+    """Gold after this job's loads (`force`: runs were loaded, so its counts are wanted for the audit).
+
+    `counted`: the last audit row's gold counts; reused when gold has not moved since (no scan of gold)."""
     spark, lake, start = job.spark, job.lake, time.monotonic()
     # Gold depends on silver's versions and on the pseudonymisation key (a new key must re-hash gold).
     fingerprint = key_fingerprint(job.pseudonymisation_key) if job.pseudonymisation_key else "off"
@@ -67,7 +94,7 @@ def refresh_gold(job: Job, force: bool, changes: SilverChanges, rebuild: bool = 
     mergeable = not rebuild and changes.complete and all(b == started_from for b in built_from)
     ids = None
     if mergeable and changes.empty and started_from == versions:
-        summary, mode = _gold_counts(job), UNCHANGED  # nothing gold reads changed
+        summary, mode = _unchanged_counts(job, counted), UNCHANGED  # nothing gold reads changed
     elif mergeable:
         ids = touched_apprenticeships(spark, changes, read_table(spark, lake, silver_table(APPRENTICESHIPS))).cache()
     if ids is not None and _worth_merging(job, ids):
@@ -185,6 +212,15 @@ def _merge(job: Job, ids: DataFrame, versions: dict) -> GoldSummary:
     finally:
         for frame in kept:
             frame.unpersist()
+    return _gold_counts(job)
+
+
+def _unchanged_counts(job: Job, counted: Optional[CountedGold]) -> GoldSummary:
+    """Gold's counts when nothing gold reads changed: as the audit row recorded them if gold has not moved since
+    (the writer lock: nothing else writes gold; a crash before that row, or `maintain`, moves gold's versions)."""
+    if counted is not None and dict(counted.versions) == table_versions(job.storage, GOLD_TABLES):
+        log.info("gold unchanged since its counts were recorded (versions %s): not read", dict(counted.versions))
+        return counted.summary
     return _gold_counts(job)
 
 

@@ -34,7 +34,7 @@ from .deletions import listed_parents
 from .delta_log import table_version
 from .drift import apply_policy
 from .gold_incremental import SilverChanges
-from .gold_refresh import refresh_gold
+from .gold_refresh import CountedGold, refresh_gold
 from .merge import MergeOutcome, merge_silver
 from .prepare import Prepared, prepare_entity
 from .pseudonymise import pseudonymisation_key
@@ -43,6 +43,7 @@ from .read import LoadPlan, landing_problems, plan_run, read_error_of
 from .reconcile import ReconciliationError, entity_counts, reconcile_run
 from .skip import LoadedRun, carried_classes, lake_versions, landing_key, skippable
 from .tables import (
+    GOLD_TABLES,
     QUARANTINE_TABLE,
     Lake,
     bronze_table,
@@ -131,8 +132,13 @@ def _run(
         finally:
             try:  # runs loaded before a failure keep their load: gold follows silver and they are marked loaded
                 if result.runs or not pending:
-                    gold = refresh_gold(job, force=bool(result.runs), changes=changes, rebuild=rebuild)
+                    gold = refresh_gold(
+                        job, bool(result.runs), changes, rebuild=rebuild, counted=CountedGold.of(latest)
+                    )
                     result.gold_mode, result.gold, result.spark_jobs = gold.mode, gold.summary, jobs.jobs
+                    if gold.summary.gold_apprenticeships is not None:  # the versions gold's counts hold for
+                        for report in result.runs:
+                            report.lake_versions.update(table_versions(storage, GOLD_TABLES))
                     write_audit(spark, lake, job_id, result.runs, LOADED, result.gold, result.spark_jobs)
             finally:
                 for name, previous_value in before.items():

@@ -239,7 +239,8 @@ AUDIT_SCHEMA = _struct(
     ),
     ("spark_jobs", T.LongType(), True),  # Spark jobs the transform job started (null: unknown, or older lake)
     # Each entity's landing digest and listing completeness, and the silver/quarantine versions the load left:
-    # a later run with the same digests onto the same versions is not read again (transform/skip.py).
+    # a later run with the same digests onto the same versions is not read again (transform/skip.py). Gold's
+    # versions too, when its counts were taken: a run that leaves gold there reuses them (gold_refresh.py).
     ("landing_digests", T.MapType(T.StringType(), T.StringType(), True), True),
     ("lake_versions", T.MapType(T.StringType(), T.LongType(), True), True),
     ("fencing_token", T.LongType(), True),  # the writer lock's generation the job held (lock.py; null: no lock)

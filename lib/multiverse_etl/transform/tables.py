@@ -322,7 +322,16 @@ def loaded_runs(spark: SparkSession, lake: Lake) -> tuple[set[str], Optional[dic
     rows = (
         read_table(spark, lake, AUDIT_TABLE)
         .filter(F.col("status") == "loaded")
-        .select("run_id", "landing_digests", "lake_versions", "entities")
+        .select(
+            "run_id",
+            "landing_digests",
+            "lake_versions",
+            "entities",
+            "gold_apprenticeships",
+            "gold_apprenticeship_projects",
+            "orphan_apprenticeships",
+            "orphan_projects",
+        )
         .collect()
     )
     latest = max(rows, key=lambda row: row.run_id, default=None)
