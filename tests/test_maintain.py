@@ -5,6 +5,7 @@ import datetime as dt
 import pytest
 from pyspark.sql import types as T
 
+from multiverse_etl.lock import LockLostError, acquire, break_lock, lake_lock
 from multiverse_etl.maintain import (
     MaintenanceRefused,
     check_retention,
@@ -61,4 +62,24 @@ def test_optimize_compacts_and_vacuum_removes_the_replaced_files(spark, tmp_path
     assert report.zorder == ("apprenticeship_id",)
     assert report.vacuumed_files == 4
     assert sorted(r.project_id for r in spark.read.format("delta").load(table).collect()) == [0, 10, 20, 30, 90]
+    spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "true")
+
+
+def test_maintenance_under_a_lock_taken_over_commits_nothing(spark, tmp_path):
+    """Fencing: OPTIMIZE and VACUUM commit; a holder that lost the lake's lock stops before either."""
+    lake = tmp_path / "lake"
+    table = str(lake / "silver" / "projects")
+    today = dt.date.today()
+    for i in range(3):
+        spark.createDataFrame([(i, i, today)], SCHEMA).write.format("delta").mode("append").partitionBy(
+            "ingest_date"
+        ).save(table)
+    storage = LocalStorage(str(lake))
+    log_before = sorted(o.key for o in storage.list("silver/projects/_delta_log/"))
+    with pytest.raises(LockLostError, match="taken over by other-writer"):
+        with lake_lock(storage, "maintain-A"):
+            break_lock(storage)  # an operator's --break-lock, then another job takes the lake
+            acquire(storage, "other-writer")
+            maintain_tables(spark, storage, str(lake), "s3a", optimize_days=7, retention_hours=0, force=True)
+    assert sorted(o.key for o in storage.list("silver/projects/_delta_log/")) == log_before  # no OPTIMIZE, no VACUUM commit
     spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "true")

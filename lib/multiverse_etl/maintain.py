@@ -16,6 +16,7 @@ from typing import Iterable, Optional
 from pyspark.sql import SparkSession
 
 from .errors import EtlError
+from .lock import check_still_held
 from .storage import Storage, spark_path
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ def maintain_tables(
         detail = delta.detail().collect()[0]
         partition = (detail["partitionColumns"] or [None])[0]
         report = TableReport(table=table, partition_column=partition)
+        check_still_held()  # fencing: OPTIMIZE commits; never under a lock this job no longer holds
         optimize = delta.optimize()
         if partition:
             optimize = optimize.where(recent_partition_predicate(partition, optimize_days))
@@ -104,6 +106,7 @@ def maintain_tables(
         report.zorder = tuple(columns)
         if vacuum:
             before = _live_and_dead_files(storage, table)
+            check_still_held()  # VACUUM deletes files and commits: likewise
             delta.vacuum(retention_hours)
             report.vacuumed_files = max(0, before - _live_and_dead_files(storage, table))
         report.seconds = time.monotonic() - start
