@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, Observation
+from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
 from ..entities import EntitySpec
@@ -181,7 +181,10 @@ def _classify(
         if not is_read_failure(exc):
             raise
         culprit = find_unreadable_part(job.spark, job.lake.root, keys, job.lake.scheme) if len(keys) > 1 else keys[0]
-        raise landing_read_error(plan.run_id, keys, exc, culprit) from exc  # type: ignore[misc]
+        error = landing_read_error(plan.run_id, keys, exc, culprit)
+        if error is None:  # is_read_failure said it is one, so never: the failure as it came, then
+            raise
+        raise error from exc
     assert row is not None  # an aggregate without grouping has one row
     counts = {name: int(value or 0) for name, value in row.asDict().items() if name != "changed_files"}
     counts["live_before"] = counts.pop("_matched_live") + counts[UNSEEN]  # every live row matched or unseen
@@ -273,7 +276,7 @@ def _rank_counts(spec: EntitySpec, ranked: DataFrame) -> dict[str, int]:
     valid, revisit, first = is_valid(F.col("reasons")), F.col(REVISIT), F.col(RANK_COLUMN) == 1
     changed = ~revisit
 
-    def count(condition):  # type: ignore[no-untyped-def]
+    def count(condition: Column) -> Column:
         return F.sum(F.when(condition, 1).otherwise(0))
 
     row = ranked.agg(
