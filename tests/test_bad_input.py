@@ -145,7 +145,7 @@ def test_a_landing_part_cut_short_fails_the_run_by_name_loads_nothing_and_loads_
     """
     config, extracted = small_landing
     storage = storage_for(config)
-    parts = [p["key"] for p in extracted.manifest["entities"]["projects"]["parts"]]
+    parts = [p.key for p in extracted.manifest.entity("projects").parts]
     assert len(parts) >= 3
     key, original = parts[-1], storage.get(parts[-1])
     lines = gzip.decompress(original)
@@ -252,7 +252,7 @@ def test_html_answers_from_the_api_are_retried_and_the_landing_is_exact(tmp_path
         config = extract_config(str(tmp_path / "lake"), proxy.url, api={"concurrency": 4})
         result = run_extract(config)
     assert proxy.html_served == 3
-    assert result.manifest["entities"]["programmes"]["retries"] == 3
+    assert result.manifest.entity("programmes").retries == 3
     assert_matches_ground_truth(storage_for(config), result.run_id, 40, 53)
 
 

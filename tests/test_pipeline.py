@@ -48,7 +48,7 @@ def test_folder_lake_generations_0_1_2_equal_the_ground_truth(spark, tmp_path):
     pipeline(spark, config, 1, "incremental")
     last = pipeline(spark, config, 2, "incremental")
     assert last.transform.loaded_run_ids == [last.extract.run_id]
-    assert last.extract.manifest["mode"] == "incremental"
+    assert last.extract.manifest.mode == "incremental"
     # an incremental run lands only what changed; bronze and quarantine hold each version once whichever run first
     # landed it, the last run's rows only versions it served; silver and gold must be all of it
     assert_lake_matches(spark, config, reference(2), run_id=last.extract.run_id)
