@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Observation
@@ -50,6 +50,7 @@ from .frames import hold, release
 from .quarantine import is_valid, possible_reasons
 from .read import (
     LoadPlan,
+    PageChecks,
     explode_fingerprints,
     explode_pages,
     find_unreadable_part,
@@ -73,7 +74,7 @@ class Prepared:
     """An entity of a run after classification, bronze and validation: its counts and its held frames."""
 
     spec: EntitySpec
-    landing: Mapping[str, Any]  # what the landing's pages showed (`read.page_checks`)
+    landing: PageChecks  # what the landing's pages showed
     classes: Mapping[str, int]  # records per class (`classify.class_counts`), and silver's live rows before
     bronze_written: int = 0
     validated: int = 0  # changed records validated (every changed record, copies included)
@@ -106,14 +107,13 @@ def prepare_entity(job: Job, plan: LoadPlan, spec: EntitySpec, first_load: bool)
     keys = plan.parts[spec.name]
     if not keys:
         log.info("run %s %s: no landing parts", plan.run_id, spec.name)
-        return Prepared(spec, {"pages": 0, "records": 0, "empty_parents": ""}, {})
+        return Prepared(spec, PageChecks(), {})
     start = time.monotonic()
     fingerprinted = plan.manifest is not None and plan.manifest.record_fingerprints == FINGERPRINT_SCHEME
-    classified, landing, classes = _classify(job, plan, spec, first_load, records=not fingerprinted)
-    if fingerprinted and int(landing.get("pages_without_data") or 0):  # a page without fingerprints: read it all
+    classified, landing, classes, files = _classify(job, plan, spec, first_load, records=not fingerprinted)
+    if fingerprinted and landing.pages_without_data:  # a page without fingerprints: read it all
         release(classified)
-        classified, landing, classes = _classify(job, plan, spec, first_load, records=True)
-    files = tuple(landing.pop("changed_files", ()))
+        classified, landing, classes, files = _classify(job, plan, spec, first_load, records=True)
     prepared = Prepared(spec, landing, classes, changed_files=files, classified=classified)
     try:
         if classes.get(CHANGED):
@@ -127,7 +127,7 @@ def prepare_entity(job: Job, plan: LoadPlan, spec: EntitySpec, first_load: bool)
         "classified and prepared in %.1fs",
         plan.run_id,
         spec.name,
-        int(landing.get("records") or 0),
+        landing.records,
         classes.get(UNCHANGED, 0),
         classes.get(KNOWN_BAD, 0),
         classes.get(CHANGED, 0),
@@ -138,7 +138,7 @@ def prepare_entity(job: Job, plan: LoadPlan, spec: EntitySpec, first_load: bool)
             "step": "classify",
             "landing_run_id": plan.run_id,
             "entity": spec.name,
-            "rows": int(landing.get("records") or 0),
+            "rows": landing.records,
             **{name: int(classes.get(name, 0)) for name in (UNCHANGED, KNOWN_BAD, CHANGED)},
             "bronze_written": prepared.bronze_written,
             "valid": prepared.valid_rows,
@@ -151,8 +151,9 @@ def prepare_entity(job: Job, plan: LoadPlan, spec: EntitySpec, first_load: bool)
 
 def _classify(
     job: Job, plan: LoadPlan, spec: EntitySpec, first_load: bool, records: bool
-) -> tuple[DataFrame, dict[str, Any], dict[str, int]]:
-    """The run's landing of one entity, classified (held), what its pages showed, and the class counts."""
+) -> tuple[DataFrame, PageChecks, dict[str, int], tuple[str, ...]]:
+    """The run's landing of one entity, classified (held), what its pages showed, the class counts, and the
+    landing files holding a changed record."""
     keys = plan.parts[spec.name]
     seen = Observation(f"pages_{uuid.uuid4().hex[:8]}")
     try:
@@ -188,8 +189,8 @@ def _classify(
     assert row is not None  # an aggregate without grouping has one row
     counts = {name: int(value or 0) for name, value in row.asDict().items() if name != "changed_files"}
     counts["live_before"] = counts.pop("_matched_live") + counts[UNSEEN]  # every live row matched or unseen
-    counts_files = tuple(sorted(row["changed_files"] or ()))
-    return classified, {**seen.get, "changed_files": counts_files}, counts
+    changed_files = tuple(sorted(row["changed_files"] or ()))
+    return classified, PageChecks.of(seen.get), counts, changed_files
 
 
 def _prepare_changed(job: Job, plan: LoadPlan, prepared: Prepared, first_load: bool) -> Prepared:

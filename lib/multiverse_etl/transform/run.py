@@ -39,7 +39,7 @@ from .merge import MergeOutcome, merge_silver
 from .prepare import Prepared, prepare_entity
 from .pseudonymise import pseudonymisation_key
 from .quarantine_write import write_quarantine
-from .read import LoadPlan, landing_problems, plan_run, read_error_of
+from .read import LoadPlan, PageChecks, landing_problems, plan_run, read_error_of
 from .reconcile import ReconciliationError, entity_counts, reconcile_run
 from .skip import LoadedRun, carried_classes, lake_versions, landing_key, skippable
 from .tables import (
@@ -203,7 +203,7 @@ def load_run(job: Job, plan: LoadPlan, previous: Optional[LoadedRun] = None) -> 
     prepared = prepare_all(job, plan, {name: previous.entities[name] for name in skipped} if previous else {})
     try:
         projects = prepared[PROJECTS.name]
-        parents = listed_parents(job.spark, projects.classified, PROJECTS, projects.landing.get("empty_parents"))
+        parents = listed_parents(job.spark, projects.classified, PROJECTS, projects.landing.empty_parents)
         quarantine = write_quarantine(job, plan, prepared)
         # Programmes depend on nothing; projects follow apprenticeships (their deletions cascade).
         programmes = job.pool.submit(merge_silver, job, plan, prepared[PROGRAMMES.name], parents)
@@ -240,7 +240,7 @@ def prepare_all(job: Job, plan: LoadPlan, carried: Mapping[str, Mapping[str, Any
         futures = {spec.name: job.pool.submit(prepare_entity, job, plan, spec, first_load) for spec in reading}
         prepared = results_or_raise(futures, cleanup=Prepared.unpersist)
         for name, counts in carried.items():
-            landing = {"pages": plan.pages[name], "records": plan.records[name], "empty_parents": ""}
+            landing = PageChecks(pages=plan.pages[name], records=plan.records[name])  # as the manifest says
             prepared[name] = Prepared(BY_NAME[name], landing, carried_classes(counts))
         problems = [
             p
