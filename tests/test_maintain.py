@@ -5,6 +5,7 @@ import datetime as dt
 import pytest
 from pyspark.sql import types as T
 
+from multiverse_etl.lake import Lake
 from multiverse_etl.maintain import (
     MaintenanceRefused,
     check_retention,
@@ -48,7 +49,7 @@ def test_optimize_compacts_and_vacuum_removes_the_replaced_files(spark, tmp_path
 
     tracker = spark.sparkContext.statusTracker()
     jobs_before = set(tracker.getJobIdsForGroup())
-    reports = maintain_tables(spark, storage, str(lake), "s3a", optimize_days=7, retention_hours=0, force=True)
+    reports = maintain_tables(spark, Lake(str(lake), storage), optimize_days=7, retention_hours=0, force=True)
     stages = [sid for job in set(tracker.getJobIdsForGroup()) - jobs_before for sid in tracker.getJobInfo(job).stageIds]
     widest = max(tracker.getStageInfo(sid).numTasks for sid in stages if tracker.getStageInfo(sid))
     # VACUUM lists files with spark.sql.sources.parallelPartitionDiscovery.parallelism tasks: Spark's default

@@ -48,9 +48,10 @@ def test_the_restart_killed_the_pagination_tokens_and_the_walk_started_again(run
 
 
 def test_the_run_is_audited_once_and_reconciles(run, spark):
-    from multiverse_etl.transform.tables import Lake, read_table
+    from multiverse_etl.lake import Lake
+    from multiverse_etl.transform.tables import read_table
 
-    audit = read_table(spark, Lake(run.config.lake.root, run.config.s3.spark_scheme), "_audit/runs").collect()
+    audit = read_table(spark, Lake.of(run.config), "_audit/runs").collect()
     assert [(r.run_id, r.status, r.reconciled, list(r.mismatches)) for r in audit] == [
         (run.extract.run_id, "loaded", True, [])
     ]

@@ -58,8 +58,8 @@ def refresh_gold(job: Job, force: bool, changes: SilverChanges, rebuild: bool = 
     spark, lake, start = job.spark, job.lake, time.monotonic()
     # Gold depends on silver's versions and on the pseudonymisation key (a new key must re-hash gold).
     fingerprint = key_fingerprint(job.pseudonymisation_key) if job.pseudonymisation_key else "off"
-    versions: dict = {**table_versions(job.storage, SILVER_TABLES), "pseudonyms": fingerprint}
-    built_from = [_gold_source_versions(latest_user_metadata(job.storage, table)) for table in GOLD_TABLES]
+    versions: dict = {**table_versions(job.lake.storage, SILVER_TABLES), "pseudonyms": fingerprint}
+    built_from = [_gold_source_versions(latest_user_metadata(job.lake.storage, table)) for table in GOLD_TABLES]
     if not force and not rebuild and all(b == versions for b in built_from):
         log.info("gold is up to date with silver %s", versions)
         return GoldOutcome()
@@ -171,7 +171,6 @@ def _merge(job: Job, ids: DataFrame, versions: dict) -> GoldSummary:
                         merge_gold,
                         spark,
                         lake,
-                        job.storage,
                         str(s.gold.table),
                         sources[str(s.gold.table)],
                         s.key,

@@ -264,12 +264,12 @@ def _write_new_versions(
     lineage = ["landing_file", "page_index", "record_index"]
     copies = changed.where(F.col(COPY_RANK) > 1).select(*lineage)
     new = records.join(F.broadcast(copies), on=lineage, how="left_anti")
-    if table_version(job.storage, bronze_table(spec)) > 0:  # bronze holds rows (its version 0 is its creation)
+    if table_version(job.lake.storage, bronze_table(spec)) > 0:  # bronze holds rows (its version 0 is its creation)
         lookup = F.broadcast(versions) if changed_count <= BROADCAST_VERSIONS else versions
         held = read_table(job.spark, job.lake, bronze_table(spec)).select("fingerprint")
         held = held.join(lookup, on="fingerprint", how="left_semi").distinct()
         new = new.join(held, on="fingerprint", how="left_anti")
-    return append_versions(new, job.lake, job.storage, bronze_table(spec), max_rows_per_file=BRONZE_ROWS_PER_FILE)
+    return append_versions(new, job.lake, bronze_table(spec), max_rows_per_file=BRONZE_ROWS_PER_FILE)
 
 
 def _rank_counts(spec: EntitySpec, ranked: DataFrame) -> dict[str, int]:
