@@ -175,7 +175,7 @@ class Chaos:
         return Row(
             "every API fault at once + API restart mid-extraction",
             faults,
-            extracted.manifest["retries"],
+            extracted.manifest.retries,
             comparison,
             0.0,
         )

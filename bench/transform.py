@@ -396,10 +396,11 @@ def run_soak(spark, config, root: Path, scale: int, runs: int) -> list[tuple]:
 def validation_cpu(spark, config, run_id: str) -> list[tuple[str, int, float, float]]:
     """Executor CPU seconds of reading a run's bronze rows, and of reading and validating them, per entity."""
     from multiverse_etl.entities import APPRENTICESHIPS, PROJECTS
+    from multiverse_etl.lake import Lake
     from multiverse_etl.transform.clean import validate_records
-    from multiverse_etl.transform.tables import Lake, bronze_table, read_table
+    from multiverse_etl.transform.tables import bronze_table, read_table
 
-    lake = Lake(config.lake.root, config.s3.spark_scheme)
+    lake = Lake.of(config)
     out = []
     for spec in (APPRENTICESHIPS, PROJECTS):
         bronze = read_table(spark, lake, bronze_table(spec)).where(f"run_id = '{run_id}'")

@@ -26,9 +26,10 @@ import pytest
 from multiverse_etl.errors import EtlError
 from multiverse_etl.extract import RetryBudgetExhausted, run_extract
 from multiverse_etl.extract.http.policy import RetryPolicy
+from multiverse_etl.lake import Lake
 from multiverse_etl.landing import committed_runs
 from multiverse_etl.transform import LandingReadError, run_transform
-from multiverse_etl.transform.tables import Lake, read_table
+from multiverse_etl.transform.tables import read_table
 from sample_api.corrupt import corruption_of
 from sample_api.dump import ground_truth
 from support.extract import assert_matches_ground_truth, extract_config, start_api, storage_for
@@ -89,9 +90,7 @@ def test_corrupt_records_are_quarantined_with_the_reason_their_corruption_implie
         "null_id",
         "unknown_status",
     }
-    quarantine = read_table(
-        spark, Lake(run.config.lake.root, run.config.s3.spark_scheme), "silver/quarantine"
-    ).collect()
+    quarantine = read_table(spark, Lake.of(run.config), "silver/quarantine").collect()
     got = Counter(
         (
             r.entity,
@@ -145,13 +144,13 @@ def test_a_landing_part_cut_short_fails_the_run_by_name_loads_nothing_and_loads_
     """
     config, extracted = small_landing
     storage = storage_for(config)
-    parts = [p["key"] for p in extracted.manifest["entities"]["projects"]["parts"]]
+    parts = [p.key for p in extracted.manifest.entity("projects").parts]
     assert len(parts) >= 3
     key, original = parts[-1], storage.get(parts[-1])
     lines = gzip.decompress(original)
     storage.put(key, gzip.compress(lines[: len(lines) - len(lines.splitlines()[-1]) // 2 - 1]))
 
-    lake = Lake(config.lake.root)
+    lake = Lake.of(config)
     with pytest.raises(LandingReadError) as failure:
         run_transform(spark, config)
     message = str(failure.value)
@@ -252,7 +251,7 @@ def test_html_answers_from_the_api_are_retried_and_the_landing_is_exact(tmp_path
         config = extract_config(str(tmp_path / "lake"), proxy.url, api={"concurrency": 4})
         result = run_extract(config)
     assert proxy.html_served == 3
-    assert result.manifest["entities"]["programmes"]["retries"] == 3
+    assert result.manifest.entity("programmes").retries == 3
     assert_matches_ground_truth(storage_for(config), result.run_id, 40, 53)
 
 

@@ -27,10 +27,11 @@ from pyspark.sql import types as T
 
 from conftest import make_config
 from multiverse_etl.entities import entity as spec_of
+from multiverse_etl.lake import Lake
 from multiverse_etl.storage import open_storage
 from multiverse_etl.transform import run_transform
 from multiverse_etl.transform.classify import classify_records, known_versions
-from multiverse_etl.transform.tables import Lake, read_table
+from multiverse_etl.transform.tables import read_table
 from support.delta_log import history_version
 from support.landed import T0, Page, apprenticeship, programme, project, write_run
 
@@ -80,7 +81,7 @@ def history(spark, tmp_path_factory):
     import multiverse_etl.transform.classify as classify
 
     root = str(tmp_path_factory.mktemp("classify-lake"))
-    storage, config, lake = open_storage(root), make_config(root), Lake(root)
+    storage, config, lake = open_storage(root), make_config(root), Lake.at(root)
     out: dict = {"lake": (storage, config, lake)}
     rules = classify.RULES_VERSION
     messages = _Messages()

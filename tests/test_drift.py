@@ -7,6 +7,7 @@ import pytest
 import requests
 
 from conftest import make_config
+from multiverse_etl.lake import Lake
 from multiverse_etl.storage import open_storage
 from multiverse_etl.transform import run_transform
 from multiverse_etl.transform.drift import (
@@ -18,7 +19,7 @@ from multiverse_etl.transform.drift import (
     field_presence,
     schema_drift,
 )
-from multiverse_etl.transform.tables import Lake, read_table
+from multiverse_etl.transform.tables import read_table
 from sample_api.server import serve_in_background
 from support.landed import T0, Page, apprenticeship, programme, project, write_run
 
@@ -92,7 +93,7 @@ def test_warn_loads_the_run_and_audits_and_shows_the_drift(spark, tmp_path, capl
         f"{run.run_id:<24} schema drift: apprenticeships: unknown cohort (2 records), missing email_address"
         in result.summary_lines()
     )
-    lake = Lake(str(tmp_path))
+    lake = Lake.at(str(tmp_path))
     audit = read_table(spark, lake, "_audit/runs").collect()
     assert [(d.entity, d.field, d.kind, d.records) for d in audit[0].schema_drift] == [
         ("apprenticeships", "cohort", "unknown", 2),
@@ -107,7 +108,7 @@ def test_fail_stops_the_run_before_silver_and_leaves_it_pending(spark, tmp_path)
     config = make_config(str(tmp_path), transform={"on_unknown_fields": "fail"})
     with pytest.raises(SchemaDriftError, match=f"run {run.run_id}: .*unknown cohort"):
         run_transform(spark, config)
-    lake = Lake(str(tmp_path))
+    lake = Lake.at(str(tmp_path))
     for table in ("bronze/apprenticeships", "silver/apprenticeships", "_audit/runs"):
         assert read_table(spark, lake, table).count() == 0, table
 

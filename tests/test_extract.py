@@ -49,8 +49,8 @@ def test_exact_ground_truth_with_faults_on_a_local_folder(tmp_path):
     storage = storage_for(config)
     assert_matches_ground_truth(storage, result.run_id, 300, 21)
     manifest = result.manifest
-    assert manifest["retries"] > 0 and manifest["logins"] > 1  # the faults really happened
-    assert manifest["entities"]["apprenticeships"]["pages"] == 15  # the cap of 20, learnt and kept
+    assert manifest.retries > 0 and (manifest.logins or 0) > 1  # the faults really happened
+    assert manifest.entity("apprenticeships").pages == 15  # the cap of 20, learnt and kept
     assert only_committed_run(storage)["run_id"] == result.run_id
 
 
@@ -69,7 +69,7 @@ def test_exact_ground_truth_with_faults_on_local_s3(s3_config):
         server.stop()
     storage = storage_for(config)
     assert_matches_ground_truth(storage, result.run_id, 250, 22)
-    part = result.manifest["entities"]["projects"]["parts"][0]["key"]
+    part = result.manifest.entity("projects").parts[0].key
     head = storage.client.head_object(Bucket=storage.bucket, Key=storage._key(part))
     assert head["ServerSideEncryption"] == "AES256"
     assert storage.exists(result.manifest_key)
@@ -93,7 +93,7 @@ def test_the_manifest_accounts_for_every_part_page_and_record(clean_run):
     storage = storage_for(config)
     truth = ground_truth(200, 23, 0)
     manifest = json.loads(storage.get(result.manifest_key))
-    assert manifest == result.manifest
+    assert manifest == result.manifest.to_json()  # written as returned
     assert manifest["status"] == "committed" and manifest["manifest_version"] == 1 and manifest["mode"] == "full"
     assert manifest["modified_after"] is None and manifest["watermark_before"] is None
     assert manifest["watermark_after"] == max(a["modified_date"] for a in truth["apprenticeships"])
@@ -169,34 +169,36 @@ def test_incremental_run_lands_every_changed_and_new_apprenticeship(tmp_path):
         server.stop()
     storage = storage_for(config)
     manifest = second.manifest
-    assert manifest["mode"] == "incremental" and manifest["projects_scope"] == "all"
-    assert manifest["watermark_before"] == first.manifest["watermark_after"]
-    wm = first.manifest["watermark_after"]
+    assert manifest.mode == "incremental" and manifest.projects_scope == "all"
+    assert manifest.watermark_before == first.manifest.watermark_after
+    wm = first.manifest.watermark_after
+    assert wm is not None
     one_hour_before = dt.datetime.fromisoformat(wm) - dt.timedelta(hours=1)
-    assert manifest["modified_after"] == one_hour_before.strftime("%Y-%m-%dT%H:%M:%S")  # the API's own format
+    assert manifest.modified_after == one_hour_before.strftime("%Y-%m-%dT%H:%M:%S")  # the API's own format
     new_or_changed = as_multiset(gen1["apprenticeships"]) - as_multiset(gen0["apprenticeships"])
     assert new_or_changed
     landed = landed_records(storage, second.run_id)
     assert not new_or_changed - as_multiset(landed["apprenticeships"])
     assert len(landed["apprenticeships"]) < scale  # it really was incremental
-    assert not manifest["entities"]["apprenticeships"]["complete_listing"]
+    assert not manifest.entity("apprenticeships").complete_listing
     # projects_scope "all": every apprenticeship of generation 1 had its projects listed
     assert as_multiset(landed["projects"]) == as_multiset(gen1["projects"])
-    assert manifest["entities"]["projects"]["parents"] == len(gen1["apprenticeships"])
+    assert manifest.entity("projects").parents == len(gen1["apprenticeships"])
     # the listing that only discovers parents counts its requests under its own name, not under projects'
-    by_name = manifest["client"]["requests_by_name"]
-    assert by_name["parents"] >= 1 and by_name["projects"] == manifest["entities"]["projects"]["requests"]
+    assert manifest.client is not None and changed_only.manifest.client is not None
+    by_name = manifest.client["requests_by_name"]
+    assert by_name["parents"] >= 1 and by_name["projects"] == manifest.entity("projects").requests
     assert by_name["projects"] >= len(gen1["apprenticeships"])
-    assert "parents" not in changed_only.manifest["client"]["requests_by_name"]
-    assert manifest["watermark_after"] == max(a["modified_date"] for a in gen1["apprenticeships"])
+    assert "parents" not in changed_only.manifest.client["requests_by_name"]
+    assert manifest.watermark_after == max(a["modified_date"] for a in gen1["apprenticeships"])
     # projects_scope "changed": only the parents landed in this run
     changed = changed_only.manifest
     landed_changed = landed_records(storage, changed_only.run_id)
-    assert changed["entities"]["projects"]["parents"] == len({a["id"] for a in landed_changed["apprenticeships"]})
+    assert changed.entity("projects").parents == len({a["id"] for a in landed_changed["apprenticeships"]})
     assert {p["apprenticeship_id"] for p in landed_changed["projects"]} <= {
         a["id"] for a in landed_changed["apprenticeships"]
     }
-    assert not changed["entities"]["projects"]["complete_listing"]
+    assert not changed.entity("projects").complete_listing
     assert [r.run_id for r in committed_runs(storage)] == sorted([first.run_id, second.run_id, changed_only.run_id])
 
 
@@ -223,10 +225,10 @@ def test_a_failed_run_resumed_in_process_gives_exactly_the_ground_truth(tmp_path
         result = run_extract(healthy, resume_run_id=run_id)
     finally:
         server.stop()
-    assert result.run_id == run_id and result.manifest["attempt"] == 2
+    assert result.run_id == run_id and result.manifest.attempt == 2
     assert_matches_ground_truth(storage, run_id, scale, seed)
-    assert set(kept) <= {p["key"] for p in result.manifest["entities"]["projects"]["parts"]}
-    assert result.manifest["entities"]["projects"]["parents"] == scale
+    assert set(kept) <= {p.key for p in result.manifest.entity("projects").parts}
+    assert result.manifest.entity("projects").parents == scale
     with pytest.raises(ResumeError, match="already committed"):
         run_extract(healthy, resume_run_id=run_id)
     with pytest.raises(ResumeError, match="no run 20200101T000000Z-abcdef"):
@@ -366,7 +368,7 @@ def test_corrupt_source_records_are_landed_as_served_and_unusable_parent_ids_cou
         assert as_multiset(landed[entity]) == as_multiset(truth[entity])  # broken rows too, untouched
     reachable = {a["id"] for a in truth["apprenticeships"] if parent_id(a) is not None}
     unusable = len(truth["apprenticeships"]) - len(reachable)
-    assert unusable > 0 and result.manifest["entities"]["projects"]["parents_skipped"] == unusable
+    assert unusable > 0 and result.manifest.entity("projects").parents_skipped == unusable
     assert as_multiset(landed["projects"]) == as_multiset(
         [p for p in truth["projects"] if p["apprenticeship_id"] in reachable]
     )
@@ -379,4 +381,4 @@ def test_corrupt_source_records_are_landed_as_served_and_unusable_parent_ids_cou
 
     dates = [a.get("modified_date") for a in truth["apprenticeships"]]
     assert not all(map(real_date, dates))  # some are broken ("yesterday", "2024-02-30T25:61:00", ...)
-    assert result.manifest["watermark_after"] == max(d for d in dates if real_date(d))  # none became the watermark
+    assert result.manifest.watermark_after == max(d for d in dates if real_date(d))  # none became the watermark

@@ -45,8 +45,8 @@ def test_an_extraction_against_a_poisoned_api_completes_and_lands_the_poison_as_
 
     texts: dict[str, bytes] = {}
     records: dict[str, list] = {entity: [] for entity in POISON}
-    for entity, section in result.manifest["entities"].items():
-        texts[entity] = b"".join(gzip.decompress(storage.get(part["key"])) for part in section["parts"])
+    for entity, section in result.manifest.entities.items():
+        texts[entity] = b"".join(gzip.decompress(storage.get(part.key)) for part in section.parts)
         for line in texts[entity].splitlines():
             with recursion_limit(10_000):  # valid JSON for an independent reader (the stdlib, numbers as text)
                 doc = json.loads(line, parse_int=str, parse_float=Decimal)
@@ -66,11 +66,11 @@ def test_an_extraction_against_a_poisoned_api_completes_and_lands_the_poison_as_
         landed_poison = Counter(r["id"] for r in records[entity] if r["id"] in poison_ids(entity))
         assert landed_poison == Counter(poison_ids(entity)), entity
 
-    apprenticeships, projects = result.manifest["entities"]["apprenticeships"], result.manifest["entities"]["projects"]
-    assert apprenticeships["records"] == SCALE + len(poison.APPRENTICESHIPS)
+    apprenticeships, projects = result.manifest.entity("apprenticeships"), result.manifest.entity("projects")
+    assert apprenticeships.records == SCALE + len(poison.APPRENTICESHIPS)
     # 2**64, the 23-digit id and 2**63 are outside the lake's 64-bit keys: landed, never listed as parents.
-    assert projects["parents_skipped"] == 3
-    assert projects["parents"] == SCALE + len(poison.APPRENTICESHIPS) - 3
+    assert projects.parents_skipped == 3
+    assert projects.parents == SCALE + len(poison.APPRENTICESHIPS) - 3
     assert {r["apprenticeship_id"] for r in records["projects"] if r["id"] in poison_ids("projects")} == {
         poison.POISON_PARENT
     }

@@ -17,10 +17,11 @@ from collections import Counter
 from pyspark.sql import functions as F
 
 from conftest import make_config
+from multiverse_etl.lake import Lake
 from multiverse_etl.storage import open_storage
 from multiverse_etl.transform import run_transform
 from multiverse_etl.transform.gold import build_gold_apprenticeship_projects, build_gold_apprenticeships
-from multiverse_etl.transform.tables import Lake, read_table
+from multiverse_etl.transform.tables import read_table
 from sample_api.data import build_dataset
 from support.delta_log import history_version
 from support.landed import T0, Page, Raw, write_run
@@ -63,7 +64,11 @@ def assert_gold_equals_a_full_rebuild(spark, lake) -> None:
 def test_incremental_gold_equals_a_full_rebuild_over_generations_0_to_3_and_a_programme_change(spark, tmp_path):
     root = str(tmp_path / "lake")
     # Every change merged, however large its share (the default rebuilds above 1%: checked at the end).
-    config, storage, lake = make_config(root, transform={"gold_merge_max_share": 1.0}), open_storage(root), Lake(root)
+    config, storage, lake = (
+        make_config(root, transform={"gold_merge_max_share": 1.0}),
+        open_storage(root),
+        Lake.at(root),
+    )
     modes, touched = [], []
     for generation in range(4):
         land_generation(storage, generation, T0 + dt.timedelta(days=generation))

@@ -144,7 +144,7 @@ def test_a_rate_limited_replica_without_max_requests_per_second_lands_exactly_an
     finally:
         server.stop()
     assert_matches_ground_truth(storage_for(config), result.run_id, 250, 61)
-    client = result.manifest["client"]
+    client = result.manifest.client
     assert client["status_429"] > 0, client  # the limit was really hit
     assert client["limit_final"] < 64 and client["limit_max"] <= 64, client
     assert client["learnt_requests_per_s"] is not None and client["pauses"] >= 1, client

@@ -5,6 +5,7 @@ import datetime as dt
 import pytest
 from pyspark.sql import types as T
 
+from multiverse_etl.lake import Lake
 from multiverse_etl.lock import LockLostError, acquire, break_lock, lake_lock
 from multiverse_etl.maintain import (
     MaintenanceRefused,
@@ -49,7 +50,7 @@ def test_optimize_compacts_and_vacuum_removes_the_replaced_files(spark, tmp_path
 
     tracker = spark.sparkContext.statusTracker()
     jobs_before = set(tracker.getJobIdsForGroup())
-    reports = maintain_tables(spark, storage, str(lake), "s3a", optimize_days=7, retention_hours=0, force=True)
+    reports = maintain_tables(spark, Lake(str(lake), storage), optimize_days=7, retention_hours=0, force=True)
     stages = [sid for job in set(tracker.getJobIdsForGroup()) - jobs_before for sid in tracker.getJobInfo(job).stageIds]
     widest = max(tracker.getStageInfo(sid).numTasks for sid in stages if tracker.getStageInfo(sid))
     # VACUUM lists files with spark.sql.sources.parallelPartitionDiscovery.parallelism tasks: Spark's default
@@ -80,6 +81,8 @@ def test_maintenance_under_a_lock_taken_over_commits_nothing(spark, tmp_path):
         with lake_lock(storage, "maintain-A"):
             break_lock(storage)  # an operator's --break-lock, then another job takes the lake
             acquire(storage, "other-writer")
-            maintain_tables(spark, storage, str(lake), "s3a", optimize_days=7, retention_hours=0, force=True)
-    assert sorted(o.key for o in storage.list("silver/projects/_delta_log/")) == log_before  # no OPTIMIZE, no VACUUM commit
+            maintain_tables(spark, Lake(str(lake), storage), optimize_days=7, retention_hours=0, force=True)
+    assert (
+        sorted(o.key for o in storage.list("silver/projects/_delta_log/")) == log_before
+    )  # no OPTIMIZE, no VACUUM commit
     spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "true")

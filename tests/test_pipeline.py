@@ -8,9 +8,10 @@ extra or duplicate key, every value), both gold tables whole, and the run's bron
 from pyspark.sql import functions as F
 
 from conftest import make_config
+from multiverse_etl.lake import Lake
 from multiverse_etl.pipeline import run_pipeline
 from multiverse_etl.transform import run_transform
-from multiverse_etl.transform.tables import TABLES, Lake, read_table
+from multiverse_etl.transform.tables import TABLES, read_table
 from sample_api.dump import ground_truth
 from sample_api.server import serve_in_background
 from support.delta_log import history_version
@@ -37,7 +38,7 @@ def reference(generation, scale=SCALE):
 def test_folder_lake_generations_0_1_2_equal_the_ground_truth(spark, tmp_path):
     """A full run, then two incremental runs (projects of every apprenticeship: deletions are seen)."""
     config = make_config(str(tmp_path / "lake"))
-    lake = Lake(config.lake.root)
+    lake = Lake.of(config)
     first = pipeline(spark, config, 0, "full")
     (report,) = first.transform.runs
     assert report.mismatches == []
@@ -48,7 +49,7 @@ def test_folder_lake_generations_0_1_2_equal_the_ground_truth(spark, tmp_path):
     pipeline(spark, config, 1, "incremental")
     last = pipeline(spark, config, 2, "incremental")
     assert last.transform.loaded_run_ids == [last.extract.run_id]
-    assert last.extract.manifest["mode"] == "incremental"
+    assert last.extract.manifest.mode == "incremental"
     # an incremental run lands only what changed; bronze and quarantine hold each version once whichever run first
     # landed it, the last run's rows only versions it served; silver and gold must be all of it
     assert_lake_matches(spark, config, reference(2), run_id=last.extract.run_id)
@@ -66,7 +67,7 @@ def test_s3_lake_equals_the_ground_truth_and_a_second_pipeline_changes_no_conten
     config = make_config(
         f"{s3_config.lake.root}/pipeline-{uuid.uuid4().hex[:8]}", env="local-s3", s3=vars(s3_config.s3)
     )
-    lake = Lake(config.lake.root, config.s3.spark_scheme)
+    lake = Lake.of(config)
     first = pipeline(spark, config, 0, "full", S3_SCALE)
     assert_lake_matches(spark, config, reference(0, S3_SCALE))  # a new lake: bronze and quarantine of this run alone
     current_state = (

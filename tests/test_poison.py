@@ -15,11 +15,12 @@ from conftest import make_config
 from multiverse_etl import jsonsafe
 from multiverse_etl.entities import entity as spec_of
 from multiverse_etl.extract import run_extract
+from multiverse_etl.lake import Lake
 from multiverse_etl.storage import open_storage
 from multiverse_etl.transform import run_transform
 from multiverse_etl.transform.clean import validate_records
 from multiverse_etl.transform.read import LandingReadError, landing_read_error, read_landing_pages
-from multiverse_etl.transform.tables import Lake, read_table
+from multiverse_etl.transform.tables import read_table
 from sample_api import poison
 from sample_api.dump import ground_truth
 from support.extract import extract_config, start_api
@@ -64,7 +65,7 @@ def poisoned(spark, tmp_path_factory):
         second = run_transform(spark, config)
     finally:
         server.stop()
-    return Lake(root), (first_run, first), (second_run, second)
+    return Lake.at(root), (first_run, first), (second_run, second)
 
 
 def test_a_poisoned_run_is_loaded_and_reconciles(spark, poisoned):

@@ -14,6 +14,7 @@ from multiverse_etl.landing import LandingError, Manifest
 from multiverse_etl.storage import open_storage
 from multiverse_etl.transform.read import (
     LandingReadError,
+    PageChecks,
     explode_pages,
     find_unreadable_part,
     landing_problems,
@@ -120,7 +121,9 @@ def test_page_checks_count_pages_records_and_listings_that_returned_nothing(spar
         "pages_without_index": 1,
         "empty_parents": "18,19,20",
     }
-    assert landing_problems(RUN, "projects", observed, expected_pages=5) == [
+    checks = PageChecks.of(observed)
+    assert checks == PageChecks(4, 2, 1, 2, 1, 1, 1, 1, empty_parents="18,19,20")  # every check, by its name
+    assert landing_problems(RUN, "projects", checks, expected_pages=5) == [
         "projects: 4 pages read, the manifest says 5",
         "projects: 1 page(s) have no data array",
         "projects: 1 page(s) belong to another run",
@@ -128,7 +131,8 @@ def test_page_checks_count_pages_records_and_listings_that_returned_nothing(spar
         "projects: 1 page(s) have no readable extracted_at",
         "projects: 1 page(s) have no page_index",
     ]
-    assert landing_problems(RUN, "projects", {"pages": 3}, expected_pages=3) == []
+    assert landing_problems(RUN, "projects", PageChecks(pages=3), expected_pages=3) == []
+    assert PageChecks.of({"pages": None, "empty_parents": None}) == PageChecks()  # sums over no pages are null
 
 
 def test_a_committed_manifest_becomes_the_run_plan(tmp_path):

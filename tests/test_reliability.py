@@ -34,23 +34,24 @@ def test_every_fault_really_happened_and_was_retried(run):
     assert faults["500"] > 0 and faults["drop"] > 0 and faults["429"] > 0, run.api.describe_faults()
     assert faults["401"] > 0 and faults["restart"] == 1, run.api.describe_faults()
     manifest = run.extract.manifest
-    assert manifest["retries"] >= faults["500"] + faults["drop"] and manifest["logins"] > 1
+    assert manifest.retries >= faults["500"] + faults["drop"] and (manifest.logins or 0) > 1
     # the cap of 25 was learnt from the first page and kept: 300 apprenticeships in 12 pages, not 6 of 50
-    assert manifest["entities"]["apprenticeships"]["pages"] == -(-run.scale // FAULT_MATRIX["max_page_size"]) == 12
+    assert manifest.entity("apprenticeships").pages == -(-run.scale // FAULT_MATRIX["max_page_size"]) == 12
 
 
 def test_the_restart_killed_the_pagination_tokens_and_the_walk_started_again(run):
     restarts = [line for line in run.logs.splitlines() if "pagination token dead" in line]
     assert any("/apprenticeships:" in line for line in restarts), "\n".join(restarts) or "no list was restarted"
     # what the dead walk had landed was dropped, not kept twice: the run landed each apprenticeship once
-    landed = run.extract.manifest["entities"]["apprenticeships"]
-    assert landed["records"] == run.scale
+    landed = run.extract.manifest.entity("apprenticeships")
+    assert landed.records == run.scale
 
 
 def test_the_run_is_audited_once_and_reconciles(run, spark):
-    from multiverse_etl.transform.tables import Lake, read_table
+    from multiverse_etl.lake import Lake
+    from multiverse_etl.transform.tables import read_table
 
-    audit = read_table(spark, Lake(run.config.lake.root, run.config.s3.spark_scheme), "_audit/runs").collect()
+    audit = read_table(spark, Lake.of(run.config), "_audit/runs").collect()
     assert [(r.run_id, r.status, r.reconciled, list(r.mismatches)) for r in audit] == [
         (run.extract.run_id, "loaded", True, [])
     ]

@@ -25,8 +25,9 @@ import pytest
 from conftest import make_config
 from multiverse_etl.config import load_config
 from multiverse_etl.extract import run_extract
+from multiverse_etl.lake import Lake
 from multiverse_etl.storage import open_storage
-from multiverse_etl.transform.tables import TABLES, Lake, read_table
+from multiverse_etl.transform.tables import TABLES, read_table
 from sample_api.app import SampleAPI
 from support.extract import PASSWORD, assert_matches_ground_truth, extract_config, start_api, storage_for
 from support.log_capture import LogCapture
@@ -53,7 +54,7 @@ def lake_texts(spark, run) -> dict[str, str]:
             continue  # table contents are checked through Spark below (parquet pages are compressed)
         data = storage.get(info.key)
         texts[info.key] = (gzip.decompress(data) if info.key.endswith(".gz") else data).decode("utf-8", "replace")
-    lake = Lake(run.config.lake.root, run.config.s3.spark_scheme)
+    lake = Lake.of(run.config)
     for table in TABLES:
         frame = read_table(spark, lake, table)
         from pyspark.sql import functions as F
@@ -337,7 +338,7 @@ def test_gold_is_pseudonymised_with_the_keyed_hash_when_configured_and_silver_st
     assert not (tmp_path / "lake" / "silver").exists() and not (tmp_path / "lake" / "gold").exists()
     monkeypatch.setenv("RELIABILITY_TEST_KEY", PSEUDONYMISE_KEY)
     run_transform(spark, config)
-    lake = Lake(root)
+    lake = Lake.at(root)
     silver = read_table(spark, lake, "silver/apprenticeships").first()
     gold = read_table(spark, lake, "gold/apprenticeships").first()
     gold_project = read_table(spark, lake, "gold/apprenticeship_projects").first()

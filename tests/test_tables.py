@@ -7,10 +7,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from multiverse_etl.entities import entity as spec_of
-from multiverse_etl.storage import LocalStorage
+from multiverse_etl.lake import Lake
 from multiverse_etl.transform.schemas import BRONZE_SCHEMA, SILVER_SCHEMAS
 from multiverse_etl.transform.tables import (
-    Lake,
     append_rows,
     create_table,
     merge_changes,
@@ -51,12 +50,11 @@ def programme_row(pid, name, extracted_at, record_hash, action=None, deleted_at=
 
 
 def test_the_merge_guards_refuse_changes_older_than_the_row(spark, tmp_path):
-    lake, storage = Lake(str(tmp_path)), LocalStorage(str(tmp_path))
+    lake = Lake.at(str(tmp_path))
     assert create_table(spark, lake, "silver/programmes")
     merge_changes(
         spark,
         lake,
-        storage,
         spec_of("programmes"),
         spark.createDataFrame(
             [programme_row(1, "one", T2, 10, "insert"), programme_row(2, "two", T2, 20, "insert")], CHANGES
@@ -71,7 +69,7 @@ def test_the_merge_guards_refuse_changes_older_than_the_row(spark, tmp_path):
         CHANGES,
     )
     # a MERGE that changes nothing commits nothing: nothing inserted or updated, as the table's own log says
-    assert merge_changes(spark, lake, storage, spec_of("programmes"), stale, ("update", "delete")) == {
+    assert merge_changes(spark, lake, spec_of("programmes"), stale, ("update", "delete")) == {
         "inserted": 0,
         "updated": 0,
     }
@@ -82,7 +80,7 @@ def test_the_merge_guards_refuse_changes_older_than_the_row(spark, tmp_path):
         ],
         CHANGES,
     )
-    assert merge_changes(spark, lake, storage, spec_of("programmes"), fresh, ("update", "delete")) == {
+    assert merge_changes(spark, lake, spec_of("programmes"), fresh, ("update", "delete")) == {
         "inserted": 0,
         "updated": 2,
     }
@@ -97,7 +95,7 @@ def test_the_merge_guards_refuse_changes_older_than_the_row(spark, tmp_path):
 
 
 def test_replacing_a_run_twice_leaves_one_copy_and_other_runs_alone(spark, tmp_path):
-    lake = Lake(str(tmp_path))
+    lake = Lake.at(str(tmp_path))
     day = dt.date(2026, 3, 2)
 
     def rows(run_id, n):
@@ -119,7 +117,7 @@ def test_replacing_a_run_twice_leaves_one_copy_and_other_runs_alone(spark, tmp_p
 
 def test_a_run_written_with_a_row_limit_per_file_is_split_into_files_that_each_hold_at_most_that_many(spark, tmp_path):
     """Bronze is written by one task per landing part; smaller files let the validation read it in parallel."""
-    lake = Lake(str(tmp_path))
+    lake = Lake.at(str(tmp_path))
     day = dt.date(2026, 3, 2)
     rows = spark.createDataFrame(
         [("run-a", day, T1, "raw/x", 0, i, None, f'{{"id":{i}}}', i) for i in range(7)], BRONZE_SCHEMA
@@ -139,12 +137,12 @@ def test_a_run_written_with_a_row_limit_per_file_is_split_into_files_that_each_h
 
 def test_a_first_load_writes_one_file_per_partition_whatever_the_tasks_holding_its_rows(spark, tmp_path):
     """Rows of two days spread over 4 tasks: one file per day, not one per task and day."""
-    lake = Lake(str(tmp_path))
+    lake = Lake.at(str(tmp_path))
     rows = [programme_row(pid, f"p{pid}", T1, pid) for pid in range(8)]
     rows = [(*row[:4], dt.date(2026, 3, 2 + pid % 2), *row[5:]) for pid, row in enumerate(rows)]
     frame = spark.createDataFrame(rows, SILVER).repartition(4)
     create_table(spark, lake, "silver/programmes")
-    assert append_rows(frame, lake, "silver/programmes", LocalStorage(str(tmp_path))) == 8
+    assert append_rows(frame, lake, "silver/programmes") == 8
     per_file = (
         read_table(spark, lake, "silver/programmes")
         .groupBy(F.input_file_name().alias("file"))

@@ -175,11 +175,11 @@ def test_every_rate_limit_shape_lands_exactly_with_few_429s(tmp_path, shape, ret
     finally:
         server.stop()
     assert_matches_ground_truth(storage_for(config), result.run_id, scale, seed)
-    manifest, client = result.manifest, result.manifest["client"]
+    manifest, client = result.manifest, result.manifest.client
     assert client["status_429"] > 0 and client["learnt_requests_per_s"] is not None, client  # it was limited
     # The first burst (what was in flight when the limit was reached) and a few per probe, not one burst per
     # pause: the old client's stop-and-go made several times this many.
-    assert client["status_429"] <= client["limit_max"] + 0.05 * manifest["requests"], client
+    assert client["status_429"] <= client["limit_max"] + 0.05 * manifest.requests, client
     # a fixed window counts up to two windows in the last second: its estimate is high, and exact pauses bound it
     assert 0.5 * rate <= client["learnt_requests_per_s"] <= 2.0 * rate, client
 

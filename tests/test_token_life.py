@@ -38,13 +38,14 @@ def test_short_lived_tokens_land_exactly_the_ground_truth(tmp_path, ttl, faults)
         server.stop()
     assert_matches_ground_truth(storage_for(config), result.run_id, scale, seed)
     manifest = result.manifest
-    client = manifest["client"]
+    client = manifest.client
+    assert client is not None and manifest.logins is not None
     assert client["status_401"] > 0 and client["tokens_expired"] > 0, client  # tokens really died
     assert client["token_life_min"] <= ttl and client["limit_max"] <= 64, client
     assert client["token_cap"] is not None and client["token_cap"] <= max(1, ttl // 2), client
     # no login storm: a token serves several requests (at TTL 5 with 64 in flight, most would be 401s)
-    assert manifest["logins"] <= manifest["requests"] / 4, (manifest["logins"], manifest["requests"])
-    assert manifest["logins"] == client["logins"] == client["relogins"] + 1
+    assert manifest.logins <= manifest.requests / 4, (manifest.logins, manifest.requests)
+    assert manifest.logins == client["logins"] == client["relogins"] + 1
 
 
 class FiveUseTokens(Script):

@@ -9,10 +9,11 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from conftest import make_config
+from multiverse_etl.lake import Lake
 from multiverse_etl.landing import write_manifest
 from multiverse_etl.storage import open_storage
 from multiverse_etl.transform import LandingReadError, run_transform
-from multiverse_etl.transform.tables import TABLES, Lake, read_table
+from multiverse_etl.transform.tables import TABLES, read_table
 from support.delta_log import history_version
 from support.landed import T0, Page, Raw, apprenticeship, programme, project, write_run
 
@@ -90,7 +91,7 @@ def scenario(spark, tmp_path_factory):
     finally:
         logger.removeHandler(events)
         logger.setLevel(level)
-    return config, Lake(root), result, events.records
+    return config, Lake.at(root), result, events.records
 
 
 class _Events(logging.Handler):
@@ -492,7 +493,7 @@ def test_an_unreadable_landing_file_loads_nothing_of_its_run(spark, tmp_path):
     storage.put(key, storage.get(key)[:200])
     with pytest.raises(LandingReadError, match=f"run {bad.run_id}: landing file .*{key}.* cannot be read"):
         run_transform(spark, make_config(str(tmp_path)))
-    lake = Lake(str(tmp_path))
+    lake = Lake.at(str(tmp_path))
     for table in ("bronze/apprenticeships", "bronze/projects", "bronze/programmes", "_audit/runs"):
         assert rows(spark, lake, table).count() == 0, table
 
@@ -507,7 +508,7 @@ def test_a_landing_that_does_not_match_its_manifest_is_taken_back_out_of_bronze(
     )
     with pytest.raises(LandingReadError, match="apprenticeships: 1 pages read, the manifest says 2"):
         run_transform(spark, make_config(str(tmp_path)))
-    lake = Lake(str(tmp_path))
+    lake = Lake.at(str(tmp_path))
     assert rows(spark, lake, "bronze/apprenticeships").count() == 0
     assert rows(spark, lake, "_audit/runs").count() == 0
 
@@ -523,7 +524,7 @@ def test_counts_that_do_not_add_up_fail_the_job_and_leave_a_failed_audit_row(spa
     )  # a row "lost" on the way
     with pytest.raises(ReconciliationError, match="programmes: planned inserts 2 != MERGE rows inserted 1"):
         run_transform(spark, make_config(str(tmp_path)))
-    audit = rows(spark, Lake(str(tmp_path)), "_audit/runs").collect()
+    audit = rows(spark, Lake.at(str(tmp_path)), "_audit/runs").collect()
     assert [(r.run_id, r.status, r.reconciled, list(r.mismatches)) for r in audit] == [
         (landed.run_id, "failed", False, ["programmes: planned inserts 2 != MERGE rows inserted 1"])
     ]

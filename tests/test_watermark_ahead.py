@@ -18,7 +18,7 @@ def test_a_record_dated_20_hours_ahead_does_not_push_the_watermark_past_the_star
         config = extract_config(str(tmp_path / "lake"), api.url)
         storage = storage_for(config)
         first = run_extract(config, storage=storage, mode="full")
-        started = dt.datetime.fromisoformat(first.manifest["started_at"].replace("Z", "+00:00"))
+        started = dt.datetime.fromisoformat(first.manifest.started_at.replace("Z", "+00:00"))
         watermark = read_watermark(storage)
         assert watermark is not None and watermark <= format_ts(int(started.timestamp()))
         assert watermark >= format_ts(now - 5)  # it still moved up to (about) the start, in the API's format

@@ -26,7 +26,7 @@ from multiverse_etl.extract.state import (
     write_run_plan,
 )
 from multiverse_etl.extract.writer import PartWriter, part_number
-from multiverse_etl.landing import landing_line, part_key, run_prefix
+from multiverse_etl.landing import Part, landing_line, part_key, run_prefix
 from multiverse_etl.s3_storage import S3Storage
 from multiverse_etl.storage import LocalStorage, open_storage
 
@@ -58,7 +58,7 @@ def read_part(storage, key: str) -> list[dict]:
     return [orjson.loads(line) for line in gzip.decompress(storage.get(key)).splitlines()]
 
 
-async def write_groups(writer: PartWriter, groups) -> list[dict]:
+async def write_groups(writer: PartWriter, groups) -> list[Part]:
     for lines, records in groups:
         await writer.add(lines, records)
     return await writer.close()
@@ -73,12 +73,12 @@ def test_parts_roll_at_the_size_and_never_split_a_group(tmp_path):
     ]
     parts = asyncio.run(write_groups(writer, groups))
     assert len(parts) > 3
-    assert [p["key"] for p in parts] == [part_key("projects", RUN, n) for n in range(len(parts))]
+    assert [p.key for p in parts] == [part_key("projects", RUN, n) for n in range(len(parts))]
     seen_parents = []
     for part in parts:
-        lines = read_part(storage, part["key"])
-        assert part["pages"] == len(lines) and part["records"] == sum(len(line["data"]) for line in lines)
-        assert part["bytes"] == len(storage.get(part["key"]))
+        lines = read_part(storage, part.key)
+        assert part.pages == len(lines) and part.records == sum(len(line["data"]) for line in lines)
+        assert part.bytes == len(storage.get(part.key))
         parents = [line["parent"]["apprenticeship_id"] for line in lines]
         # a group's pages are together, in order, in one part
         for parent in set(parents):
@@ -103,8 +103,8 @@ def test_discard_deletes_what_this_writer_wrote_and_numbering_starts_over(tmp_pa
         return await writer.close()
 
     parts = asyncio.run(main())
-    assert [p["key"] for p in parts] == [part_key("apprenticeships", RUN, 0)]
-    assert [o.key for o in storage.list(run_prefix("apprenticeships", RUN))] == [parts[0]["key"]]
+    assert [p.key for p in parts] == [part_key("apprenticeships", RUN, 0)]
+    assert [o.key for o in storage.list(run_prefix("apprenticeships", RUN))] == [parts[0].key]
 
 
 def test_an_entity_with_nothing_to_land_writes_no_part(tmp_path):
@@ -121,11 +121,11 @@ def test_parts_on_s3_are_encrypted_and_large_parts_go_multipart(s3_config):
     small = [line("projects", 1, 0, 1)]
     big = [line("projects", 2, 0, 1, blob[: len(blob) // 2]), line("projects", 2, 1, 1, blob[len(blob) // 2 :])]
     parts = asyncio.run(write_groups(writer, [(small, 1), (big, 2)]))
-    assert len(parts) == 1 and parts[0]["bytes"] > 16 * 1024 * 1024
-    head = storage.client.head_object(Bucket=storage.bucket, Key=storage._key(parts[0]["key"]))
+    assert len(parts) == 1 and parts[0].bytes > 16 * 1024 * 1024
+    head = storage.client.head_object(Bucket=storage.bucket, Key=storage._key(parts[0].key))
     assert head["ServerSideEncryption"] == "AES256"
     assert head["ETag"].strip('"').endswith("-2")  # uploaded in parts
-    lines = read_part(storage, parts[0]["key"])
+    lines = read_part(storage, parts[0].key)
     assert [line["parent"]["apprenticeship_id"] for line in lines] == [1, 2, 2]
 
 
@@ -153,7 +153,7 @@ def test_resume_take_over_keeps_project_parts_and_deletes_list_parts(tmp_path):
     assert resumed.first_number == len(written)
     asyncio.run(resumed.add([line("projects", 99, 0, 1)], 1))
     parts = asyncio.run(resumed.close())
-    assert parts[: len(written)] == written and part_number(parts[-1]["key"]) == len(written)
+    assert parts[: len(written)] == written and part_number(parts[-1].key) == len(written)
 
 
 def test_an_unreadable_part_is_dropped_on_resume_so_its_parents_are_listed_again(tmp_path):

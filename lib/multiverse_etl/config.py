@@ -304,16 +304,13 @@ def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
     if hint in (int, float):
         if isinstance(value, bool):
             raise ConfigError(f"{source}: '{key}' must be a number, got {value!r}")
+        what = "an integer" if hint is int else "a number"
         try:
             number = hint(value) if isinstance(value, str) else value
         except ValueError:
-            raise ConfigError(
-                f"{source}: '{key}' must be {'an integer' if hint is int else 'a number'}, got {value!r}"
-            ) from None
-        if hint is int and (not isinstance(number, int) or isinstance(number, bool)):
-            raise ConfigError(f"{source}: '{key}' must be an integer, got {value!r}")
-        if hint is float and not isinstance(number, (int, float)):
-            raise ConfigError(f"{source}: '{key}' must be a number, got {value!r}")
+            raise ConfigError(f"{source}: '{key}' must be {what}, got {value!r}") from None
+        if not isinstance(number, int if hint is int else (int, float)) or isinstance(number, bool):
+            raise ConfigError(f"{source}: '{key}' must be {what}, got {value!r}")
         return hint(number)
     if hint is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):

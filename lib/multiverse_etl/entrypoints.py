@@ -109,6 +109,7 @@ def _pipeline_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _pipeline(args: argparse.Namespace, config: Config) -> int:
+    from .lake import Lake
     from .pipeline import run_pipeline, show_gold
     from .spark import build_spark
     from .storage import open_lake
@@ -127,7 +128,7 @@ def _pipeline(args: argparse.Namespace, config: Config) -> int:
     for line in result.transform.summary_lines():
         print(line, flush=True)
     if args.show:
-        print(show_gold(result.spark, config, args.show), flush=True)
+        print(show_gold(result.spark, Lake.of(config, storage), args.show), flush=True)
     return 0
 
 
@@ -142,6 +143,7 @@ def _maintain_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _maintain(args: argparse.Namespace, config: Config) -> int:
+    from .lake import Lake
     from .maintain import check_retention, format_report, maintain_tables
     from .spark import build_spark
     from .storage import open_lake
@@ -153,9 +155,7 @@ def _maintain(args: argparse.Namespace, config: Config) -> int:
         spark = build_spark(config, "multiverse-etl-maintain")
         reports = maintain_tables(
             spark,
-            storage,
-            config.lake.root,
-            config.s3.spark_scheme,
+            Lake.of(config, storage),
             optimize_days=args.days if args.days is not None else config.maintain.optimize_days,
             retention_hours=retention,
             force=args.force,
@@ -167,15 +167,14 @@ def _maintain(args: argparse.Namespace, config: Config) -> int:
 
 
 def _smoke(args: argparse.Namespace, config: Config) -> int:
+    from .lake import Lake
     from .smoke import run_smoke
     from .spark import build_spark
-    from .storage import open_lake, spark_path
+    from .storage import open_lake
 
-    open_lake(config.lake.root, config.s3)  # a lake that cannot be written fails before Spark starts
+    lake = Lake.of(config, open_lake(config.lake.root, config.s3))  # an unwritable lake fails before Spark starts
     spark = build_spark(config, "multiverse-etl-smoke")
-    rows = (
-        run_smoke(spark, spark_path(config.lake.root, "_smoke/events", config.s3.spark_scheme)).orderBy("id").collect()
-    )
+    rows = run_smoke(spark, lake.path("_smoke/events")).orderBy("id").collect()
     for row in rows:
         print(f"smoke row: {row.id} {row.name} {row.event_date}", flush=True)
     return 0 if len(rows) == 3 else 1

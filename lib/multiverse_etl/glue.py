@@ -46,8 +46,9 @@ def _stand_in_resolver(argv: Sequence[str], names: Sequence[str]) -> dict[str, s
 
 def _resolver() -> Callable[[Sequence[str], Sequence[str]], dict[str, str]]:
     try:
-        # Glue's own library exists only on Glue: no stubs, no package to install elsewhere.
-        from awsglue.utils import getResolvedOptions  # type: ignore[import-not-found]
+        # Glue's own library exists only on Glue: no stubs, no package to install elsewhere (mypy's
+        # ignore_missing_imports, in pyproject.toml, covers it).
+        from awsglue.utils import getResolvedOptions
     except ImportError:
         return _stand_in_resolver
     return lambda argv, names: getResolvedOptions(list(argv), list(names))

@@ -16,8 +16,9 @@ from typing import Iterable, Optional
 from pyspark.sql import SparkSession
 
 from .errors import EtlError
+from .lake import Lake
 from .lock import check_still_held
-from .storage import Storage, spark_path
+from .storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +71,7 @@ def recent_partition_predicate(column: str, days: int, today: Optional[dt.date] 
 
 def maintain_tables(
     spark: SparkSession,
-    storage: Storage,
-    lake_root: str,
-    scheme: str,
+    lake: Lake,
     optimize_days: int,
     retention_hours: int,
     force: bool = False,
@@ -87,10 +86,9 @@ def maintain_tables(
         log.warning("VACUUM retention %dh below the safe minimum, forced", retention_hours)
         spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
     reports = []
-    for table in tables or discover_tables(storage):
+    for table in tables or discover_tables(lake.storage):
         start = time.monotonic()
-        path = spark_path(lake_root, table, scheme)
-        delta = DeltaTable.forPath(spark, path)
+        delta = DeltaTable.forPath(spark, lake.path(table))
         detail = delta.detail().collect()[0]
         partition = (detail["partitionColumns"] or [None])[0]
         report = TableReport(table=table, partition_column=partition)
@@ -105,10 +103,10 @@ def maintain_tables(
         report.optimized_files_added = int(metrics["numFilesAdded"])
         report.zorder = tuple(columns)
         if vacuum:
-            before = _live_and_dead_files(storage, table)
+            before = _live_and_dead_files(lake.storage, table)
             check_still_held()  # VACUUM deletes files and commits: likewise
             delta.vacuum(retention_hours)
-            report.vacuumed_files = max(0, before - _live_and_dead_files(storage, table))
+            report.vacuumed_files = max(0, before - _live_and_dead_files(lake.storage, table))
         report.seconds = time.monotonic() - start
         log.info(
             "maintained %s: optimize removed %d files, added %d (zorder %s); vacuum deleted %d files in %.1fs",

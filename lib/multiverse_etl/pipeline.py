@@ -16,9 +16,10 @@ from pyspark.sql import SparkSession
 from .config import Config
 from .extract import ExtractResult, run_extract
 from .ids import job_run_id
+from .lake import Lake
 from .lock import check_still_held, current_lock, lake_lock
 from .signals import note_lake_state
-from .storage import Storage, open_storage, spark_path
+from .storage import Storage, open_storage
 from .transform import TransformResult, run_transform
 
 log = logging.getLogger(__name__)
@@ -59,11 +60,11 @@ def run_pipeline(
     return PipelineResult(extracted, transformed, spark)
 
 
-def show_gold(spark: SparkSession, config: Config, rows: int) -> str:
+def show_gold(spark: SparkSession, lake: Lake, rows: int) -> str:
     """A few gold apprenticeships as a text table (for the demo's last screen)."""
     frame = (
         spark.read.format("delta")
-        .load(spark_path(config.lake.root, "gold/apprenticeships", config.s3.spark_scheme))
+        .load(lake.path("gold/apprenticeships"))
         .select(
             "apprenticeship_id",
             "first_name",

@@ -66,9 +66,9 @@ GOLD_COLUMNS = {
 
 
 def _lake(config: Config):
-    from multiverse_etl.transform.tables import Lake
+    from multiverse_etl.lake import Lake
 
-    return Lake(config.lake.root, config.s3.spark_scheme)
+    return Lake.of(config)
 
 
 def read_lake(spark, config: Config, run_id: Optional[str] = None) -> dict[str, Any]:

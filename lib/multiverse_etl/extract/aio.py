@@ -12,11 +12,11 @@ T = TypeVar("T")
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
     """Run on uvloop when it is installed (less CPU per request), else on asyncio's own loop."""
+    if sys.version_info < (3, 11):  # asyncio.Runner, which takes uvloop's loop factory, is 3.11+
+        return asyncio.run(coro)
     try:
         import uvloop
     except ImportError:
-        uvloop = None  # type: ignore[assignment]
-    if uvloop is None or sys.version_info < (3, 11):
         return asyncio.run(coro)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(coro)
@@ -30,9 +30,9 @@ async def all_or_nothing(coros: list[Coroutine[Any, Any, Any]]) -> None:
     tasks = [asyncio.ensure_future(coro) for coro in coros]
     try:
         done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        failed = [t for t in done if not t.cancelled() and t.exception() is not None]
-        if failed:
-            raise failed[0].exception()  # type: ignore[misc]
+        errors = [error for t in done if not t.cancelled() and (error := t.exception()) is not None]
+        if errors:
+            raise errors[0]
     finally:
         for task in tasks:
             task.cancel()

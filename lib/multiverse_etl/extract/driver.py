@@ -22,7 +22,6 @@ from ..landing import (
     FINGERPRINT_SCHEME,
     EntityManifest,
     Manifest,
-    Part,
     check_run_id,
     new_run_id,
     read_manifest,
@@ -65,7 +64,7 @@ PARENTS_ENTITY = "parents"
 @dataclass(frozen=True)
 class ExtractResult:
     run_id: str
-    manifest: dict[str, Any]  # the manifest's JSON, as written (`landing.Manifest.to_json`)
+    manifest: Manifest  # as committed (its JSON, `Manifest.to_json`, is what was written)
     manifest_key: str
 
 
@@ -110,7 +109,7 @@ def run_extract(
         for row in summary_lines(manifest):
             log.info("extract summary | %s", row)
         log.info("extract run %s committed: %s", plan.run_id, storage.uri(key), extra=summary_extra(manifest))
-    return ExtractResult(plan.run_id, manifest, key)
+    return ExtractResult(plan.run_id, committed, key)
 
 
 def _plan(storage: Storage, config: Config, mode: Optional[str], resume_run_id: Optional[str]) -> ExtractPlan:
@@ -295,7 +294,7 @@ class _Run:
         entities: dict[str, EntityManifest] = {}
         for spec in ENTITIES:
             writer, counter = self.writers[spec.name], counts.entity(spec.name)
-            parts = tuple(Part.from_json(p) for p in writer.parts)
+            parts = tuple(writer.parts)
             if spec.parent is not None:  # one listing per parent: complete when every parent was listed
                 complete = plan.projects_scope == "all" or plan.modified_after is None
             else:  # a list filtered by its change marker holds the changed rows only

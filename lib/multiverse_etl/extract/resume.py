@@ -12,11 +12,10 @@ import gzip
 import logging
 import zlib
 from dataclasses import dataclass, field
-from typing import Any
 
 from .. import jsonsafe
 from ..entities import ENTITIES
-from ..landing import run_prefix
+from ..landing import Part, run_prefix
 from ..storage import Storage
 from .parents import ParentSet
 
@@ -25,7 +24,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PriorAttempt:
-    project_parts: list[dict[str, Any]] = field(default_factory=list)
+    project_parts: list[Part] = field(default_factory=list)
     done_parents: ParentSet = field(default_factory=ParentSet)
     deleted_keys: list[str] = field(default_factory=list)
 
@@ -44,7 +43,7 @@ def take_over(storage: Storage, run_id: str) -> PriorAttempt:
         if not info.key.endswith(".jsonl.gz"):
             continue
         try:
-            part = _read_part(storage.get(info.key), prior.done_parents)
+            pages, records = _read_part(storage.get(info.key), prior.done_parents)
         except (OSError, EOFError, zlib.error, ValueError, KeyError, TypeError) as exc:
             # cannot happen with atomic writes; if it does, its parents are simply listed again
             log.warning(
@@ -55,7 +54,7 @@ def take_over(storage: Storage, run_id: str) -> PriorAttempt:
             storage.delete(info.key)
             prior.deleted_keys.append(info.key)
             continue
-        prior.project_parts.append({"key": info.key, **part, "bytes": info.size})
+        prior.project_parts.append(Part(info.key, pages, records, info.size))
     log.info(
         "resume of %s: %d projects part(s) kept with %d parents done; %d list part(s) deleted",
         run_id,
@@ -66,7 +65,8 @@ def take_over(storage: Storage, run_id: str) -> PriorAttempt:
     return prior
 
 
-def _read_part(data: bytes, done: ParentSet) -> dict[str, int]:
+def _read_part(data: bytes, done: ParentSet) -> tuple[int, int]:
+    """A whole projects part: its pages and records; its parents are added to `done` once it is all read."""
     pages = records = 0
     parents = []
     for line in gzip.decompress(data).splitlines():
@@ -79,4 +79,4 @@ def _read_part(data: bytes, done: ParentSet) -> dict[str, int]:
             parents.append(doc["parent"]["apprenticeship_id"])
     for parent in parents:  # only once the whole part has been read
         done.add(parent)
-    return {"pages": pages, "records": records}
+    return pages, records

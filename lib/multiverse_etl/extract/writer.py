@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
-from ..landing import LandingDigest, part_key
+from ..landing import LandingDigest, Part, part_key
 from ..storage import Storage
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class PartWriter:
         run_id: str,
         max_bytes: int,
         *,
-        prior_parts: Sequence[dict[str, Any]] = (),
+        prior_parts: Sequence[Part] = (),
         level: int = GZIP_LEVEL,
     ) -> None:
         """`prior_parts`: parts an interrupted attempt of this run already wrote (resume); numbering continues after them."""
@@ -44,8 +44,8 @@ class PartWriter:
         self.max_bytes = max_bytes
         self.level = level
         self.prior_parts = list(prior_parts)
-        self.first_number = 1 + max((part_number(p["key"]) for p in self.prior_parts), default=-1)
-        self.parts: list[dict[str, Any]] = list(self.prior_parts)  # written parts: key, pages, records, bytes
+        self.first_number = 1 + max((part_number(p.key) for p in self.prior_parts), default=-1)
+        self.parts: list[Part] = list(self.prior_parts)  # written parts, in order: the manifest lists them as they are
         self._lock = asyncio.Lock()
         self._next_number = self.first_number
         self._sealing_pages = 0
@@ -67,11 +67,11 @@ class PartWriter:
     @property
     def pages(self) -> int:
         """Pages accepted so far (written or in the open part)."""
-        return sum(p["pages"] for p in self.parts) + self._open_pages + self._sealing_pages
+        return sum(p.pages for p in self.parts) + self._open_pages + self._sealing_pages
 
     @property
     def records(self) -> int:
-        return sum(p["records"] for p in self.parts) + self._open_records + self._sealing_records
+        return sum(p.records for p in self.parts) + self._open_records + self._sealing_records
 
     async def add(self, lines: Sequence[bytes], records: int) -> None:
         """Append a group of lines (kept together in one part); write the part when it is full."""
@@ -91,7 +91,7 @@ class PartWriter:
         if self._out + self._raw_pending // _DEFLATE_RATIO_GUESS >= self.max_bytes:
             await self._write(self._seal())
 
-    async def close(self) -> list[dict[str, Any]]:
+    async def close(self) -> list[Part]:
         """Write the last part (if it holds anything) and wait for every write; the written parts."""
         if self._open_pages:
             await self._write(self._seal())
@@ -102,7 +102,7 @@ class PartWriter:
     async def discard(self) -> None:
         """Forget everything this writer wrote (a list restarted from page one): parts are deleted."""
         async with self._lock:
-            keys = [p["key"] for p in self.parts[len(self.prior_parts) :]]
+            keys = [p.key for p in self.parts[len(self.prior_parts) :]]
             await asyncio.to_thread(_delete_all, self.storage, keys)
             self.parts = list(self.prior_parts)
             self._next_number = self.first_number
@@ -130,7 +130,7 @@ class PartWriter:
             if generation != self._generation:  # discarded while it waited
                 return
             await asyncio.to_thread(self.storage.put, key, data)
-            self.parts.append({"key": key, "pages": pages, "records": records, "bytes": len(data)})
+            self.parts.append(Part(key, pages, records, len(data)))
             self._sealing_pages -= pages
             self._sealing_records -= records
         log.debug("%s: wrote %s (%d pages, %d records, %d bytes)", self.entity, key, pages, records, len(data))

@@ -13,10 +13,11 @@ from typing import Any, Optional
 
 from pyspark.sql import DataFrame, SparkSession
 
+from ..lake import Lake
 from .drift import summary_line
 from .reconcile import EntityCounts, summary_table
 from .schemas import AUDIT_SCHEMA, ENTITY_COUNTS_SCHEMA
-from .tables import Lake, append_audit
+from .tables import append_audit
 
 log = logging.getLogger("multiverse_etl.transform")
 

@@ -8,8 +8,7 @@ from typing import Any, Callable, Optional
 
 from pyspark.sql import SparkSession
 
-from ..storage import Storage
-from .tables import Lake
+from ..lake import Lake
 
 
 @dataclass(frozen=True)
@@ -17,8 +16,7 @@ class Job:
     """One transform job. Steps read it; none of them changes it."""
 
     spark: SparkSession
-    lake: Lake
-    storage: Storage  # the lake's files: the Delta logs are read through it (tables.table_version, commit_info)
+    lake: Lake  # its storage holds the Delta logs that versions and commit metrics are read from (delta_log.py)
     job_id: str
     pool: ThreadPoolExecutor  # the job's threads: Spark jobs of independent entities run side by side
     pseudonymisation_key: Optional[str] = None

@@ -13,10 +13,11 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from ..entities import BY_NAME, PARENT_COLUMN, EntitySpec
+from ..lake import Lake
 from .changes import plan_deletions
 from .clean import to_integer
 from .read import LoadPlan, parse_id_list
-from .tables import Lake, read_table, silver_table
+from .tables import read_table, silver_table
 
 
 def proven_deletions(

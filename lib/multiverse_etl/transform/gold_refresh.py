@@ -85,8 +85,8 @@ def refresh_gold(
     spark, lake, start = job.spark, job.lake, time.monotonic()
     # Gold depends on silver's versions and on the pseudonymisation key (a new key must re-hash gold).
     fingerprint = key_fingerprint(job.pseudonymisation_key) if job.pseudonymisation_key else "off"
-    versions: dict = {**table_versions(job.storage, SILVER_TABLES), "pseudonyms": fingerprint}
-    built_from = [_gold_source_versions(latest_user_metadata(job.storage, table)) for table in GOLD_TABLES]
+    versions: dict = {**table_versions(job.lake.storage, SILVER_TABLES), "pseudonyms": fingerprint}
+    built_from = [_gold_source_versions(latest_user_metadata(job.lake.storage, table)) for table in GOLD_TABLES]
     if not force and not rebuild and all(b == versions for b in built_from):
         log.info("gold is up to date with silver %s", versions)
         return GoldOutcome()
@@ -198,7 +198,6 @@ def _merge(job: Job, ids: DataFrame, versions: dict) -> GoldSummary:
                         merge_gold,
                         spark,
                         lake,
-                        job.storage,
                         str(s.gold.table),
                         sources[str(s.gold.table)],
                         s.key,
@@ -218,7 +217,7 @@ def _merge(job: Job, ids: DataFrame, versions: dict) -> GoldSummary:
 def _unchanged_counts(job: Job, counted: Optional[CountedGold]) -> GoldSummary:
     """Gold's counts when nothing gold reads changed: as the audit row recorded them if gold has not moved since
     (the writer lock: nothing else writes gold; a crash before that row, or `maintain`, moves gold's versions)."""
-    if counted is not None and dict(counted.versions) == table_versions(job.storage, GOLD_TABLES):
+    if counted is not None and dict(counted.versions) == table_versions(job.lake.storage, GOLD_TABLES):
         log.info("gold unchanged since its counts were recorded (versions %s): not read", dict(counted.versions))
         return counted.summary
     return _gold_counts(job)

@@ -62,7 +62,7 @@ def merge_silver(job: Job, plan: LoadPlan, prepared: Prepared, listed_parents: D
     lake, spec = job.lake, prepared.spec
     start = time.monotonic()
     table = silver_table(spec)
-    version = table_version(job.storage, table)
+    version = table_version(lake.storage, table)
     ranked = prepared.ranked
     candidates = None
     if ranked is not None:
@@ -75,7 +75,7 @@ def merge_silver(job: Job, plan: LoadPlan, prepared: Prepared, listed_parents: D
     kept = prepared.revisit_winners  # keys whose ranking kept silver's own version
     if version == 0:  # the table's first load: nothing to compare with, guard or delete
         inserted = prepared.upsert_candidates - kept
-        written = append_rows(candidates, lake, table, job.storage) if candidates is not None and inserted else 0
+        written = append_rows(candidates, lake, table) if candidates is not None and inserted else 0
         outcome = MergeOutcome(inserted=inserted, merge_inserted=written, version_before=version, planned=False)
     else:
         outcome = _plan_and_merge(job, plan, prepared, candidates, listed_parents, version)
@@ -157,7 +157,7 @@ def _plan_and_merge(
         metrics = {"inserted": 0, "updated": 0}
         actions = tuple(a for a in (INSERT, UPDATE, DELETE, REFRESH) if planned.get(a))
         if actions:
-            metrics = merge_changes(spark, lake, job.storage, spec, changes.filter(F.col(ACTION) != UNCHANGED), actions)
+            metrics = merge_changes(spark, lake, spec, changes.filter(F.col(ACTION) != UNCHANGED), actions)
         restored = sum(int(row["restored"] or 0) for row in grouped if row[ACTION] == UPDATE)
         return MergeOutcome(
             planned.get(INSERT, 0),

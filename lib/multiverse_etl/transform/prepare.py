@@ -19,10 +19,10 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, Observation
+from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
 from ..entities import EntitySpec
@@ -50,6 +50,7 @@ from .frames import hold, release
 from .quarantine import is_valid, possible_reasons
 from .read import (
     LoadPlan,
+    PageChecks,
     explode_fingerprints,
     explode_pages,
     find_unreadable_part,
@@ -73,7 +74,7 @@ class Prepared:
     """An entity of a run after classification, bronze and validation: its counts and its held frames."""
 
     spec: EntitySpec
-    landing: Mapping[str, Any]  # what the landing's pages showed (`read.page_checks`)
+    landing: PageChecks  # what the landing's pages showed
     classes: Mapping[str, int]  # records per class (`classify.class_counts`), and silver's live rows before
     bronze_written: int = 0
     validated: int = 0  # changed records validated (every changed record, copies included)
@@ -106,14 +107,13 @@ def prepare_entity(job: Job, plan: LoadPlan, spec: EntitySpec, first_load: bool)
     keys = plan.parts[spec.name]
     if not keys:
         log.info("run %s %s: no landing parts", plan.run_id, spec.name)
-        return Prepared(spec, {"pages": 0, "records": 0, "empty_parents": ""}, {})
+        return Prepared(spec, PageChecks(), {})
     start = time.monotonic()
     fingerprinted = plan.manifest is not None and plan.manifest.record_fingerprints == FINGERPRINT_SCHEME
-    classified, landing, classes = _classify(job, plan, spec, first_load, records=not fingerprinted)
-    if fingerprinted and int(landing.get("pages_without_data") or 0):  # a page without fingerprints: read it all
+    classified, landing, classes, files = _classify(job, plan, spec, first_load, records=not fingerprinted)
+    if fingerprinted and landing.pages_without_data:  # a page without fingerprints: read it all
         release(classified)
-        classified, landing, classes = _classify(job, plan, spec, first_load, records=True)
-    files = tuple(landing.pop("changed_files", ()))
+        classified, landing, classes, files = _classify(job, plan, spec, first_load, records=True)
     prepared = Prepared(spec, landing, classes, changed_files=files, classified=classified)
     try:
         if classes.get(CHANGED):
@@ -127,7 +127,7 @@ def prepare_entity(job: Job, plan: LoadPlan, spec: EntitySpec, first_load: bool)
         "classified and prepared in %.1fs",
         plan.run_id,
         spec.name,
-        int(landing.get("records") or 0),
+        landing.records,
         classes.get(UNCHANGED, 0),
         classes.get(KNOWN_BAD, 0),
         classes.get(CHANGED, 0),
@@ -138,7 +138,7 @@ def prepare_entity(job: Job, plan: LoadPlan, spec: EntitySpec, first_load: bool)
             "step": "classify",
             "landing_run_id": plan.run_id,
             "entity": spec.name,
-            "rows": int(landing.get("records") or 0),
+            "rows": landing.records,
             **{name: int(classes.get(name, 0)) for name in (UNCHANGED, KNOWN_BAD, CHANGED)},
             "bronze_written": prepared.bronze_written,
             "valid": prepared.valid_rows,
@@ -151,8 +151,9 @@ def prepare_entity(job: Job, plan: LoadPlan, spec: EntitySpec, first_load: bool)
 
 def _classify(
     job: Job, plan: LoadPlan, spec: EntitySpec, first_load: bool, records: bool
-) -> tuple[DataFrame, dict[str, Any], dict[str, int]]:
-    """The run's landing of one entity, classified (held), what its pages showed, and the class counts."""
+) -> tuple[DataFrame, PageChecks, dict[str, int], tuple[str, ...]]:
+    """The run's landing of one entity, classified (held), what its pages showed, the class counts, and the
+    landing files holding a changed record."""
     keys = plan.parts[spec.name]
     seen = Observation(f"pages_{uuid.uuid4().hex[:8]}")
     try:
@@ -181,12 +182,15 @@ def _classify(
         if not is_read_failure(exc):
             raise
         culprit = find_unreadable_part(job.spark, job.lake.root, keys, job.lake.scheme) if len(keys) > 1 else keys[0]
-        raise landing_read_error(plan.run_id, keys, exc, culprit) from exc  # type: ignore[misc]
+        error = landing_read_error(plan.run_id, keys, exc, culprit)
+        if error is None:  # is_read_failure said it is one, so never: the failure as it came, then
+            raise
+        raise error from exc
     assert row is not None  # an aggregate without grouping has one row
     counts = {name: int(value or 0) for name, value in row.asDict().items() if name != "changed_files"}
     counts["live_before"] = counts.pop("_matched_live") + counts[UNSEEN]  # every live row matched or unseen
-    counts_files = tuple(sorted(row["changed_files"] or ()))
-    return classified, {**seen.get, "changed_files": counts_files}, counts
+    changed_files = tuple(sorted(row["changed_files"] or ()))
+    return classified, PageChecks.of(seen.get), counts, changed_files
 
 
 def _prepare_changed(job: Job, plan: LoadPlan, prepared: Prepared, first_load: bool) -> Prepared:
@@ -260,12 +264,12 @@ def _write_new_versions(
     lineage = ["landing_file", "page_index", "record_index"]
     copies = changed.where(F.col(COPY_RANK) > 1).select(*lineage)
     new = records.join(F.broadcast(copies), on=lineage, how="left_anti")
-    if table_version(job.storage, bronze_table(spec)) > 0:  # bronze holds rows (its version 0 is its creation)
+    if table_version(job.lake.storage, bronze_table(spec)) > 0:  # bronze holds rows (its version 0 is its creation)
         lookup = F.broadcast(versions) if changed_count <= BROADCAST_VERSIONS else versions
         held = read_table(job.spark, job.lake, bronze_table(spec)).select("fingerprint")
         held = held.join(lookup, on="fingerprint", how="left_semi").distinct()
         new = new.join(held, on="fingerprint", how="left_anti")
-    return append_versions(new, job.lake, job.storage, bronze_table(spec), max_rows_per_file=BRONZE_ROWS_PER_FILE)
+    return append_versions(new, job.lake, bronze_table(spec), max_rows_per_file=BRONZE_ROWS_PER_FILE)
 
 
 def _rank_counts(spec: EntitySpec, ranked: DataFrame) -> dict[str, int]:
@@ -273,7 +277,7 @@ def _rank_counts(spec: EntitySpec, ranked: DataFrame) -> dict[str, int]:
     valid, revisit, first = is_valid(F.col("reasons")), F.col(REVISIT), F.col(RANK_COLUMN) == 1
     changed = ~revisit
 
-    def count(condition):  # type: ignore[no-untyped-def]
+    def count(condition: Column) -> Column:
         return F.sum(F.when(condition, 1).otherwise(0))
 
     row = ranked.agg(

@@ -44,7 +44,7 @@ def write_quarantine(job: Job, plan: LoadPlan, prepared: Mapping[str, Prepared])
         seen, *[F.sum(F.when(F.col("entity") == name, 1).otherwise(0)).alias(name) for name in prepared]
     )
     start = time.monotonic()
-    written = append_versions(rows.repartition(1), job.lake, job.storage, QUARANTINE_TABLE)
+    written = append_versions(rows.repartition(1), job.lake, QUARANTINE_TABLE)
     by_entity = {name: int(seen.get.get(name) or 0) for name in prepared}
     observed = sum(by_entity.values())
     seconds = time.monotonic() - start

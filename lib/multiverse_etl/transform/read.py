@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Optional
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -176,21 +176,44 @@ def page_checks(run_id: str, entity: str, records: str = "data") -> list[Column]
     ]
 
 
-def landing_problems(run_id: str, entity: str, observed: dict[str, Any], expected_pages: int) -> list[str]:
+@dataclass(frozen=True)
+class PageChecks:
+    """What `page_checks` observed over one entity's pages of a run, for `landing_problems` and the deletions.
+
+    All zero and no empty listings: nothing was read (an entity without parts, or carried from an identical run).
+    """
+
+    pages: int = 0
+    records: int = 0
+    pages_without_data: int = 0
+    pages_without_fingerprints: int = 0
+    pages_of_other_runs: int = 0
+    pages_of_other_entities: int = 0
+    pages_without_time: int = 0
+    pages_without_index: int = 0
+    empty_parents: str = ""  # the parents whose listing returned nothing, comma-separated (`parse_id_list`)
+
+    @classmethod
+    def of(cls, observed: Mapping[str, Any]) -> PageChecks:
+        """From the values of `page_checks` (an Observation's, a row's); a sum over no pages is null: 0."""
+        counts = {f.name: int(observed.get(f.name) or 0) for f in fields(cls) if f.name != "empty_parents"}
+        return cls(**counts, empty_parents=str(observed.get("empty_parents") or ""))
+
+
+def landing_problems(run_id: str, entity: str, observed: PageChecks, expected_pages: int) -> list[str]:
     """Why the pages read do not match the landing contract (empty list: they do)."""
     problems = []
-    pages = int(observed.get("pages") or 0)
-    if pages != expected_pages:
-        problems.append(f"{entity}: {pages} pages read, the manifest says {expected_pages}")
-    for key, what in (
-        ("pages_without_data", "have no data array"),
-        ("pages_of_other_runs", "belong to another run"),
-        ("pages_of_other_entities", "belong to another entity"),
-        ("pages_without_time", "have no readable extracted_at"),
-        ("pages_without_index", "have no page_index"),
+    if observed.pages != expected_pages:
+        problems.append(f"{entity}: {observed.pages} pages read, the manifest says {expected_pages}")
+    for count, what in (
+        (observed.pages_without_data, "have no data array"),
+        (observed.pages_of_other_runs, "belong to another run"),
+        (observed.pages_of_other_entities, "belong to another entity"),
+        (observed.pages_without_time, "have no readable extracted_at"),
+        (observed.pages_without_index, "have no page_index"),
     ):
-        if int(observed.get(key) or 0):
-            problems.append(f"{entity}: {observed[key]} page(s) {what}")
+        if count:
+            problems.append(f"{entity}: {count} page(s) {what}")
     return problems
 
 

@@ -24,10 +24,11 @@ from pyspark.sql import SparkSession
 from ..config import Config, TransformConfig
 from ..entities import APPRENTICESHIPS, BY_NAME, ENTITIES, LOAD_ORDER, PROGRAMMES, PROJECTS
 from ..ids import job_run_id
+from ..lake import Lake
 from ..landing import committed_runs
 from ..lock import lake_lock
 from ..spark_jobs import JobCounter
-from ..storage import Storage, open_storage
+from ..storage import Storage
 from .audit import FAILED, LOADED, GoldSummary, RunReport, TransformResult, write_audit
 from .context import Job, results_or_raise
 from .deletions import listed_parents
@@ -39,13 +40,12 @@ from .merge import MergeOutcome, merge_silver
 from .prepare import Prepared, prepare_entity
 from .pseudonymise import pseudonymisation_key
 from .quarantine_write import write_quarantine
-from .read import LoadPlan, landing_problems, plan_run, read_error_of
+from .read import LoadPlan, PageChecks, landing_problems, plan_run, read_error_of
 from .reconcile import ReconciliationError, entity_counts, reconcile_run
 from .skip import LoadedRun, carried_classes, lake_versions, landing_key, skippable
 from .tables import (
     GOLD_TABLES,
     QUARANTINE_TABLE,
-    Lake,
     bronze_table,
     delete_run_rows,
     ensure_tables,
@@ -78,27 +78,26 @@ def run_transform(
     `take_lock=False` when the caller (the pipeline) already holds the lake's writer lock; `rebuild_gold`
     rebuilds gold whole even where merging what silver changed would do.
     """
-    storage = storage or open_storage(config.lake.root, config.s3)
+    lake = Lake.of(config, storage)
     job_id = job_run_id("transform")
     # Checked before anything is loaded: a missing key must not fail the job after silver moved.
     key = pseudonymisation_key(config.transform.pseudonymise_key_env) if config.transform.pseudonymise_gold else None
-    lake = Lake(config.lake.root, config.s3.spark_scheme)
     if not take_lock:
-        return _run(spark, lake, storage, job_id, key, config.transform, rebuild_gold)
-    with lake_lock(storage, owner=job_id):
-        return _run(spark, lake, storage, job_id, key, config.transform, rebuild_gold)
+        return _run(spark, lake, job_id, key, config.transform, rebuild_gold)
+    with lake_lock(lake.storage, owner=job_id):
+        return _run(spark, lake, job_id, key, config.transform, rebuild_gold)
 
 
 def _run(
-    spark: SparkSession, lake: Lake, storage: Storage, job_id: str, key: str | None, tc: TransformConfig, rebuild: bool
+    spark: SparkSession, lake: Lake, job_id: str, key: str | None, tc: TransformConfig, rebuild: bool
 ) -> TransformResult:
     started, result, jobs, changes = time.monotonic(), TransformResult(job_id), JobCounter(spark), SilverChanges()
     with ThreadPoolExecutor(max_workers=len(LOAD_ORDER), thread_name_prefix="transform") as pool:
-        job = Job(spark, lake, storage, job_id, pool, key, tc.on_unknown_fields, tc.gold_merge_max_share)
-        ensure_tables(spark, lake, storage)
+        job = Job(spark, lake, job_id, pool, key, tc.on_unknown_fields, tc.gold_merge_max_share)
+        ensure_tables(spark, lake)
         loaded, latest = loaded_runs(spark, lake)
         previous = _loaded_run(latest)
-        pending = [plan_run(m, ENTITIES) for m in committed_runs(storage) if m.run_id not in loaded]
+        pending = [plan_run(m, ENTITIES) for m in committed_runs(lake.storage) if m.run_id not in loaded]
         log.info(
             "transform %s: %d committed run(s) to load (%d loaded before) in %s",
             job_id,
@@ -138,7 +137,7 @@ def _run(
                     result.gold_mode, result.gold, result.spark_jobs = gold.mode, gold.summary, jobs.jobs
                     if gold.summary.gold_apprenticeships is not None:  # the versions gold's counts hold for
                         for report in result.runs:
-                            report.lake_versions.update(table_versions(storage, GOLD_TABLES))
+                            report.lake_versions.update(table_versions(lake.storage, GOLD_TABLES))
                     write_audit(spark, lake, job_id, result.runs, LOADED, result.gold, result.spark_jobs)
             finally:
                 for name, previous_value in before.items():
@@ -196,7 +195,7 @@ def load_run(job: Job, plan: LoadPlan, previous: Optional[LoadedRun] = None) -> 
         )
         for s in LOAD_ORDER
     }
-    skipped = skippable(LOAD_ORDER, keys, previous, table_versions(job.storage, LAKE_STATE_TABLES))
+    skipped = skippable(LOAD_ORDER, keys, previous, table_versions(job.lake.storage, LAKE_STATE_TABLES))
     report.landing_digests = {name: key for name, key in keys.items() if key is not None}
     report.skipped = sorted(skipped)
     if skipped:
@@ -209,7 +208,7 @@ def load_run(job: Job, plan: LoadPlan, previous: Optional[LoadedRun] = None) -> 
     prepared = prepare_all(job, plan, {name: previous.entities[name] for name in skipped} if previous else {})
     try:
         projects = prepared[PROJECTS.name]
-        parents = listed_parents(job.spark, projects.classified, PROJECTS, projects.landing.get("empty_parents"))
+        parents = listed_parents(job.spark, projects.classified, PROJECTS, projects.landing.empty_parents)
         quarantine = write_quarantine(job, plan, prepared)
         # Programmes depend on nothing; projects follow apprenticeships (their deletions cascade).
         programmes = job.pool.submit(merge_silver, job, plan, prepared[PROGRAMMES.name], parents)
@@ -230,7 +229,7 @@ def load_run(job: Job, plan: LoadPlan, previous: Optional[LoadedRun] = None) -> 
     if job.drift_policy != "ignore":  # schema drift per entity and field, into the audit row (drift.py)
         report.schema_drift = [item for spec in LOAD_ORDER for item in prepared[spec.name].drift or ()]
     report.mismatches = reconcile_run(report.entities) + list(quarantine.mismatches)
-    report.lake_versions = lake_versions(table_versions(job.storage, LAKE_STATE_TABLES))
+    report.lake_versions = lake_versions(table_versions(job.lake.storage, LAKE_STATE_TABLES))
     report.finished_at = dt.datetime.now(dt.timezone.utc)
     return report, SilverChanges.of({spec: merged[spec.name] for spec in LOAD_ORDER})
 
@@ -240,13 +239,15 @@ def prepare_all(job: Job, plan: LoadPlan, carried: Mapping[str, Mapping[str, Any
     the identical run's audit row); a landing that does not match its manifest, or schema drift the policy refuses,
     stops the run here and its bronze rows are taken back out."""
     # The lake's first load (nothing in silver or quarantine yet): nothing to classify against.
-    first_load = all(table_version(job.storage, t) == 0 for t in (*map(silver_table, LOAD_ORDER), QUARANTINE_TABLE))
+    first_load = all(
+        table_version(job.lake.storage, t) == 0 for t in (*map(silver_table, LOAD_ORDER), QUARANTINE_TABLE)
+    )
     try:
         reading = [spec for spec in LOAD_ORDER if spec.name not in carried]
         futures = {spec.name: job.pool.submit(prepare_entity, job, plan, spec, first_load) for spec in reading}
         prepared = results_or_raise(futures, cleanup=Prepared.unpersist)
         for name, counts in carried.items():
-            landing = {"pages": plan.pages[name], "records": plan.records[name], "empty_parents": ""}
+            landing = PageChecks(pages=plan.pages[name], records=plan.records[name])  # as the manifest says
             prepared[name] = Prepared(BY_NAME[name], landing, carried_classes(counts))
         problems = [
             p

@@ -12,7 +12,6 @@ import json
 import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Optional
 
 from pyspark.sql import DataFrame, SparkSession
@@ -20,8 +19,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from ..entities import ENTITIES, EntitySpec
+from ..lake import Lake
 from ..lock import check_still_held
-from ..storage import Storage, spark_path
+from ..storage import Storage
 from .changes import ACTION, DELETE, INSERT, REFRESH, UPDATE, delete_condition, refresh_condition, update_condition
 from .delta_log import commit_metrics, table_version
 from .schemas import (
@@ -63,17 +63,6 @@ TABLES: dict[str, tuple[T.StructType, str]] = {
     "gold/apprenticeship_projects": (GOLD_APPRENTICESHIP_PROJECTS_SCHEMA, GOLD_PARTITION),
     AUDIT_TABLE: (AUDIT_SCHEMA, AUDIT_PARTITION),
 }
-
-
-@dataclass(frozen=True)
-class Lake:
-    """Where the tables are: the lake root and the scheme Spark uses for s3:// roots."""
-
-    root: str
-    scheme: str = "s3a"
-
-    def path(self, table: str) -> str:
-        return spark_path(self.root, table, self.scheme)
 
 
 def _delta(spark: SparkSession, lake: Lake, table: str):
@@ -119,22 +108,17 @@ def add_missing_columns(spark: SparkSession, lake: Lake, table: str, existing: T
     return [f.name for f in missing]
 
 
-def ensure_tables(spark: SparkSession, lake: Lake, storage: Optional[Storage] = None) -> list[str]:
+def ensure_tables(spark: SparkSession, lake: Lake) -> list[str]:
     """Create every missing table (so readers always find all of them), add columns a newer schema declares; the
-    tables created. With `storage`, which tables exist is read from their logs (no Spark job for a lake that has them).
+    tables created. Which tables exist is read from their logs (no Spark job for a lake that has them).
     """
 
     def ensure(table: str) -> bool:
-        if storage is not None and table_version(storage, table) >= 0:
+        if table_version(lake.storage, table) >= 0:
             schema = read_table(spark, lake, table).schema
             added = add_missing_columns(spark, lake, table, schema)
             if added:
                 log.info("%s: added column(s) %s (a lake made by an older version)", table, ", ".join(added))
-            return False
-        from delta.tables import DeltaTable
-
-        if storage is None and DeltaTable.isDeltaTable(spark, lake.path(table)):
-            add_missing_columns(spark, lake, table, read_table(spark, lake, table).schema)
             return False
         return create_table(spark, lake, table)
 
@@ -180,12 +164,12 @@ def replace_run_rows(
     )
 
 
-def append_rows(rows: DataFrame, lake: Lake, table: str, storage: Storage) -> int:
+def append_rows(rows: DataFrame, lake: Lake, table: str) -> int:
     """Append rows (a table's first load), one file per partition (not one per task and partition: 193 files for
     2,000 apprenticeships over 24 months); the number of rows Delta wrote."""
     check_still_held()  # fencing: never commit under a lock this job no longer holds
     schema, partition = TABLES[table]
-    before = table_version(storage, table)
+    before = table_version(lake.storage, table)
     (
         rows.select(*[F.col(f.name) for f in schema.fields])
         .repartition(partition)
@@ -193,7 +177,7 @@ def append_rows(rows: DataFrame, lake: Lake, table: str, storage: Storage) -> in
         .mode("append")
         .save(lake.path(table))
     )
-    return commit_metrics(storage, table, before).get("numOutputRows", 0)
+    return commit_metrics(lake.storage, table, before).get("numOutputRows", 0)
 
 
 def delete_run_rows(spark: SparkSession, lake: Lake, table: str, run_id: str, ingest_date: dt.date) -> None:
@@ -205,7 +189,6 @@ def delete_run_rows(spark: SparkSession, lake: Lake, table: str, run_id: str, in
 def merge_changes(
     spark: SparkSession,
     lake: Lake,
-    storage: Storage,
     spec: EntitySpec,
     changes: DataFrame,
     actions: tuple[str, ...] = (INSERT, UPDATE, DELETE),
@@ -227,7 +210,7 @@ def merge_changes(
         "deleted_at": F.col("s.deleted_at"),
         "deleted_by_run_id": F.col("s.deleted_by_run_id"),
     }
-    before = table_version(storage, table)
+    before = table_version(lake.storage, table)
     merge = _delta(spark, lake, table).alias("t").merge(changes.alias("s"), on)
     if UPDATE in actions:
         merge = merge.whenMatchedUpdate(
@@ -244,7 +227,7 @@ def merge_changes(
             condition=f"s.{ACTION} = '{INSERT}'", values={c: F.col(f"s.{c}") for c in columns}
         )
     merge.execute()
-    metrics = commit_metrics(storage, table, before)  # a MERGE that changes nothing commits nothing
+    metrics = commit_metrics(lake.storage, table, before)  # a MERGE that changes nothing commits nothing
     return {"inserted": metrics.get("numTargetRowsInserted", 0), "updated": metrics.get("numTargetRowsUpdated", 0)}
 
 
@@ -264,9 +247,7 @@ def overwrite_table(rows: DataFrame, lake: Lake, table: str, user_metadata: Opti
     writer.save(lake.path(table))
 
 
-def merge_gold(
-    spark: SparkSession, lake: Lake, storage: Storage, table: str, source: DataFrame, keys: tuple[str, ...], op: str
-) -> None:
+def merge_gold(spark: SparkSession, lake: Lake, table: str, source: DataFrame, keys: tuple[str, ...], op: str) -> None:
     """Apply incremental gold's rows (`op` = 'upsert' or 'delete') to a gold table; the commit carries the
     session's `commitInfo.userMetadata` (what gold was built from, set by the caller around both tables).
 
@@ -275,7 +256,7 @@ def merge_gold(
     """
     check_still_held()  # fencing: never commit under a lock this job no longer holds
     columns = [f.name for f in TABLES[table][0].fields]
-    before = table_version(storage, table)
+    before = table_version(lake.storage, table)
     on = " AND ".join(f"t.{key} = s.{key}" for key in keys)
     # A row built again exactly as it is stays untouched: with deletion vectors only the rows that changed are
     # written again, not every row of a touched apprenticeship.
@@ -289,7 +270,7 @@ def merge_gold(
         .whenNotMatchedInsert(condition=f"s.{op} = 'upsert'", values={c: F.col(f"s.{c}") for c in columns})
         .execute()
     )
-    if table_version(storage, table) == before:
+    if table_version(lake.storage, table) == before:
         spark.sql(
             f"ALTER TABLE delta.`{lake.path(table)}` SET TBLPROPERTIES ('multiverse.gold_refreshed' = '{uuid.uuid4().hex}')"
         )
@@ -338,7 +319,7 @@ def loaded_runs(spark: SparkSession, lake: Lake) -> tuple[set[str], Optional[dic
     return {row.run_id for row in rows}, None if latest is None else latest.asDict(recursive=True)
 
 
-def append_versions(rows: DataFrame, lake: Lake, storage: Storage, table: str, max_rows_per_file: int = 0) -> int:
+def append_versions(rows: DataFrame, lake: Lake, table: str, max_rows_per_file: int = 0) -> int:
     """Append new record versions to bronze or quarantine; the rows Delta wrote (from the commit's own metrics).
 
     An append, not a replacement of the run's rows: the caller leaves out every version the table holds already,
@@ -346,7 +327,7 @@ def append_versions(rows: DataFrame, lake: Lake, storage: Storage, table: str, m
     """
     check_still_held()  # fencing: never commit under a lock this job no longer holds
     schema, _ = TABLES[table]
-    before = table_version(storage, table)
+    before = table_version(lake.storage, table)
     (
         rows.select(*[F.col(f.name) for f in schema.fields])
         .write.format("delta")
@@ -354,4 +335,4 @@ def append_versions(rows: DataFrame, lake: Lake, storage: Storage, table: str, m
         .option("maxRecordsPerFile", str(max_rows_per_file))
         .save(lake.path(table))
     )
-    return commit_metrics(storage, table, before).get("numOutputRows", 0)
+    return commit_metrics(lake.storage, table, before).get("numOutputRows", 0)
