@@ -28,8 +28,10 @@ setup(
     version="0.1.0",
     description="Exports the Multiverse sample API into an S3 data lake of Delta tables.",
     python_requires=">=3.10",
-    package_dir={"": "lib", "sample_api": "sample_api"},
-    packages=find_packages("lib") + ["sample_api"],
+    # `support` (tests/support): the helpers the tests and bench/ share, importable wherever the project is installed.
+    # Only multiverse_etl is deployed (submit.build_lib_zip zips lib/multiverse_etl).
+    package_dir={"": "lib", "sample_api": "sample_api", "support": "tests/support"},
+    packages=find_packages("lib") + ["sample_api", "support"],
     install_requires=[
         "aiohttp>=3.9,<4",
         "boto3>=1.36",

@@ -39,21 +39,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "lib"), str(ROOT / "tests"), str(ROOT)]
-
-from multiverse_etl.logs import setup_logging  # noqa: E402
+from multiverse_etl.logs import setup_logging
+from sample_api.dump import ground_truth
+from sample_api.settings import ServerSettings
+from support.config import make_config
+from support.delta_log import lake_snapshot, latest_version, write_in_flight
+from support.fault_server import RestartableApi
+from support.lake import Comparison, compare_lake
+from support.oracle import ENTITIES, Reference, reference_lake
+from support.processes import job_command, job_env, kill_when, paused
 
 setup_logging("WARNING")
-
-from conftest import make_config  # noqa: E402
-from sample_api.dump import ground_truth  # noqa: E402
-from sample_api.settings import ServerSettings  # noqa: E402
-from support.delta_log import lake_snapshot, latest_version, write_in_flight  # noqa: E402
-from support.fault_server import RestartableApi  # noqa: E402
-from support.lake import Comparison, compare_lake  # noqa: E402
-from support.oracle import ENTITIES, Reference, reference_lake  # noqa: E402
-from support.processes import job_command, job_env, kill_when, paused  # noqa: E402
 
 log = logging.getLogger("chaos")
 

@@ -35,10 +35,6 @@ import time
 from typing import Any, Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tests"))
-# BENCH_LIB: another checkout's lib/ (e.g. the code before a change), so before and after run in one table.
-sys.path.insert(0, os.environ.get("BENCH_LIB") or os.path.join(ROOT, "lib"))
 
 USERNAME, PASSWORD = "multiverse", "mult1v3r53"  # the sample API's public demo login
 LATENCY_MS = 20
@@ -183,7 +179,12 @@ def start_server(scale: int, latency_ms: float, *flags: str) -> tuple[subprocess
 
 
 def run_worker(*args: str, lib: Optional[str] = None) -> dict[str, Any]:
-    env = {**os.environ, "BENCH_LIB": lib} if lib else None
+    """`lib`: another checkout's lib/ (e.g. the code before a change), imported first by the worker (PYTHONPATH)."""
+    env = (
+        {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (lib, os.environ.get("PYTHONPATH"))))}
+        if lib
+        else None
+    )
     done = subprocess.run(
         [sys.executable, os.path.abspath(__file__), "--worker", *args],
         cwd=ROOT,

@@ -28,10 +28,9 @@ import urllib.parse
 import urllib.request
 from typing import Any, Optional
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from sample_api.data import build_dataset
 
-from sample_api.data import build_dataset  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 LUA = """
 local ids = {%(ids)s}

@@ -2,6 +2,7 @@
 each run's jobs grouped by the line of code that started them (Spark UI's REST API), with their summed wall time.
 
 Prints tables; nothing is asserted. Usage: .venv/bin/python bench/spark_jobs_by_step.py --scale 2000
+(`PYTHONPATH=<other checkout>/lib` in front: that checkout's library instead, for a before/after comparison).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import collections
 import dataclasses
 import datetime as dt
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -19,13 +19,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-# BENCH_LIB: another checkout's lib/ (a before/after comparison on the same machine, in turn)
-sys.path[:0] = [os.environ.get("BENCH_LIB") or str(ROOT / "lib"), str(ROOT), str(ROOT / "bench")]
-
-from multiverse_etl.config import load_config  # noqa: E402
-from multiverse_etl.logs import setup_logging  # noqa: E402
-from transform import synthesise_landing  # noqa: E402
+from multiverse_etl.config import load_config
+from multiverse_etl.logs import setup_logging
+from transform import synthesise_landing  # bench/transform.py: this script's folder is first on sys.path
 
 
 def _jobs(spark) -> list[dict]:

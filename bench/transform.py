@@ -20,6 +20,7 @@ Prints tables; nothing is asserted. Usage (2 cores, about half an hour with the 
 
     .venv/bin/python bench/transform.py                     # 2,000 / 100,000 / 1,000,000, soak 30 x 2,000
     .venv/bin/python bench/transform.py --scales 2000 --soak-runs 5
+    PYTHONPATH=<other checkout>/lib .venv/bin/python bench/transform.py --scales 2000   # that checkout's library
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
 import re
 import shutil
 import sys
@@ -38,12 +38,8 @@ import urllib.request
 import zlib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [os.environ.get("BENCH_LIB") or str(ROOT / "lib"), str(ROOT)]  # BENCH_LIB: another checkout
-
-
-from multiverse_etl.config import load_config  # noqa: E402
-from multiverse_etl.landing import (  # noqa: E402
+from multiverse_etl.config import load_config
+from multiverse_etl.landing import (
     FINGERPRINT_SCHEME,
     EntityManifest,
     LandingDigest,
@@ -54,8 +50,8 @@ from multiverse_etl.landing import (  # noqa: E402
     part_key,
     write_manifest,
 )
-from multiverse_etl.logs import setup_logging  # noqa: E402
-from multiverse_etl.storage import open_storage, spark_path  # noqa: E402
+from multiverse_etl.logs import setup_logging
+from multiverse_etl.storage import open_storage, spark_path
 
 PAGE_SIZE = 1000
 PART_MAX_BYTES = 64 * 1024 * 1024

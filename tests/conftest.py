@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from multiverse_etl.config import Config, load_config
+from multiverse_etl.config import Config
 from multiverse_etl.logs import setup_logging
+from support.config import make_config  # tests import it from here too (`from conftest import make_config`)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 setup_logging("INFO")
@@ -22,15 +23,6 @@ def local_s3():
     server = start_local_s3("multiverse-lake")
     yield server
     server.stop()
-
-
-def make_config(lake_root: str, env: str = "local", **sections) -> Config:
-    """The named env's config with the lake moved to `lake_root` and sections patched (dotted-free)."""
-    base = load_config(env, environ={})
-    config = dataclasses.replace(base, lake=dataclasses.replace(base.lake, root=lake_root))
-    for name, values in sections.items():
-        config = dataclasses.replace(config, **{name: dataclasses.replace(getattr(config, name), **values)})
-    return config
 
 
 @pytest.fixture(scope="session")

@@ -279,12 +279,8 @@ def test_an_api_that_keeps_answering_html_is_reported_clearly_and_nothing_is_com
 
 
 def test_an_html_answer_is_reported_with_what_was_received(tmp_path):
-    """The failure should say what came back (status, content type, the start of the body), not only 'unreadable'.
-
-    Bug (extract/client.py get_page): the message is "(last: an unreadable page body)"; an operator
-    cannot tell a proxy's HTML error page from a truncated JSON body. Suggested: "HTTP 200 text/html:
-    '<!DOCTYPE html><html><head><title>Service unavailable…' is not a JSON page".
-    """
+    """The failure says what came back (the content type and the start of the body), not only 'unreadable':
+    an operator can tell a proxy's HTML error page from a truncated JSON body."""
     with html_in_front_of_the_api(10_000, scale=20, seed=54) as proxy:
         config = extract_config(str(tmp_path / "lake"), proxy.url, api={"max_attempts": 2, "concurrency": 2})
         with pytest.raises(RetryBudgetExhausted) as failure:

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import time
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -279,16 +278,34 @@ def test_a_tokened_request_answering_500_again_and_again_has_a_dead_token():
     run(main())
 
 
-def test_the_requests_per_second_ceiling_holds():
+def test_the_requests_per_second_ceiling_holds(monkeypatch):
+    """At 40 requests per second, 20 requests sent at once wait for start slots 1/40 s apart.
+
+    On a clock that stands still, each request's wait is its distance from the login's slot: exactly 1/40, 2/40,
+    …, 20/40 s. The throttle's sleeps are recorded, not slept."""
+    from types import SimpleNamespace
+
+    from multiverse_etl.extract.http import throttle as throttle_module
+
+    waits: list[float] = []
+
+    async def recorded_sleep(seconds: float) -> None:
+        waits.append(seconds)
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr(throttle_module, "asyncio", SimpleNamespace(sleep=recorded_sleep))
+
     async def main():
         script = Script(ok)
         async with serve(script) as url:
-            async with ApiClient(api_config(url, max_requests_per_second=40.0, concurrency=16), creds()) as client:
+            settings = api_config(url, max_requests_per_second=40.0, concurrency=16)
+            async with ApiClient(settings, creds()) as client:
+                client.throttle = throttle_module.Throttle(settings, clock=lambda: 1000.0)
                 await client.login()
-                started = time.monotonic()
-                await asyncio.gather(*(client.get_page("/programmes", {}, entity="p") for _ in range(20)))
-                elapsed = time.monotonic() - started
-        assert elapsed >= 19 / 40 - 0.02
+                assert waits == []  # the login took the first slot, at once
+                pages = await asyncio.gather(*(client.get_page("/programmes", {}, entity="p") for _ in range(20)))
+        assert len(pages) == 20 and script.requests == 20
+        assert sorted(waits) == pytest.approx([n / 40 for n in range(1, 21)])
 
     run(main())
 

@@ -84,15 +84,8 @@ class Interleaved:
 
 
 def test_two_writers_replacing_a_dead_holders_lock_never_both_get_it(tmp_path):
-    """Two re-runs started together after a crash must not both hold the lake.
-
-    Bug (lock.acquire): a stale lock (dead holder on this host, or expired) is replaced with
-    delete + put_if_absent; a second replacer that read the same stale lock deletes the first one's
-    fresh lock and takes it too. Suggested fix: make the takeover itself conditional, e.g.
-    put_if_absent("_locks/writer.lock.takeover-<hash of the stale lock's body>") first (only its
-    winner deletes the stale lock and puts its own; the others raise LakeLocked), or an S3
-    conditional delete (If-Match the stale lock's ETag).
-    """
+    """Two re-runs started together after a crash never both hold the lake: when both read the same stale lock
+    (dead holder on this host, or expired), only one replaces it; the other is refused."""
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     storage = LocalStorage(str(tmp_path))
     storage.put(

@@ -2,8 +2,8 @@
 the transform loads the run, quarantines each hostile record with its reason, loads every normal record into silver,
 and a second run is not blocked (the hostile versions are then known bad: counted, not written again).
 
-Before the fix, the landing read (FAILFAST, Spark's default JSON limits: nesting 1,000 levels, numbers 1,000 digits)
-failed the whole run on the 1,500-digit number or the 1,100-level nesting, and the run stayed pending for good.
+Values beyond Spark's default JSON limits (nesting 1,000 levels, numbers 1,000 digits), such as a 1,500-digit number
+or 1,100 levels of nesting, never fail the landing read (FAILFAST) nor leave the run pending.
 """
 
 from __future__ import annotations

@@ -60,11 +60,8 @@ def test_the_run_is_audited_once_and_reconciles(run, spark):
 def test_a_dead_pagination_token_is_recognised_even_when_429s_and_dropped_connections_come_between_its_500s():
     """After a restart, a tokened request answers 500 forever; rate limiting and drops interleave with those 500s.
 
-    Bug (extract/client.py get_page): `if status != 500: streak_500 = 0` also resets the streak on a 429 or a
-    dropped connection, which say nothing about the token. Under every fault at once the streak can then never
-    reach 4: the request fails with RetryBudgetExhausted ("GET /apprenticeships failed after 12 attempts (last:
-    HTTP 500)") instead of restarting the list, and the whole run fails. Seen intermittently in the fault matrix
-    above. Suggested: reset the streak only on an answer from the application (200, 4xx other than 429).
+    429s and dropped connections say nothing about the token, so they do not break the run of 500s: the token is
+    declared dead (DeadPaginationToken: the list restarts) instead of the request failing after all its attempts.
     """
     from aiohttp import web
 

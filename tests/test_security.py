@@ -99,9 +99,8 @@ def test_failed_runs_keep_secrets_out_of_their_messages_and_logs(tmp_path):
         "logs": logs.text,
     }
     assert "refused" in texts["wrong password: exception"] and "Invalid username or password" in str(refused.value)
-    # Bug (extract/client.py): the URL's user:password@ part is kept in `base_url`, so "POST <url>" reaches the
-    # retry log lines and the RetryBudgetExhausted message (the job's ERROR line), unredacted. Suggested: build
-    # base_url without userinfo (redaction.safe_url) and register the URL's password with the log redactor.
+    # Neither password appears anywhere: not the wrong one, nor one given in the URL's user:password@ part (which
+    # the retry log lines and the RetryBudgetExhausted message, the job's ERROR line, show as "POST <url>").
     leaks = [
         f"{name}: {line.strip()[:160]}"
         for name, text in texts.items()
@@ -287,14 +286,9 @@ def test_tls_certificates_are_verified_by_default_and_the_opt_out_is_explicit_an
 
 
 def test_a_certificate_failure_is_not_retried_and_says_what_is_wrong(tmp_path):
-    """A bad certificate will not fix itself: fail at the first attempt, naming the certificate problem.
-
-    Bug (extract/client.py): aiohttp's ClientConnectorCertificateError is a ClientConnectionError,
-    so it is retried like a dropped connection (max_attempts times, with backoff) and the message
-    ends "(last: ClientConnectorCertificateError)". Suggested: catch it before TRANSIENT_ERRORS and
-    raise ApiError("TLS certificate of https://… is not trusted: <reason>; fix the certificate, or set
-    api.verify_tls=false knowing the password can be read") at once.
-    """
+    """A bad certificate will not fix itself: the run fails at the first attempt (not retried like a dropped
+    connection, although aiohttp's ClientConnectorCertificateError is a ClientConnectionError), naming the
+    certificate problem."""
     server = start_api(scale=5, seed=84)
     proxy = TlsProxy(server.port, *self_signed(tmp_path))
     try:
@@ -356,10 +350,7 @@ def test_gold_is_pseudonymised_with_the_keyed_hash_when_configured_and_silver_st
         assert row.email_address == pseudonym("email_address", "zoe@example.org")
         assert row.email_is_valid is True  # computed on the clear address, before hashing
     assert gold.programme_name == "Programme 7" and gold.projects_total == 1
-    # Bug (transform/run.py refresh_gold): gold is rebuilt only when silver moved, so a new key (or turning
-    # transform.pseudonymise_gold on for a lake whose gold is in clear) changes nothing until the next landing
-    # run: gold keeps the old pseudonyms, or the clear names, while the config says otherwise. Suggested: record
-    # pseudonymise.key_fingerprint(key) (None when off) in gold's userMetadata and rebuild when it differs.
+    # A new key is applied by the next run even when silver did not move: gold never keeps the old pseudonyms.
     assert after_rotation.email_address == pseudonym("email_address", "zoe@example.org", ROTATED_KEY), (
         "gold was not rebuilt with the new key"
     )

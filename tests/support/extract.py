@@ -12,13 +12,14 @@ from typing import Any, Iterator, Optional
 
 import orjson
 
-from conftest import make_config
 from multiverse_etl.config import Config
 from multiverse_etl.landing import committed_runs, read_manifest
 from multiverse_etl.storage import Storage, open_storage
 from sample_api.dump import ground_truth
 from sample_api.server import run_in_thread
 from sample_api.settings import ServerSettings
+
+from .config import make_config
 
 PASSWORD = "mult1v3r53"
 FAST_RETRIES = {"backoff_base_s": 0.01, "backoff_max_s": 0.2, "max_attempts": 12}

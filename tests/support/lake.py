@@ -16,7 +16,7 @@ from typing import Any, Iterable, Optional
 
 from multiverse_etl.config import Config
 
-from .oracle import ENTITIES, TS, Reference, _month, canonical
+from .oracle import ENTITIES, TS, Reference, _month, canonical, reference_gold
 
 # ---------------------------------------------------------------- reading the lake
 
@@ -78,15 +78,32 @@ def read_lake(spark, config: Config, run_id: Optional[str] = None) -> dict[str, 
     from multiverse_etl.transform.tables import read_table
 
     lake = _lake(config)
-    state: dict[str, Any] = {"bronze": {}, "silver": {}, "silver_rows": {}, "quarantine": {}}
+    state: dict[str, Any] = {"bronze": {}, "silver": _read_silver(spark, lake), "quarantine": {}}
     for entity in ENTITIES:  # every run's rows, with their run: each version must be in bronze once, whichever run
         bronze = read_table(spark, lake, f"bronze/{entity}")
         state["bronze"][entity] = [
             (r.raw_record, r.parent_apprenticeship_id, r.run_id)
             for r in bronze.select("raw_record", "parent_apprenticeship_id", "run_id").collect()
         ]
+    quarantine = read_table(spark, lake, "silver/quarantine")
+    for entity in ENTITIES:
+        state["quarantine"][entity] = [
+            (r.raw_record, r.parent_apprenticeship_id, tuple(r.reasons), r.run_id)
+            for r in quarantine.where(F.col("entity") == entity).collect()
+        ]
+    state.update(_read_gold(spark, lake))
+    return state
+
+
+def _read_silver(spark, lake) -> dict[str, list[tuple]]:
+    """Live silver rows per entity: (key, business values, modified_month or None)."""
+    from pyspark.sql import functions as F
+
+    from multiverse_etl.transform.tables import read_table
+
+    silver: dict[str, list[tuple]] = {}
     a = read_table(spark, lake, "silver/apprenticeships").where(~F.col("is_deleted"))
-    state["silver"]["apprenticeships"] = [
+    silver["apprenticeships"] = [
         (
             (r.apprenticeship_id,),
             (r.name, r.programme_id, r.modified_date, r.first_name, r.last_name, r.email_address, r.email_is_valid),
@@ -95,20 +112,21 @@ def read_lake(spark, config: Config, run_id: Optional[str] = None) -> dict[str, 
         for r in a.withColumn("modified_date", F.date_format("modified_date", TS)).collect()
     ]
     p = read_table(spark, lake, "silver/projects").where(~F.col("is_deleted"))
-    state["silver"]["projects"] = [
+    silver["projects"] = [
         ((r.apprenticeship_id, r.project_id), (r.title, r.description, r.status), None) for r in p.collect()
     ]
     g = read_table(spark, lake, "silver/programmes").where(~F.col("is_deleted"))
-    state["silver"]["programmes"] = [
-        ((r.programme_id,), (r.name, r.duration, r.description), None) for r in g.collect()
-    ]
-    quarantine = read_table(spark, lake, "silver/quarantine")
-    for entity in ENTITIES:
-        state["quarantine"][entity] = [
-            (r.raw_record, r.parent_apprenticeship_id, tuple(r.reasons), r.run_id)
-            for r in quarantine.where(F.col("entity") == entity).collect()
-        ]
-    state["gold_columns"] = {}
+    silver["programmes"] = [((r.programme_id,), (r.name, r.duration, r.description), None) for r in g.collect()]
+    return silver
+
+
+def _read_gold(spark, lake) -> dict[str, Any]:
+    """Both gold tables whole (`GOLD_COLUMNS`) as (key, values) rows, and the columns each table has."""
+    from pyspark.sql import functions as F
+
+    from multiverse_etl.transform.tables import read_table
+
+    state: dict[str, Any] = {"gold_columns": {}}
     for table, name, key_columns in (
         ("gold/apprenticeships", "gold_apprenticeships", 1),
         ("gold/apprenticeship_projects", "gold_projects", 2),
@@ -243,12 +261,32 @@ def compare_lake(
         stats["quarantined"] = sum(quarantined.values())
         out.quarantined += stats["quarantined"]
         out.in_lake += stats["silver_live"] + stats["quarantined"]
+    _diff_gold(state, reference.gold_apprenticeships, reference.gold_projects, out)
+    return out
+
+
+def _diff_gold(state: dict[str, Any], want_apprenticeships: dict, want_projects: dict, out: Comparison) -> None:
     for table, columns in state["gold_columns"].items():
         if columns != GOLD_COLUMNS[table]:
             out.wrong += 1
             out.problems.append(f"{table}: columns {columns} are not the ones compared {GOLD_COLUMNS[table]}")
-    _diff_map("gold/apprenticeships", reference.gold_apprenticeships, state["gold_apprenticeships"], out)
-    _diff_map("gold/apprenticeship_projects", reference.gold_projects, state["gold_projects"], out)
+    _diff_map("gold/apprenticeships", want_apprenticeships, state["gold_apprenticeships"], out)
+    _diff_map("gold/apprenticeship_projects", want_projects, state["gold_projects"], out)
+
+
+def compare_gold_with_silver(spark, config: Config) -> Comparison:
+    """Both gold tables against the oracle's joins (`reference_gold`, plain Python) of the lake's own live silver:
+    whatever silver holds, gold must be exactly its joins, row for row and column for column."""
+    lake = _lake(config)
+    out = Comparison()
+    silver: dict[str, dict[tuple, tuple]] = {}
+    for entity, rows in _read_silver(spark, lake).items():
+        silver[entity] = {key: value for key, value, _ in rows}
+        if len(silver[entity]) != len(rows):
+            out.duplicated += len(rows) - len(silver[entity])
+            out.problems.append(f"silver/{entity}: {len(rows) - len(silver[entity])} live row(s) for a key held twice")
+    want_apprenticeships, want_projects = reference_gold(silver)
+    _diff_gold(_read_gold(spark, lake), want_apprenticeships, want_projects, out)
     return out
 
 

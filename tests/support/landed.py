@@ -242,14 +242,25 @@ def lineage(
 
 
 def cleaned(spec):
-    """Bronze rows → cleaned rows, as the transform makes them: validated, then NFC-normalised."""
-    from multiverse_etl.transform.clean import normalize_unicode, validate_records
+    """Bronze rows → what the transform makes of each row, in its order (prepare.py, then merge.py's `merge_silver`):
+    validated, ranked, the version kept of each key (rank 1) NFC-normalised as silver takes it; rejected rows as
+    validated (quarantine's input); older versions of a valid key dropped."""
+    from pyspark.sql import functions as F
 
-    return lambda bronze: bronze.transform(validate_records(spec)).transform(normalize_unicode(spec))
+    from multiverse_etl.transform.clean import normalize_unicode, validate_records
+    from multiverse_etl.transform.dedupe import RANK_COLUMN, rank_versions
+
+    def step(bronze):
+        ranked = bronze.transform(validate_records(spec)).transform(rank_versions(spec))
+        columns = [c for c in ranked.columns if c != RANK_COLUMN]
+        kept = ranked.filter(F.col(RANK_COLUMN) == 1).select(*columns).transform(normalize_unicode(spec))
+        return kept.unionByName(ranked.filter(F.col(RANK_COLUMN).isNull()).select(*columns))
+
+    return step
 
 
 def kept_versions(spec):
-    """Cleaned rows → the version of each key the transform keeps (rank 1 of `rank_versions`)."""
+    """Validated rows → the version of each key the transform keeps (rank 1 of `rank_versions`, as `merge_silver`)."""
     from pyspark.sql import functions as F
 
     from multiverse_etl.transform.dedupe import RANK_COLUMN, rank_versions

@@ -187,7 +187,7 @@ def reference_lake(truth: dict[str, list[dict]]) -> Reference:
                 value = (_text(record["name"]), record["duration"], _text(record["description"]))
                 key = (record["id"],)
             silver[entity][key] = value
-    gold_a, gold_p = _reference_gold(silver)
+    gold_a, gold_p = reference_gold(silver)
     return Reference(served, silver, quarantine, gold_a, gold_p, len(truth["projects"]) - len(projects))
 
 
@@ -195,7 +195,8 @@ def _month(ts: str) -> dt.date:
     return dt.date(int(ts[:4]), int(ts[5:7]), 1)
 
 
-def _reference_gold(silver: dict[str, dict[tuple, tuple]]) -> tuple[dict, dict]:
+def reference_gold(silver: dict[str, dict[tuple, tuple]]) -> tuple[dict, dict]:
+    """Both gold tables (key -> values, `lake.GOLD_COLUMNS` order) as the joins of live silver rows, in plain Python."""
     programmes = {k[0]: v for k, v in silver["programmes"].items()}
     counts: dict[int, Counter] = {}
     for (aid, _pid), (_t, _d, status) in silver["projects"].items():

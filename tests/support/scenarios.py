@@ -169,12 +169,12 @@ def crash_chain(spark, base_dir: Path, *, scale: int = 200, seed: int = 71) -> C
     key = f"{scale}-{seed}"
     if key in _CHAINS:
         return _CHAINS[key]
-    from conftest import make_config
     from multiverse_etl.lock import LakeLocked, break_lock
     from multiverse_etl.storage import open_storage
     from multiverse_etl.transform import run_transform
     from sample_api.dump import ground_truth
 
+    from .config import make_config
     from .extract import start_api
 
     lake_dir = base_dir / "lake"
