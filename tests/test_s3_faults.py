@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError, ConnectionClosedError
 
 from conftest import make_config
 from multiverse_etl.devtools.s3_faults import FaultPlan, S3FaultProxy, request_type
+from multiverse_etl.lock import LOCK_KEY, acquire, read_lock
 from multiverse_etl.storage import open_storage
 
 
@@ -117,6 +118,27 @@ def test_faults_are_injected_by_type_at_the_configured_rate_and_seeded(local_s3)
     assert counts[0] == counts[1]  # the same seed, the same faults
     assert 30 <= counts[0][("boto3", "put", "slowdown")] <= 70
     assert ("boto3", "head", "slowdown") not in counts[0]
+
+
+def test_the_lake_lock_survives_a_lost_answer_to_its_conditional_create(local_s3):
+    """The hard case: If-None-Match went through, its answer was lost, boto3's retry answers 412 — it is ours."""
+    script = {"lock/put": ["reset_after", "reset_after"], "lock/get": ["slowdown"], "lock/delete": ["reset_after"]}
+    with S3FaultProxy(local_s3.endpoint_url, FaultPlan(rate=0.0, script=script)) as proxy:
+        config = make_config(
+            f"s3://{local_s3.bucket}/lock-faults-{uuid.uuid4().hex[:8]}",
+            env="local-s3",
+            s3={"endpoint_url": proxy.endpoint_url},
+        )
+        storage = open_storage(config.lake.root, config.s3)
+        held = acquire(storage, "faulted writer")
+        assert read_lock(storage)["token"] == held.token
+        assert held.renew()
+        held.release()
+        assert read_lock(storage) is None
+        assert not storage.exists(LOCK_KEY)
+        assert held.lost == "released"
+        assert proxy.injected_by("lock", "reset_after", "put") == 2
+        assert proxy.injected_by("lock", "reset_after", "delete") == 1
 
 
 def test_the_boto3_client_retries_slowdowns_and_resets_of_every_call(local_s3):
