@@ -111,6 +111,7 @@ class S3FaultProxy:
         self.enabled = True
         self.requests: Counter[tuple[str, str]] = Counter()  # (area, type)
         self.injected: Counter[tuple[str, str, str]] = Counter()  # (area, type, kind)
+        self.faulted: list[tuple[str, str, str, str]] = []  # (area, type, kind, path) of each fault, in order
         self._rngs: dict[str, random.Random] = {}
         self._seen: Counter[str] = Counter()
         self._mutex = threading.Lock()
@@ -123,7 +124,7 @@ class S3FaultProxy:
 
     # ------------------------------------------------------------ what to inject
 
-    def decide(self, area: str, kind_of_request: str) -> Optional[str]:
+    def decide(self, area: str, kind_of_request: str, path: str = "") -> Optional[str]:
         """The fault for the next request of this area and type, or None (counted in `requests`/`injected`)."""
         stream = f"{area}/{kind_of_request}"
         with self._mutex:
@@ -151,6 +152,7 @@ class S3FaultProxy:
                 fault = "reset"
             if fault is not None:
                 self.injected[(area, kind_of_request, fault)] += 1
+                self.faulted.append((area, kind_of_request, fault, path))
             return fault
 
     def injected_by(self, area: Optional[str] = None, kind: Optional[str] = None, type_: Optional[str] = None) -> int:
@@ -245,7 +247,7 @@ class S3FaultProxy:
         headers = dict(request.headers)
         kind_of_request = request_type(request.method, request.path, request.query_string, headers)
         area = request_area(request.path, headers)
-        fault = self.decide(area, kind_of_request)
+        fault = self.decide(area, kind_of_request, request.path)
         if fault == "slowdown":
             log.debug("s3 fault: SlowDown on %s %s", request.method, request.path)
             return web.Response(
