@@ -71,6 +71,34 @@ class FaultPlan:
         return self.rates.get(f"{area}/{kind}", self.rates.get(kind, self.rate))
 
 
+# Every kind of fault on the first requests of the landing's writes, of the lock's (its first write is the
+# conditional-writes probe's If-None-Match: answer lost, retried by boto3, 412) and of S3A's (its first writes
+# are Delta's first commits, _delta_log/00000000000000000000.json: one answer lost); the random draw after them.
+EVERY_KIND_FIRST: dict[str, list[Optional[str]]] = {
+    "boto3/put": ["slowdown", None, "reset", None, "reset_after", None, "slow"],
+    "lock/put": ["reset_after", None, "slowdown", None, "reset", None, "slow", None, "reset_after"],
+    "lock/get": ["reset", None, "slowdown"],
+    "s3a/put": [None, "reset_after", None, None, "slowdown", None, "reset", None, None, "reset_after"],
+    "s3a/delete": [None, "reset_after"],
+}
+
+
+# s3.* settings for runs through the proxy: S3A's waits between retries short (its defaults start at 500 ms), the AWS
+# SDK's own attempts few so that S3A's retry policy is exercised too.
+QUICK_S3A_RETRIES = {
+    "s3a_attempts_maximum": 3,
+    "s3a_retry_interval_ms": 20,
+    "s3a_retry_throttle_interval_ms": 20,
+    "s3a_retry_limit": 10,
+    "s3a_retry_throttle_limit": 20,
+}
+
+
+def pipeline_plan(rate: float = 0.03, seed: int = 24, slow_s: float = 0.2) -> FaultPlan:
+    """The plan of the S3-fault test and `make chaos`: EVERY_KIND_FIRST, then `rate` of every request."""
+    return FaultPlan(rate=rate, slow_s=slow_s, seed=seed, script=EVERY_KIND_FIRST)
+
+
 def request_type(method: str, path: str, query: str, headers: Mapping[str, str]) -> str:
     """S3's request types as the proxy tells them apart (path style: /bucket/key)."""
     params = parse_qs(query, keep_blank_values=True)
@@ -177,6 +205,22 @@ class S3FaultProxy:
                     detail = " ".join(f"{k} {kinds[k]}" for k in KINDS if kinds[k])
                     parts.append(f"{area}: {sum(kinds.values())}/{seen} ({detail or 'none'})")
             return "; ".join(parts)
+
+    def missing(self) -> list[str]:
+        """What a run through `pipeline_plan` must have had and did not: every kind of fault on the landing's
+        writes, the lock's writes and S3A's traffic, a fault on each S3A request type, a Delta commit's answer lost."""
+        gaps = [f"no {kind} on {area}" for area in AREAS for kind in KINDS if not self.injected_by(area, kind)]
+        gaps += [f"no fault on {area} writes" for area in ("boto3", "lock") if not self.injected_by(area, type_="put")]
+        gaps += [
+            f"no fault on s3a {t}"
+            for t in ("put", "get", "head", "list", "delete")
+            if not self.injected_by("s3a", type_=t)
+        ]
+        with self._mutex:
+            commits = [p for a, _, k, p in self.faulted if a == "s3a" and k == "reset_after" and "/_delta_log/0" in p]
+        if not commits:
+            gaps.append("no Delta commit's answer lost")
+        return gaps
 
     # ------------------------------------------------------------ the server
 
