@@ -88,14 +88,12 @@ class S3Config:
     max_attempts: int = 10
     # Hadoop S3A (Delta through s3a://), set explicitly rather than left to hadoop-aws's defaults (3.3.4's in
     # brackets): the AWS SDK's own attempts at each request [20], then S3A's retries of an operation that still
-    # failed [7, from 500ms, doubling], of a throttled one (503 SlowDown) [20, from 100ms]; socket timeouts.
+    # failed [7, from 500ms, growing], and of a throttled one (503 SlowDown) [20, from 100ms].
     s3a_attempts_maximum: int = 5
     s3a_retry_limit: int = 7
     s3a_retry_interval_ms: int = 500
-    s3a_retry_throttle_limit: int = 20
-    s3a_retry_throttle_interval_ms: int = 500
-    s3a_connection_timeout_ms: int = 200_000
-    s3a_establish_timeout_ms: int = 5_000
+    s3a_throttle_limit: int = 20
+    s3a_throttle_interval_ms: int = 500
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,11 +257,9 @@ def _check_semantics(config: Config, source: str, origins: Mapping[str, str]) ->
         ("s3.max_attempts", config.s3.max_attempts >= 0, "must not be negative"),
         ("s3.s3a_attempts_maximum", config.s3.s3a_attempts_maximum >= 1, "must be at least 1"),
         ("s3.s3a_retry_limit", config.s3.s3a_retry_limit >= 0, "must not be negative"),
-        ("s3.s3a_retry_throttle_limit", config.s3.s3a_retry_throttle_limit >= 0, "must not be negative"),
+        ("s3.s3a_throttle_limit", config.s3.s3a_throttle_limit >= 0, "must not be negative"),
         ("s3.s3a_retry_interval_ms", config.s3.s3a_retry_interval_ms >= 1, "must be at least 1 (ms)"),
-        ("s3.s3a_retry_throttle_interval_ms", config.s3.s3a_retry_throttle_interval_ms >= 1, "must be at least 1 (ms)"),
-        ("s3.s3a_connection_timeout_ms", config.s3.s3a_connection_timeout_ms >= 1, "must be at least 1 (ms)"),
-        ("s3.s3a_establish_timeout_ms", config.s3.s3a_establish_timeout_ms >= 1, "must be at least 1 (ms)"),
+        ("s3.s3a_throttle_interval_ms", config.s3.s3a_throttle_interval_ms >= 1, "must be at least 1 (ms)"),
         ("api.max_response_bytes", config.api.max_response_bytes >= 1, "must be a positive integer (bytes)"),
         ("api.max_requests_per_second", (config.api.max_requests_per_second or 1) > 0, "must be positive"),
         ("api.url", config.api.url.startswith(("http://", "https://")), "must start with http:// or https://"),

@@ -122,14 +122,14 @@ def s3a_conf(config: Config) -> dict[str, str]:
         prefix + "endpoint.region": s3.region,
         prefix + "fast.upload": "true",
         # Retries, explicit (S3Config says what each is): S3 answers 503 SlowDown under load and drops connections.
-        # Timeouts are plain milliseconds, which hadoop-aws 3.3 (ints) and 3.4 (durations) both read.
+        # Timeouts (hadoop-aws 3.3.4's defaults, explicit) in plain milliseconds, which 3.3 (ints) and 3.4 read.
         prefix + "attempts.maximum": str(s3.s3a_attempts_maximum),
         prefix + "retry.limit": str(s3.s3a_retry_limit),
         prefix + "retry.interval": f"{s3.s3a_retry_interval_ms}ms",
-        prefix + "retry.throttle.limit": str(s3.s3a_retry_throttle_limit),
-        prefix + "retry.throttle.interval": f"{s3.s3a_retry_throttle_interval_ms}ms",
-        prefix + "connection.timeout": str(s3.s3a_connection_timeout_ms),
-        prefix + "connection.establish.timeout": str(s3.s3a_establish_timeout_ms),
+        prefix + "retry.throttle.limit": str(s3.s3a_throttle_limit),
+        prefix + "retry.throttle.interval": f"{s3.s3a_throttle_interval_ms}ms",
+        prefix + "connection.timeout": "200000",
+        prefix + "connection.establish.timeout": "5000",
     }
     if s3.endpoint_url:
         conf[prefix + "endpoint"] = s3.endpoint_url

@@ -88,9 +88,9 @@ EVERY_KIND_FIRST: dict[str, list[Optional[str]]] = {
 QUICK_S3A_RETRIES = {
     "s3a_attempts_maximum": 3,
     "s3a_retry_interval_ms": 20,
-    "s3a_retry_throttle_interval_ms": 20,
+    "s3a_throttle_interval_ms": 20,
     "s3a_retry_limit": 10,
-    "s3a_retry_throttle_limit": 20,
+    "s3a_throttle_limit": 20,
 }
 
 
