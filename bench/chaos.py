@@ -19,6 +19,11 @@ records cleaned, quarantine exactly the broken ones with their reasons, gold exa
 * transform-merge   two jobs/pipeline.py started together (the second must be refused); the winner
                     SIGKILLed while its silver MERGE of projects has data files written but no commit;
                     the transform re-run
+* s3-faults         the lake on a local S3 endpoint (moto) reached only through the S3 fault proxy
+                    (multiverse_etl/devtools/s3_faults.py): 503 SlowDown, connection resets before and after
+                    forwarding (a write done, its answer lost), slow answers on 3% of every request type, and
+                    each kind on the first landing, lock and S3A writes (a Delta commit's answer lost); the
+                    pipeline (lock, extract, transform), then the lake read back through the proxy
 
 Every kill takes the job's whole process group (Python and its Spark JVM). Extraction and the
 re-runs that repair run in this process (one SparkSession); the killed jobs are subprocesses.
@@ -338,12 +343,50 @@ class Chaos:
             "; ".join(note),
         )
 
+    def s3_faults(self) -> Row:
+        import uuid
+
+        from multiverse_etl.devtools.local_s3 import start_local_s3
+        from multiverse_etl.devtools.s3_faults import QUICK_S3A_RETRIES, S3FaultProxy, pipeline_plan
+        from multiverse_etl.pipeline import run_pipeline
+        from multiverse_etl.spark import use_s3a_bucket
+        from support.extract import start_api
+
+        bucket = f"chaos-s3-{uuid.uuid4().hex[:8]}"  # S3A settings are per bucket: the proxy's endpoint for this one
+        store = start_local_s3(bucket)
+        server = start_api(scale=self.scale, seed=self.seed)
+        try:
+            with S3FaultProxy(store.endpoint_url, pipeline_plan(seed=self.seed)) as proxy:
+                config = make_config(
+                    f"s3://{bucket}/lake",
+                    env="local-s3",
+                    s3={"endpoint_url": proxy.endpoint_url, **QUICK_S3A_RETRIES},
+                    api={"url": server.url, "backoff_base_s": 0.05, "backoff_max_s": 2.0, "max_attempts": 12},
+                    extract={"progress_interval_s": 3600.0},
+                    transform={"shuffle_partitions": self.args.shuffle_partitions},
+                )
+                use_s3a_bucket(self.session(), config, bucket)
+                result = run_pipeline(config, self.session, mode="full")
+                comparison = compare_lake(self.session(), config, self.reference(), result.extract.run_id)
+        finally:
+            server.stop()
+            store.stop()
+        comparison.problems += proxy.missing()
+        return Row(
+            "S3 faults on the lake: landing, lock, Delta commits through S3A, reads",
+            proxy.describe(),
+            proxy.injected_by(),
+            comparison,
+            0.0,
+        )
+
 
 SCENARIOS: dict[str, Callable[[Chaos], Row]] = {
     "faults": Chaos.faults,
     "extract-kills": Chaos.extract_kills,
     "transform-bronze": Chaos.transform_bronze,
     "transform-merge": Chaos.transform_merge,
+    "s3-faults": Chaos.s3_faults,
 }
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from multiverse_etl.config import load_config
-from multiverse_etl.spark import UnsupportedSparkError, default_packages, spark_conf
+from multiverse_etl.config import ConfigError, load_config
+from multiverse_etl.spark import UnsupportedSparkError, default_packages, s3a_bucket_conf, spark_conf
 
 
 def test_local_conf_has_delta_and_the_jars_for_the_installed_spark_line():
@@ -31,6 +31,39 @@ def test_local_s3_conf_points_s3a_at_the_endpoint_with_path_style_and_no_ssl():
         conf["spark.hadoop.fs.s3a.aws.credentials.provider"] == "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
     )
     assert conf["spark.hadoop.fs.s3a.encryption.algorithm"] == "AES256"
+
+
+def test_s3a_retries_are_set_explicitly_and_configurable():
+    conf = spark_conf(load_config("local-s3", environ={}), pyspark_version="3.5.6")
+    prefix = "spark.hadoop.fs.s3a."
+    assert {
+        k[len(prefix) :]: v for k, v in conf.items() if k.startswith(prefix) and ("retry" in k or "attempts" in k)
+    } == {
+        "attempts.maximum": "5",
+        "retry.limit": "7",
+        "retry.interval": "500ms",
+        "retry.throttle.limit": "20",
+        "retry.throttle.interval": "500ms",
+    }
+    assert conf[prefix + "connection.timeout"] == "200000"
+    assert conf[prefix + "connection.establish.timeout"] == "5000"
+    quick = load_config(
+        "local-s3",
+        overrides={"s3.s3a_retry_interval_ms": "20", "s3.s3a_retry_limit": "3", "s3.s3a_attempts_maximum": "2"},
+        environ={},
+    )
+    conf = spark_conf(quick, pyspark_version="3.5.6")
+    assert (conf[prefix + "retry.interval"], conf[prefix + "retry.limit"], conf[prefix + "attempts.maximum"]) == (
+        "20ms",
+        "3",
+        "2",
+    )
+    # one bucket's own settings, for a running session that reaches a second endpoint (the S3-fault proxy)
+    bucket = s3a_bucket_conf(quick, "faults")
+    assert bucket["fs.s3a.bucket.faults.retry.limit"] == "3"
+    assert bucket["fs.s3a.bucket.faults.endpoint"] == "http://127.0.0.1:5055"
+    with pytest.raises(ConfigError, match="s3.s3a_retry_limit"):
+        load_config("local-s3", overrides={"s3.s3a_retry_limit": "-1"}, environ={})
 
 
 def test_emr_and_glue_use_the_platform_jars_and_the_instance_role():

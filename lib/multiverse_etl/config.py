@@ -83,6 +83,17 @@ class S3Config:
     spark_scheme: Literal["s3a", "s3"] = "s3a"
     sse: Optional[Literal["AES256", "aws:kms"]] = "AES256"
     sse_kms_key_id: Optional[str] = None
+    # boto3 (landing, lock, manifests): retries of each call after its first attempt, on SlowDown / 5xx /
+    # resets / timeouts (botocore's adaptive mode: it also slows its own rate after throttles).
+    max_attempts: int = 10
+    # Hadoop S3A (Delta through s3a://), set explicitly rather than left to hadoop-aws's defaults (3.3.4's in
+    # brackets): the AWS SDK's own attempts at each request [20], then S3A's retries of an operation that still
+    # failed [7, from 500ms, growing], and of a throttled one (503 SlowDown) [20, from 100ms].
+    s3a_attempts_maximum: int = 5
+    s3a_retry_limit: int = 7
+    s3a_retry_interval_ms: int = 500
+    s3a_throttle_limit: int = 20
+    s3a_throttle_interval_ms: int = 500
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,6 +254,12 @@ def _check_semantics(config: Config, source: str, origins: Mapping[str, str]) ->
         ("api.page_size", config.api.page_size >= 1, "must be at least 1"),
         ("api.concurrency", 1 <= config.api.concurrency <= 1024, "must be between 1 and 1024"),
         ("api.max_attempts", config.api.max_attempts >= 1, "must be at least 1"),
+        ("s3.max_attempts", config.s3.max_attempts >= 0, "must not be negative"),
+        ("s3.s3a_attempts_maximum", config.s3.s3a_attempts_maximum >= 1, "must be at least 1"),
+        ("s3.s3a_retry_limit", config.s3.s3a_retry_limit >= 0, "must not be negative"),
+        ("s3.s3a_throttle_limit", config.s3.s3a_throttle_limit >= 0, "must not be negative"),
+        ("s3.s3a_retry_interval_ms", config.s3.s3a_retry_interval_ms >= 1, "must be at least 1 (ms)"),
+        ("s3.s3a_throttle_interval_ms", config.s3.s3a_throttle_interval_ms >= 1, "must be at least 1 (ms)"),
         ("api.max_response_bytes", config.api.max_response_bytes >= 1, "must be a positive integer (bytes)"),
         ("api.max_requests_per_second", (config.api.max_requests_per_second or 1) > 0, "must be positive"),
         ("api.url", config.api.url.startswith(("http://", "https://")), "must start with http:// or https://"),

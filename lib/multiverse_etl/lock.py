@@ -184,10 +184,9 @@ class HeldLock:
                 return
             if not self.storage.delete_if_version(LOCK_KEY, self.version):
                 seen = _read(self.storage)
-                if (
-                    seen is None
-                    or not self._is_ours(seen.body)
-                    or not self.storage.delete_if_version(LOCK_KEY, seen.version)
+                # Gone: our delete went through and its answer was lost (its retry met no object), or it was broken.
+                if seen is not None and (
+                    not self._is_ours(seen.body) or not self.storage.delete_if_version(LOCK_KEY, seen.version)
                 ):
                     log.warning("lake lock of %s was no longer ours at release; left as it is", self.owner)
                     return
@@ -285,7 +284,9 @@ def check_conditional_writes(storage: Storage) -> None:
         return
     probe = f"_locks/.probe-{uuid.uuid4().hex}"
     try:
-        created = storage.put_if_absent(probe, b"1")
+        # A unique key: a refused create whose object holds our bytes is our own write whose answer was lost
+        # (the client retried it, and the retry met the object it had just made).
+        created = storage.put_if_absent(probe, b"1") or _holds(storage, probe, b"1")
         created_again = storage.put_if_absent(probe, b"2")
         replaced = storage.put_if_version(probe, b"3", '"0123456789abcdef0123456789abcdef"')
     finally:
@@ -296,6 +297,13 @@ def check_conditional_writes(storage: Storage) -> None:
             "cannot keep two writers apart there; use AWS S3 or an endpoint that honours them"
         )
     _PROBED.add(storage.uri())
+
+
+def _holds(storage: Storage, key: str, data: bytes) -> bool:
+    try:
+        return storage.get(key) == data
+    except ObjectNotFound:
+        return False
 
 
 def break_lock(storage: Storage) -> Optional[dict[str, Any]]:

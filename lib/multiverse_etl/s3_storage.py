@@ -231,7 +231,9 @@ def s3_client(s3: S3Config, quick: bool = False):
         kwargs = {"aws_access_key_id": s3.access_key_id, "aws_secret_access_key": s3.secret_access_key}
     config = BotoConfig(
         region_name=s3.region,
-        retries={"max_attempts": 2, "mode": "standard"} if quick else {"max_attempts": 10, "mode": "adaptive"},
+        retries={"max_attempts": 2, "mode": "standard"}
+        if quick
+        else {"max_attempts": s3.max_attempts, "mode": "adaptive"},
         connect_timeout=5 if quick else 60,
         read_timeout=10 if quick else 60,
         s3={"addressing_style": "path" if s3.path_style_access else "auto"},

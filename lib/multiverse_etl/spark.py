@@ -121,6 +121,15 @@ def s3a_conf(config: Config) -> dict[str, str]:
         prefix + "connection.ssl.enabled": str(s3.ssl_enabled).lower(),
         prefix + "endpoint.region": s3.region,
         prefix + "fast.upload": "true",
+        # Retries, explicit (S3Config says what each is): S3 answers 503 SlowDown under load and drops connections.
+        # Timeouts (hadoop-aws 3.3.4's defaults, explicit) in plain milliseconds, which 3.3 (ints) and 3.4 read.
+        prefix + "attempts.maximum": str(s3.s3a_attempts_maximum),
+        prefix + "retry.limit": str(s3.s3a_retry_limit),
+        prefix + "retry.interval": f"{s3.s3a_retry_interval_ms}ms",
+        prefix + "retry.throttle.limit": str(s3.s3a_throttle_limit),
+        prefix + "retry.throttle.interval": f"{s3.s3a_throttle_interval_ms}ms",
+        prefix + "connection.timeout": "200000",
+        prefix + "connection.establish.timeout": "5000",
     }
     if s3.endpoint_url:
         conf[prefix + "endpoint"] = s3.endpoint_url
@@ -135,6 +144,22 @@ def s3a_conf(config: Config) -> dict[str, str]:
         if s3.sse_kms_key_id:
             conf[prefix + "encryption.key"] = s3.sse_kms_key_id
     return conf
+
+
+def s3a_bucket_conf(config: Config, bucket: str) -> dict[str, str]:
+    """The S3A settings of `config` for one bucket only, as Hadoop keys (fs.s3a.bucket.<bucket>.*).
+
+    They override the session's own for that bucket: a running session reaches a second endpoint (or the same one
+    with other retries) for a bucket it has not opened yet (Hadoop caches one S3A filesystem per bucket)."""
+    prefix = "spark.hadoop.fs.s3a."
+    return {f"fs.s3a.bucket.{bucket}.{k[len(prefix) :]}": v for k, v in s3a_conf(config).items()}
+
+
+def use_s3a_bucket(spark: SparkSession, config: Config, bucket: str) -> None:
+    """Set `s3a_bucket_conf` on a running session (before its first access to that bucket)."""
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]
+    for key, value in s3a_bucket_conf(config, bucket).items():
+        hadoop.set(key, value)
 
 
 def build_spark(config: Config, app_name: Optional[str] = None) -> SparkSession:
