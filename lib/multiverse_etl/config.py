@@ -15,28 +15,12 @@ from typing import Any, Literal, Mapping, Optional
 
 import yaml
 
-from .errors import EXIT_USAGE, EtlError
+from .config_overrides import env_overrides, set_dotted
+from .errors import ConfigError
 
-ENV_PREFIX = "MV__"  # MV__API__PAGE_SIZE=500 sets api.page_size
-# Short aliases people expect to find (credentials must never sit in a YAML file in git).
-ENV_ALIASES = {
-    "MV_API_USERNAME": "api.username",
-    "MV_API_PASSWORD": "api.password",
-    "MV_API_URL": "api.url",
-    "MV_LAKE_ROOT": "lake.root",
-}
 # spark-submit.sh exports MV_PROJECT_ROOT: under spark-submit this module is imported from the
 # --py-files zip in dist/, so its own location no longer says where conf/ and the project are.
 PROJECT_ROOT = Path(os.environ.get("MV_PROJECT_ROOT") or Path(__file__).resolve().parents[2])
-
-
-class ConfigError(EtlError):
-    """A config file, variable or flag is wrong; the message names the key. Nothing has started (exit code 2)."""
-
-    exit_code = EXIT_USAGE
-
-    def user_message(self) -> str:
-        return "bad configuration: " + super().user_message()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,12 +67,9 @@ class S3Config:
     spark_scheme: Literal["s3a", "s3"] = "s3a"
     sse: Optional[Literal["AES256", "aws:kms"]] = "AES256"
     sse_kms_key_id: Optional[str] = None
-    # boto3 (landing, lock, manifests): retries of each call after its first attempt, on SlowDown / 5xx /
-    # resets / timeouts (botocore's adaptive mode: it also slows its own rate after throttles).
-    max_attempts: int = 10
-    # Hadoop S3A (Delta through s3a://), set explicitly rather than left to hadoop-aws's defaults (3.3.4's in
-    # brackets): the AWS SDK's own attempts at each request [20], then S3A's retries of an operation that still
-    # failed [7, from 500ms, growing], and of a throttled one (503 SlowDown) [20, from 100ms].
+    max_attempts: int = 10  # boto3's (landing, lock, manifests), adaptive mode: SlowDown, 5xx, resets, timeouts
+    # S3A (Delta), explicit (hadoop-aws 3.3.4's defaults: SDK attempts 20; retries 7 from 500ms, throttled 20 from
+    # 100ms): the SDK's attempts at each request, then S3A's retries of a failed or throttled (SlowDown) operation.
     s3a_attempts_maximum: int = 5
     s3a_retry_limit: int = 7
     s3a_retry_interval_ms: int = 500
@@ -165,6 +146,8 @@ class Config:
         return data
 
 
+S3_COUNTS = ("max_attempts", "s3a_retry_limit", "s3a_throttle_limit")  # retries: 0 is none
+S3_POSITIVE = ("s3a_attempts_maximum", "s3a_retry_interval_ms", "s3a_throttle_interval_ms")
 SECRET_KEYS = (("api", "password"), ("s3", "secret_access_key"))
 SECTIONS: dict[str, type] = {n: h for n, h in typing.get_type_hints(Config).items() if n not in ("env", "source")}
 
@@ -202,13 +185,13 @@ def load_config(
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
     raw.setdefault("env", path.stem)
     origins: dict[str, str] = {}  # dotted key -> where its value came from, when not the YAML file
-    for name, (variable, value) in _env_overrides(environ).items():
+    for name, (variable, value) in env_overrides(environ).items():
         origins[name] = f"environment variable {variable}"
-        _set_dotted(raw, name, value, origin=origins[name])
+        set_dotted(raw, name, value, origin=origins[name])
     for name, value in (overrides or {}).items():
         if value is not None:
             origins[name] = "command line (--set or a flag)"
-            _set_dotted(raw, name, value, origin=origins[name])
+            set_dotted(raw, name, value, origin=origins[name])
     return build_config(raw, source=str(path), base_dir=path.parent.parent, origins=origins)
 
 
@@ -254,12 +237,8 @@ def _check_semantics(config: Config, source: str, origins: Mapping[str, str]) ->
         ("api.page_size", config.api.page_size >= 1, "must be at least 1"),
         ("api.concurrency", 1 <= config.api.concurrency <= 1024, "must be between 1 and 1024"),
         ("api.max_attempts", config.api.max_attempts >= 1, "must be at least 1"),
-        ("s3.max_attempts", config.s3.max_attempts >= 0, "must not be negative"),
-        ("s3.s3a_attempts_maximum", config.s3.s3a_attempts_maximum >= 1, "must be at least 1"),
-        ("s3.s3a_retry_limit", config.s3.s3a_retry_limit >= 0, "must not be negative"),
-        ("s3.s3a_throttle_limit", config.s3.s3a_throttle_limit >= 0, "must not be negative"),
-        ("s3.s3a_retry_interval_ms", config.s3.s3a_retry_interval_ms >= 1, "must be at least 1 (ms)"),
-        ("s3.s3a_throttle_interval_ms", config.s3.s3a_throttle_interval_ms >= 1, "must be at least 1 (ms)"),
+        *((f"s3.{key}", getattr(config.s3, key) >= 0, "must not be negative") for key in S3_COUNTS),
+        *((f"s3.{key}", getattr(config.s3, key) >= 1, "must be at least 1") for key in S3_POSITIVE),
         ("api.max_response_bytes", config.api.max_response_bytes >= 1, "must be a positive integer (bytes)"),
         ("api.max_requests_per_second", (config.api.max_requests_per_second or 1) > 0, "must be positive"),
         ("api.url", config.api.url.startswith(("http://", "https://")), "must start with http:// or https://"),
@@ -334,33 +313,3 @@ def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
             raise ConfigError(f"{source}: '{key}' must be a string, got {value!r}")
         return str(value)
     return value
-
-
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
-    """dotted key -> (variable name, value) for the aliases and MV__SECTION__KEY variables."""
-    found = {dotted: (name, environ[name]) for name, dotted in ENV_ALIASES.items() if environ.get(name)}
-    for name, value in environ.items():
-        if name.startswith(ENV_PREFIX) and value != "":
-            parts = name[len(ENV_PREFIX) :].lower().split("__")
-            if len(parts) != 2:
-                raise ConfigError(f"environment variable {name}: expected {ENV_PREFIX}SECTION__KEY")
-            found[".".join(parts)] = (name, value)
-    return found
-
-
-def _set_dotted(raw: dict, dotted: str, value: Any, origin: str) -> None:
-    parts = dotted.split(".")
-    if len(parts) == 1 and parts[0] == "env":
-        raw["env"] = value
-        return
-    if len(parts) < 2:
-        raise ConfigError(f"{origin}: expected section.key, got '{dotted}'")
-    section = raw.setdefault(parts[0], {})
-    if not isinstance(section, dict):
-        raise ConfigError(f"{origin}: section '{parts[0]}' is not a mapping")
-    if parts[0] == "spark" and parts[1] == "conf" and len(parts) > 2:
-        section.setdefault("conf", {})[".".join(parts[2:])] = value
-        return
-    if len(parts) != 2:
-        raise ConfigError(f"{origin}: expected section.key, got '{dotted}'")
-    section[parts[1]] = value

@@ -21,3 +21,12 @@ class EtlError(Exception):
     def user_message(self) -> str:
         """The message as the one line the user sees (a message of several lines is joined with '; ')."""
         return "; ".join(line.strip() for line in str(self).splitlines() if line.strip())
+
+
+class ConfigError(EtlError):
+    """A config file, variable or flag is wrong; the message names the key. Nothing has started (exit code 2)."""
+
+    exit_code = EXIT_USAGE
+
+    def user_message(self) -> str:
+        return "bad configuration: " + super().user_message()
