@@ -105,7 +105,8 @@ class _Events(logging.Handler):
         self.records.append(record)
 
 
-def rows(spark, lake, table, *columns, where=None):
+def rows(spark, lake, table, where=None):
+    """The table's rows (only those matching the SQL condition `where`, if given); callers select the columns."""
     frame = read_table(spark, lake, table)
     return frame.where(where) if where else frame
 
