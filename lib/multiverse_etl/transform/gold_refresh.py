@@ -64,8 +64,7 @@ class CountedGold:
     def of(cls, row: Optional[Mapping[str, Any]]) -> Optional[CountedGold]:
         """From an audit row (None: no row, or a row that did not record gold's versions with its counts)."""
         recorded = (row or {}).get("lake_versions") or {}
-        versions = {table: recorded.get(table) for table in GOLD_TABLES}
-        if row is None or row.get("gold_apprenticeships") is None or None in versions.values():
+        if row is None or row.get("gold_apprenticeships") is None or any(recorded.get(t) is None for t in GOLD_TABLES):
             return None
         summary = GoldSummary(
             row["gold_apprenticeships"],
@@ -73,7 +72,7 @@ class CountedGold:
             row["orphan_apprenticeships"],
             row["orphan_projects"],
         )
-        return cls({table: int(v) for table, v in versions.items() if v is not None}, summary)
+        return cls({table: int(recorded[table]) for table in GOLD_TABLES}, summary)
 
 
 def refresh_gold(

@@ -135,9 +135,10 @@ def _run(
                         job, bool(result.runs), changes, rebuild=rebuild, counted=CountedGold.of(latest)
                     )
                     result.gold_mode, result.gold, result.spark_jobs = gold.mode, gold.summary, jobs.jobs
-                    if gold.summary.gold_apprenticeships is not None:  # the versions gold's counts hold for
+                    if gold.summary.gold_apprenticeships is not None and result.runs:  # what gold's counts hold for
+                        gold_versions = table_versions(lake.storage, GOLD_TABLES)
                         for report in result.runs:
-                            report.lake_versions.update(table_versions(lake.storage, GOLD_TABLES))
+                            report.lake_versions.update(gold_versions)
                     write_audit(spark, lake, job_id, result.runs, LOADED, result.gold, result.spark_jobs)
             finally:
                 for name, previous_value in before.items():
