@@ -85,6 +85,24 @@ def test_every_environment_keeps_generated_methods_small_enough_for_the_jit():
         )
 
 
+def test_a_plan_run_again_after_a_transforms_worth_of_other_plans_is_not_compiled_again(spark):
+    """A transform run compiles 250-600 classes: with Spark's 100 cached classes every run compiled them all again
+    (most of a small run's CPU). The session keeps 2,000."""
+    from pyspark.sql import functions as F
+
+    compilations = spark._jvm.org.apache.spark.metrics.source.CodegenMetrics.METRIC_COMPILATION_TIME()
+
+    def plan(i: int) -> None:  # a distinct generated class per i (the literal is compiled in)
+        spark.range(1).select((F.col("id") * 7 + F.lit(1_000_000 + i)).alias("x")).collect()
+
+    plan(0)
+    for i in range(1, 150):
+        plan(i)
+    before = compilations.getCount()
+    plan(0)
+    assert compilations.getCount() == before
+
+
 def test_parallel_file_listing_uses_the_shuffle_partitions_not_sparks_10000_tasks():
     for env in ("local", "local-s3", "emr", "glue", "emr-serverless"):
         config = load_config(env, environ={})
@@ -97,4 +115,5 @@ def test_parallel_file_listing_uses_the_shuffle_partitions_not_sparks_10000_task
 def test_the_shared_session_runs_delta_in_utc(spark):
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
     assert spark.conf.get("spark.sql.codegen.hugeMethodLimit") == "8000"
+    assert spark.conf.get("spark.sql.codegen.cache.maxEntries") == "2000"
     assert spark.conf.get("spark.sql.extensions") == "io.delta.sql.DeltaSparkSessionExtension"

@@ -87,6 +87,11 @@ def spark_conf(config: Config, pyspark_version: Optional[str] = None) -> dict[st
         # generated code is bigger: at Spark's default (65,535) it ran interpreted, 1.6x slower.
         # At 8,000 Spark runs such a stage without whole-stage codegen: each expression compiled on its own.
         "spark.sql.codegen.hugeMethodLimit": "8000",
+        # Generated classes kept for reuse (Spark's default: 100). One transform run compiles 250-600 classes, so at 100
+        # every run compiled them all again, even in one session: Janino compilation was most of a small run's CPU
+        # (an incremental run at 2,000: 584 compilations; with 2,000 entries none after the session's first run,
+        # 309 within it; about 180 MiB metaspace either way; docs/transform.md).
+        "spark.sql.codegen.cache.maxEntries": "2000",
         # Bronze's and silver's plans have more than the default 25 fields: without this, Spark warns
         # "Truncated the string representation of a plan" on every run.
         "spark.sql.debug.maxToStringFields": "500",

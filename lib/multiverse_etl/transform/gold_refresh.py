@@ -96,7 +96,7 @@ def refresh_gold(
         summary, mode = _unchanged_counts(job, counted), UNCHANGED  # nothing gold reads changed
     elif mergeable:
         ids = touched_apprenticeships(spark, changes, read_table(spark, lake, silver_table(APPRENTICESHIPS))).cache()
-    if ids is not None and _worth_merging(job, ids):
+    if ids is not None and _worth_merging(job, ids, counted):
         summary, mode = _merge(job, ids, versions), MERGED
     elif ids is not None or not mergeable:
         if ids is not None:
@@ -153,10 +153,15 @@ def _rebuild(job: Job, versions: dict) -> GoldSummary:
     return GoldSummary(int(a["rows"]), int(p["rows"]), int(a["orphans"] or 0), int(p["orphans"] or 0))
 
 
-def _worth_merging(job: Job, ids: DataFrame) -> bool:
+def _worth_merging(job: Job, ids: DataFrame, counted: Optional[CountedGold]) -> bool:
     """A MERGE rewrites every file holding a touched row, and touched apprenticeships are spread over every
-    partition: past a small share (`transform.gold_merge_max_share`) a rebuild costs less (docs/transform.md)."""
-    touched, rows = ids.count(), read_table(job.spark, job.lake, str(APPRENTICESHIPS.gold.table)).count()
+    partition: past a small share (`transform.gold_merge_max_share`) a rebuild costs less (docs/transform.md).
+    Gold's rows as the last audit row counted them when gold has not moved since (else counted: a Spark job)."""
+    touched, recorded = ids.count(), _still_counted(job, counted)
+    if recorded is not None and recorded.gold_apprenticeships is not None:
+        rows = recorded.gold_apprenticeships
+    else:
+        rows = read_table(job.spark, job.lake, str(APPRENTICESHIPS.gold.table)).count()
     worth = touched <= job.gold_merge_max_share * max(rows, 1)
     if not worth:
         log.info("gold: %d of %d apprenticeships touched, over transform.gold_merge_max_share: rebuilt", touched, rows)
@@ -216,10 +221,18 @@ def _merge(job: Job, ids: DataFrame, versions: dict) -> GoldSummary:
 def _unchanged_counts(job: Job, counted: Optional[CountedGold]) -> GoldSummary:
     """Gold's counts when nothing gold reads changed: as the audit row recorded them if gold has not moved since
     (the writer lock: nothing else writes gold; a crash before that row, or `maintain`, moves gold's versions)."""
-    if counted is not None and dict(counted.versions) == table_versions(job.lake.storage, GOLD_TABLES):
-        log.info("gold unchanged since its counts were recorded (versions %s): not read", dict(counted.versions))
-        return counted.summary
+    recorded = _still_counted(job, counted)
+    if recorded is not None:
+        log.info("gold unchanged since its counts were recorded: not read")
+        return recorded
     return _gold_counts(job)
+
+
+def _still_counted(job: Job, counted: Optional[CountedGold]) -> Optional[GoldSummary]:
+    """The recorded counts, if gold's tables are still at the versions they were counted at."""
+    if counted is not None and dict(counted.versions) == table_versions(job.lake.storage, GOLD_TABLES):
+        return counted.summary
+    return None
 
 
 def _gold_counts(job: Job) -> GoldSummary:
