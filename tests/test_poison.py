@@ -3,10 +3,15 @@ the transform loads the run, quarantines each hostile record with its reason, lo
 and a second run is not blocked (the hostile versions are then known bad: counted, not written again).
 
 Values beyond Spark's default JSON limits (nesting 1,000 levels, numbers 1,000 digits), such as a 1,500-digit number
-or 1,100 levels of nesting, never fail the landing read (FAILFAST) nor leave the run pending.
+or 1,100 levels of nesting, never fail the landing read (FAILFAST) nor leave the run pending; nor does a number beyond
+the raised limit (100,000 digits): its record alone is quarantined (`unreadable_record`), the rest of its page loads.
 """
 
 from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
 
 import pytest
 from pyspark.sql import functions as F
@@ -19,12 +24,12 @@ from multiverse_etl.lake import Lake
 from multiverse_etl.storage import open_storage
 from multiverse_etl.transform import run_transform
 from multiverse_etl.transform.clean import validate_records
-from multiverse_etl.transform.read import LandingReadError, landing_read_error, read_landing_pages
+from multiverse_etl.transform.read import LandingReadError, find_unreadable_part, split_refused_lines
 from multiverse_etl.transform.tables import read_table
 from sample_api import poison
 from sample_api.dump import ground_truth
 from support.extract import extract_config, start_api
-from support.landed import T0, Page, Raw, bronze_frame, programme, write_run
+from support.landed import T0, Page, Raw, apprenticeship, bronze_frame, programme, write_run
 
 SCALE, SEED = 12, 31
 POISON = {"apprenticeships": poison.APPRENTICESHIPS, "projects": poison.PROJECTS, "programmes": poison.PROGRAMMES}
@@ -150,14 +155,96 @@ def test_a_lone_surrogate_escape_in_a_text_field_is_a_reason_and_a_pair_or_an_es
     assert got == {1: lone, 2: lone, 3: [], 4: [], 5: lone, 6: lone, 7: []}
 
 
-def test_a_number_beyond_the_raised_limit_still_fails_its_run_naming_the_file_and_the_cause(spark, tmp_path):
-    """What remains: a number of more than 100,000 digits (`JSON_READ_LIMITS`) fails the landing read, named."""
+# A number of more digits than `JSON_READ_LIMITS` takes (maxNumLen 100,000): Spark's JSON reader refuses its landing
+# line whole; the transform splits that line on the driver and refuses only this record.
+BEYOND_LIMIT = Raw('{"id":5,"name":"Huge","duration":' + "7" * 100_001 + ',"description":"d"}')
+
+
+def _programme_pages(changed_duration: int) -> list[Page]:
+    return [
+        Page([programme(4), BEYOND_LIMIT, programme(6)]),
+        Page([programme(7, duration=changed_duration)]),
+    ]
+
+
+@pytest.mark.parametrize("fingerprints", [True, False], ids=["fingerprinted", "text-fingerprints"])
+def test_a_number_beyond_the_raised_limit_quarantines_its_record_alone_and_the_run_loads(spark, tmp_path, fingerprints):
+    """A record holding a 100,001-digit number among normal records: the run loads and reconciles, that record is in
+    quarantine (`unreadable_record`, its text whole), the others of its page and run are in silver; the next run
+    counts it as known bad and writes nothing of it again."""
+    storage, config = open_storage(str(tmp_path)), make_config(str(tmp_path))
+    lake = Lake.at(str(tmp_path))
+    first = write_run(
+        storage,
+        T0,
+        programmes=_programme_pages(12),
+        apprenticeships=[Page([apprenticeship(1)])],
+        fingerprints=fingerprints,
+    )
+    loaded = run_transform(spark, config)
+    assert loaded.loaded_run_ids == [first.run_id]
+    (report,) = loaded.runs
+    assert report.mismatches == []
+    counts = {c.entity: c for c in report.entities}["programmes"]
+    assert (counts.landed_records, counts.changed_records, counts.valid_rows, counts.quarantined_rows) == (4, 4, 3, 1)
+    assert counts.bronze_rows == 4  # every record's text is kept, the refused one's too
+    (bad,) = read_table(spark, lake, "silver/quarantine").collect()
+    assert (bad.entity, bad.record_id, list(bad.reasons), bad.run_id) == (
+        "programmes",
+        "5",
+        ["unreadable_record"],
+        first.run_id,
+    )
+    assert bad.raw_record == BEYOND_LIMIT.text and bad.page_index == 0 and bad.record_index == 1
+    programmes = read_table(spark, lake, "silver/programmes").collect()
+    assert sorted(r.programme_id for r in programmes) == [4, 6, 7]
+    audit = read_table(spark, lake, "_audit/runs").collect()
+    assert [(r.run_id, r.status, r.reconciled) for r in audit] == [(first.run_id, "loaded", True)]
+    assert dict(audit[0].quarantine_reasons) == {"programmes/unreadable_record": 1}
+
+    second = write_run(
+        storage,
+        T0 + dt.timedelta(hours=1),
+        programmes=_programme_pages(13),  # programme 7 changed: the run is read, not skipped
+        apprenticeships=[Page([apprenticeship(1)])],
+        fingerprints=fingerprints,
+    )
+    again = run_transform(spark, config)
+    assert again.loaded_run_ids == [second.run_id]
+    (report,) = again.runs
+    assert report.mismatches == []
+    counts = {c.entity: c for c in report.entities}["programmes"]
+    assert (counts.unchanged_records, counts.known_bad_records, counts.changed_records) == (2, 1, 1)
+    assert (counts.bronze_rows, counts.valid_rows, counts.quarantined_rows) == (1, 1, 0)
+    assert read_table(spark, lake, "silver/quarantine").count() == 1
+    assert read_table(spark, lake, "bronze/programmes").count() == 5
+    durations = {r.programme_id: r.duration for r in read_table(spark, lake, "silver/programmes").collect()}
+    assert durations == {4: 12, 6: 12, 7: 13}
+
+
+def test_a_line_beyond_the_limit_is_split_exactly_and_a_line_that_is_not_json_still_fails(spark, tmp_path):
+    """The refused line is cut apart, not rewritten; a broken line (not JSON) among such lines still fails its run,
+    with its file named, and a part holding only the first is not taken for the broken one."""
     storage = open_storage(str(tmp_path))
-    huge = Raw('{"id":5,"name":"n","duration":' + "1" * 100_001 + ',"description":"d"}')
-    landed = write_run(storage, T0, programmes=[Page([programme(4), huge])], commit=False)
-    key = landed.keys["programmes"][0]
-    with pytest.raises(Exception) as refused:
-        read_landing_pages(spark, storage.root, (key,), "s3a").agg(F.sum(F.size("data"))).collect()
-    error = landing_read_error(landed.run_id, (key,), refused.value, key)
-    assert isinstance(error, LandingReadError) and key in str(error)
-    assert "(StreamConstraintsException)" in str(error)
+    landed = write_run(
+        storage,
+        T0,
+        programmes=[Page([programme(4), BEYOND_LIMIT]), Page([programme(6)])],
+        pages_per_part=1,
+        commit=False,
+        fingerprints=True,
+    )
+    keys = tuple(landed.keys["programmes"])
+    split = split_refused_lines(spark, storage.root, keys, "s3a", landed.run_id)
+    ((*page, path),) = split.rows
+    assert (
+        keys[0] in path
+        and page[3] == 0
+        and page[6] == [json.dumps(programme(4), separators=(",", ":")), BEYOND_LIMIT.text]
+    )
+    assert len(page[5]) == 2  # the fingerprints, as landed
+    storage.put(keys[1], gzip.compress(gzip.decompress(storage.get(keys[1]))[:-20] + b"\n"))
+    with pytest.raises(LandingReadError) as broken:
+        split_refused_lines(spark, storage.root, keys, "s3a", landed.run_id)
+    assert keys[1] in str(broken.value) and "Malformed records are detected" in str(broken.value)
+    assert find_unreadable_part(spark, storage.root, keys, "s3a") == keys[1]

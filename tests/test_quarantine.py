@@ -5,7 +5,13 @@ from pyspark.sql import functions as F
 
 from multiverse_etl.entities import entity as spec_of
 from multiverse_etl.transform.clean import validate_records
-from multiverse_etl.transform.quarantine import NOT_AN_OBJECT, is_valid, possible_reasons, quarantine_records
+from multiverse_etl.transform.quarantine import (
+    NOT_AN_OBJECT,
+    UNREADABLE_RECORD,
+    is_valid,
+    possible_reasons,
+    quarantine_records,
+)
 from multiverse_etl.transform.schemas import QUARANTINE_SCHEMA
 from support.landed import Raw, apprenticeship, bronze_frame, compact, lineage, programme, project, without
 
@@ -121,9 +127,34 @@ def test_possible_reasons_name_every_reason_the_rules_can_give():
         "unknown_status:status",
         "missing_parent:apprenticeship_id",
         NOT_AN_OBJECT,
+        UNREADABLE_RECORD,
     }
     assert "negative_value:duration" in possible_reasons(spec_of("programmes"))
     assert "unparseable_date:modified_date" in possible_reasons(spec_of("apprenticeships"))
+
+
+def test_a_record_holding_a_number_beyond_the_readers_limit_is_unreadable_and_only_such_a_record(spark):
+    """The JSON reader refuses a number of more than 100,000 digits (`JSON_READ_LIMITS`): `unreadable_record` alone,
+    the id read off the text; 100,000 digits, or 100,001 digits inside a string, are read and validated as usual."""
+    beyond, at_limit = "9" * 100_001, "9" * 100_000
+    records = [
+        Raw('{"id":1,"name":"n","duration":' + beyond + ',"description":"d"}'),
+        Raw('{"id":2,"name":"n","duration":-0.' + beyond + ',"description":"d"}'),
+        Raw('{"id":' + beyond + ',"name":"n","duration":1,"description":"d"}'),
+        Raw('{"id":4,"name":"n","duration":' + at_limit + ',"description":"d"}'),
+        programme(5, name=beyond),
+        programme(6),
+    ]
+    validated = bronze_frame(spark, "programmes", records).transform(validate_records(spec_of("programmes")))
+    got = [(list(r.reasons), r.record_id) for r in validated.orderBy("record_index").collect()]
+    assert got == [
+        ([UNREADABLE_RECORD], "1"),
+        ([UNREADABLE_RECORD], "2"),
+        ([UNREADABLE_RECORD], None),
+        (["wrong_type:duration"], "4"),
+        ([], "5"),
+        ([], "6"),
+    ]
 
 
 def test_rejected_rows_go_to_quarantine_with_raw_text_lineage_and_reasons(spark):

@@ -12,6 +12,8 @@ as `RawJson`), lone surrogates (as the stdlib does), and any nesting (containers
 as one `RawJson` of their compact text, so memory stays a small multiple of the text). `dumps` writes such
 values back: compact, ASCII-escaped (a lone surrogate stays a valid "\\ud800" escape), the same bytes as
 `json.dumps(value, separators=(",", ":"), ensure_ascii=True)` for ordinary values, without recursing.
+`members` and `items` cut an object or an array into its values' exact texts, checked but not rewritten (the
+transform splits a landing line Spark's reader refuses with them).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any, Iterator, Union
 
 import orjson
 
-__all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "RawJson", "dumps", "loads"]
+__all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "RawJson", "dumps", "items", "loads", "members"]
 
 MAX_INT_DIGITS = 4000  # Python refuses int() of more than 4,300 digits (and the conversion is quadratic)
 MAX_DEPTH = 500  # containers nested deeper are kept as text (Spark's JSON reader stops at 1,000 levels anyway)
@@ -72,6 +74,58 @@ def loads(data: Union[bytes, str]) -> Any:
         if _LONG_DIGIT_RUN not in raw.translate(_DIGIT_MAP):  # no integer orjson could have turned into a float
             return value
     return _parse(data if isinstance(data, str) else data.decode("utf-8"))
+
+
+def members(text: str) -> list[tuple[str, str]]:
+    """A JSON object's members as (key, the value's exact text), in order; ValueError when `text` is not one
+    valid JSON object. Checked like `loads`, but no value is built: a value's text is as it stands in `text`."""
+    at = _skip(text, 0)
+    if text[at : at + 1] != "{":
+        raise _fail(text, at, "Expecting an object")
+    found: list[tuple[str, str]] = []
+    at = _skip(text, at + 1)
+    if text[at : at + 1] == "}":
+        at += 1
+    else:
+        while True:
+            key, at = _key(text, at)
+            end = _skip_value(text, at)
+            found.append((key, text[at:end].rstrip(" \t\n\r")))
+            if text[end : end + 1] == ",":
+                at = _skip(text, end + 1)
+                continue
+            if text[end : end + 1] != "}":
+                raise _fail(text, end, "Expecting ',' delimiter")
+            at = end + 1
+            break
+    if _skip(text, at) != len(text):
+        raise _fail(text, at, "Extra data")
+    return found
+
+
+def items(text: str) -> list[str]:
+    """A JSON array's items as their exact texts, in order; ValueError when `text` is not one valid JSON array."""
+    at = _skip(text, 0)
+    if text[at : at + 1] != "[":
+        raise _fail(text, at, "Expecting an array")
+    found: list[str] = []
+    at = _skip(text, at + 1)
+    if text[at : at + 1] == "]":
+        at += 1
+    else:
+        while True:
+            end = _skip_value(text, at)
+            found.append(text[at:end].rstrip(" \t\n\r"))
+            if text[end : end + 1] == ",":
+                at = _skip(text, end + 1)
+                continue
+            if text[end : end + 1] != "]":
+                raise _fail(text, end, "Expecting ',' delimiter")
+            at = end + 1
+            break
+    if _skip(text, at) != len(text):
+        raise _fail(text, at, "Extra data")
+    return found
 
 
 def _fail(text: str, at: int, what: str) -> ValueError:

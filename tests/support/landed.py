@@ -66,10 +66,11 @@ def landing_line(
     parent = {"apprenticeship_id": page.parent} if entity == "projects" else None
     prints = None
     if fingerprints:
+        from multiverse_etl import jsonsafe
         from multiverse_etl.landing import record_fingerprint
 
         prints = [
-            record_fingerprint(json.loads(_record_text(r)), page.parent if entity == "projects" else None)
+            record_fingerprint(jsonsafe.loads(_record_text(r)), page.parent if entity == "projects" else None)
             for r in page.data
         ]
     return format_landing_line(

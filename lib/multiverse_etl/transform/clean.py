@@ -243,23 +243,47 @@ def _lone(field: str) -> str:
     return f"_lone_{field}"
 
 
+# The record text the JSON reader refused (`from_json`'s corrupt-record column): null for every record it read.
+_REFUSED = "_refused"
+# A number token longer than the reader takes (`JSON_READ_LIMITS`' maxNumLen counts its digits): what makes it
+# refuse a valid record. Only the start of a run can match (the look-behind), so the search is linear.
+LONG_NUMBER_PATTERN = rf"(?<![-+.eE0-9])[-+.eE0-9]{{{int(JSON_READ_LIMITS['maxNumLen']) + 1}}}"
+# A record's id as sent, read off its text when the reader refused the record (for quarantine and deletions).
+_ID_IN_TEXT = r'"id"\s*:\s*(-?[0-9]{1,20})(?![-+.eE0-9])'
+
+
+def is_unreadable(refused: Column, raw: Column) -> Column:
+    """True when the JSON reader refused a record (valid JSON, the landing was read) for a number longer than its
+    limit: no field of it can be read, so it is refused whole (`unreadable_record`). Searched in refused text only."""
+    return F.coalesce(F.when(refused.isNotNull(), raw.rlike(LONG_NUMBER_PATTERN)), F.lit(False))
+
+
 def parse_records(spec: EntitySpec) -> Callable[[DataFrame], DataFrame]:
-    """Bronze rows → the same rows plus each contract field as text (`_value_<f>`) and its JSON type (`_kind_<f>`)."""
+    """Bronze rows → the same rows plus each contract field as text (`_value_<f>`) and its JSON type (`_kind_<f>`),
+    and `_unreadable` (`is_unreadable`)."""
     fields = spec.contract
+    schema = T.StructType([*record_string_schema(spec).fields, T.StructField(_REFUSED, T.StringType(), True)])
+    options = {**JSON_READ_LIMITS, "columnNameOfCorruptRecord": _REFUSED}
 
     def step(bronze: DataFrame) -> DataFrame:
         parsed = bronze.select(
             *[F.col(name) for name, _, _ in LINEAGE_FIELDS],
             F.col("raw_record"),
             F.col("fingerprint"),
-            F.from_json("raw_record", record_string_schema(spec), JSON_READ_LIMITS).alias("_record"),
+            F.from_json("raw_record", schema, options).alias("_record"),
         )
-        return parsed.select(
+        unreadable = is_unreadable(F.col("_record")[_REFUSED], F.col("raw_record"))
+        values = {f.name: F.col("_record")[f.name] for f in fields}
+        if "id" in values:  # the id of a refused record, when it is a plain integer
+            in_text = F.nullif(F.regexp_extract(F.col("raw_record"), _ID_IN_TEXT, 1), F.lit(""))
+            values["id"] = F.when(F.col("_unreadable"), in_text).otherwise(values["id"])
+        return parsed.withColumn("_unreadable", unreadable).select(
             *[F.col(name) for name, _, _ in LINEAGE_FIELDS],
             F.col("raw_record"),
             F.col("fingerprint"),
             is_json_object(F.col("raw_record")).alias("_is_object"),
-            *[F.col("_record")[f.name].alias(_value(f.name)) for f in fields],
+            F.col("_unreadable"),
+            *[values[f.name].alias(_value(f.name)) for f in fields],
             *[
                 json_token_kind(F.col("raw_record"), f.name, F.col("_record")[f.name]).alias(_kind(f.name))
                 for f in fields
@@ -312,7 +336,9 @@ def _typed(spec: EntitySpec) -> Callable[[DataFrame], DataFrame]:
         lineage = [F.col(name) for name, _, _ in LINEAGE_FIELDS]
         business = [typed_column(column).alias(column.name) for column in spec.columns]
         helpers = [
-            F.col(c) for c in parsed.columns if c.startswith(("_kind_", "_value_", "_lone_")) or c == "_is_object"
+            F.col(c)
+            for c in parsed.columns
+            if c.startswith(("_kind_", "_value_", "_lone_")) or c in ("_is_object", "_unreadable")
         ]
         typed = parsed.select(*lineage, *business, F.col("raw_record"), F.col("fingerprint"), *helpers)
         needs_nfc = [may_change_under_nfc(F.col(c)) for c in spec.text_columns]

@@ -49,15 +49,20 @@ from .drift import DriftField, observed_presence, presence_metrics, schema_drift
 from .frames import hold, release
 from .quarantine import is_valid, possible_reasons
 from .read import (
+    LandingReadError,
     LoadPlan,
     PageChecks,
+    SplitPages,
     explode_fingerprints,
     explode_pages,
     find_unreadable_part,
     is_read_failure,
+    landing_pages,
     landing_read_error,
     page_checks,
     read_landing_pages,
+    refused_lines,
+    split_refused_lines,
 )
 from .tables import QUARANTINE_TABLE, append_versions, bronze_table, read_table, silver_table
 
@@ -88,6 +93,7 @@ class Prepared:
     classified: Optional[DataFrame] = None  # held (frames.hold); None: the entity landed nothing
     ranked: Optional[DataFrame] = None  # held (frames.hold); None: nothing changed
     drift: Optional[tuple[DriftField, ...]] = None  # schema drift of the changed records; None when not scanned
+    split: Optional[SplitPages] = None  # the landing lines the JSON reader refused, split on the driver (if any)
 
     @property
     def quarantined_rows(self) -> int:
@@ -110,11 +116,11 @@ def prepare_entity(job: Job, plan: LoadPlan, spec: EntitySpec, first_load: bool)
         return Prepared(spec, PageChecks(), {})
     start = time.monotonic()
     fingerprinted = plan.manifest is not None and plan.manifest.record_fingerprints == FINGERPRINT_SCHEME
-    classified, landing, classes, files = _classify(job, plan, spec, first_load, records=not fingerprinted)
+    classified, landing, classes, files, split = _classify(job, plan, spec, first_load, records=not fingerprinted)
     if fingerprinted and landing.pages_without_data:  # a page without fingerprints: read it all
         release(classified)
-        classified, landing, classes, files = _classify(job, plan, spec, first_load, records=True)
-    prepared = Prepared(spec, landing, classes, changed_files=files, classified=classified)
+        classified, landing, classes, files, split = _classify(job, plan, spec, first_load, True, split)
+    prepared = Prepared(spec, landing, classes, changed_files=files, classified=classified, split=split)
     try:
         if classes.get(CHANGED):
             prepared = _prepare_changed(job, plan, prepared, first_load)
@@ -150,15 +156,20 @@ def prepare_entity(job: Job, plan: LoadPlan, spec: EntitySpec, first_load: bool)
 
 
 def _classify(
-    job: Job, plan: LoadPlan, spec: EntitySpec, first_load: bool, records: bool
-) -> tuple[DataFrame, PageChecks, dict[str, int], tuple[str, ...]]:
-    """The run's landing of one entity, classified (held), what its pages showed, the class counts, and the
-    landing files holding a changed record."""
+    job: Job, plan: LoadPlan, spec: EntitySpec, first_load: bool, records: bool, split: Optional[SplitPages] = None
+) -> tuple[DataFrame, PageChecks, dict[str, int], tuple[str, ...], Optional[SplitPages]]:
+    """The run's landing of one entity, classified (held), what its pages showed, the class counts, the
+    landing files holding a changed record, and the lines the JSON reader refused, split (None: there were none).
+
+    The pages are read permissively: a line the reader refuses is counted while they are read, and only then (rarely)
+    split on the driver (`read.split_refused_lines`: a line that is not JSON fails the run there) and classified again.
+    """
     keys = plan.parts[spec.name]
     seen = Observation(f"pages_{uuid.uuid4().hex[:8]}")
     try:
-        pages = read_landing_pages(job.spark, job.lake.root, keys, job.lake.scheme, records=records)
-        checked = pages.observe(seen, *page_checks(plan.run_id, spec.name, "data" if records else "fingerprints"))
+        pages = landing_pages(job.spark, job.lake.root, keys, job.lake.scheme, records=records, split=split)
+        checks = page_checks(plan.run_id, spec.name, "data" if records else "fingerprints")
+        checked = pages.observe(seen, *checks, refused_lines())
         if records:
             landed = checked.transform(explode_pages(plan.run_id)).drop("raw_record")
         else:
@@ -187,10 +198,22 @@ def _classify(
             raise
         raise error from exc
     assert row is not None  # an aggregate without grouping has one row
+    if seen.get.get("refused_lines"):
+        release(classified)
+        if split is not None:  # the split replaced every refused line: the files changed under the transform
+            raise LandingReadError(f"run {plan.run_id}: {spec.name}: the landing changed while it was read")
+        split = split_refused_lines(job.spark, job.lake.root, keys, job.lake.scheme, plan.run_id)
+        log.warning(
+            "run %s %s: %d landing line(s) the JSON reader refuses (valid JSON beyond its limits): split on the driver",
+            plan.run_id,
+            spec.name,
+            len(split.rows),
+        )
+        return _classify(job, plan, spec, first_load, records, split)
     counts = {name: int(value or 0) for name, value in row.asDict().items() if name != "changed_files"}
     counts["live_before"] = counts.pop("_matched_live") + counts[UNSEEN]  # every live row matched or unseen
     changed_files = tuple(sorted(row["changed_files"] or ()))
-    return classified, PageChecks.of(seen.get), counts, changed_files
+    return classified, PageChecks.of(seen.get), counts, changed_files, split
 
 
 def _prepare_changed(job: Job, plan: LoadPlan, prepared: Prepared, first_load: bool) -> Prepared:
@@ -200,7 +223,11 @@ def _prepare_changed(job: Job, plan: LoadPlan, prepared: Prepared, first_load: b
     changed = classified.where(F.col(CLASS) == CHANGED)
     files = set(prepared.changed_files)
     keys = tuple(key for key in plan.parts[spec.name] if key in files)
-    records = read_landing_pages(job.spark, job.lake.root, keys, job.lake.scheme).transform(explode_pages(plan.run_id))
+    if prepared.split is None:
+        pages = read_landing_pages(job.spark, job.lake.root, keys, job.lake.scheme)
+    else:  # the lines the reader refuses, as split while classifying
+        pages = landing_pages(job.spark, job.lake.root, keys, job.lake.scheme, split=prepared.split)
+    records = pages.transform(explode_pages(plan.run_id))
     versions = changed.select("fingerprint").distinct()
     if not first_load:  # only the changed records (every record is, in a first load)
         small = prepared.changed <= BROADCAST_VERSIONS
@@ -246,6 +273,7 @@ def _prepare_changed(job: Job, plan: LoadPlan, prepared: Prepared, first_load: b
         classified=classified,
         ranked=ranked,
         drift=drift,
+        split=prepared.split,
     )
 
 

@@ -2,7 +2,7 @@
 
 A record that breaks the contract is never dropped and never half-loaded: it goes to
 `silver/quarantine` with its raw text and *every* reason it failed, so one look tells what is
-wrong. Reasons are `<code>:<field>` strings (`not_a_json_object` stands alone):
+wrong. Reasons are `<code>:<field>` strings (`not_a_json_object` and `unreadable_record` stand alone):
 
 | code               | when                                                                 |
 |--------------------|----------------------------------------------------------------------|
@@ -16,6 +16,8 @@ wrong. Reasons are `<code>:<field>` strings (`not_a_json_object` stands alone):
 | `unknown_status`   | `status` (trimmed, lower-cased) is not pending, submitted or graded  |
 | `negative_value`   | `duration` is below zero                                             |
 | `missing_parent`   | a project page carries no `parent.apprenticeship_id`                 |
+| `unreadable_record`| valid JSON the JSON reader refuses: a number of more than 100,000    |
+|                    | digits (`schemas.JSON_READ_LIMITS`); no field of it can be read      |
 
 An invalid e-mail is *not* a contract break: the record is kept and flagged (`email_is_valid`).
 """
@@ -31,6 +33,7 @@ from ..entities import STATUSES, EntitySpec
 from .schemas import QUARANTINE_SCHEMA
 
 NOT_AN_OBJECT = "not_a_json_object"
+UNREADABLE_RECORD = "unreadable_record"
 REASON_CODES = (
     "missing_field",
     "null_value",
@@ -41,6 +44,7 @@ REASON_CODES = (
     "negative_value",
     "missing_parent",
     NOT_AN_OBJECT,
+    UNREADABLE_RECORD,
 )
 
 
@@ -58,7 +62,8 @@ def _typed(spec: EntitySpec, field: str) -> Column:
 def contract_reasons(spec: EntitySpec) -> Column:
     """Array of every reason the row breaks the contract (empty = valid).
 
-    Reads the parse helpers `_is_object`, `_kind_<field>`, `_lone_<field>` and the typed columns of `clean.py`.
+    Reads the parse helpers `_is_object`, `_unreadable`, `_kind_<field>`, `_lone_<field>` and the typed columns of
+    `clean.py`.
     """
     checks: list[Column] = []
     for field in spec.contract:
@@ -92,7 +97,11 @@ def contract_reasons(spec: EntitySpec) -> Column:
     # array_except drops the nulls (checks that passed) with generated code, twice as fast as a lambda filter;
     # it would also drop duplicates, and there are none: each reason names its own check.
     field_reasons = F.array_except(F.array(*checks), F.array(F.lit(None).cast("string")))
-    return F.when(F.col("_is_object"), field_reasons).otherwise(F.array(F.lit(NOT_AN_OBJECT)))
+    return (
+        F.when(~F.col("_is_object"), F.array(F.lit(NOT_AN_OBJECT)))
+        .when(F.col("_unreadable"), F.array(F.lit(UNREADABLE_RECORD)))
+        .otherwise(field_reasons)
+    )
 
 
 def possible_reasons(spec: EntitySpec) -> tuple[str, ...]:
@@ -110,7 +119,7 @@ def possible_reasons(spec: EntitySpec) -> tuple[str, ...]:
             reasons.append(f"negative_value:{field.name}")
     if spec.parent_column is not None:
         reasons.append(f"missing_parent:{spec.parent_column}")
-    return (*reasons, NOT_AN_OBJECT)
+    return (*reasons, NOT_AN_OBJECT, UNREADABLE_RECORD)
 
 
 def is_valid(reasons: Column) -> Column:

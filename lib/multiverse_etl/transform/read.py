@@ -1,10 +1,13 @@
 """The landing zone → bronze rows: one row per landed record, with its lineage.
 
 Only the part files a committed manifest lists are read (a file the manifest does not name, left
-by a crashed attempt, is never loaded). Pages are read with an explicit schema in FAILFAST mode:
-a truncated gzip or a line that is not JSON fails the whole run with the file named, and nothing
-of the run is loaded (the run stays pending; see docs/transform.md). Valid JSON that Spark's default limits
-refuse (deep nesting, long numbers or strings) is read (`schemas.JSON_READ_LIMITS`) and left to validation.
+by a crashed attempt, is never loaded). Pages are read with an explicit schema: a truncated gzip or a
+line that is not JSON fails the whole run with the file named, and nothing of the run is loaded (the run
+stays pending; see docs/transform.md). Valid JSON that Spark's default limits refuse (deep nesting, long
+numbers or strings) is read (`schemas.JSON_READ_LIMITS`) and left to validation. A valid line that even
+those limits refuse (a number of more than 100,000 digits) is split on the driver instead (`split_refused_lines`):
+its page's records are read one by one, and only the record holding that number is refused (by validation:
+`unreadable_record`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from typing import Any, Callable, Optional
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
+from .. import jsonsafe
 from ..entities import ENTITIES, EntitySpec
 from ..landing import LandingError, Manifest, run_ingest_date, run_prefix
 from ..storage import spark_path
@@ -27,6 +32,8 @@ from .schemas import BRONZE_SCHEMA, JSON_READ_LIMITS, LANDING_HEAD_SCHEMA, LANDI
 LANDING_TIMESTAMP_PATTERN = "yyyy-MM-dd'T'HH:mm:ss[.SSSSSS]XXX"
 LANDING_KEY = r"(raw/[^/]+/ingest_date=[^/]+/run_id=[^/]+/[^/]+)$"
 _PATH_IN_ERROR = re.compile(r"((?:file:|s3a?://)\S*?\.jsonl\.gz)")
+# A landing line the JSON reader refused (`read_landing_pages(..., permissive=True)`), as text; null for the others.
+REFUSED_LINE = "_refused_line"
 
 
 class LandingReadError(LandingError):
@@ -86,17 +93,158 @@ def run_started_at(manifest: Manifest) -> dt.datetime:
 
 
 def read_landing_pages(
-    spark: SparkSession, lake_root: str, keys: tuple[str, ...], scheme: str, records: bool = True
+    spark: SparkSession,
+    lake_root: str,
+    keys: tuple[str, ...],
+    scheme: str,
+    records: bool = True,
+    permissive: bool = False,
 ) -> DataFrame:
     """The pages of the given landing parts (I/O), plus `landing_path`; FAILFAST on anything unreadable.
 
     `records=False` reads the pages without their records (`LANDING_HEAD_SCHEMA`): the JSON parser skips
     `data`, which is most of a page; what a fingerprinted landing's classification needs.
+    `permissive=True`: a line the JSON reader refuses (not JSON, a wrong type in the head, or valid JSON beyond
+    `JSON_READ_LIMITS`) does not fail the read: it is a row of nulls whose `REFUSED_LINE` holds the line's text
+    (`landing_pages` replaces it, or fails the run). A truncated gzip or a missing file still fails the read.
     """
     paths = [spark_path(lake_root, key, scheme) for key in keys]
     schema = LANDING_PAGE_SCHEMA if records else LANDING_HEAD_SCHEMA
-    pages = spark.read.schema(schema).options(**JSON_READ_LIMITS).option("mode", "FAILFAST").json(paths)
+    reader = spark.read.options(**JSON_READ_LIMITS)
+    if permissive:
+        schema = T.StructType([*schema.fields, T.StructField(REFUSED_LINE, T.StringType(), True)])
+        reader = reader.option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", REFUSED_LINE)
+    else:
+        reader = reader.option("mode", "FAILFAST")
+    pages = reader.schema(schema).json(paths)
     return pages.select("*", F.col("_metadata.file_path").alias("landing_path"))
+
+
+def landing_pages(
+    spark: SparkSession,
+    lake_root: str,
+    keys: tuple[str, ...],
+    scheme: str,
+    records: bool = True,
+    split: Optional[SplitPages] = None,
+) -> DataFrame:
+    """The pages of the given parts, read permissively (`REFUSED_LINE` counts the refused lines: `refused_lines`);
+    with `split` (those lines split on the driver), each refused line is replaced by its page from `split`."""
+    pages = read_landing_pages(spark, lake_root, keys, scheme, records=records, permissive=True)
+    if split is None:
+        return pages
+    readable = pages.where(F.col(REFUSED_LINE).isNull())
+    return readable.unionByName(split.frame(spark, keys, records))
+
+
+def refused_lines() -> Column:
+    """The lines the reader refused among pages read by `landing_pages` (an aggregate, for `observe`)."""
+    return F.sum(F.when(F.col(REFUSED_LINE).isNotNull(), 1).otherwise(0)).alias("refused_lines")
+
+
+_SPLIT_SCHEMA = T.StructType(
+    [
+        *LANDING_PAGE_SCHEMA.fields,
+        T.StructField("landing_path", T.StringType(), True),
+        T.StructField(REFUSED_LINE, T.StringType(), True),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class SplitPages:
+    """Landing lines the JSON reader refused but that are valid JSON, split on the driver (`split_refused_lines`):
+    each page's head values and its records' exact text (`LANDING_PAGE_SCHEMA`), with its `landing_path`."""
+
+    rows: tuple[tuple[Any, ...], ...] = ()
+
+    def frame(self, spark: SparkSession, keys: tuple[str, ...], records: bool = True) -> DataFrame:
+        """The pages of the given parts, shaped as `landing_pages` reads them (`REFUSED_LINE` null)."""
+        wanted = set(keys)
+        rows = [row for row in self.rows if landing_key(row[-1]) in wanted]
+        frame = spark.createDataFrame([(*row, None) for row in rows], _SPLIT_SCHEMA)
+        return frame if records else frame.drop("data")
+
+
+def landing_key(path: str) -> Optional[str]:
+    """The landing key (raw/...) of a file's path as Spark names it."""
+    match = re.search(LANDING_KEY, path)
+    return match.group(1) if match else None
+
+
+def split_refused_lines(
+    spark: SparkSession, lake_root: str, keys: tuple[str, ...], scheme: str, run_id: str
+) -> SplitPages:
+    """The lines of the given parts that the JSON reader refused, each split into its page by `split_page` (driver:
+    rare, and each a page at most `api.max_response_bytes` long). A line that is not JSON fails the run, named."""
+    pages = read_landing_pages(spark, lake_root, keys, scheme, permissive=True)
+    # Spark refuses a query of the corrupt-record column alone: `page_index` goes along.
+    refused = pages.where(F.col(REFUSED_LINE).isNotNull()).select("page_index", "landing_path", REFUSED_LINE)
+    rows = []
+    for row in refused.collect():
+        try:
+            rows.append((*split_page(row[REFUSED_LINE]), row["landing_path"]))
+        except ValueError as exc:
+            raise LandingReadError(
+                f"run {run_id}: landing file {row['landing_path']} cannot be read "
+                f"(Malformed records are detected: {exc}); nothing of the run was loaded"
+            ) from None
+    return SplitPages(tuple(rows))
+
+
+_INT_RANGE = {"int": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1)}
+
+
+def _int(value: Any, type_name: str, what: str) -> Optional[int]:
+    low, high = _INT_RANGE[type_name]
+    if value is None or (type(value) is int and low <= value <= high):
+        return value
+    raise ValueError(f"{what} is not an integer of the landing schema")
+
+
+def _text(value: Any, what: str) -> Optional[str]:
+    if value is None or type(value) is str:
+        return value
+    raise ValueError(f"{what} is not text")
+
+
+def split_page(line: str) -> tuple[Any, ...]:
+    """A landing line → its page's values in `LANDING_PAGE_SCHEMA` order, each record as its exact text.
+
+    For a line the JSON reader refused: nothing is rewritten, the page's records are only cut apart (one holding
+    a number beyond `JSON_READ_LIMITS` is then refused by validation alone). ValueError when the line is not
+    JSON, or its head does not have the landing schema's types (what the reader would have refused anyway).
+    """
+    doc = dict(jsonsafe.members(line))  # a repeated key: the last one, as Spark's reader keeps it
+    head = {
+        name: jsonsafe.loads(doc[name]) for name in ("entity", "run_id", "extracted_at", "page_index") if name in doc
+    }
+    parent = jsonsafe.loads(doc["parent"]) if "parent" in doc else None
+    if parent is not None and not isinstance(parent, dict):
+        raise ValueError("parent is not an object")
+    prints = jsonsafe.loads(doc["fingerprints"]) if "fingerprints" in doc else None
+    if prints is not None and not isinstance(prints, list):
+        raise ValueError("fingerprints is not an array")
+    data = jsonsafe.items(doc["data"]) if "data" in doc and doc["data"] != "null" else None
+    return (
+        _text(head.get("entity"), "entity"),
+        _text(head.get("run_id"), "run_id"),
+        _text(head.get("extracted_at"), "extracted_at"),
+        _int(head.get("page_index"), "int", "page_index"),
+        None if parent is None else (_int(parent.get("apprenticeship_id"), "bigint", "parent.apprenticeship_id"),),
+        None if prints is None else [_int(value, "bigint", "a fingerprint") for value in prints],
+        None if data is None else [_record_text(text) for text in data],
+    )
+
+
+def _record_text(text: str) -> Optional[str]:
+    """A record of `data` as the reader gives it in an array of strings: a JSON string's value, else its JSON text."""
+    if text == "null":
+        return None
+    if text.startswith('"'):
+        value = jsonsafe.loads(text)
+        return value.encode("utf-8", "replace").decode("utf-8")  # a lone surrogate: "?", as Spark reads it
+    return text
 
 
 def parse_landing_timestamp(col: Column) -> Column:
@@ -246,12 +394,14 @@ def landing_read_error(
 
 
 def find_unreadable_part(spark: SparkSession, lake_root: str, keys: tuple[str, ...], scheme: str) -> Optional[str]:
-    """The first landing part that fails to read on its own (failure path only: Spark does not always name it)."""
+    """The first landing part that fails to read on its own or holds a line that is not JSON (failure path only:
+    Spark does not always name the file)."""
     for key in keys:
         try:
-            read_landing_pages(spark, lake_root, (key,), scheme).agg(
-                F.sum(F.size("data")), F.count("page_index")
-            ).collect()
+            # A line only the reader refuses (valid JSON beyond its limits) does not make a part unreadable.
+            split_refused_lines(spark, lake_root, (key,), scheme, "")
+        except LandingReadError:  # a line that is not JSON
+            return key
         except Exception as exc:  # any failure of this one part names it
             if is_read_failure(exc):
                 return key

@@ -28,7 +28,8 @@ _SPARK = {
 # skips and copies structures iteratively), so they are bounded only by a page's size (`api.max_response_bytes`);
 # a number's digits are bounded because Spark 3.5 re-reads an integer as a BigInteger (quadratic in its digits:
 # 100,000 digits cost ~1.7 s). Records within them are validated like any other (and quarantined by the contract);
-# a page holding a number of more digits still fails its run, with the file named (docs/transform.md).
+# a page holding a number of more digits is split on the driver and that record alone quarantined (`unreadable_record`:
+# transform/read.py `split_refused_lines`, docs/transform.md).
 JSON_READ_LIMITS = {
     "maxNestingDepth": str(2**31 - 1),
     "maxStringLen": str(2**31 - 1),
