@@ -79,47 +79,33 @@ def loads(data: Union[bytes, str]) -> Any:
 def members(text: str) -> list[tuple[str, str]]:
     """A JSON object's members as (key, the value's exact text), in order; ValueError when `text` is not one
     valid JSON object. Checked like `loads`, but no value is built: a value's text is as it stands in `text`."""
+    return [(str(key), value) for key, value in _values(text, "{")]
+
+
+def items(text: str) -> list[str]:
+    """A JSON array's items as their exact texts, in order; ValueError when `text` is not one valid JSON array."""
+    return [value for _, value in _values(text, "[")]
+
+
+def _values(text: str, opener: str) -> list[tuple[str | None, str]]:
+    """The values of the one object (`{`) or array (`[`) that `text` is, as (key or None, exact text)."""
+    keyed, closer = opener == "{", "}" if opener == "{" else "]"
     at = _skip(text, 0)
-    if text[at : at + 1] != "{":
-        raise _fail(text, at, "Expecting an object")
-    found: list[tuple[str, str]] = []
+    if text[at : at + 1] != opener:
+        raise _fail(text, at, "Expecting an object" if keyed else "Expecting an array")
+    found: list[tuple[str | None, str]] = []
     at = _skip(text, at + 1)
-    if text[at : at + 1] == "}":
+    if text[at : at + 1] == closer:
         at += 1
     else:
         while True:
-            key, at = _key(text, at)
+            key, at = _key(text, at) if keyed else (None, at)
             end = _skip_value(text, at)
             found.append((key, text[at:end].rstrip(" \t\n\r")))
             if text[end : end + 1] == ",":
                 at = _skip(text, end + 1)
                 continue
-            if text[end : end + 1] != "}":
-                raise _fail(text, end, "Expecting ',' delimiter")
-            at = end + 1
-            break
-    if _skip(text, at) != len(text):
-        raise _fail(text, at, "Extra data")
-    return found
-
-
-def items(text: str) -> list[str]:
-    """A JSON array's items as their exact texts, in order; ValueError when `text` is not one valid JSON array."""
-    at = _skip(text, 0)
-    if text[at : at + 1] != "[":
-        raise _fail(text, at, "Expecting an array")
-    found: list[str] = []
-    at = _skip(text, at + 1)
-    if text[at : at + 1] == "]":
-        at += 1
-    else:
-        while True:
-            end = _skip_value(text, at)
-            found.append(text[at:end].rstrip(" \t\n\r"))
-            if text[end : end + 1] == ",":
-                at = _skip(text, end + 1)
-                continue
-            if text[end : end + 1] != "]":
+            if text[end : end + 1] != closer:
                 raise _fail(text, end, "Expecting ',' delimiter")
             at = end + 1
             break
