@@ -65,6 +65,26 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str]:
     return []
 
 
+def floors(graph: dict[str, set[str]]) -> dict[str, int]:
+    """Each module's floor in an acyclic graph: 1 when it imports none of the graph's modules, else one above
+    the highest module it imports."""
+    memo: dict[str, int] = {}
+
+    def floor(node: str) -> int:
+        if node not in memo:
+            memo[node] = 1 + max((floor(t) for t in graph[node] if t in graph), default=0)
+        return memo[node]
+
+    return {node: floor(node) for node in graph}
+
+
+def package_graph(package: str) -> dict[str, set[str]]:
+    """The import graph among one package's modules (its face, `__init__`, left out: it only re-exports)."""
+    graph = import_graph()
+    inside = {name for name in graph if name.startswith(package + ".")}
+    return {name: graph[name] & inside for name in inside}
+
+
 def test_the_graph_sees_function_level_imports():
     graph = import_graph()
     assert "multiverse_etl.storage" in graph["multiverse_etl.s3_storage"]
@@ -88,3 +108,16 @@ def test_an_s3_root_opens_as_s3_with_only_the_storage_module_imported():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["S3Storage", "LocalStorage"], done.stderr
+
+
+def test_floors_count_the_longest_import_chain():
+    assert floors({"a": {"b", "c"}, "b": {"c"}, "c": set(), "d": {"x"}}) == {"a": 3, "b": 2, "c": 1, "d": 1}
+
+
+def test_the_transform_package_is_at_most_eight_floors_deep():
+    """Results sit at the bottom (results.py), pure steps below the I/O, run.py on top: a chain of imports
+    longer than 8 modules means a step reaches up for something that belongs lower (issue 23, item 8)."""
+    levels = floors(package_graph("multiverse_etl.transform"))
+    assert levels["multiverse_etl.transform.run"] == max(levels.values())
+    assert max(levels.values()) <= 8, sorted(levels.items(), key=lambda item: -item[1])
+    assert levels["multiverse_etl.transform.results"] <= 2

@@ -2,7 +2,8 @@
 
 import dataclasses
 
-from multiverse_etl.transform.reconcile import EntityCounts, reconcile, reconcile_run, summary_table
+from multiverse_etl.transform.reconcile import reconcile, reconcile_run
+from multiverse_etl.transform.results import EntityCounts
 
 
 def balanced() -> EntityCounts:
@@ -83,45 +84,3 @@ def test_a_record_lost_between_classification_and_validation_breaks_the_changed_
 def test_run_mismatches_cover_every_entity():
     bad = dataclasses.replace(balanced(), entity="projects", merge_inserted=0)
     assert reconcile_run([balanced(), bad]) == ["projects: planned inserts 3 != MERGE rows inserted 0"]
-
-
-def test_summary_table_has_one_line_per_entity_and_the_verdict():
-    bad = dataclasses.replace(balanced(), entity="projects", merge_inserted=0)
-    lines = summary_table(
-        [("20260302T090000Z-a0a0a0", [balanced(), bad], ["projects: planned inserts 3 != MERGE rows inserted 0"])],
-        extra=["runs loaded: 1"],
-    )
-    assert lines[0].split() == [
-        "run",
-        "entity",
-        "landed",
-        "same",
-        "kn.bad",
-        "changed",
-        "quarant.",
-        "dupes",
-        "inserted",
-        "updated",
-        "unchanged",
-        "deleted",
-        "live",
-        "ok",
-    ]
-    assert lines[2].split() == [
-        "20260302T090000Z-a0a0a0",
-        "apprenticeships",
-        "12",
-        "1",
-        "1",
-        "10",
-        "1",
-        "1",
-        "3",
-        "2",
-        "3",
-        "1",
-        "7",
-        "yes",
-    ]
-    assert lines[3].split()[1] == "projects" and lines[3].split()[-1] == "NO"
-    assert lines[-1] == "runs loaded: 1"

@@ -89,7 +89,7 @@ class GoldRole:
 
     table: Optional[str] = None
     known_flag: Optional[str] = None  # the gold column that is false for an orphan (its parent is unknown)
-    # The column of a silver change naming what gold must build again (transform/gold_incremental.py):
+    # The column of a silver change naming what gold must build again (transform/gold.py, `SilverChanges`):
     # "apprenticeship_id", that apprenticeship's rows; another column of gold/apprenticeships (programme_id),
     # the rows of every apprenticeship with that value.
     touches: str = "apprenticeship_id"

@@ -7,6 +7,7 @@ DataFrame → DataFrame function of this package (`read`, `clean`, `quarantine`,
 
 from .read import LandingReadError
 from .reconcile import ReconciliationError
-from .run import TransformResult, run_transform
+from .results import TransformResult
+from .run import run_transform
 
 __all__ = ["run_transform", "TransformResult", "ReconciliationError", "LandingReadError"]

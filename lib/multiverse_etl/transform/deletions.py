@@ -1,6 +1,6 @@
 """Step 3b, deletions: what a run proves gone, by the entity's `DeletionPolicy` (changes.plan_deletions plans them).
 
-Only live rows that no landed record matched (`prepare.unseen_rows`) can be gone: a row whose version was
+Only live rows that no landed record matched (`unseen_rows`) can be gone: a row whose version was
 landed again is present by definition. Presence counts every record whose id can be read, valid or not.
 """
 
@@ -15,6 +15,7 @@ from pyspark.sql import types as T
 from ..entities import BY_NAME, PARENT_COLUMN, EntitySpec
 from ..lake import Lake
 from .changes import plan_deletions
+from .classify import CLASS, KNOWN_BAD, KNOWN_EXTRACTED_AT, REVISIT, UNCHANGED, UNSEEN
 from .clean import to_integer
 from .read import LoadPlan, parse_id_list
 from .tables import read_table, silver_table
@@ -75,7 +76,28 @@ def listed_parents(
     empty = spark.createDataFrame([(pid,) for pid in parse_id_list(empty_parents)], schema)
     if classified is None:
         return empty
-    from .classify import CLASS, UNSEEN
-
     landed = classified.where(F.col(CLASS) != UNSEEN).select(F.col(PARENT_COLUMN).alias(parent_key))
     return landed.unionByName(empty).where(F.col(parent_key).isNotNull()).distinct()
+
+
+def present_keys(spec: EntitySpec, classified: Optional[DataFrame], ranked: Optional[DataFrame]) -> Optional[DataFrame]:
+    """Keys of every record of the run whose id can be read (unchanged, known bad, changed valid or not), from an
+    entity's classification and ranked rows (`prepare.Prepared`); None: the entity landed nothing."""
+    if classified is None:
+        return None
+    known = classified.where(F.col(CLASS).isin(UNCHANGED, KNOWN_BAD)).select(*spec.key)
+    if ranked is not None:
+        known = known.unionByName(keys_of_ranked(spec, ranked.where(~F.col(REVISIT))))
+    condition = F.lit(True)
+    for k in spec.key:
+        condition = condition & F.col(k).isNotNull()
+    return known.where(condition)
+
+
+def unseen_rows(spec: EntitySpec, classified: Optional[DataFrame]) -> Optional[DataFrame]:
+    """Live silver rows no landed record matched (keys, extracted_at): the only rows this run can prove gone."""
+    if classified is None:
+        return None
+    return classified.where(F.col(CLASS) == UNSEEN).select(
+        *spec.key, F.col(KNOWN_EXTRACTED_AT).alias("extracted_at"), F.lit(False).alias("is_deleted")
+    )

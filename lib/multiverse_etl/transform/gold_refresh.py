@@ -2,7 +2,7 @@
 
 Gold records what it was built from (silver's versions and the pseudonymisation key's fingerprint) in
 each table's commit metadata; both tables must match, since a crash may have come between their writes.
-Gold is merged incrementally (`gold_incremental`) only when both tables were built from exactly the
+Gold is merged incrementally (`gold.rebuilt_rows`, `gold.gold_merge_source`) only when both tables were built from exactly the
 silver versions this job started from, with the same key, and every silver change since is known by
 key; otherwise (a first load, a crash between silver and gold, a new key, `rebuild`) it is rebuilt whole.
 """
@@ -21,12 +21,19 @@ from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
 from ..entities import APPRENTICESHIPS, ENTITIES, PROGRAMMES, PROJECTS
-from .audit import GoldSummary
 from .context import Job, results_or_raise
 from .delta_log import latest_user_metadata
-from .gold import build_gold_apprenticeship_projects, build_gold_apprenticeships
-from .gold_incremental import GOLD_OP, SilverChanges, gold_merge_source, rebuilt_rows, touched_apprenticeships
+from .gold import (
+    GOLD_OP,
+    SilverChanges,
+    build_gold_apprenticeship_projects,
+    build_gold_apprenticeships,
+    gold_merge_source,
+    rebuilt_rows,
+    touched_apprenticeships,
+)
 from .pseudonymise import key_fingerprint, pseudonymise_personal_data
+from .results import MERGED, REBUILT, UNCHANGED, GoldOutcome, GoldSummary
 from .tables import (
     GOLD_TABLES,
     merge_gold,
@@ -40,17 +47,7 @@ log = logging.getLogger("multiverse_etl.transform")
 
 SILVER_TABLES = tuple(silver_table(spec) for spec in ENTITIES)
 GOLD_SPECS = (APPRENTICESHIPS, PROJECTS)  # the entities each gold table is about (`spec.gold.table`)
-REBUILT, MERGED, UNCHANGED = "rebuilt", "merged", "unchanged"
 _USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
-
-
-@dataclass(frozen=True)
-class GoldOutcome:
-    """How gold was brought up to date (`REBUILT`, `MERGED` or `UNCHANGED`) and its counts (None: not read)."""
-
-    mode: str = UNCHANGED
-    summary: GoldSummary = GoldSummary()
-    seconds: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ import dataclasses
 import json
 import logging
 import time
-from dataclasses import dataclass
 from typing import Optional
 
 from pyspark import StorageLevel
@@ -23,38 +22,14 @@ from .classify import REVISIT
 from .clean import normalize_unicode
 from .context import Job
 from .dedupe import RANK_COLUMN
-from .deletions import proven_deletions
+from .deletions import present_keys, proven_deletions, unseen_rows
 from .delta_log import table_version
-from .prepare import Prepared, present_keys, unseen_rows
+from .prepare import Prepared
 from .read import LoadPlan
+from .results import MergeOutcome
 from .tables import append_rows, merge_changes, read_table, silver_table
 
 log = logging.getLogger("multiverse_etl.transform")
-
-
-@dataclass(frozen=True)
-class MergeOutcome:
-    """What the plan said and what Delta's MERGE reported doing (reconcile.py compares them)."""
-
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    deleted: int = 0
-    refreshed: int = 0
-    restored: int = 0  # updates that brought a deleted row back
-    merge_inserted: int = 0
-    merge_updated: int = 0
-    seconds: float = 0.0
-    # What gold needs to follow incrementally (gold_incremental.py): the `spec.gold.touches` values of every
-    # inserted, updated or deleted row, and the table's version before this MERGE. `planned` is False for a
-    # first load (appended without a plan: gold is rebuilt whole).
-    touched: frozenset[int] = frozenset()
-    version_before: Optional[int] = None
-    planned: bool = True
-
-    @property
-    def live_change(self) -> int:
-        return self.inserted + self.restored - self.deleted
 
 
 def merge_silver(job: Job, plan: LoadPlan, prepared: Prepared, listed_parents: DataFrame) -> MergeOutcome:
@@ -132,7 +107,8 @@ def _plan_and_merge(
         keys = candidates.select(*spec.key)
         current = read_table(spark, lake, silver_table(spec)).join(keys, on=list(spec.key), how="left_semi")
         frames.append(candidates.transform(plan_upserts(spec, current)))
-    unseen, present = unseen_rows(spec, prepared), present_keys(spec, prepared)
+    unseen = unseen_rows(spec, prepared.classified)
+    present = present_keys(spec, prepared.classified, prepared.ranked)
     if unseen is not None and present is not None:
         deletions = proven_deletions(spark, lake, plan, spec, unseen, present, listed_parents)
         if deletions is not None:

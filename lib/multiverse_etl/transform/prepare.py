@@ -319,29 +319,3 @@ def _rank_counts(spec: EntitySpec, ranked: DataFrame) -> dict[str, int]:
     ).first()
     assert row is not None
     return {name: int(value or 0) for name, value in row.asDict().items()}
-
-
-def present_keys(spec: EntitySpec, prepared: Prepared) -> Optional[DataFrame]:
-    """Keys of every record of the run whose id can be read (unchanged, known bad, changed valid or not)."""
-    from .deletions import keys_of_ranked
-
-    if prepared.classified is None:
-        return None
-    known = prepared.classified.where(F.col(CLASS).isin(UNCHANGED, KNOWN_BAD)).select(*spec.key)
-    if prepared.ranked is not None:
-        known = known.unionByName(keys_of_ranked(spec, prepared.ranked.where(~F.col(REVISIT))))
-    condition = F.lit(True)
-    for k in spec.key:
-        condition = condition & F.col(k).isNotNull()
-    return known.where(condition)
-
-
-def unseen_rows(spec: EntitySpec, prepared: Prepared) -> Optional[DataFrame]:
-    """Live silver rows no landed record matched (keys, extracted_at): the only rows this run can prove gone."""
-    from .classify import KNOWN_EXTRACTED_AT
-
-    if prepared.classified is None:
-        return None
-    return prepared.classified.where(F.col(CLASS) == UNSEEN).select(
-        *spec.key, F.col(KNOWN_EXTRACTED_AT).alias("extracted_at"), F.lit(False).alias("is_deleted")
-    )

@@ -11,7 +11,6 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
@@ -21,17 +20,10 @@ from .context import Job
 from .prepare import Prepared
 from .quarantine import quarantine_records
 from .read import LoadPlan
+from .results import QuarantineOutcome
 from .tables import QUARANTINE_TABLE, append_versions
 
 log = logging.getLogger("multiverse_etl.transform")
-
-
-@dataclass(frozen=True)
-class QuarantineOutcome:
-    """Rows written per entity (as observed while writing), and why they do not match Delta's own count."""
-
-    written: Mapping[str, int] = field(default_factory=dict)
-    mismatches: tuple[str, ...] = ()
 
 
 def write_quarantine(job: Job, plan: LoadPlan, prepared: Mapping[str, Prepared]) -> QuarantineOutcome:

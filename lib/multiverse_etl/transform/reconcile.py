@@ -14,51 +14,18 @@ Pure Python over counts, so every rule is tested without Spark.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Optional
+from typing import TYPE_CHECKING, Iterable
 
 from ..errors import EtlError
+from .results import EntityCounts, MergeOutcome
 
 if TYPE_CHECKING:  # only read here: the counts come from what the steps returned
-    from .merge import MergeOutcome
     from .prepare import Prepared
     from .read import LoadPlan
 
 
 class ReconciliationError(EtlError):
     """A run's counts do not add up: something was lost or duplicated. The message lists each mismatch."""
-
-
-@dataclass
-class EntityCounts:
-    entity: str
-    landed_pages: int = 0  # manifest
-    landed_records: int = 0  # manifest
-    pages_read: int = 0
-    records_read: int = 0  # sum of page sizes while reading the landing
-    bronze_rows: int = 0  # new distinct versions written to bronze by the run
-    bronze_read: int = 0  # changed records validated
-    valid_rows: int = 0
-    quarantined_rows: int = 0
-    quarantine_written: int = 0
-    duplicates_collapsed: int = 0
-    upsert_candidates: int = 0
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    deleted: int = 0
-    merge_inserted: int = 0  # Delta's own MERGE metrics
-    merge_updated: int = 0
-    silver_live_rows: int = 0
-    unchanged_records: int = 0  # the classification (classify.py)
-    known_bad_records: int = 0
-    changed_records: int = 0
-    revisited_records: int = 0
-    refreshed: int = 0
-
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def entity_counts(plan: LoadPlan, p: Prepared, quarantined: int, merged: MergeOutcome) -> EntityCounts:
@@ -148,44 +115,3 @@ def reconcile(counts: EntityCounts) -> list[str]:
 
 def reconcile_run(entities: Iterable[EntityCounts]) -> list[str]:
     return [problem for counts in entities for problem in reconcile(counts)]
-
-
-SUMMARY_COLUMNS = (
-    ("entity", "entity", 15),
-    ("landed", "landed_records", 9),
-    ("same", "unchanged_records", 9),
-    ("kn.bad", "known_bad_records", 7),
-    ("changed", "changed_records", 9),
-    ("quarant.", "quarantined_rows", 8),
-    ("dupes", "duplicates_collapsed", 7),
-    ("inserted", "inserted", 9),
-    ("updated", "updated", 8),
-    ("unchanged", "unchanged", 9),
-    ("deleted", "deleted", 8),
-    ("live", "silver_live_rows", 9),
-)
-
-
-def summary_table(
-    runs: Iterable[tuple[str, Iterable[EntityCounts], list[str]]], extra: Optional[list[str]] = None
-) -> list[str]:
-    """Fixed-width lines: one per entity per run, then the verdict of each run."""
-    header = (
-        f"{'run':<24} "
-        + " ".join(
-            f"{title:>{width}}" if title != "entity" else f"{title:<{width}}" for title, _, width in SUMMARY_COLUMNS
-        )
-        + "  ok"
-    )
-    lines = [header, "-" * len(header)]
-    for run_id, entities, mismatches in runs:
-        for counts in entities:
-            values = counts.as_dict()
-            cells = " ".join(
-                f"{values[key]:<{width}}" if key == "entity" else f"{values[key]:>{width}}"
-                for _, key, width in SUMMARY_COLUMNS
-            )
-            bad = any(m.startswith(counts.entity + ":") for m in mismatches)
-            lines.append(f"{run_id:<24} {cells}  {'NO' if bad else 'yes'}")
-    lines.extend(extra or [])
-    return lines

@@ -29,19 +29,20 @@ from ..landing import committed_runs
 from ..lock import lake_lock
 from ..spark_jobs import JobCounter
 from ..storage import Storage
-from .audit import FAILED, LOADED, GoldSummary, RunReport, TransformResult, write_audit
+from .audit import FAILED, LOADED, write_audit
 from .context import Job, results_or_raise
 from .deletions import listed_parents
 from .delta_log import table_version
 from .drift import apply_policy
-from .gold_incremental import SilverChanges
+from .gold import SilverChanges
 from .gold_refresh import CountedGold, refresh_gold
-from .merge import MergeOutcome, merge_silver
+from .merge import merge_silver
 from .prepare import Prepared, prepare_entity
 from .pseudonymise import pseudonymisation_key
 from .quarantine_write import write_quarantine
 from .read import LoadPlan, PageChecks, landing_problems, plan_run, read_error_of
 from .reconcile import ReconciliationError, entity_counts, reconcile_run
+from .results import GoldSummary, MergeOutcome, RunReport, TransformResult
 from .skip import LoadedRun, carried_classes, lake_versions, landing_key, skippable
 from .tables import (
     GOLD_TABLES,
