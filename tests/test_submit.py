@@ -40,6 +40,7 @@ def test_local_extract_is_plain_python_and_spark_jobs_get_packages_and_the_ivy_c
     assert "io.delta:delta-spark" in command[command.index("--packages") + 1]
     assert command[command.index("--conf") + 1] == f"spark.jars.ivy={ROOT}/.cache/ivy"
     assert command[command.index("--files") + 1] == str(ROOT / "conf/local.yaml")
+    assert "-Duser.timezone=UTC" in command[command.index("--driver-java-options") + 1]  # the JVM in UTC (spark.py)
     assert command[-3:] == [str(ROOT / "jobs/transform.py"), "--env", "local"]
 
 

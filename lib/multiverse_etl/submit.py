@@ -23,10 +23,11 @@ from .entrypoints import JOBS, Job
 from .errors import EXIT_USAGE, EtlError
 from .ids import new_run_id
 from .logs import RUN_ID_ENV
-from .spark import default_packages, loopback_env
+from .spark import default_packages, loopback_env, spark_conf
 
 # Settings the JVM needs at launch: they must be on the spark-submit line, not in the builder.
 LAUNCH_CONFS = {"spark.driver.memory": "--driver-memory", "spark.executor.memory": "--executor-memory"}
+DRIVER_JAVA_OPTIONS = "spark.driver.extraJavaOptions"
 
 
 class SubmitError(EtlError):
@@ -132,6 +133,10 @@ def command_for(
     for key, flag in LAUNCH_CONFS.items():
         if key in config.spark.conf:
             command += [flag, config.spark.conf[key]]
+    # The driver JVM is already running when the job builds its session: its options (UTC, spark.py) go here.
+    java_options = spark_conf(config).get(DRIVER_JAVA_OPTIONS)
+    if java_options:
+        command += ["--driver-java-options", java_options]
     command += ["--py-files", str(build_lib_zip(project_root)), "--files", config.source, entry, *job_argv]
     return command
 
