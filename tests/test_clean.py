@@ -4,6 +4,7 @@ Valid rows leave their raw text in bronze (`raw_record` is null); rejected rows 
 """
 
 import datetime as dt
+import json
 import unicodedata
 
 import pytest
@@ -15,9 +16,12 @@ from multiverse_etl.entities import entity as spec_of
 from multiverse_etl.transform.clean import (
     NFC_STABLE_RANGES,
     clean_email,
+    has_clean_edges,
+    has_lone_surrogate,
     is_valid_email,
     json_token_kind,
     may_change_under_nfc,
+    may_hold_lone_surrogate,
     normalize_unicode,
     parse_source_timestamp,
     to_integer,
@@ -26,6 +30,7 @@ from multiverse_etl.transform.clean import (
 )
 from multiverse_etl.transform.schemas import CLEAN_SCHEMAS
 from support.landed import bronze_frame, cleaned, compact, lineage, spark_conf
+from support.oracle import WHITE_SPACE
 
 UTC = dt.timezone.utc
 
@@ -46,6 +51,55 @@ def test_trim_text_strips_unicode_whitespace_at_the_edges_only(spark):
     ]
     frame = spark.createDataFrame(pairs, "s string, expected string")
     assert_df_equality(frame.select(trim_text(F.col("s")).alias("s")), frame.select(F.col("expected").alias("s")))
+
+
+def test_has_clean_edges_is_true_only_for_text_starting_and_ending_with_printable_ascii(spark):
+    texts = ["a", "ab", "Zoë", "éa", "aé", " a", "a ", "\ta", "a\n", "\u00a0a", "a\u3000", "~x!", "\x7fa\x7f"]
+    texts += ["a\x85", "😀a", "a😀", "a b", "", None]
+
+    def printable_ascii(c):  # the reference: by code point, not bytes
+        return 0x21 <= ord(c) <= 0x7F
+
+    expected = [(t, None if t is None else bool(t) and printable_ascii(t[0]) and printable_ascii(t[-1])) for t in texts]
+    frame = spark.createDataFrame(expected, "s string, clean boolean")
+    assert_df_equality(frame.select("s", has_clean_edges(F.col("s")).alias("clean")), frame, ignore_nullable=True)
+    assert all(t.strip(WHITE_SPACE) == t for t, clean in expected if clean)
+
+
+LONE_RECORDS = [
+    r'{"a":"x","b":"y"}',
+    r'{"a":"\ud83d\ude00 pair","b":"\u00e9"}',
+    r'{"a":"An\ud800n","b":"y"}',
+    r'{"a":"x","b":"\uDC00 low"}',
+    r'{"a":"\\ud800","b":"\\\udbff"}',
+    r'{"a":"\udbff\\udc00","b":"\ude00\ud83d"}',
+    r'{"a":"\ud83d\ude00\ud83d","b":"x\\"}',
+    r'{"a":1,"b":["\ud800"]}',
+]
+
+
+def test_may_hold_lone_surrogate_is_true_whenever_a_field_holds_one_and_narrows_nothing(spark):
+    """The reference is Python's JSON reader, which keeps a lone surrogate as it is."""
+    rows = []
+    for raw in LONE_RECORDS:
+        record = json.loads(raw)
+        lone = {f: isinstance(record[f], str) and any(0xD800 <= ord(c) <= 0xDFFF for c in record[f]) for f in "ab"}
+        rows.append((raw, lone["a"], lone["b"]))
+    frame = spark.createDataFrame(rows, "raw string, a boolean, b boolean")
+    raw, candidate = F.col("raw"), may_hold_lone_surrogate(F.col("raw"))
+    got = frame.select(
+        "raw",
+        has_lone_surrogate(raw, "a", candidate).alias("a"),
+        has_lone_surrogate(raw, "b", candidate).alias("b"),
+        candidate.alias("candidate"),
+        has_lone_surrogate(raw, "a").alias("a_alone"),
+        has_lone_surrogate(raw, "b").alias("b_alone"),
+    )
+    assert_df_equality(got.select("raw", "a", "b"), frame, ignore_nullable=True, ignore_row_order=True)
+    for row in got.collect():
+        assert (row.a, row.b) == (row.a_alone, row.b_alone)
+        assert row.candidate or not (row.a or row.b)
+    assert [r.candidate for r in got.orderBy("raw").collect() if r.raw in LONE_RECORDS[:2]] == [False, False]
 
 
 EMAILS = [
@@ -184,6 +238,16 @@ def test_nfc_stable_ranges_hold_no_character_that_nfc_can_change():
     inside = [hex(c) for c in unsafe if any(lo <= c <= hi for lo, hi in NFC_STABLE_RANGES)]
     assert inside == []
     assert 0x0301 in unsafe and 0x00E9 not in unsafe  # sanity: a combining acute is unsafe, é is not
+
+
+def test_may_change_under_nfc_flags_each_character_outside_the_stable_ranges_and_none_inside(spark):
+    points = {0x7F, 0x80, 0x10FFFF}
+    for lo, hi in NFC_STABLE_RANGES:
+        points |= {lo - 1, lo, hi, hi + 1}
+    points = sorted(p for p in points if 0 <= p <= 0x10FFFF and not 0xD800 <= p <= 0xDFFF)
+    expected = [(chr(p), not any(lo <= p <= hi for lo, hi in NFC_STABLE_RANGES)) for p in points]
+    frame = spark.createDataFrame([("ab" + c + "cd", flag) for c, flag in expected], "s string, flag boolean")
+    assert_df_equality(frame.select("s", may_change_under_nfc(F.col("s")).alias("flag")), frame, ignore_nullable=True)
 
 
 def test_may_change_under_nfc_flags_only_text_outside_the_stable_ranges(spark):

@@ -46,9 +46,29 @@ KIND_STRING, KIND_NUMBER, KIND_NULL, KIND_MISSING, KIND_OTHER = "string", "numbe
 # ---------------------------------------------------------------- Column helpers
 
 
+def has_clean_edges(col: Column) -> Column:
+    """True when text starts and ends with a printable ASCII character (0x21-0x7F): nothing to trim.
+
+    Byte comparisons, no scan of the text: it sorts between "!" and U+0080 exactly when its first byte is 0x21-0x7F,
+    and the last byte of its UTF-8 bytes is 0x21-0x7F exactly when the last character is. Text starting or ending
+    otherwise gives false, whitespace or not; null text gives null.
+    """
+    last = F.substring(col.cast(T.BinaryType()), -1, 1)
+    return (
+        (col >= F.lit("!"))
+        & (col < F.lit("\u0080"))
+        & (last >= F.lit(bytearray(b"!")))
+        & (last < F.lit(bytearray(b"\x80")))
+    )
+
+
 def trim_text(col: Column) -> Column:
-    """Strip surrounding Unicode whitespace (F.trim only strips ASCII spaces; the source has tabs, NBSP, newlines)."""
-    return F.call_function("btrim", col, F.lit(WHITE_SPACE))
+    """Strip surrounding Unicode whitespace (F.trim only strips ASCII spaces; the source has tabs, NBSP, newlines).
+
+    Text with nothing to trim (`has_clean_edges`, most of it) is left as it is: Spark 3.5's `btrim` with a set of
+    characters copies the text twice and looks each edge character up in the set, about three times the check's cost.
+    """
+    return F.when(has_clean_edges(col), col).otherwise(F.call_function("btrim", col, F.lit(WHITE_SPACE)))
 
 
 def clean_email(col: Column) -> Column:
@@ -137,17 +157,33 @@ LONE_SURROGATE_PATTERN = (
 )
 
 
-def has_lone_surrogate(raw: Column, field: str) -> Column:
+# A surrogate escape that is not half of a pair, whatever precedes it: true of a record's text whenever
+# `LONE_SURROGATE_PATTERN` finds one in any of its string literals (a literal lies between quotes in the text, and
+# neither a quote nor what precedes it can complete a pair), so one search of the record spares the per-field ones
+# for all the text without such an escape (emoji are sent as pairs). Both branches start with a backslash.
+SURROGATE_ESCAPE_PATTERN = (
+    rf"[\\]u[dD](?:[89abAB][0-9a-fA-F]{{2}}(?!{_LOW})|[c-fC-F][0-9a-fA-F]{{2}}(?<!{_HIGH}{_LOW}))"
+)
+
+
+def may_hold_lone_surrogate(raw: Column) -> Column:
+    """False when no string in a record's text can hold a lone surrogate escape (`has_lone_surrogate`'s `candidate`)."""
+    return F.coalesce(raw.contains("\\u") & raw.rlike(SURROGATE_ESCAPE_PATTERN), F.lit(False))
+
+
+def has_lone_surrogate(raw: Column, field: str, candidate: Optional[Column] = None) -> Column:
     """True when `field`'s JSON string in a record's text holds a lone surrogate escape (`"\\ud800"`).
 
     Valid JSON, but no Unicode text: Spark's strings are UTF-8, and its reader silently turns such a character
     into "?", so the value would load altered. Only text holding a `\\u` escape is searched (by a pattern, on
-    the field's first string literal, as `json_token_kind` reads its first token).
+    the field's first string literal, as `json_token_kind` reads its first token); with `candidate`
+    (`may_hold_lone_surrogate` of the same text, computed once for all the fields), only text where it is true.
     """
     if not field.replace("_", "").isalnum():
         raise ValueError(f"field name {field!r} cannot be used in a pattern")
     literal = F.regexp_extract(raw, '(?s)"' + field + r'"\s*:\s*"(' + _STRING_BODY + ')"', 1)
-    return F.coalesce(raw.contains("\\u") & literal.rlike(LONE_SURROGATE_PATTERN), F.lit(False))
+    searched = raw.contains("\\u") if candidate is None else candidate
+    return F.coalesce(searched & literal.rlike(LONE_SURROGATE_PATTERN), F.lit(False))
 
 
 def is_json_object(raw: Column) -> Column:
@@ -181,7 +217,13 @@ NFC_STABLE_RANGES = (
     (0xFE30, 0x101FC),
     (0x1E94B, 0x2F7FF),
 )
-NFC_SUSPECT_PATTERN = "[^" + "".join(f"\\x{{{lo:X}}}-\\x{{{hi:X}}}" for lo, hi in NFC_STABLE_RANGES) + "]"
+# Characters past the first range, and outside every range: an intersection, so that Java's regex engine checks
+# the sixteen ranges only for a character past the first one (a plain `[^…]` walks all of them for every character).
+NFC_SUSPECT_PATTERN = (
+    f"[\\x{{{NFC_STABLE_RANGES[0][1] + 1:X}}}-\\x{{10FFFF}}&&[^"
+    + "".join(f"\\x{{{lo:X}}}-\\x{{{hi:X}}}" for lo, hi in NFC_STABLE_RANGES)
+    + "]]"
+)
 
 
 def may_change_under_nfc(col: Column) -> Column:
@@ -272,24 +314,28 @@ def parse_records(spec: EntitySpec) -> Callable[[DataFrame], DataFrame]:
             F.col("fingerprint"),
             F.from_json("raw_record", schema, options).alias("_record"),
         )
+        # One projection: an expression used by several columns (whether the record was refused, whether its text
+        # may hold a lone surrogate) is computed once per row by subexpression elimination, not carried in a
+        # projection of its own (each projection copies every column of the row, the raw text included).
         unreadable = is_unreadable(F.col("_record")[_REFUSED], F.col("raw_record"))
+        surrogates = may_hold_lone_surrogate(F.col("raw_record"))
         values = {f.name: F.col("_record")[f.name] for f in fields}
         if "id" in values:  # the id of a refused record, when it is a plain integer
             in_text = F.nullif(F.regexp_extract(F.col("raw_record"), _ID_IN_TEXT, 1), F.lit(""))
-            values["id"] = F.when(F.col("_unreadable"), in_text).otherwise(values["id"])
-        return parsed.withColumn("_unreadable", unreadable).select(
+            values["id"] = F.when(unreadable, in_text).otherwise(values["id"])
+        return parsed.select(
             *[F.col(name) for name, _, _ in LINEAGE_FIELDS],
             F.col("raw_record"),
             F.col("fingerprint"),
             is_json_object(F.col("raw_record")).alias("_is_object"),
-            F.col("_unreadable"),
+            unreadable.alias("_unreadable"),
             *[values[f.name].alias(_value(f.name)) for f in fields],
             *[
                 json_token_kind(F.col("raw_record"), f.name, F.col("_record")[f.name]).alias(_kind(f.name))
                 for f in fields
             ],
             *[
-                has_lone_surrogate(F.col("raw_record"), f.name).alias(_lone(f.name))
+                has_lone_surrogate(F.col("raw_record"), f.name, surrogates).alias(_lone(f.name))
                 for f in fields
                 if f.json_type == "string"
             ],
@@ -352,12 +398,15 @@ def _with_verdict(spec: EntitySpec) -> Callable[[DataFrame], DataFrame]:
     schema = clean_schema(spec)
 
     def step(typed: DataFrame) -> DataFrame:
-        with_reasons = typed.withColumn("reasons", contract_reasons(spec)).withColumn(
-            "record_id", F.when(F.col("_kind_id").isin(KIND_NUMBER, KIND_STRING), F.col(_value("id")))
-        )
-        # The raw text is what quarantine needs; valid rows leave it in bronze (it would double every later shuffle).
-        with_reasons = with_reasons.withColumn("raw_record", F.when(F.size("reasons") > 0, F.col("raw_record")))
-        return with_reasons.select(*[F.col(field.name) for field in schema.fields])
+        reasons = contract_reasons(spec)
+        values = {
+            "reasons": reasons,
+            "record_id": F.when(F.col("_kind_id").isin(KIND_NUMBER, KIND_STRING), F.col(_value("id"))),
+            # The raw text is what quarantine needs; valid rows leave it in bronze (it would double every later shuffle).
+            # `reasons` is computed once for both columns (subexpression elimination), in the same projection.
+            "raw_record": F.when(F.size(reasons) > 0, F.col("raw_record")),
+        }
+        return typed.select(*[values.get(field.name, F.col(field.name)).alias(field.name) for field in schema.fields])
 
     return step
 
