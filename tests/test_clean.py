@@ -505,3 +505,21 @@ def test_a_value_spark_could_not_read_takes_its_json_type_from_the_text(spark):
     unreadable = F.lit(None).cast("string")  # what from_json gave for the field
     got = frame.select("raw", json_token_kind(F.col("raw"), "name", unreadable).alias("expected"))
     assert_df_equality(got, frame, ignore_nullable=True, ignore_row_order=True)
+
+
+def test_spaced_json_gets_the_json_type_of_each_value_as_written(spark):
+    """With the value as `from_json` read it (the production path), spaces after the colon do not change a type:
+    a quoted id is a string, a bare number a number, an unquoted word or an object something else."""
+    rows = [  # raw text, the value as from_json reads it into a string field, the type the text gives
+        ('{"id": "1", "name": "Ada"}', "1", "string"),
+        ('{"id": 1, "name": "Ada"}', "1", "number"),
+        ('{"id":\t-7 ,"name":"Ada"}', "-7", "number"),
+        ('{"id" : true}', "true", "other"),
+        ('{"id":\n{"a": 1}}', '{"a":1}', "other"),
+        ('{"id":"x"}', "x", "string"),
+        ('{"id":12}', "12", "number"),
+        ('{"id":[1]}', "[1]", "other"),
+    ]
+    frame = spark.createDataFrame(rows, "raw string, value string, expected string")
+    got = frame.select("raw", "value", json_token_kind(F.col("raw"), "id", F.col("value")).alias("expected"))
+    assert_df_equality(got, frame, ignore_nullable=True, ignore_row_order=True)

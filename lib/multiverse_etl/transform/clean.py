@@ -131,9 +131,12 @@ def json_token_kind(raw: Column, field: str, value: Optional[Column] = None) -> 
     if value is not None:
         # A null `value` is left to the pattern: JSON null, or a value Spark could not turn into text (Spark 4's
         # JSON writer refuses more than 1,000 levels of nesting, so a deeply nested object reads as null there).
-        kind = kind.when(
-            raw.contains(f'"{field}":') & value.isNotNull(),
-            F.when(F.substring(value, 1, 1).isin("-", *"0123456789"), F.lit(KIND_NUMBER)).otherwise(F.lit(KIND_OTHER)),
+        # The character right after `"field":` decides; whitespace there (spaced JSON) is left to the pattern too.
+        key = f'"{field}":'
+        at = F.locate(key, raw)
+        after = F.when(at > 0, raw.substr(at + len(key), F.lit(1)))
+        kind = kind.when(value.isNotNull() & after.isin("-", *"0123456789"), F.lit(KIND_NUMBER)).when(
+            value.isNotNull() & after.isin("t", "f", "{", "["), F.lit(KIND_OTHER)
         )
     return (
         kind.when(first == "", F.lit(KIND_MISSING))
