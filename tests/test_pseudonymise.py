@@ -259,7 +259,13 @@ def event_log(spark, directory: Path):
         f"pseudonymise-{secrets.token_hex(4)}",
         jvm.scala.Option.apply(None),
         jvm.java.net.URI(directory.as_uri()),
-        sc._jsc.sc().conf(),
+        # Plain text, one file, on both Spark lines (Spark 4 compresses and rolls event logs by default): the key is
+        # searched for in what the events say.
+        sc._jsc.sc()
+        .conf()
+        .clone()
+        .set("spark.eventLog.compress", "false")
+        .set("spark.eventLog.rolling.enabled", "false"),
         sc._jsc.hadoopConfiguration(),
     )
     listener.start()

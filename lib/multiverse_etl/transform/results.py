@@ -1,6 +1,6 @@
 """What the transform's steps return and what a job reports: plain values, no Spark work, no I/O.
 
-The bottom of the package: every step returns one of these (`MergeOutcome`, `QuarantineOutcome`,
+At the bottom of the package (it imports only drift's summary line): every step returns one of these (`MergeOutcome`, `QuarantineOutcome`,
 `GoldOutcome`), the run assembles them into `RunReport`s and a `TransformResult`, and the reconciliation
 (`reconcile.py`) and the audit rows (`audit.py`) read them. Keeping them here lets any module name a result
 without importing the step that makes it.
