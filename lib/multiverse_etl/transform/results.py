@@ -164,14 +164,14 @@ class TransformResult:
 
     job_id: str
     runs: list[RunReport] = field(default_factory=list)
-    gold_mode: str = "unchanged"  # gold_refresh: "rebuilt", "merged" (what silver changed) or "unchanged"
+    gold_mode: str = UNCHANGED  # how gold_refresh brought gold up to date: REBUILT, MERGED or UNCHANGED
     gold: GoldSummary = GoldSummary()
     duration_s: float = 0.0
     spark_jobs: Optional[int] = None  # Spark jobs the job started (spark_jobs.py); None: unknown
 
     @property
     def gold_written(self) -> bool:
-        return self.gold_mode != "unchanged"
+        return self.gold_mode != UNCHANGED
 
     @property
     def loaded_run_ids(self) -> list[str]:
