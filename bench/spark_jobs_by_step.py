@@ -63,8 +63,11 @@ STEPS = (
 )
 
 
+STEP_WALL: dict[str, list[float]] = collections.defaultdict(list)  # each call's wall time, per step
+
+
 def _label_steps(spark) -> None:
-    """Each step's jobs in a job group named for it (thread-local: the steps run side by side)."""
+    """Each step's jobs in a job group named for it (thread-local: the steps run side by side); its wall time."""
     import functools
 
     from multiverse_etl.transform import run as run_module
@@ -75,9 +78,11 @@ def _label_steps(spark) -> None:
         def wrapped(*args, __inner=inner, __name=name, **kwargs):
             before = spark.sparkContext.getLocalProperty("spark.jobGroup.id")
             spark.sparkContext.setLocalProperty("spark.jobGroup.id", __name)
+            start = time.monotonic()
             try:
                 return __inner(*args, **kwargs)
             finally:
+                STEP_WALL[__name].append(time.monotonic() - start)
                 spark.sparkContext.setLocalProperty("spark.jobGroup.id", before)
 
         setattr(run_module, name, functools.wraps(inner)(wrapped))
@@ -140,6 +145,7 @@ def main() -> int:
         for label, generation in (("first load", 0), ("incremental", 1), ("changes nothing", 1)):
             synthesise_landing(str(work / "lake"), args.scale, generation=generation)
             seen = {j["jobId"] for j in _jobs(spark)}
+            STEP_WALL.clear()
             start = time.monotonic()
             result = run_transform(spark, lake)
             seconds = time.monotonic() - start
@@ -196,6 +202,10 @@ def main() -> int:
                         )
                         break
             print("  by step: " + ", ".join(f"{g} {len(t)} jobs {sum(t):.1f}s" for g, t in sorted(groups.items())))
+            print(
+                "  step wall (calls, longest call; side-by-side calls overlap): "
+                + ", ".join(f"{g} {len(t)}x {max(t):.2f}s" for g, t in STEP_WALL.items())
+            )
     finally:
         spark.stop()
         shutil.rmtree(work, ignore_errors=True)

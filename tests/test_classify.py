@@ -304,3 +304,54 @@ def test_classify_records_tells_unchanged_known_bad_changed_and_unseen(spark):
         "record_index int, _class string, programme_id bigint",
     )
     assert_df_equality(actual, expected, ignore_nullable=True)
+
+
+def test_class_counts_are_observed_while_the_classification_is_held_each_live_row_matched_once(spark):
+    """A version landed twice (a list that shifted while paged) counts its copy; a live row matched by two copies
+    is one live row, as the counts reconcile against silver's live rows."""
+    import json
+    import uuid
+
+    from pyspark.sql import Observation
+
+    from multiverse_etl.transform.classify import class_counts
+    from multiverse_etl.transform.frames import hold, release
+
+    spec = spec_of("programmes")
+    t1, t2, day = dt.datetime(2026, 3, 1, tzinfo=UTC), dt.datetime(2026, 3, 2, tzinfo=UTC), dt.date(2026, 3, 2)
+    silver = spark.createDataFrame(
+        [(7, False, t1, 100), (8, False, t1, 200)],
+        "programme_id bigint, is_deleted boolean, extracted_at timestamp, fingerprint bigint",
+    )
+    quarantine = spark.createDataFrame(
+        [], "entity string, parent_apprenticeship_id bigint, record_id string, fingerprint bigint"
+    )
+    landed = spark.createDataFrame(
+        [
+            ("r", day, t2, f, p, i, None, fp)
+            for f, p, i, fp in (("a", 0, 0, 100), ("b", 1, 0, 100), ("a", 0, 1, 555), ("b", 1, 1, 555))
+        ],
+        "run_id string, ingest_date date, extracted_at timestamp, landing_file string, page_index int, "
+        "record_index int, parent_apprenticeship_id bigint, fingerprint bigint",
+    )
+    counted = Observation(f"classes_{uuid.uuid4().hex[:8]}")
+    classified = hold(
+        landed.transform(classify_records(spec, known_versions(spec, silver, quarantine))).observe(
+            counted, *class_counts()
+        )
+    )
+    try:
+        counts = dict(counted.get)
+        assert json.loads(counts.pop("changed_files")) in (["a", "b"], ["b", "a"])
+        assert {k: int(v) for k, v in counts.items()} == {
+            "unchanged": 2,
+            "known_bad": 0,
+            "changed": 2,
+            "unseen": 1,  # live row 8
+            "copies": 1,  # 555 landed twice: one copy (page 0's), the latest occurrence kept
+            "_matched_live": 1,  # live row 7, matched by both copies of 100
+        }
+        kept = classified.where("_class = 'changed' AND _copy_rank = 1").select("landing_file").collect()
+        assert [row.landing_file for row in kept] == ["b"]  # the later page
+    finally:
+        release(classified)

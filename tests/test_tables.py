@@ -8,10 +8,12 @@ from pyspark.sql import types as T
 
 from multiverse_etl.entities import entity as spec_of
 from multiverse_etl.lake import Lake
+from multiverse_etl.transform.delta_log import created_empty
 from multiverse_etl.transform.schemas import BRONZE_SCHEMA, SILVER_SCHEMAS
 from multiverse_etl.transform.tables import (
     append_rows,
     create_table,
+    loaded_runs,
     merge_changes,
     read_run_rows,
     read_table,
@@ -151,3 +153,32 @@ def test_a_first_load_writes_one_file_per_partition_whatever_the_tasks_holding_i
     )
     assert sorted((row["rows"], row["days"]) for row in per_file) == [(4, 1), (4, 1)]
     assert_df_equality(read_table(spark, lake, "silver/programmes"), frame, ignore_row_order=True)
+
+
+def test_only_a_table_as_its_create_left_it_reads_as_created_empty(spark, tmp_path):
+    """A new lake's audit table is known empty without a Spark job; one with a row, or whose first commit wrote
+    rows (a table made by a write, not a CREATE), is read."""
+    lake = Lake.at(str(tmp_path))
+    assert not created_empty(lake.storage, "silver/programmes")  # no table at all
+    create_table(spark, lake, "silver/programmes")
+    assert created_empty(lake.storage, "silver/programmes")
+    append_rows(spark.createDataFrame([programme_row(1, "p1", T1, 1)], SILVER), lake, "silver/programmes")
+    assert not created_empty(lake.storage, "silver/programmes")
+
+    spark.createDataFrame([programme_row(2, "p2", T1, 2)], SILVER).write.format("delta").save(
+        lake.path("silver/projects")
+    )
+    assert not created_empty(lake.storage, "silver/projects")  # version 0 holds a row
+
+
+def test_loaded_runs_of_a_new_lake_are_none_and_an_audit_row_is_read(spark, tmp_path):
+    from multiverse_etl.transform.audit import LOADED, write_audit
+    from multiverse_etl.transform.results import GoldSummary, RunReport
+    from multiverse_etl.transform.tables import AUDIT_TABLE
+
+    lake = Lake.at(str(tmp_path))
+    create_table(spark, lake, AUDIT_TABLE)
+    assert loaded_runs(spark, lake) == (set(), None)
+    write_audit(spark, lake, "job-1", [RunReport("run-1", dt.date(2026, 3, 2), "full", T1)], LOADED, GoldSummary())
+    loaded, latest = loaded_runs(spark, lake)
+    assert loaded == {"run-1"} and latest is not None and latest["run_id"] == "run-1"

@@ -35,7 +35,7 @@ UNCHANGED, KNOWN_BAD, CHANGED, UNSEEN = "unchanged", "known_bad", "changed", "un
 KNOWN = "_known"  # the class a known fingerprint gives: unchanged (silver) or known_bad (quarantine)
 KNOWN_MARKER = "_known_marker"  # the live row's change marker (apprenticeships: modified_date)
 KNOWN_EXTRACTED_AT = "_known_extracted_at"  # the live row's extraction (deletions compare it with the run's start)
-COPY_RANK = "_copy_rank"  # 1 for the occurrence of a changed version that bronze keeps, 2.. for its copies
+COPY_RANK = "_copy_rank"  # 1 for a version's latest occurrence in the run (the one bronze keeps), 2.. for its copies
 LINEAGE = [name for name, _, _ in LINEAGE_FIELDS]
 
 
@@ -74,8 +74,8 @@ def known_versions(spec: EntitySpec, silver: DataFrame, quarantine: DataFrame) -
 def classify_records(spec: EntitySpec, known: DataFrame) -> Callable[[DataFrame], DataFrame]:
     """Landed records (lineage + fingerprint) → each with `_class`, its key when known, and the `unseen` live rows.
 
-    Changed records also get `_copy_rank`: a version landed twice in one run (a list that shifted while it
-    was paged) is written to bronze once, its latest occurrence kept.
+    Every row also gets `_copy_rank`: a version landed twice in one run (a list that shifted while it was paged)
+    is written to bronze once, its latest occurrence kept; and a live row matched by several copies is counted once.
     """
 
     def step(landed: DataFrame) -> DataFrame:
@@ -89,7 +89,6 @@ def classify_records(spec: EntitySpec, known: DataFrame) -> Callable[[DataFrame]
             .when(F.col(KNOWN) == UNCHANGED, F.lit(UNSEEN))
         )
         classified = joined.withColumn(CLASS, cls).where(F.col(CLASS).isNotNull())
-        copy_rank = F.when(F.col(CLASS) == CHANGED, _latest_copy_first())
         return classified.select(
             *LINEAGE,
             "fingerprint",
@@ -97,7 +96,7 @@ def classify_records(spec: EntitySpec, known: DataFrame) -> Callable[[DataFrame]
             *spec.key,
             KNOWN_MARKER,
             KNOWN_EXTRACTED_AT,
-            copy_rank.alias(COPY_RANK),
+            _latest_copy_first(CLASS).alias(COPY_RANK),
         )
 
     return step
@@ -120,16 +119,18 @@ def all_changed(spec: EntitySpec) -> Callable[[DataFrame], DataFrame]:
     return step
 
 
-def _latest_copy_first() -> Column:
-    """1 for the latest occurrence of a version in the run (the extraction order), 2.. for its copies."""
+def _latest_copy_first(*within: str) -> Column:
+    """1 for the latest occurrence of a version in the run (the extraction order), 2.. for its copies (per value of
+    the `within` columns too)."""
     from pyspark.sql import Window
 
-    latest = Window.partitionBy("fingerprint").orderBy(*[F.col(c).desc() for c in EXTRACTION_ORDER])
+    latest = Window.partitionBy("fingerprint", *within).orderBy(*[F.col(c).desc() for c in EXTRACTION_ORDER])
     return F.row_number().over(latest)
 
 
 def class_counts() -> list[Column]:
-    """Aggregates over a classification: records per class, and the live rows it compared with."""
+    """Aggregates over a classification: records per class, the live rows it matched, the files holding a changed
+    record (JSON text). Fit for `observe` (no distinct aggregate): counted while the classification is computed."""
     is_ = lambda value: F.sum(F.when(F.col(CLASS) == value, 1).otherwise(0))  # noqa: E731
     return [
         is_(UNCHANGED).alias(UNCHANGED),
@@ -137,8 +138,9 @@ def class_counts() -> list[Column]:
         is_(CHANGED).alias(CHANGED),
         is_(UNSEEN).alias(UNSEEN),
         F.sum(F.when((F.col(CLASS) == CHANGED) & (F.col(COPY_RANK) > 1), 1).otherwise(0)).alias("copies"),
-        F.count_distinct(F.when(F.col(CLASS) == UNCHANGED, F.col("fingerprint"))).alias("_matched_live"),
-        F.collect_set(F.when(F.col(CLASS) == CHANGED, F.col("landing_file"))).alias("changed_files"),
+        F.sum(F.when((F.col(CLASS) == UNCHANGED) & (F.col(COPY_RANK) == 1), 1).otherwise(0)).alias("_matched_live"),
+        # as JSON text: an observed array comes back to Python as a bare Java object
+        F.to_json(F.collect_set(F.when(F.col(CLASS) == CHANGED, F.col("landing_file")))).alias("changed_files"),
     ]
 
 

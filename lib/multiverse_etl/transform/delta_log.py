@@ -23,6 +23,15 @@ def table_version(storage: Storage, table: str) -> int:
     return max(versions, default=-1)
 
 
+def created_empty(storage: Storage, table: str) -> bool:
+    """Whether a table is as Delta's CREATE left it: its only commit (version 0) added no file. Reading such a
+    table would cost Spark jobs to find that it holds no row."""
+    if table_version(storage, table) != 0:
+        return False
+    raw = storage.get(f"{table}/_delta_log/{0:020d}.json")
+    return not any("add" in json.loads(line) for line in raw.splitlines() if line.strip())
+
+
 def commit_info(storage: Storage, table: str, version: int) -> dict:
     """The `commitInfo` action of one commit (operation, operationMetrics, userMetadata); {} when absent."""
     raw = storage.get(f"{table}/_delta_log/{version:020d}.json")

@@ -14,6 +14,7 @@ An entity with nothing changed costs its classification and nothing else. Return
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -165,7 +166,7 @@ def _classify(
     split on the driver (`read.split_refused_lines`: a line that is not JSON fails the run there) and classified again.
     """
     keys = plan.parts[spec.name]
-    seen = Observation(f"pages_{uuid.uuid4().hex[:8]}")
+    seen, counted = Observation(f"pages_{uuid.uuid4().hex[:8]}"), Observation(f"classes_{uuid.uuid4().hex[:8]}")
     try:
         pages = landing_pages(job.spark, job.lake.root, keys, job.lake.scheme, records=records, split=split)
         checks = page_checks(plan.run_id, spec.name, "data" if records else "fingerprints")
@@ -183,12 +184,8 @@ def _classify(
                 read_table(job.spark, job.lake, QUARANTINE_TABLE),
             )
             classified = landed.transform(classify_records(spec, known))
-        classified = hold(classified)  # not persisted: the run's own writes to silver and quarantine must not move it
-        try:
-            row = classified.agg(*class_counts()).first()
-        except BaseException:
-            release(classified)
-            raise
+        # Held, not persisted: the run's own writes to silver and quarantine must not move it. Counted as it is held.
+        classified = hold(classified.observe(counted, *class_counts()))
     except Exception as exc:
         if not is_read_failure(exc):
             raise
@@ -197,7 +194,6 @@ def _classify(
         if error is None:  # is_read_failure said it is one, so never: the failure as it came, then
             raise
         raise error from exc
-    assert row is not None  # an aggregate without grouping has one row
     if seen.get.get("refused_lines"):
         release(classified)
         if split is not None:  # the split replaced every refused line: the files changed under the transform
@@ -210,9 +206,10 @@ def _classify(
             len(split.rows),
         )
         return _classify(job, plan, spec, first_load, records, split)
-    counts = {name: int(value or 0) for name, value in row.asDict().items() if name != "changed_files"}
+    row = counted.get
+    counts = {name: int(str(value or 0)) for name, value in row.items() if name != "changed_files"}
     counts["live_before"] = counts.pop("_matched_live") + counts[UNSEEN]  # every live row matched or unseen
-    changed_files = tuple(sorted(row["changed_files"] or ()))
+    changed_files = tuple(sorted(json.loads(str(row.get("changed_files") or "[]"))))
     return classified, PageChecks.of(seen.get), counts, changed_files, split
 
 
@@ -237,7 +234,7 @@ def _prepare_changed(job: Job, plan: LoadPlan, prepared: Prepared, first_load: b
     records = records.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         scanned = records.observe(presence, *presence_metrics(contract)) if job.drift_policy != "ignore" else records
-        written = _write_new_versions(job, spec, scanned, changed, versions, prepared.changed)
+        written = _write_new_versions(job, spec, scanned, changed, versions, prepared.classes)
         validated = records.transform(validate_records(spec)).withColumn(REVISIT, F.lit(False))
         validated = validated.persist(StorageLevel.MEMORY_AND_DISK)
         try:
@@ -246,8 +243,9 @@ def _prepare_changed(job: Job, plan: LoadPlan, prepared: Prepared, first_load: b
                 validated = validated.unionByName(revisits(spec, classified, valid_keys))
             # Held, not persisted: unpersisting `validated` and `records` below would re-cache a persisted ranking,
             # and its next use (the silver plan) would read and validate the landing again.
-            ranked = hold(validated.transform(rank_versions(spec)))
-            stats = _rank_counts(spec, ranked)
+            ranked_counts = Observation(f"ranked_{uuid.uuid4().hex[:8]}")
+            ranked = hold(validated.transform(rank_versions(spec)).observe(ranked_counts, *rank_counts(spec)))
+            stats = {name: int(str(value or 0)) for name, value in ranked_counts.get.items()}
         finally:
             validated.unpersist()
         drift = None  # the changed records' top-level keys, observed while bronze was written
@@ -283,15 +281,17 @@ def _write_new_versions(
     records: DataFrame,
     changed: DataFrame,
     versions: DataFrame,
-    changed_count: int,
+    classes: Mapping[str, int],
 ) -> int:
     """Each changed version bronze does not hold yet, once (its latest occurrence in the run); the rows written.
 
     Versions bronze holds already (a value changed back, a retried run's first attempt) are not written again.
     """
-    lineage = ["landing_file", "page_index", "record_index"]
-    copies = changed.where(F.col(COPY_RANK) > 1).select(*lineage)
-    new = records.join(F.broadcast(copies), on=lineage, how="left_anti")
+    new, changed_count = records, int(classes.get(CHANGED, 0))
+    if classes.get("copies"):  # the classification counted them: no copy, no lookup (a Spark job)
+        lineage = ["landing_file", "page_index", "record_index"]
+        copies = changed.where(F.col(COPY_RANK) > 1).select(*lineage)
+        new = records.join(F.broadcast(copies), on=lineage, how="left_anti")
     if table_version(job.lake.storage, bronze_table(spec)) > 0:  # bronze holds rows (its version 0 is its creation)
         lookup = F.broadcast(versions) if changed_count <= BROADCAST_VERSIONS else versions
         held = read_table(job.spark, job.lake, bronze_table(spec)).select("fingerprint")
@@ -300,15 +300,16 @@ def _write_new_versions(
     return append_versions(new, job.lake, bronze_table(spec), max_rows_per_file=BRONZE_ROWS_PER_FILE)
 
 
-def _rank_counts(spec: EntitySpec, ranked: DataFrame) -> dict[str, int]:
-    """One job over the ranked rows: validated, valid, duplicates, candidates, revisits and every reason."""
+def rank_counts(spec: EntitySpec) -> list[Column]:
+    """Aggregates over the ranked rows, counted while they are held: validated, valid, duplicates, candidates,
+    revisits and every reason."""
     valid, revisit, first = is_valid(F.col("reasons")), F.col(REVISIT), F.col(RANK_COLUMN) == 1
     changed = ~revisit
 
     def count(condition: Column) -> Column:
         return F.sum(F.when(condition, 1).otherwise(0))
 
-    row = ranked.agg(
+    return [
         count(changed).alias("rows"),
         count(changed & valid).alias("valid"),
         count(F.col(RANK_COLUMN) > 1).alias("duplicates"),
@@ -316,6 +317,4 @@ def _rank_counts(spec: EntitySpec, ranked: DataFrame) -> dict[str, int]:
         count(revisit).alias("revisited"),
         count(revisit & first).alias("revisit_winners"),
         *[count(changed & F.array_contains("reasons", reason)).alias(reason) for reason in possible_reasons(spec)],
-    ).first()
-    assert row is not None
-    return {name: int(value or 0) for name, value in row.asDict().items()}
+    ]

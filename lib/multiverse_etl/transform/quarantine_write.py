@@ -59,7 +59,9 @@ def write_quarantine(job: Job, plan: LoadPlan, prepared: Mapping[str, Prepared])
 def _new_bad_versions(p: Prepared) -> DataFrame:
     """The entity's rejected records, each version once (its latest occurrence in the run)."""
     assert p.ranked is not None and p.classified is not None
-    lineage = ["landing_file", "page_index", "record_index"]
-    copies = p.classified.where((F.col(CLASS) == CHANGED) & (F.col(COPY_RANK) > 1)).select(*lineage)
-    rejected = p.ranked.where(~F.col(REVISIT)).join(F.broadcast(copies), on=lineage, how="left_anti")
+    rejected = p.ranked.where(~F.col(REVISIT))
+    if p.classes.get("copies"):  # the classification counted them: no copy, no lookup (a Spark job)
+        lineage = ["landing_file", "page_index", "record_index"]
+        copies = p.classified.where((F.col(CLASS) == CHANGED) & (F.col(COPY_RANK) > 1)).select(*lineage)
+        rejected = rejected.join(F.broadcast(copies), on=lineage, how="left_anti")
     return rejected.transform(quarantine_records(p.spec))

@@ -23,7 +23,7 @@ from ..lake import Lake
 from ..lock import check_still_held
 from ..storage import Storage
 from .changes import ACTION, DELETE, INSERT, REFRESH, UPDATE, delete_condition, refresh_condition, update_condition
-from .delta_log import commit_metrics, table_version
+from .delta_log import commit_metrics, created_empty, table_version
 from .schemas import (
     AUDIT_PARTITION,
     AUDIT_SCHEMA,
@@ -309,6 +309,8 @@ def loaded_run_ids(spark: SparkSession, lake: Lake) -> set[str]:
 
 def loaded_runs(spark: SparkSession, lake: Lake) -> tuple[set[str], Optional[dict]]:
     """Runs already loaded (those with a 'loaded' audit row), and the latest one's row (None: no run loaded)."""
+    if created_empty(lake.storage, AUDIT_TABLE):  # a new lake: no Spark job to find no row
+        return set(), None
     rows = (
         read_table(spark, lake, AUDIT_TABLE)
         .filter(F.col("status") == "loaded")
