@@ -49,3 +49,33 @@ def test_spark_path_maps_s3_to_the_configured_scheme():
     assert spark_path("s3://b/p", "silver/x") == "s3a://b/p/silver/x"
     assert spark_path("s3://b/p", "silver/x", "s3") == "s3://b/p/silver/x"
     assert spark_path("/data/lake", "silver/x") == "/data/lake/silver/x"
+
+
+def test_a_folders_conditional_writes_never_interleave_and_leave_no_guard_file_behind(tmp_path):
+    """Many writers incrementing one counter by read, then replace-if-unchanged: no increment is lost (each
+    replace is guarded), and the guard's flock file is gone once no one holds it."""
+    import concurrent.futures
+    from pathlib import Path
+
+    from multiverse_etl.storage import LocalStorage, guard_path
+
+    storage = LocalStorage(str(tmp_path / "lake"))
+    storage.put("_locks/counter", b"0")
+    guard = guard_path(Path(storage.uri("_locks/counter")).parent)
+
+    def add_one(_: int) -> int:
+        attempts = 0
+        while True:
+            attempts += 1
+            current = storage.get_versioned("_locks/counter")
+            if storage.put_if_version("_locks/counter", str(int(current.data) + 1).encode(), current.version):
+                return attempts
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        attempts = list(pool.map(add_one, range(200)))
+    assert storage.get("_locks/counter") == b"200"
+    assert not guard.exists()
+    version = storage.get_versioned("_locks/counter").version
+    assert storage.delete_if_version("_locks/counter", version) and not storage.exists("_locks/counter")
+    assert not guard.exists()
+    assert sum(attempts) >= 200

@@ -136,14 +136,30 @@ class LocalStorage:
 
     @contextlib.contextmanager
     def _guard(self, path: Path) -> Iterator[None]:
-        """An exclusive flock per folder, on a file outside the lake: conditional writes there never interleave."""
+        """An exclusive flock per folder, on a file outside the lake: conditional writes there never interleave.
+
+        The file lives only while it is held: its holder removes it before letting go, and a waiter that then gets
+        the lock of a removed file tries again on the path's current one (every lake folder once left a file in
+        the temp folder for good)."""
         with _local_errors("locking", path, self.root):
             path.parent.mkdir(parents=True, exist_ok=True)
-            name = hashlib.sha256(str(path.parent).encode()).hexdigest()[:24]
-            handle = open(Path(tempfile.gettempdir(), f"multiverse-etl-guard-{name}"), "a+b")
-        with handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            yield
+        guard = guard_path(path.parent)
+        while True:
+            with _local_errors("locking", guard, self.root):
+                handle = open(guard, "a+b")
+            with handle:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+                try:
+                    current = os.stat(guard).st_ino
+                except FileNotFoundError:
+                    current = None
+                if current != os.fstat(handle.fileno()).st_ino:  # its holder removed it while this one waited
+                    continue
+                try:
+                    yield
+                finally:
+                    Path(guard).unlink(missing_ok=True)  # still locked: no one else holds this file
+                return
 
     def get(self, key: str) -> bytes:
         try:
@@ -187,6 +203,12 @@ class LocalStorage:
 
     def uri(self, key: str = "") -> str:
         return str(self._path(key)) if key else self.root
+
+
+def guard_path(folder: Path) -> Path:
+    """The flock file guarding one lake folder's conditional writes (in the temp folder, outside the lake)."""
+    name = hashlib.sha256(str(folder).encode()).hexdigest()[:24]
+    return Path(tempfile.gettempdir(), f"multiverse-etl-guard-{name}")
 
 
 def _content_version(data: bytes) -> str:
