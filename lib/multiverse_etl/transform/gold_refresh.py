@@ -93,7 +93,7 @@ def refresh_gold(
         summary, mode = _unchanged_counts(job, counted), UNCHANGED  # nothing gold reads changed
     elif mergeable:
         ids = touched_apprenticeships(spark, changes, read_table(spark, lake, silver_table(APPRENTICESHIPS))).cache()
-    if ids is not None and _worth_merging(job, ids, counted):
+    if ids is not None and _worth_merging(job, ids, counted, len(changes.touched.get(APPRENTICESHIPS.id_column, ()))):
         summary, mode = _merge(job, ids, versions), MERGED
     elif ids is not None or not mergeable:
         if ids is not None:
@@ -150,16 +150,19 @@ def _rebuild(job: Job, versions: dict) -> GoldSummary:
     return GoldSummary(int(a["rows"]), int(p["rows"]), int(a["orphans"] or 0), int(p["orphans"] or 0))
 
 
-def _worth_merging(job: Job, ids: DataFrame, counted: Optional[CountedGold]) -> bool:
+def _worth_merging(job: Job, ids: DataFrame, counted: Optional[CountedGold], named: int) -> bool:
     """A MERGE rewrites every file holding a touched row, and touched apprenticeships are spread over every
     partition: past a small share (`transform.gold_merge_max_share`) a rebuild costs less (docs/transform.md).
-    Gold's rows as the last audit row counted them when gold has not moved since (else counted: a Spark job)."""
-    touched, recorded = ids.count(), _still_counted(job, counted)
+    Gold's rows as the last audit row counted them when gold has not moved since (else counted: a Spark job).
+    `named`: the apprenticeships the silver MERGEs named, at most `ids`' count: past the share, `ids` is not counted."""
+    recorded = _still_counted(job, counted)
     if recorded is not None and recorded.gold_apprenticeships is not None:
         rows = recorded.gold_apprenticeships
     else:
         rows = read_table(job.spark, job.lake, str(APPRENTICESHIPS.gold.table)).count()
-    worth = touched <= job.gold_merge_max_share * max(rows, 1)
+    limit = job.gold_merge_max_share * max(rows, 1)
+    touched = named if named > limit else ids.count()  # a programme's change adds its apprenticeships: count them
+    worth = touched <= limit
     if not worth:
         log.info("gold: %d of %d apprenticeships touched, over transform.gold_merge_max_share: rebuilt", touched, rows)
     return worth
