@@ -158,7 +158,7 @@ class LocalStorage:
                 try:
                     yield
                 finally:
-                    Path(guard).unlink(missing_ok=True)  # still locked: no one else holds this file
+                    guard.unlink(missing_ok=True)  # still locked: no one else holds this file
                 return
 
     def get(self, key: str) -> bytes:

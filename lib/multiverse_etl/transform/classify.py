@@ -128,6 +128,16 @@ def _latest_copy_first(*within: str) -> Column:
     return F.row_number().over(latest)
 
 
+def without_copies(rows: DataFrame, classified: DataFrame, copies: int) -> DataFrame:
+    """`rows` less the changed records' copies (`_copy_rank` > 1, by lineage): each version once, its latest
+    occurrence. `copies` is the classification's count of them: with none, no lookup (a Spark job) is made."""
+    if not copies:
+        return rows
+    lineage = ["landing_file", "page_index", "record_index"]
+    found = classified.where((F.col(CLASS) == CHANGED) & (F.col(COPY_RANK) > 1)).select(*lineage)
+    return rows.join(F.broadcast(found), on=lineage, how="left_anti")
+
+
 def class_counts() -> list[Column]:
     """Aggregates over a classification: records per class, the live rows it matched, the files holding a changed
     record (JSON text). Fit for `observe` (no distinct aggregate): counted while the classification is computed."""

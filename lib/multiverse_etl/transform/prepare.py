@@ -31,7 +31,6 @@ from ..landing import FINGERPRINT_SCHEME
 from .classify import (
     CHANGED,
     CLASS,
-    COPY_RANK,
     KNOWN_BAD,
     REVISIT,
     UNCHANGED,
@@ -41,6 +40,7 @@ from .classify import (
     classify_records,
     known_versions,
     revisits,
+    without_copies,
 )
 from .clean import validate_records
 from .context import Job
@@ -234,7 +234,7 @@ def _prepare_changed(job: Job, plan: LoadPlan, prepared: Prepared, first_load: b
     records = records.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         scanned = records.observe(presence, *presence_metrics(contract)) if job.drift_policy != "ignore" else records
-        written = _write_new_versions(job, spec, scanned, changed, versions, prepared.classes)
+        written = _write_new_versions(job, spec, scanned, classified, versions, prepared.classes)
         validated = records.transform(validate_records(spec)).withColumn(REVISIT, F.lit(False))
         validated = validated.persist(StorageLevel.MEMORY_AND_DISK)
         try:
@@ -279,7 +279,7 @@ def _write_new_versions(
     job: Job,
     spec: EntitySpec,
     records: DataFrame,
-    changed: DataFrame,
+    classified: DataFrame,
     versions: DataFrame,
     classes: Mapping[str, int],
 ) -> int:
@@ -287,11 +287,7 @@ def _write_new_versions(
 
     Versions bronze holds already (a value changed back, a retried run's first attempt) are not written again.
     """
-    new, changed_count = records, int(classes.get(CHANGED, 0))
-    if classes.get("copies"):  # the classification counted them: no copy, no lookup (a Spark job)
-        lineage = ["landing_file", "page_index", "record_index"]
-        copies = changed.where(F.col(COPY_RANK) > 1).select(*lineage)
-        new = records.join(F.broadcast(copies), on=lineage, how="left_anti")
+    new, changed_count = without_copies(records, classified, int(classes.get("copies", 0))), classes.get(CHANGED, 0)
     if table_version(job.lake.storage, bronze_table(spec)) > 0:  # bronze holds rows (its version 0 is its creation)
         lookup = F.broadcast(versions) if changed_count <= BROADCAST_VERSIONS else versions
         held = read_table(job.spark, job.lake, bronze_table(spec)).select("fingerprint")

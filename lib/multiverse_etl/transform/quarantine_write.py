@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
-from .classify import CHANGED, CLASS, COPY_RANK, REVISIT
+from .classify import REVISIT, without_copies
 from .context import Job
 from .prepare import Prepared
 from .quarantine import quarantine_records
@@ -59,9 +59,5 @@ def write_quarantine(job: Job, plan: LoadPlan, prepared: Mapping[str, Prepared])
 def _new_bad_versions(p: Prepared) -> DataFrame:
     """The entity's rejected records, each version once (its latest occurrence in the run)."""
     assert p.ranked is not None and p.classified is not None
-    rejected = p.ranked.where(~F.col(REVISIT))
-    if p.classes.get("copies"):  # the classification counted them: no copy, no lookup (a Spark job)
-        lineage = ["landing_file", "page_index", "record_index"]
-        copies = p.classified.where((F.col(CLASS) == CHANGED) & (F.col(COPY_RANK) > 1)).select(*lineage)
-        rejected = rejected.join(F.broadcast(copies), on=lineage, how="left_anti")
+    rejected = without_copies(p.ranked.where(~F.col(REVISIT)), p.classified, int(p.classes.get("copies", 0)))
     return rejected.transform(quarantine_records(p.spec))
