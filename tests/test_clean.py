@@ -523,3 +523,20 @@ def test_spaced_json_gets_the_json_type_of_each_value_as_written(spark):
     frame = spark.createDataFrame(rows, "raw string, value string, expected string")
     got = frame.select("raw", "value", json_token_kind(F.col("raw"), "id", F.col("value")).alias("expected"))
     assert_df_equality(got, frame, ignore_nullable=True, ignore_row_order=True)
+
+
+def test_the_validation_expressions_are_built_once_per_session_and_validate_any_rows_after(spark):
+    """The second validation of an entity in a session reuses the first one's expressions (no Py4J round trips to
+    build them again), and the reused expressions give each frame its own verdicts."""
+    from multiverse_etl.transform import clean
+
+    spec = spec_of("programmes")
+    good = {"id": 1, "name": "Data", "duration": 12, "description": "d"}
+    bad = {"id": 2, "name": None, "duration": -1, "description": "d"}
+    first = bronze_frame(spark, "programmes", [good]).transform(validate_records(spec))
+    built = {key: value for key, value in clean._SESSION_COLUMNS.items() if spec in key}
+    assert {key[0] for key in built} == {"parse", "typed", "verdict"}
+    second = bronze_frame(spark, "programmes", [bad]).transform(validate_records(spec))
+    assert all(clean._SESSION_COLUMNS[key] is value for key, value in built.items())  # reused, not rebuilt
+    assert [list(r.reasons) for r in first.collect()] == [[]]
+    assert [sorted(r.reasons) for r in second.collect()] == [["negative_value:duration", "null_value:name"]]

@@ -12,7 +12,7 @@ why) live in `quarantine.py` and are applied here, so one step gives every recor
 from __future__ import annotations
 
 import functools
-from typing import Callable, Optional
+from typing import Any, Callable, Hashable, Optional, TypeVar
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -21,6 +21,8 @@ from pyspark.sql import types as T
 from ..entities import PARENT_COLUMN, EntitySpec, TypedColumn
 from .quarantine import contract_reasons
 from .schemas import JSON_READ_LIMITS, LINEAGE_FIELDS, clean_schema, record_string_schema
+
+_T = TypeVar("_T")
 
 # Unicode White_Space (what "surrounding whitespace" means in the source: spaces, tabs, newlines, NBSP).
 WHITE_SPACE = (
@@ -306,45 +308,48 @@ def is_unreadable(refused: Column, raw: Column) -> Column:
 def parse_records(spec: EntitySpec) -> Callable[[DataFrame], DataFrame]:
     """Bronze rows → the same rows plus each contract field as text (`_value_<f>`) and its JSON type (`_kind_<f>`),
     and `_unreadable` (`is_unreadable`)."""
+
+    def step(bronze: DataFrame) -> DataFrame:
+        reading, fields = session_columns(("parse", spec), lambda: _parse_columns(spec))
+        return bronze.select(*reading).select(*fields)
+
+    return step
+
+
+def _parse_columns(spec: EntitySpec) -> tuple[list[Column], list[Column]]:
+    """`parse_records`' two projections: the record read once with `from_json`, then its fields and their types."""
     fields = spec.contract
     schema = T.StructType([*record_string_schema(spec).fields, T.StructField(_REFUSED, T.StringType(), True)])
     options = {**JSON_READ_LIMITS, "columnNameOfCorruptRecord": _REFUSED}
-
-    def step(bronze: DataFrame) -> DataFrame:
-        parsed = bronze.select(
-            *[F.col(name) for name, _, _ in LINEAGE_FIELDS],
-            F.col("raw_record"),
-            F.col("fingerprint"),
-            F.from_json("raw_record", schema, options).alias("_record"),
-        )
-        # One projection: an expression used by several columns (whether the record was refused, whether its text
-        # may hold a lone surrogate) is computed once per row by subexpression elimination, not carried in a
-        # projection of its own (each projection copies every column of the row, the raw text included).
-        unreadable = is_unreadable(F.col("_record")[_REFUSED], F.col("raw_record"))
-        surrogates = may_hold_lone_surrogate(F.col("raw_record"))
-        values = {f.name: F.col("_record")[f.name] for f in fields}
-        if "id" in values:  # the id of a refused record, when it is a plain integer
-            in_text = F.nullif(F.regexp_extract(F.col("raw_record"), _ID_IN_TEXT, 1), F.lit(""))
-            values["id"] = F.when(unreadable, in_text).otherwise(values["id"])
-        return parsed.select(
-            *[F.col(name) for name, _, _ in LINEAGE_FIELDS],
-            F.col("raw_record"),
-            F.col("fingerprint"),
-            is_json_object(F.col("raw_record")).alias("_is_object"),
-            unreadable.alias("_unreadable"),
-            *[values[f.name].alias(_value(f.name)) for f in fields],
-            *[
-                json_token_kind(F.col("raw_record"), f.name, F.col("_record")[f.name]).alias(_kind(f.name))
-                for f in fields
-            ],
-            *[
-                has_lone_surrogate(F.col("raw_record"), f.name, surrogates).alias(_lone(f.name))
-                for f in fields
-                if f.json_type == "string"
-            ],
-        )
-
-    return step
+    reading = [
+        *[F.col(name) for name, _, _ in LINEAGE_FIELDS],
+        F.col("raw_record"),
+        F.col("fingerprint"),
+        F.from_json("raw_record", schema, options).alias("_record"),
+    ]
+    # One projection: an expression used by several columns (whether the record was refused, whether its text
+    # may hold a lone surrogate) is computed once per row by subexpression elimination, not carried in a
+    # projection of its own (each projection copies every column of the row, the raw text included).
+    unreadable = is_unreadable(F.col("_record")[_REFUSED], F.col("raw_record"))
+    surrogates = may_hold_lone_surrogate(F.col("raw_record"))
+    values = {f.name: F.col("_record")[f.name] for f in fields}
+    if "id" in values:  # the id of a refused record, when it is a plain integer
+        in_text = F.nullif(F.regexp_extract(F.col("raw_record"), _ID_IN_TEXT, 1), F.lit(""))
+        values["id"] = F.when(unreadable, in_text).otherwise(values["id"])
+    return reading, [
+        *[F.col(name) for name, _, _ in LINEAGE_FIELDS],
+        F.col("raw_record"),
+        F.col("fingerprint"),
+        is_json_object(F.col("raw_record")).alias("_is_object"),
+        unreadable.alias("_unreadable"),
+        *[values[f.name].alias(_value(f.name)) for f in fields],
+        *[json_token_kind(F.col("raw_record"), f.name, F.col("_record")[f.name]).alias(_kind(f.name)) for f in fields],
+        *[
+            has_lone_surrogate(F.col("raw_record"), f.name, surrogates).alias(_lone(f.name))
+            for f in fields
+            if f.json_type == "string"
+        ],
+    ]
 
 
 def _text(field: str) -> Column:
@@ -382,36 +387,65 @@ def _typed(spec: EntitySpec) -> Callable[[DataFrame], DataFrame]:
     """Parsed rows → typed, cleaned business columns (before the contract verdict)."""
 
     def step(parsed: DataFrame) -> DataFrame:
-        lineage = [F.col(name) for name, _, _ in LINEAGE_FIELDS]
-        business = [typed_column(column).alias(column.name) for column in spec.columns]
+        business, needs_nfc = session_columns(("typed", spec), lambda: _typed_columns(spec))
         helpers = [
             F.col(c)
             for c in parsed.columns
             if c.startswith(("_kind_", "_value_", "_lone_")) or c in ("_is_object", "_unreadable")
         ]
+        lineage = [F.col(name) for name, _, _ in LINEAGE_FIELDS]
         typed = parsed.select(*lineage, *business, F.col("raw_record"), F.col("fingerprint"), *helpers)
-        needs_nfc = [may_change_under_nfc(F.col(c)) for c in spec.text_columns]
-        return typed.withColumn("needs_nfc", functools.reduce(lambda a, b: a | b, needs_nfc))
+        return typed.withColumn("needs_nfc", needs_nfc)
 
     return step
+
+
+def _typed_columns(spec: EntitySpec) -> tuple[list[Column], Column]:
+    """The typed business columns, and whether any text column may change under NFC."""
+    business = [typed_column(column).alias(column.name) for column in spec.columns]
+    needs_nfc = [may_change_under_nfc(F.col(c)) for c in spec.text_columns]
+    return business, functools.reduce(lambda a, b: a | b, needs_nfc)
 
 
 def _with_verdict(spec: EntitySpec) -> Callable[[DataFrame], DataFrame]:
     """Typed rows → the entity's cleaned shape, with the id as sent and every contract reason."""
-    schema = clean_schema(spec)
 
     def step(typed: DataFrame) -> DataFrame:
-        reasons = contract_reasons(spec)
-        values = {
-            "reasons": reasons,
-            "record_id": F.when(F.col("_kind_id").isin(KIND_NUMBER, KIND_STRING), F.col(_value("id"))),
-            # The raw text is what quarantine needs; valid rows leave it in bronze (it would double every later shuffle).
-            # `reasons` is computed once for both columns (subexpression elimination), in the same projection.
-            "raw_record": F.when(F.size(reasons) > 0, F.col("raw_record")),
-        }
-        return typed.select(*[values.get(field.name, F.col(field.name)).alias(field.name) for field in schema.fields])
+        return typed.select(*session_columns(("verdict", spec), lambda: _verdict_columns(spec)))
 
     return step
+
+
+def _verdict_columns(spec: EntitySpec) -> list[Column]:
+    reasons = contract_reasons(spec)
+    values = {
+        "reasons": reasons,
+        "record_id": F.when(F.col("_kind_id").isin(KIND_NUMBER, KIND_STRING), F.col(_value("id"))),
+        # The raw text is what quarantine needs; valid rows leave it in bronze (it would double every later shuffle).
+        # `reasons` is computed once for both columns (subexpression elimination), in the same projection.
+        "raw_record": F.when(F.size(reasons) > 0, F.col("raw_record")),
+    }
+    return [values.get(field.name, F.col(field.name)).alias(field.name) for field in clean_schema(spec).fields]
+
+
+_SESSION_COLUMNS: dict[Hashable, Any] = {}
+_SESSION_OWNER: list[Any] = [None]
+
+
+def session_columns(key: Hashable, build: Callable[[], _T]) -> _T:
+    """Column expressions built once per Spark session, then reused by every run: building the validation's
+    expressions took ~2,500 Py4J calls (0.2–0.5 s a run, 2026-12-06). They are JVM objects of the running
+    SparkContext, so a new context builds them again."""
+    from pyspark import SparkContext
+
+    context = SparkContext._active_spark_context
+    if _SESSION_OWNER[0] is not context:
+        _SESSION_COLUMNS.clear()
+        _SESSION_OWNER[0] = context
+    value = _SESSION_COLUMNS.get(key)
+    if value is None:
+        value = _SESSION_COLUMNS[key] = build()
+    return value
 
 
 def validate_records(spec: EntitySpec) -> Callable[[DataFrame], DataFrame]:
