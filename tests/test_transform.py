@@ -15,6 +15,7 @@ from multiverse_etl.storage import open_storage
 from multiverse_etl.transform import LandingReadError, run_transform
 from multiverse_etl.transform.tables import TABLES, read_table
 from support.delta_log import history_version
+from support.lake import compare_gold_with_silver
 from support.landed import T0, Page, Raw, apprenticeship, programme, project, write_run
 
 UTC = dt.timezone.utc
@@ -27,8 +28,8 @@ NULL_ID = Raw(
 ZOE = " Zoe\u0301 "  # decomposed, with spaces: silver holds "Zoé"
 
 
-def land_two_runs(storage) -> None:
-    """Two full runs a day apart; the expectations of each test say what every record is for."""
+def land_first_run(storage) -> None:
+    """The first of the two runs."""
     write_run(
         storage,
         T0,
@@ -52,6 +53,11 @@ def land_two_runs(storage) -> None:
             Page([project(50, status="submitted")], parent=5),
         ],
     )
+
+
+def land_two_runs(storage) -> None:
+    """Two full runs a day apart; the expectations of each test say what every record is for."""
+    land_first_run(storage)
     write_run(
         storage,
         T0 + DAY,
@@ -531,6 +537,49 @@ def test_counts_that_do_not_add_up_fail_the_job_and_leave_a_failed_audit_row(spa
     ]
 
 
+def test_gold_follows_the_silver_changes_of_a_run_that_does_not_reconcile(spark, tmp_path, monkeypatch):
+    """A run that fails its reconciliation after its MERGEs (it stays pending) has still changed silver: gold, merged
+    after the job's earlier runs, must include its changes too."""
+    import multiverse_etl.transform.run as transform_run
+    from multiverse_etl.transform import ReconciliationError
+
+    config = make_config(str(tmp_path / "lake"), transform={"gold_merge_max_share": 1.0})  # gold merged, not rebuilt
+    storage = open_storage(config.lake.root)
+    land_first_run(storage)
+    run_transform(spark, config)
+    partial = {"apprenticeships": False, "projects": False, "programmes": False}
+    later = dict(mode="incremental", complete_listing=partial)
+    write_run(
+        storage,
+        T0 + DAY,
+        apprenticeships=[Page([apprenticeship(3, name="second", modified_date="2024-05-01T00:00:00")])],
+        **later,
+    )
+    failing = write_run(
+        storage,
+        T0 + 2 * DAY,
+        apprenticeships=[Page([apprenticeship(1, name="third", modified_date="2024-06-01T00:00:00")])],
+        **later,
+    )
+    real_load_run = transform_run.load_run
+
+    def load_run(job, plan, previous=None):
+        report, changes = real_load_run(job, plan, previous)
+        if plan.run_id == failing.run_id:
+            report.mismatches.append("a count that does not add up")
+        return report, changes
+
+    monkeypatch.setattr(transform_run, "load_run", load_run)
+    with pytest.raises(ReconciliationError, match="a count that does not add up"):
+        run_transform(spark, config)
+    names = {
+        r.apprenticeship_id: r.name for r in rows(spark, Lake.at(config.lake.root), "gold/apprenticeships").collect()
+    }
+    assert names[1] == "third" and names[3] == "second"
+    comparison = compare_gold_with_silver(spark, config)
+    assert comparison.ok, comparison.describe()
+
+
 def test_a_small_load_runs_without_adaptive_execution_on_one_shuffle_partition_per_100k_rows():
     from multiverse_etl.transform.run import small_landing_settings
 
@@ -553,3 +602,34 @@ def test_a_transform_puts_the_sessions_settings_back(spark, tmp_path):
         assert spark.conf.get("spark.sql.adaptive.enabled") == "true"
     finally:
         spark.conf.set("spark.sql.adaptive.enabled", "false")
+
+
+def _persisted(spark) -> dict[int, str]:
+    """The session's persisted RDDs by id, with their names (Delta names its cached table states
+    "Delta Table State #<version> - <path>")."""
+    held = spark.sparkContext._jsc.getPersistentRDDs()
+    return {int(i): str(held.get(i).name() or "") for i in held.keySet().toArray()}
+
+
+def _held_frames(spark) -> set[int]:
+    return {i for i, name in _persisted(spark).items() if not name.startswith("Delta Table State")}
+
+
+def test_a_first_load_builds_gold_from_the_rows_it_appended_and_no_job_leaves_a_frame_held(spark, tmp_path):
+    held = _held_frames(spark)
+    alone, both = make_config(str(tmp_path / "alone")), make_config(str(tmp_path / "both"))
+    land_first_run(open_storage(alone.lake.root))
+    land_two_runs(open_storage(both.lake.root))
+    first = run_transform(spark, alone)  # silver appended; gold built from the appended rows, not read back
+    assert first.gold_mode == "rebuilt" and _held_frames(spark) == held
+    read_back = [name for name in _persisted(spark).values() if "/alone/silver/" in name]
+    assert read_back == []  # Delta never listed a silver table's files: nothing read it
+    comparison = compare_gold_with_silver(spark, alone)  # the oracle's joins of silver as the tables hold it
+    assert comparison.ok, comparison.describe()
+    assert (
+        first.gold.gold_apprenticeships == read_table(spark, Lake.at(alone.lake.root), "gold/apprenticeships").count()
+    )
+    two = run_transform(spark, both)  # appended, then MERGEd by the second run: gold reads what silver became
+    assert len(two.runs) == 2 and _held_frames(spark) == held
+    comparison = compare_gold_with_silver(spark, both)
+    assert comparison.ok, comparison.describe()

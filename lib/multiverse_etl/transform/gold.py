@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, Optional
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from ..entities import APPRENTICESHIPS, STATUSES, EntitySpec
+from .frames import release
 from .results import MergeOutcome
 from .schemas import GOLD_APPRENTICESHIP_PROJECTS_SCHEMA, GOLD_APPRENTICESHIPS_SCHEMA
 from .tables import silver_table
@@ -135,6 +136,8 @@ class SilverChanges:
     touched: Mapping[str, frozenset[int]] = field(default_factory=dict)  # a `gold.touches` column → its ids
     versions_before: Mapping[str, int] = field(default_factory=dict)  # silver table → version before the job
     complete: bool = True  # False once a table was loaded without a plan (a first load): gold is rebuilt
+    # silver table → the rows a first load appended to it (held; `MergeOutcome.rows`), until `release`
+    appended: Mapping[str, DataFrame] = field(default_factory=dict)
 
     @classmethod
     def of(cls, outcomes: Mapping[EntitySpec, MergeOutcome]) -> SilverChanges:
@@ -145,6 +148,7 @@ class SilverChanges:
             {column: ids for column, ids in touched.items() if ids},
             {silver_table(s): o.version_before for s, o in outcomes.items() if o.version_before is not None},
             all(o.planned for o in outcomes.values()),
+            {silver_table(s): o.rows for s, o in outcomes.items() if o.rows is not None},
         )
 
     def then(self, later: SilverChanges) -> SilverChanges:
@@ -155,7 +159,18 @@ class SilverChanges:
             touched={c: self.touched.get(c, frozenset()) | later.touched.get(c, frozenset()) for c in columns},
             versions_before={**later.versions_before, **self.versions_before},
             complete=self.complete and later.complete,
+            appended={**self.appended, **later.appended},  # a table is appended once: by its first load
         )
+
+    def silver(self, table: str, version: int) -> Optional[DataFrame]:
+        """Silver `table` at `version` from the rows this job appended, if that version is their commit (a table is
+        created empty at version 0 and first appended to at 1; any later commit changed it); else None."""
+        return self.appended.get(table) if version == 1 else None
+
+    def release(self) -> None:
+        """Free the appended rows held for gold; `silver` must not be used after."""
+        for rows in self.appended.values():
+            release(rows)
 
     @property
     def empty(self) -> bool:

@@ -94,11 +94,11 @@ def refresh_gold(
     elif mergeable:
         ids = touched_apprenticeships(spark, changes, read_table(spark, lake, silver_table(APPRENTICESHIPS))).cache()
     if ids is not None and _worth_merging(job, ids, counted, len(changes.touched.get(APPRENTICESHIPS.id_column, ()))):
-        summary, mode = _merge(job, ids, versions), MERGED
+        summary, mode = _merge(job, ids, versions, changes), MERGED
     elif ids is not None or not mergeable:
         if ids is not None:
             ids.unpersist()
-        summary, mode = _rebuild(job, versions), REBUILT
+        summary, mode = _rebuild(job, versions, changes), REBUILT
     seconds = time.monotonic() - start
     log.info(
         "gold %s from silver %s (%s touched): %d apprenticeships (%d with an unknown programme), %d projects (%d "
@@ -122,12 +122,19 @@ def refresh_gold(
     return GoldOutcome(mode, summary, seconds)
 
 
-def _silver(job: Job) -> dict[str, DataFrame]:
-    return {spec.name: read_table(job.spark, job.lake, silver_table(spec)) for spec in ENTITIES}
+def _silver(job: Job, versions: Mapping[str, Any], changes: SilverChanges) -> dict[str, DataFrame]:
+    """Silver at `versions`: a table this job's first load appended, from the rows it appended (no read of a table
+    just written: Delta would first rebuild its file list, a Spark job or two per table and reader); others read."""
+    frames = {}
+    for spec in ENTITIES:
+        table = silver_table(spec)
+        appended = changes.silver(table, int(versions[table]))
+        frames[spec.name] = appended if appended is not None else read_table(job.spark, job.lake, table)
+    return frames
 
 
-def _rebuild(job: Job, versions: dict) -> GoldSummary:
-    silver = _silver(job)
+def _rebuild(job: Job, versions: dict, changes: SilverChanges) -> GoldSummary:
+    silver = _silver(job, versions, changes)
     apprenticeships, projects, programmes = (silver[s.name] for s in (APPRENTICESHIPS, PROJECTS, PROGRAMMES))
     frames = {
         str(APPRENTICESHIPS.gold.table): build_gold_apprenticeships(apprenticeships, programmes, projects),
@@ -168,10 +175,10 @@ def _worth_merging(job: Job, ids: DataFrame, counted: Optional[CountedGold], nam
     return worth
 
 
-def _merge(job: Job, ids: DataFrame, versions: dict) -> GoldSummary:
+def _merge(job: Job, ids: DataFrame, versions: dict, changes: SilverChanges) -> GoldSummary:
     """Both gold tables MERGEd side by side with the touched apprenticeships' rows (`ids`, cached); their counts."""
     spark, lake = job.spark, job.lake
-    silver = _silver(job)
+    silver = _silver(job, versions, changes)
     kept: list[DataFrame] = [ids]
     try:
         built = dict(

@@ -24,6 +24,7 @@ from .context import Job
 from .dedupe import RANK_COLUMN
 from .deletions import present_keys, proven_deletions, unseen_rows
 from .delta_log import table_version
+from .frames import hold, release
 from .prepare import Prepared
 from .read import LoadPlan
 from .results import MergeOutcome
@@ -49,9 +50,17 @@ def merge_silver(job: Job, plan: LoadPlan, prepared: Prepared, listed_parents: D
         )
     kept = prepared.revisit_winners  # keys whose ranking kept silver's own version
     if version == 0:  # the table's first load: nothing to compare with, guard or delete
-        inserted = prepared.upsert_candidates - kept
-        written = append_rows(candidates, lake, table) if candidates is not None and inserted else 0
-        outcome = MergeOutcome(inserted=inserted, merge_inserted=written, version_before=version, planned=False)
+        inserted, written, rows = prepared.upsert_candidates - kept, 0, None
+        if candidates is not None and inserted:
+            rows = hold(candidates)  # kept: gold is built from them, not from the table read back (gold_refresh.py)
+            try:
+                written = append_rows(rows, lake, table)
+            except BaseException:
+                release(rows)
+                raise
+        outcome = MergeOutcome(
+            inserted=inserted, merge_inserted=written, version_before=version, planned=False, rows=rows
+        )
     else:
         outcome = _plan_and_merge(job, plan, prepared, candidates, listed_parents, version)
         outcome = dataclasses.replace(outcome, unchanged=outcome.unchanged + kept)

@@ -238,16 +238,17 @@ def _prepare_changed(job: Job, plan: LoadPlan, prepared: Prepared, first_load: b
         validated = records.transform(validate_records(spec)).withColumn(REVISIT, F.lit(False))
         validated = validated.persist(StorageLevel.MEMORY_AND_DISK)
         try:
+            ranking = validated
             if not first_load:
                 valid_keys = validated.where(is_valid(F.col("reasons"))).select(*spec.key).distinct()
-                validated = validated.unionByName(revisits(spec, classified, valid_keys))
+                ranking = validated.unionByName(revisits(spec, classified, valid_keys))
             # Held, not persisted: unpersisting `validated` and `records` below would re-cache a persisted ranking,
             # and its next use (the silver plan) would read and validate the landing again.
             ranked_counts = Observation(f"ranked_{uuid.uuid4().hex[:8]}")
-            ranked = hold(validated.transform(rank_versions(spec)).observe(ranked_counts, *rank_counts(spec)))
+            ranked = hold(ranking.transform(rank_versions(spec)).observe(ranked_counts, *rank_counts(spec)))
             stats = {name: int(str(value or 0)) for name, value in ranked_counts.get.items()}
         finally:
-            validated.unpersist()
+            validated.unpersist()  # the persisted frame itself (unpersisting the union would leave it cached)
         drift = None  # the changed records' top-level keys, observed while bronze was written
         if job.drift_policy != "ignore":
             present = observed_presence(presence.get, contract, records)

@@ -11,9 +11,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
 
 from .drift import summary_line
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 # How gold was brought up to date by a job (`GoldOutcome.mode`, `TransformResult.gold_mode`).
 REBUILT, MERGED, UNCHANGED = "rebuilt", "merged", "unchanged"
@@ -110,6 +113,9 @@ class MergeOutcome:
     touched: frozenset[int] = frozenset()
     version_before: Optional[int] = None
     planned: bool = True
+    # A first load's appended rows, held (`frames.hold`) for gold to build from instead of reading the table back;
+    # whoever assembles the outcomes releases them (`SilverChanges.release`). None: not a first load, or no rows.
+    rows: Optional[DataFrame] = field(default=None, compare=False, repr=False)
 
     @property
     def live_change(self) -> int:

@@ -115,6 +115,7 @@ def _run(
                 spark.conf.set(name, value)
             for plan in pending:
                 report, run_changes = load_run(job, plan, previous)
+                changes = changes.then(run_changes)  # silver moved, even under a run that does not reconcile
                 if report.mismatches:
                     write_audit(spark, lake, job_id, [report], FAILED, GoldSummary())
                     raise ReconciliationError(
@@ -122,7 +123,6 @@ def _run(
                         + "; ".join(report.mismatches)
                     )
                 result.runs.append(report)
-                changes = changes.then(run_changes)
                 previous = LoadedRun(
                     report.run_id,
                     report.landing_digests,
@@ -142,6 +142,7 @@ def _run(
                             report.lake_versions.update(gold_versions)
                     write_audit(spark, lake, job_id, result.runs, LOADED, result.gold, result.spark_jobs)
             finally:
+                changes.release()
                 for name, previous_value in before.items():
                     if previous_value is None:
                         spark.conf.unset(name)
@@ -208,19 +209,24 @@ def load_run(job: Job, plan: LoadPlan, previous: Optional[LoadedRun] = None) -> 
             previous.run_id if previous else "?",
         )
     prepared = prepare_all(job, plan, {name: previous.entities[name] for name in skipped} if previous else {})
+    merged: dict[str, MergeOutcome] = {}
     try:
         projects = prepared[PROJECTS.name]
         parents = listed_parents(job.spark, projects.classified, PROJECTS, projects.landing.empty_parents)
         quarantine = write_quarantine(job, plan, prepared)
         # Programmes depend on nothing; projects follow apprenticeships (their deletions cascade).
         programmes = job.pool.submit(merge_silver, job, plan, prepared[PROGRAMMES.name], parents)
-        merged: dict[str, MergeOutcome] = {}
         try:
             for spec in (APPRENTICESHIPS, PROJECTS):
                 merged[spec.name] = merge_silver(job, plan, prepared[spec.name], parents)
         finally:
             wait([programmes])  # never leave its MERGE running behind a failure, or its rows unpersisted under it
-        merged[PROGRAMMES.name] = programmes.result()
+            if programmes.exception() is None:
+                merged[PROGRAMMES.name] = programmes.result()
+        programmes.result()  # its failure, if it failed
+    except BaseException:  # the rows a first load held for gold, of the entities appended before the failure
+        SilverChanges.of({BY_NAME[name]: outcome for name, outcome in merged.items()}).release()
+        raise
     finally:
         for value in prepared.values():
             value.unpersist()
