@@ -6,8 +6,8 @@ and written once as Parquet in `--work-dir` (kept there and reused: the same row
 "after" run); then, `--repeats` times per entity, the executor CPU seconds of reading those rows, and of
 reading and validating them (a `noop` write each, `_cpu_seconds`). Prints each repeat and the medians.
 
-    PYTHONPATH=$PWD/lib:$PWD/tests:$PWD .venv/bin/python bench/validation_cpu.py --scale 200000
-    PYTHONPATH=<other checkout>/lib:$PWD/tests:$PWD .venv/bin/python bench/validation_cpu.py   # that library
+    .venv/bin/python bench/validation_cpu.py --scale 200000
+    PYTHONPATH=<other checkout>/lib .venv/bin/python bench/validation_cpu.py   # that checkout's library
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ import statistics
 import sys
 from pathlib import Path
 
-from bench.transform import _cpu_seconds, synthesise_landing
-
 from multiverse_etl.config import load_config
 from multiverse_etl.logs import setup_logging
+from transform import _cpu_seconds, synthesise_landing  # bench/transform.py: this script's folder is first on sys.path
 
 
 def bronze_rows(spark, work: Path, scale: int) -> dict[str, str]:

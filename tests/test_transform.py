@@ -83,6 +83,17 @@ def land_two_runs(storage) -> None:
     )
 
 
+def _persisted(spark) -> dict[int, str]:
+    """The session's persisted RDDs by id, with their names (Delta names its cached table states
+    "Delta Table State #<version> - <path>")."""
+    held = spark.sparkContext._jsc.getPersistentRDDs()
+    return {int(i): str(held.get(i).name() or "") for i in held.keySet().toArray()}
+
+
+def _held_frames(spark) -> set[int]:
+    return {i for i, name in _persisted(spark).items() if not name.startswith("Delta Table State")}
+
+
 @pytest.fixture(scope="module")
 def scenario(spark, tmp_path_factory):
     root = str(tmp_path_factory.mktemp("transform-lake"))
@@ -92,12 +103,17 @@ def scenario(spark, tmp_path_factory):
     level = logger.level
     logger.addHandler(events)
     logger.setLevel(logging.INFO)
+    SCENARIO_HELD["before"] = _held_frames(spark)
     try:
         result = run_transform(spark, config)
     finally:
         logger.removeHandler(events)
         logger.setLevel(level)
+    SCENARIO_HELD["after"] = _held_frames(spark)
     return config, Lake.at(root), result, events.records
+
+
+SCENARIO_HELD: dict[str, set[int]] = {}  # the frames the session held before and after the scenario's transform
 
 
 class _Events(logging.Handler):
@@ -604,32 +620,20 @@ def test_a_transform_puts_the_sessions_settings_back(spark, tmp_path):
         spark.conf.set("spark.sql.adaptive.enabled", "false")
 
 
-def _persisted(spark) -> dict[int, str]:
-    """The session's persisted RDDs by id, with their names (Delta names its cached table states
-    "Delta Table State #<version> - <path>")."""
-    held = spark.sparkContext._jsc.getPersistentRDDs()
-    return {int(i): str(held.get(i).name() or "") for i in held.keySet().toArray()}
+def test_a_job_leaves_no_frame_held(scenario):
+    """Two runs (a first load, then MERGEs): every frame the job held or persisted is released by its end."""
+    assert SCENARIO_HELD["after"] == SCENARIO_HELD["before"]
 
 
-def _held_frames(spark) -> set[int]:
-    return {i for i, name in _persisted(spark).items() if not name.startswith("Delta Table State")}
-
-
-def test_a_first_load_builds_gold_from_the_rows_it_appended_and_no_job_leaves_a_frame_held(spark, tmp_path):
+def test_a_first_load_builds_gold_from_the_rows_it_appended_not_from_the_tables_read_back(spark, tmp_path):
+    config = make_config(str(tmp_path / "lake"))
+    land_first_run(open_storage(config.lake.root))
     held = _held_frames(spark)
-    alone, both = make_config(str(tmp_path / "alone")), make_config(str(tmp_path / "both"))
-    land_first_run(open_storage(alone.lake.root))
-    land_two_runs(open_storage(both.lake.root))
-    first = run_transform(spark, alone)  # silver appended; gold built from the appended rows, not read back
+    first = run_transform(spark, config)
     assert first.gold_mode == "rebuilt" and _held_frames(spark) == held
-    read_back = [name for name in _persisted(spark).values() if "/alone/silver/" in name]
-    assert read_back == []  # Delta never listed a silver table's files: nothing read it
-    comparison = compare_gold_with_silver(spark, alone)  # the oracle's joins of silver as the tables hold it
+    read_back = [name for name in _persisted(spark).values() if f"{config.lake.root}/silver/" in name]
+    assert read_back == []  # Delta never listed a silver table's files: nothing read them
+    comparison = compare_gold_with_silver(spark, config)  # the oracle's joins of silver as the tables hold it
     assert comparison.ok, comparison.describe()
-    assert (
-        first.gold.gold_apprenticeships == read_table(spark, Lake.at(alone.lake.root), "gold/apprenticeships").count()
-    )
-    two = run_transform(spark, both)  # appended, then MERGEd by the second run: gold reads what silver became
-    assert len(two.runs) == 2 and _held_frames(spark) == held
-    comparison = compare_gold_with_silver(spark, both)
-    assert comparison.ok, comparison.describe()
+    gold = read_table(spark, Lake.at(config.lake.root), "gold/apprenticeships")
+    assert first.gold.gold_apprenticeships == gold.count() == 4
