@@ -553,9 +553,10 @@ def test_counts_that_do_not_add_up_fail_the_job_and_leave_a_failed_audit_row(spa
     ]
 
 
-def test_gold_follows_the_silver_changes_of_a_run_that_does_not_reconcile(spark, tmp_path, monkeypatch):
-    """A run that fails its reconciliation after its MERGEs (it stays pending) has still changed silver: gold, merged
-    after the job's earlier runs, must include its changes too."""
+@pytest.mark.parametrize("failure", ["does not reconcile", "raises after its MERGEs"])
+def test_gold_follows_the_silver_changes_of_a_run_that_fails_after_its_merges(spark, tmp_path, monkeypatch, failure):
+    """A run that fails after its MERGEs (it stays pending) has still changed silver: gold, refreshed after the job's
+    earlier runs, must include its changes too (merged with them when known, else rebuilt)."""
     import multiverse_etl.transform.run as transform_run
     from multiverse_etl.transform import ReconciliationError
 
@@ -581,12 +582,15 @@ def test_gold_follows_the_silver_changes_of_a_run_that_does_not_reconcile(spark,
 
     def load_run(job, plan, previous=None):
         report, changes = real_load_run(job, plan, previous)
+        if plan.run_id == failing.run_id and failure == "raises after its MERGEs":
+            raise RuntimeError("the audit could not be written")
         if plan.run_id == failing.run_id:
             report.mismatches.append("a count that does not add up")
         return report, changes
 
     monkeypatch.setattr(transform_run, "load_run", load_run)
-    with pytest.raises(ReconciliationError, match="a count that does not add up"):
+    expected = ReconciliationError if failure == "does not reconcile" else RuntimeError
+    with pytest.raises(expected, match="a count that does not add up|the audit could not be written"):
         run_transform(spark, config)
     names = {
         r.apprenticeship_id: r.name for r in rows(spark, Lake.at(config.lake.root), "gold/apprenticeships").collect()

@@ -114,7 +114,11 @@ def _run(
             for name, value in small.items():
                 spark.conf.set(name, value)
             for plan in pending:
-                report, run_changes = load_run(job, plan, previous)
+                try:
+                    report, run_changes = load_run(job, plan, previous)
+                except BaseException:  # what the failed run's MERGEs changed before it failed is not known
+                    changes = changes.then(SilverChanges(complete=False))  # gold is rebuilt, never merged without it
+                    raise
                 changes = changes.then(run_changes)  # silver moved, even under a run that does not reconcile
                 if report.mismatches:
                     write_audit(spark, lake, job_id, [report], FAILED, GoldSummary())
