@@ -34,6 +34,7 @@ from .context import Job, results_or_raise
 from .deletions import listed_parents
 from .delta_log import table_version
 from .drift import apply_policy
+from .frames import release
 from .gold import SilverChanges
 from .gold_refresh import CountedGold, refresh_gold
 from .merge import merge_silver
@@ -229,7 +230,8 @@ def load_run(job: Job, plan: LoadPlan, previous: Optional[LoadedRun] = None) -> 
                 merged[PROGRAMMES.name] = programmes.result()
         programmes.result()  # its failure, if it failed
     except BaseException:  # the rows a first load held for gold, of the entities appended before the failure
-        SilverChanges.of({BY_NAME[name]: outcome for name, outcome in merged.items()}).release()
+        for outcome in merged.values():
+            release(outcome.rows)
         raise
     finally:
         for value in prepared.values():
