@@ -16,9 +16,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 setup_logging("INFO")
 
 # The spark-submit processes tests start (the CLI, a cluster's driver, the notebook's kernel) each live a few seconds
-# to a minute: HotSpot's C1 compiler alone serves them better than the C2 a long job needs (test_submit.py and
-# test_any_dir.py: 228 -> 153 CPU s, 136 -> 118 s, 2026-12-06). Not for the tests' own long-lived session (`spark`),
-# which it slows (226 -> 336 s on two Spark-heavy files). A JIT setting only: every code path is the same.
+# to a minute: HotSpot's C1 compiler alone serves them better than the C2 a long job needs (test_submit.py and the
+# since folded test_any_dir.py: 228 -> 153 CPU s, 136 -> 118 s, 2026-12-06; test_cluster.py gives it to its master,
+# worker and executor too). Not for the tests' own long-lived session (`spark`), which it slows (226 -> 336 s on two
+# Spark-heavy files). A JIT setting only: every code path is the same.
 SHORT_LIVED_JVM = ("SPARK_SUBMIT_OPTS", "-XX:TieredStopAtLevel=1")
 os.environ.setdefault(*SHORT_LIVED_JVM)
 

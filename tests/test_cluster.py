@@ -16,7 +16,7 @@ from pathlib import Path
 import pyspark
 import pytest
 
-from conftest import make_config
+from conftest import SHORT_LIVED_JVM, make_config
 from sample_api.dump import ground_truth
 from sample_api.server import serve_in_background
 from support.lake import assert_lake_matches
@@ -29,6 +29,7 @@ SCALE, SEED = 40, 17
 
 def _daemon(log: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_NO_DAEMONIZE": "1"}
+    env["SPARK_DAEMON_JAVA_OPTS"] = SHORT_LIVED_JVM[1]  # the master and the worker live for one test
     with log.open("w") as out:
         return subprocess.Popen(
             [str(SPARK_CLASS), *args], stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
@@ -116,6 +117,10 @@ def _submit(job: str, master: str, s3_endpoint: str, lake_root: str, *extra: str
         "spark.conf.spark.executor.memory=1g",
         "--set",
         "spark.conf.spark.ui.enabled=false",
+        # The executor lives for one job, like the driver (conftest.SHORT_LIVED_JVM): C1 only. The library's own
+        # executor option (UTC, spark.py) is repeated, as this setting replaces it.
+        "--set",
+        f"spark.conf.spark.executor.extraJavaOptions=-Duser.timezone=UTC {SHORT_LIVED_JVM[1]}",
         "--set",
         "transform.shuffle_partitions=2",
         "--set",

@@ -27,6 +27,23 @@ def run_script(*args, timeout=300, env=None):
     )
 
 
+def run_from(cwd: Path, script: str, *args: str) -> subprocess.CompletedProcess:
+    """The script as a scheduler starts it: from a working directory of its own, without this checkout's
+    environment (spark-submit.sh finds the project, its conf/ and its library by itself)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MV_PROJECT_ROOT", "MV_CONF_DIR", "PYTHONPATH")}
+    return subprocess.run([script, *args], cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
+
+
+def scheduler_cwd(tmp_path: Path, lake: Path) -> tuple[Path, str]:
+    """A working directory elsewhere, and the lake's path relative to the project root: it means `lake` only if
+    resolved against the project root (the README's rule), not against where the job was started."""
+    elsewhere = tmp_path / "scheduler" / "cwd"
+    elsewhere.mkdir(parents=True)
+    relative_to_root = os.path.relpath(lake, ROOT)
+    assert not (elsewhere / relative_to_root).resolve() == lake
+    return elsewhere, relative_to_root
+
+
 def test_local_extract_is_plain_python_and_spark_jobs_get_packages_and_the_ivy_cache():
     assert plan("extract", ["--env", "local"], python="/venv/bin/python") == [
         "/venv/bin/python",
@@ -87,15 +104,21 @@ def test_library_zip_imports_in_a_clean_interpreter(tmp_path):
 
 
 @pytest.mark.slow
-def test_smoke_and_maintain_run_through_spark_submit_locally(tmp_path):
+def test_smoke_and_maintain_run_through_spark_submit_locally_from_another_directory(tmp_path):
     lake = tmp_path / "lake"
-    smoke = run_script("smoke", "--env", "local", "--lake-root", str(lake))
-    assert smoke.returncode == 0, smoke.stderr[-2000:]
+    elsewhere, relative_to_root = scheduler_cwd(tmp_path, lake)
+    by_relative_path = os.path.relpath(SCRIPT, elsewhere)
+    smoke = run_from(elsewhere, by_relative_path, "smoke", "--env", "local", "--lake-root", relative_to_root)
+    assert smoke.returncode == 0, (smoke.stdout + smoke.stderr)[-3000:]
     assert "smoke row: 3 Łukasz 2024-03-06" in smoke.stdout
     assert (lake / "_smoke" / "events" / "_delta_log").is_dir()
-    refused = run_script("maintain", "--env", "local", "--lake-root", str(lake), "--retention-hours", "1")
+    refused = run_from(
+        elsewhere, str(SCRIPT), "maintain", "--env", "local", "--lake-root", relative_to_root, "--retention-hours", "1"
+    )
     # spark-submit's Python runner sends the driver's stderr to stdout
     assert refused.returncode == 1 and "below the safe minimum" in refused.stdout + refused.stderr
+    # Nothing written where the jobs were started (Spark leaves only its empty spark-warehouse folder).
+    assert not [path for path in elsewhere.rglob("*") if path.is_file()]
 
 
 # Test-sized Spark: 2 shuffle partitions, small Delta snapshots, no UI.
@@ -120,12 +143,16 @@ def summary_row(output: str, run_id: str, entity: str) -> dict:
 
 
 @pytest.mark.slow
-def test_extract_transform_and_pipeline_run_through_spark_submit_locally(tmp_path):
+def test_extract_transform_and_pipeline_run_through_spark_submit_locally_from_another_directory(tmp_path):
     """extract lands run A; transform is refused while another writer holds the lake; pipeline lands run B and
-    loads A and B; transform then finds nothing to load."""
+    loads A and B; transform then finds nothing to load. Started as a scheduler starts them: from a working
+    directory elsewhere (by a relative and an absolute path), the lake root relative to the project root."""
     lake = tmp_path / "lake"
+    elsewhere, relative_to_root = scheduler_cwd(tmp_path, lake)
+    by_relative_path, by_absolute_path = os.path.relpath(SCRIPT, elsewhere), str(SCRIPT)
+    local = ("--env", "local", "--lake-root", relative_to_root)
     with serve_in_background(scale=25, seed=5) as api:
-        extract = run_script("extract", "--env", "local", "--lake-root", str(lake), "--api-url", api.url)
+        extract = run_from(elsewhere, by_relative_path, "extract", *local, "--api-url", api.url)
         assert extract.returncode == 0, extract.stderr[-2000:]
         first_run = re.search(r"extract committed run (\S+): ", extract.stdout).group(1)
         manifest = json.loads((lake / "raw" / "_manifests" / f"{first_run}.json").read_text())
@@ -141,13 +168,13 @@ def test_extract_transform_and_pipeline_run_through_spark_submit_locally(tmp_pat
         }
         (lake / LOCK_KEY).parent.mkdir(parents=True, exist_ok=True)
         (lake / LOCK_KEY).write_text(json.dumps(holder))
-        refused = run_script("transform", "--env", "local", "--lake-root", str(lake), *SMALL_SPARK)
+        refused = run_from(elsewhere, by_absolute_path, "transform", *local, *SMALL_SPARK)
         assert refused.returncode != 0 and "locked by another-pipeline" in refused.stdout + refused.stderr
         assert "ready (master=" not in refused.stdout + refused.stderr and not (lake / "silver").exists()
         (lake / LOCK_KEY).unlink()
 
-        pipeline = run_script(
-            "pipeline", "--env", "local", "--lake-root", str(lake), "--api-url", api.url, "--show", "3", *SMALL_SPARK
+        pipeline = run_from(
+            elsewhere, by_absolute_path, "pipeline", *local, "--api-url", api.url, "--show", "3", *SMALL_SPARK
         )
     assert pipeline.returncode == 0, pipeline.stdout[-3000:] + pipeline.stderr[-3000:]
     second_run = re.search(r"extract committed run (\S+): ", pipeline.stdout).group(1)
@@ -167,7 +194,10 @@ def test_extract_transform_and_pipeline_run_through_spark_submit_locally(tmp_pat
     source_ids = sorted(a["id"] for a in ground_truth(25, 5, 0)["apprenticeships"])
     assert [int(line.split("|")[1]) for line in gold] == source_ids[:3]
 
-    transform = run_script("transform", "--env", "local", "--lake-root", str(lake), *SMALL_SPARK)
+    transform = run_from(elsewhere, by_relative_path, "transform", *local, *SMALL_SPARK)
     assert transform.returncode == 0, transform.stdout[-3000:] + transform.stderr[-3000:]
     assert "runs loaded: 0; gold unchanged" in transform.stdout
     assert not (lake / LOCK_KEY).exists()
+    assert (lake / "silver" / "apprenticeships" / "_delta_log").is_dir()
+    # Nothing written where the jobs were started (Spark leaves only its empty spark-warehouse folder).
+    assert not [path for path in elsewhere.rglob("*") if path.is_file()]
