@@ -1,4 +1,8 @@
-"""Local means loopback: every socket a local Spark job listens on (driver, block manager, UI) is 127.0.0.1."""
+"""Local means loopback: every socket a local Spark job listens on (driver, block manager, UI) is 127.0.0.1.
+
+The job watched is `spark-submit.sh smoke` started as a scheduler starts it (from a working directory of its own, the
+lake root relative to the project root): the same run also checks that, a JVM start saved (test_submit.py's other
+real runs start from elsewhere too)."""
 
 from __future__ import annotations
 
@@ -69,21 +73,28 @@ def listening_of(session: int) -> set[tuple[str, int]]:
     return found
 
 
-def test_a_local_spark_job_listens_on_loopback_only_ui_included(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MV_", "SPARK_LOCAL_IP"))}
+def test_a_local_spark_job_started_from_another_directory_listens_on_loopback_only_ui_included(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MV_", "SPARK_LOCAL_IP")) and k != "PYTHONPATH"}
+    lake = tmp_path / "lake"
+    elsewhere = tmp_path / "scheduler" / "cwd"
+    elsewhere.mkdir(parents=True)
+    relative_to_root = os.path.relpath(lake, ROOT)  # means `lake` only if resolved against the project root
+    assert not (elsewhere / relative_to_root).resolve() == lake
     command = [
-        str(ROOT / "spark-submit.sh"),
+        os.path.relpath(ROOT / "spark-submit.sh", elsewhere),
         "smoke",
         "--env",
         "local",
         "--lake-root",
-        str(tmp_path / "lake"),
+        relative_to_root,
         "--set",
         "spark.conf.spark.driver.memory=1g",
         "--set",
         f"logging.dir={tmp_path / 'logs'}",
     ]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=elsewhere, start_new_session=True
+    )
     seen: set[tuple[str, int]] = set()
     try:
         while proc.poll() is None:
@@ -94,7 +105,10 @@ def test_a_local_spark_job_listens_on_loopback_only_ui_included(tmp_path):
             proc.kill()
         output = proc.stdout.read().decode()
     assert proc.returncode == 0, output[-3000:]
-    assert "smoke row: 3" in output
+    assert "smoke row: 3 Łukasz 2024-03-06" in output
+    assert (lake / "_smoke" / "events" / "_delta_log").is_dir()  # the lake root resolved against the project root
+    # Nothing written where the job was started (Spark leaves only its empty spark-warehouse folder).
+    assert not [path for path in elsewhere.rglob("*") if path.is_file()]
     ui = re.search(r"ui=http://([\d.]+):(\d+)", output)
     assert ui and ui.group(1) == "127.0.0.1", output[-3000:]  # the UI is on, and the README's address is right
     assert int(ui.group(2)) in {port for _, port in seen}  # the UI's socket was among those watched
