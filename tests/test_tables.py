@@ -1,6 +1,8 @@
 """Delta I/O: a run's rows are replaced, never duplicated; the MERGE's own guards refuse stale changes."""
 
 import datetime as dt
+import json
+from pathlib import Path
 
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
@@ -153,6 +155,29 @@ def test_a_first_load_writes_one_file_per_partition_whatever_the_tasks_holding_i
     )
     assert sorted((row["rows"], row["days"]) for row in per_file) == [(4, 1), (4, 1)]
     assert_df_equality(read_table(spark, lake, "silver/programmes"), frame, ignore_row_order=True)
+
+
+def test_a_table_keeps_file_statistics_only_for_the_columns_it_is_looked_up_by(spark, tmp_path):
+    """silver/programmes: statistics of programme_id only (Delta's default: every one of its first 32 columns), and
+    data skipping on it still prunes files."""
+    lake = Lake.at(str(tmp_path))
+    create_table(spark, lake, "silver/programmes")
+    rows = [programme_row(pid, f"p{pid}", T1, pid) for pid in (1, 2)]
+    rows = [(*row[:4], dt.date(2026, 3, 1 + pid), *row[5:]) for pid, row in zip((1, 2), rows)]  # a file per day
+    append_rows(spark.createDataFrame(rows, SILVER), lake, "silver/programmes")
+    log = Path(lake.path("silver/programmes")) / "_delta_log"
+    adds = [
+        json.loads(action["add"]["stats"])
+        for line in (log / f"{1:020d}.json").read_text().splitlines()
+        if "add" in (action := json.loads(line))
+    ]
+    assert len(adds) == 2
+    for stats in adds:
+        assert set(stats["minValues"]) == set(stats["maxValues"]) == set(stats["nullCount"]) == {"programme_id"}
+        assert stats["numRecords"] == 1
+    one = read_table(spark, lake, "silver/programmes").where(F.col("programme_id") == 2)
+    assert [r.programme_id for r in one.collect()] == [2]
+    assert len(one.inputFiles()) == 1  # the other day's file skipped by its statistics
 
 
 def test_only_a_table_as_its_create_left_it_reads_as_created_empty(spark, tmp_path):
