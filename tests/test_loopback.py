@@ -1,8 +1,8 @@
 """Local means loopback: every socket a local Spark job listens on (driver, block manager, UI) is 127.0.0.1.
 
 The job watched is `spark-submit.sh smoke` started as a scheduler starts it (from a working directory of its own, the
-lake root relative to the project root): the same run also checks that, a JVM start saved (test_submit.py's other
-real runs start from elsewhere too)."""
+lake root relative to the project root), so that one JVM start serves both checks (test_submit.py's other real runs
+start from elsewhere too)."""
 
 from __future__ import annotations
 

@@ -82,8 +82,8 @@ TABLE_PROPERTIES = {
 # The columns each table keeps file statistics for (data skipping): the ones it is looked up or deleted by.
 # Delta's default is the first 32 columns: every write then aggregates min/max/nulls of each text column (names,
 # descriptions, raw records) and every filtered read parses them back, for files whose ids are spread across
-# every file anyway (files follow the date partitions, not the ids). A run at 120 apprenticeships was 12-15%
-# faster with none at all (docs/transform.md, session 18).
+# every file anyway (files follow the date partitions, not the ids). With these only, an incremental run was ~10%
+# faster at 2,000 and at 200,000 apprenticeships (docs/transform.md, 2026-12-07).
 STATS_COLUMNS = {
     **{bronze_table(e): ("run_id",) for e in ENTITIES},
     **{silver_table(e): e.key for e in ENTITIES},
