@@ -93,7 +93,7 @@ class Chaos:
 
             config = self.config(str(self.work / "unused"))
             self.spark = build_spark(config, "multiverse-etl-chaos")
-            self.spark.conf.set("spark.databricks.delta.snapshotPartitions", "2")
+            self.spark.conf.set("spark.databricks.delta.snapshotPartitions", "1")
         return self.spark
 
     def config(self, lake: str, api_url: str = "http://127.0.0.1:9", **extract):

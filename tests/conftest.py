@@ -74,7 +74,7 @@ def spark(local_s3, tmp_path_factory):
                 "spark.default.parallelism": "2",
                 "spark.sql.adaptive.enabled": "false",
                 "spark.ui.enabled": "false",
-                "spark.databricks.delta.snapshotPartitions": "2",
+                "spark.databricks.delta.snapshotPartitions": "1",
             },
         ),
     )

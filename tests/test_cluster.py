@@ -124,7 +124,7 @@ def _submit(job: str, master: str, s3_endpoint: str, lake_root: str, *extra: str
         "--set",
         "transform.shuffle_partitions=2",
         "--set",
-        "spark.conf.spark.databricks.delta.snapshotPartitions=2",
+        "spark.conf.spark.databricks.delta.snapshotPartitions=1",
         *extra,
     ]
     return subprocess.run(command, capture_output=True, text=True, timeout=540, env=env, cwd=ROOT)

@@ -121,7 +121,7 @@ SMALL_SPARK = [
     "--set",
     "spark.conf.spark.driver.memory=1g",
     "--set",
-    "spark.conf.spark.databricks.delta.snapshotPartitions=2",
+    "spark.conf.spark.databricks.delta.snapshotPartitions=1",
     "--set",
     "spark.conf.spark.ui.enabled=false",
 ]

@@ -30,7 +30,7 @@ def job_command(job: str, lake: str, *extra: str, env_name: str = "local") -> li
         "--set",
         "spark.conf.spark.ui.enabled=false",
         "--set",
-        "spark.conf.spark.databricks.delta.snapshotPartitions=2",
+        "spark.conf.spark.databricks.delta.snapshotPartitions=1",
     ]
     if job == "extract":
         spark_sets = []
