@@ -14,6 +14,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from support.processes import scheduler_cwd
+
 ROOT = Path(__file__).resolve().parents[1]
 LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 
@@ -76,10 +78,7 @@ def listening_of(session: int) -> set[tuple[str, int]]:
 def test_a_local_spark_job_started_from_another_directory_listens_on_loopback_only_ui_included(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MV_", "SPARK_LOCAL_IP")) and k != "PYTHONPATH"}
     lake = tmp_path / "lake"
-    elsewhere = tmp_path / "scheduler" / "cwd"
-    elsewhere.mkdir(parents=True)
-    relative_to_root = os.path.relpath(lake, ROOT)  # means `lake` only if resolved against the project root
-    assert not (elsewhere / relative_to_root).resolve() == lake
+    elsewhere, relative_to_root = scheduler_cwd(tmp_path, lake)
     command = [
         os.path.relpath(ROOT / "spark-submit.sh", elsewhere),
         "smoke",

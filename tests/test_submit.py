@@ -16,6 +16,7 @@ from multiverse_etl.lock import LOCK_KEY
 from multiverse_etl.submit import JOBS, SubmitError, build_lib_zip, plan
 from sample_api.dump import ground_truth
 from sample_api.server import serve_in_background
+from support.processes import scheduler_cwd
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "spark-submit.sh"
@@ -32,16 +33,6 @@ def run_from(cwd: Path, script: str, *args: str) -> subprocess.CompletedProcess:
     environment (spark-submit.sh finds the project, its conf/ and its library by itself)."""
     env = {k: v for k, v in os.environ.items() if k not in ("MV_PROJECT_ROOT", "MV_CONF_DIR", "PYTHONPATH")}
     return subprocess.run([script, *args], cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
-
-
-def scheduler_cwd(tmp_path: Path, lake: Path) -> tuple[Path, str]:
-    """A working directory elsewhere, and the lake's path relative to the project root: it means `lake` only if
-    resolved against the project root (the README's rule), not against where the job was started."""
-    elsewhere = tmp_path / "scheduler" / "cwd"
-    elsewhere.mkdir(parents=True)
-    relative_to_root = os.path.relpath(lake, ROOT)
-    assert not (elsewhere / relative_to_root).resolve() == lake
-    return elsewhere, relative_to_root
 
 
 def test_local_extract_is_plain_python_and_spark_jobs_get_packages_and_the_ivy_cache():

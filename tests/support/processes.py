@@ -16,6 +16,16 @@ PYTHON = sys.executable
 # ---------------------------------------------------------------- jobs as subprocesses
 
 
+def scheduler_cwd(tmp_path: Path, lake: Path) -> tuple[Path, str]:
+    """A working directory elsewhere (as cron or Airflow start a job), and the lake's path relative to the project
+    root: it means `lake` only if resolved against the project root (the README's rule), not against that directory."""
+    elsewhere = tmp_path / "scheduler" / "cwd"
+    elsewhere.mkdir(parents=True)
+    relative_to_root = os.path.relpath(lake, ROOT)
+    assert not (elsewhere / relative_to_root).resolve() == lake
+    return elsewhere, relative_to_root
+
+
 def job_command(job: str, lake: str, *extra: str, env_name: str = "local") -> list[str]:
     """`jobs/<job>.py` with the test-sized Spark settings (2 shuffle partitions, small Delta snapshots)."""
     spark_sets = [
