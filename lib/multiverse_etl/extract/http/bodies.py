@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import aiohttp
 
@@ -16,20 +16,25 @@ DETAIL_CHARS = 200
 READ_CHUNK = 64 * 1024  # bytes taken from the (already inflated) stream at a time
 
 
-async def read_bounded(resp: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
-    """The whole body, counted while it is read (after aiohttp's transparent gzip/deflate/br inflation):
-    at most `limit` bytes are ever held; a bigger body raises ResponseTooLarge naming `what` (the page, no
-    secrets) and the limit. A declared Content-Length over the limit (no encoding) is refused before reading."""
+async def read_bounded(resp: aiohttp.ClientResponse, limit: int, what: Callable[[], str]) -> bytes:
+    """The whole body, at most `limit` bytes of it held (after aiohttp's transparent gzip/deflate/br inflation);
+    a bigger body raises ResponseTooLarge naming `what()` (the page, no secrets; built only then) and the limit.
+
+    A body with a declared Content-Length and no encoding is read in one call (aiohttp reads no more than
+    declared: the normal page, and the cheapest read); one over the limit is refused before reading. Any
+    other body is counted chunk by chunk as it is inflated."""
     declared = resp.content_length
-    if declared is not None and declared > limit and not resp.headers.get("Content-Encoding"):
-        raise _too_large(what, limit, f"it declares {declared} bytes")
+    if declared is not None and not resp.headers.get("Content-Encoding"):
+        if declared > limit:
+            raise _too_large(what(), limit, f"it declares {declared} bytes")
+        return await resp.read()
     chunks: list[bytes] = []
     size = 0
     async for chunk in resp.content.iter_chunked(READ_CHUNK):
         size += len(chunk)
         if size > limit:
             resp.close()  # drop the connection: the rest of the body is never read nor inflated
-            raise _too_large(what, limit, f"more than {limit} bytes read")
+            raise _too_large(what(), limit, f"more than {limit} bytes read")
         chunks.append(chunk)
     return b"".join(chunks)
 

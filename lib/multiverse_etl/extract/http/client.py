@@ -13,6 +13,7 @@ token (the server restarted): the caller restarts that list (DeadPaginationToken
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from typing import Any, Mapping, NamedTuple, Optional, Union
@@ -46,6 +47,21 @@ TRANSIENT_ERRORS = (
     aiohttp.ClientResponseError,
     asyncio.TimeoutError,
 )
+
+
+@functools.lru_cache(maxsize=256)
+def _encoded_query(items: tuple[tuple[str, Any], ...]) -> str:
+    return urlencode(items)
+
+
+def _query_string(params: Mapping[str, Any]) -> str:
+    """`urlencode(params)`, remembered for the few parameter sets without a pagination token (every fan-out
+    request sends the same `page_size=N`; a token is new each time, so it is encoded afresh)."""
+    if not params:
+        return ""
+    if "pagination_token" in params:
+        return urlencode(params)
+    return _encoded_query(tuple(params.items()))
 
 
 class Response(NamedTuple):
@@ -148,8 +164,10 @@ class ApiClient:
                 headers = self.auth.headers if form is None else None
                 async with session.request(method, url, headers=headers, data=form) as resp:
                     status = resp.status
-                    body = await read_bounded(resp, self.settings.max_response_bytes, self._page_name(method, url))
-                    content_type = resp.content_type
+                    body = await read_bounded(
+                        resp, self.settings.max_response_bytes, lambda: self._page_name(method, url)
+                    )
+                    content_type = resp.headers.get("Content-Type", "")  # for messages: as sent, not parsed
                     if status == 429 or status == 503:
                         retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             except aiohttp.ClientConnectorCertificateError as exc:
@@ -195,7 +213,7 @@ class ApiClient:
         if not self.auth.headers:
             await self._renew(0)
         # One pre-encoded URL per call: yarl skips parsing and quoting (measurable at thousands of requests/s).
-        query = urlencode(params) if params else ""
+        query = _query_string(params)
         url = URL(f"{self.base_url}{path}?{query}" if query else self.base_url + path, encoded=True)
         tokened = "pagination_token" in params
         attempt = relogins = streak_500 = 0
