@@ -10,6 +10,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import web
+from yarl import URL
 
 from multiverse_etl.config import ApiConfig
 from multiverse_etl.errors import EtlError
@@ -364,3 +365,50 @@ def test_counts_are_kept_per_entity():
     counts.retried("parents")
     assert counts.by_entity["projects"].requests == 2 and counts.entity("other").requests == 0
     assert counts.requests == 2 and counts.retries == 1 and counts.entity("parents").retries == 1
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        "http://127.0.0.1:8000",
+        "https://api.example.com/v1/",
+        "http://user:p%40ss@h.example:81/api",
+        "http://[::1]:8000",
+    ],
+)
+def test_a_page_url_built_from_parts_is_the_base_url_plus_path_and_query(base):
+    client = ApiClient(api_config(base), creds())
+    text = client.base_url + "/apprenticeships/17/projects"
+    for query in ("page_size=1000", "page_size=5&pagination_token=a%2Fb+c", ""):
+        built = client._page_url("/apprenticeships/17/projects", query)
+        parsed = URL(f"{text}?{query}" if query else text, encoded=True)
+        assert built == parsed and str(built) == str(parsed)
+
+
+def test_the_query_sent_is_the_params_encoded_and_a_token_is_never_reused():
+    seen = []
+
+    async def data(script, request):
+        seen.append(request.rel_url.raw_query_string)
+        return await ok(script, request)
+
+    async def main():
+        script = Script(data)
+        async with serve(script) as url, ApiClient(api_config(url), creds()) as client:
+            for params in (
+                {"page_size": 20},
+                {"page_size": 20, "pagination_token": "a/b c"},
+                {"page_size": 20, "pagination_token": "d&e=f"},
+                {"page_size": 20},
+                {"modified_after": "2026-12-07T00:00:00+00:00", "page_size": 7},
+            ):
+                await client.get_page("/apprenticeships", params, entity="apprenticeships")
+        assert seen == [
+            "page_size=20",
+            "page_size=20&pagination_token=a%2Fb+c",
+            "page_size=20&pagination_token=d%26e%3Df",
+            "page_size=20",
+            "modified_after=2026-12-07T00%3A00%3A00%2B00%3A00&page_size=7",
+        ]
+
+    run(main())
