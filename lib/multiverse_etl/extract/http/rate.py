@@ -79,8 +79,10 @@ class RatePacer:
 
     @property
     def rate(self) -> Optional[float]:
-        rates = [r for r in (self.hard, self.learnt) if r]
-        return min(rates) if rates else None
+        hard, learnt = self.hard, self.learnt
+        if hard and learnt:
+            return min(hard, learnt)
+        return hard or learnt or None
 
     def delay(self) -> float:
         """Take the next start slot; seconds to wait for it (0: go now)."""

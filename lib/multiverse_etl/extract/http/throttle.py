@@ -85,11 +85,12 @@ class Throttle:
     async def acquire(self, first: bool = False) -> Ticket:
         """A slot (`first`: ahead of the queue), after any pause, at the pace: then send at once."""
         await self.limiter.acquire(first)
-        try:
-            await self.wait_turn()
-        except BaseException:
-            self.limiter.release(NEUTRAL)
-            raise
+        if self.until or self.pacer.rate is not None:  # else: no pause, no pace, nothing to wait for
+            try:
+                await self.wait_turn()
+            except BaseException:
+                self.limiter.release(NEUTRAL)
+                raise
         return Ticket(self.clock(), self._epoch)
 
     async def wait_turn(self) -> None:
