@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, Mapping, Optional, Protocol
+from typing import Any, AsyncIterator, Callable, Mapping, NamedTuple, Optional, Protocol
 
 from .errors import DeadPaginationToken, PaginationLoop
 from .http import ApiClient
@@ -90,9 +89,8 @@ class PageSize:
             self.value = served
 
 
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One page as served, with what is needed to land it."""
+class Page(NamedTuple):
+    """One page as served, with what is needed to land it (a tuple: one is made per request)."""
 
     entity: str
     path: str
