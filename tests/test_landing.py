@@ -120,6 +120,29 @@ def test_a_records_fingerprint_ignores_spacing_and_key_order_but_not_values_or_i
     assert isinstance(huge, int) and -(2**63) <= huge < 2**63
 
 
+def test_fingerprints_are_the_scheme_restated_one_record_or_a_page_at_a_time():
+    """blake2b-64 of the sorted compact JSON, a NUL and the parent's id as text: the values the lake keeps."""
+    import hashlib
+
+    from multiverse_etl import jsonsafe
+    from multiverse_etl.landing import record_fingerprint, record_fingerprints
+
+    def scheme(record, parent):
+        try:
+            canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        except UnicodeEncodeError:  # a lone surrogate: written escaped (jsonsafe)
+            canonical = jsonsafe.dumps(record, sort_keys=True)
+        digest = hashlib.blake2b(canonical + b"\0" + str(parent).encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big", signed=True)
+
+    records = [{"id": 1, "name": "Zoé", "b": [1, {"y": 2, "x": None}]}, {"id": 10**40}, {"s": "\ud800"}, {}]
+    for parent in (17, None, "A-9"):
+        expected = [scheme(r, parent) for r in records]
+        assert record_fingerprints(records, parent) == expected
+        assert [record_fingerprint(r, parent) for r in records] == expected
+    assert record_fingerprints([], 3) == []
+
+
 def test_a_landing_digest_is_the_same_whatever_the_order_of_pages_and_records():
     from multiverse_etl.landing import LandingDigest, landing_line, record_fingerprint
 

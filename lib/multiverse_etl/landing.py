@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -224,12 +224,22 @@ def record_fingerprint(record: Any, parent_id: Any = None) -> int:
     spaced or ordered it, nor on the Spark line that later reads it. The transform compares it with the
     fingerprint silver and quarantine keep, to skip the records that did not change.
     """
-    try:
-        canonical = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
-    except (TypeError, orjson.JSONEncodeError):  # huge numbers, deep nesting, lone surrogates
-        canonical = jsonsafe.dumps(record, sort_keys=True)  # = json.dumps(sort_keys, compact, ASCII), no recursion
-    digest = hashlib.blake2b(canonical + b"\0" + str(parent_id).encode(), digest_size=8)
-    return int.from_bytes(digest.digest(), "big", signed=True)
+    return record_fingerprints((record,), parent_id)[0]
+
+
+def record_fingerprints(records: Iterable[Any], parent_id: Any = None) -> list[int]:
+    """`record_fingerprint` of each record of one parent, in order: the parent's part is encoded once, and the
+    loop makes no call per record but the hashing (it runs for every record the extractor lands)."""
+    tail = b"\0" + str(parent_id).encode()
+    prints = []
+    for record in records:
+        try:
+            canonical = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+        except (TypeError, orjson.JSONEncodeError):  # huge numbers, deep nesting, lone surrogates
+            canonical = jsonsafe.dumps(record, sort_keys=True)  # = json.dumps(sort_keys, compact, ASCII), no recursion
+        digest = hashlib.blake2b(canonical + tail, digest_size=8).digest()
+        prints.append(int.from_bytes(digest, "big", signed=True))
+    return prints
 
 
 _MASK = (1 << 64) - 1

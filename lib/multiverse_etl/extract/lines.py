@@ -14,7 +14,7 @@ from typing import Any, Optional
 import orjson
 
 from .. import jsonsafe
-from ..landing import landing_line, record_fingerprint
+from ..landing import landing_line, record_fingerprints
 from .paginate import Page
 
 _SPLICE_KEYS = frozenset(("data", "pagination"))
@@ -23,7 +23,7 @@ _SPLICE_KEYS = frozenset(("data", "pagination"))
 def page_line(page: Page, run_id: str, parent: Optional[dict[str, Any]]) -> bytes:
     """The gzip-ready JSON line (with its newline) for one page."""
     parent_id = None if parent is None else parent.get("apprenticeship_id")
-    fingerprints = [record_fingerprint(record, parent_id) for record in page.doc["data"]]
+    fingerprints = record_fingerprints(page.doc["data"], parent_id)
     return landing_line(
         page.entity,
         run_id,
