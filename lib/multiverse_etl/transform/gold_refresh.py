@@ -78,7 +78,7 @@ def refresh_gold(
     """Gold after this job's loads (`force`: runs were loaded, so its counts are wanted for the audit).
 
     `counted`: the last audit row's gold counts; reused when gold has not moved since (no scan of gold)."""
-    spark, lake, start = job.spark, job.lake, time.monotonic()
+    start = time.monotonic()
     # Gold depends on silver's versions and on the pseudonymisation key (a new key must re-hash gold).
     fingerprint = key_fingerprint(job.pseudonymisation_key) if job.pseudonymisation_key else "off"
     versions: dict = {**table_versions(job.lake.storage, SILVER_TABLES), "pseudonyms": fingerprint}
@@ -88,17 +88,14 @@ def refresh_gold(
         return GoldOutcome()
     started_from = {**versions, **changes.versions_before}
     mergeable = not rebuild and changes.complete and all(b == started_from for b in built_from)
-    ids = None
     if mergeable and changes.empty and started_from == versions:
         summary, mode = _unchanged_counts(job, counted), UNCHANGED  # nothing gold reads changed
-    elif mergeable:
-        ids = touched_apprenticeships(spark, changes, read_table(spark, lake, silver_table(APPRENTICESHIPS))).cache()
-    if ids is not None and _worth_merging(job, ids, counted, len(changes.touched.get(APPRENTICESHIPS.id_column, ()))):
-        summary, mode = _merge(job, ids, versions, changes), MERGED
-    elif ids is not None or not mergeable:
+    else:
+        ids = _ids_worth_merging(job, changes, counted) if mergeable else None
         if ids is not None:
-            ids.unpersist()
-        summary, mode = _rebuild(job, versions, changes), REBUILT
+            summary, mode = _merge(job, ids, versions, changes), MERGED
+        else:
+            summary, mode = _rebuild(job, versions, changes), REBUILT
     seconds = time.monotonic() - start
     log.info(
         "gold %s from silver %s (%s touched): %d apprenticeships (%d with an unknown programme), %d projects (%d "
@@ -157,22 +154,32 @@ def _rebuild(job: Job, versions: dict, changes: SilverChanges) -> GoldSummary:
     return GoldSummary(int(a["rows"]), int(p["rows"]), int(a["orphans"] or 0), int(p["orphans"] or 0))
 
 
-def _worth_merging(job: Job, ids: DataFrame, counted: Optional[CountedGold], named: int) -> bool:
-    """A MERGE rewrites every file holding a touched row, and touched apprenticeships are spread over every
-    partition: past a small share (`transform.gold_merge_max_share`) a rebuild costs less (docs/transform.md).
-    Gold's rows as the last audit row counted them when gold has not moved since (else counted: a Spark job).
-    `named`: the apprenticeships the silver MERGEs named, at most `ids`' count: past the share, `ids` is not counted."""
+def _ids_worth_merging(job: Job, changes: SilverChanges, counted: Optional[CountedGold]) -> Optional[DataFrame]:
+    """The touched apprenticeships (cached), or None when a rebuild costs less than a MERGE: a MERGE rewrites every
+    file holding a touched row, and touched apprenticeships are spread over every partition, so past a small share
+    of gold's rows (`transform.gold_merge_max_share`) a rebuild costs less (docs/transform.md).
+
+    Gold's rows as the last audit row counted them when gold has not moved since (else counted: a Spark job). When
+    the apprenticeships the silver MERGEs named are past the share already, silver is not read for the rest (a
+    programme's change can only add to them)."""
     recorded = _still_counted(job, counted)
     if recorded is not None and recorded.gold_apprenticeships is not None:
         rows = recorded.gold_apprenticeships
     else:
         rows = read_table(job.spark, job.lake, str(APPRENTICESHIPS.gold.table)).count()
     limit = job.gold_merge_max_share * max(rows, 1)
-    touched = named if named > limit else ids.count()  # a programme's change adds its apprenticeships: count them
-    worth = touched <= limit
-    if not worth:
-        log.info("gold: %d of %d apprenticeships touched, over transform.gold_merge_max_share: rebuilt", touched, rows)
-    return worth
+    touched = len(changes.touched.get(APPRENTICESHIPS.id_column, ()))
+    ids = None
+    if touched <= limit:
+        apprenticeships = read_table(job.spark, job.lake, silver_table(APPRENTICESHIPS))
+        ids = touched_apprenticeships(job.spark, changes, apprenticeships).cache()
+        touched = ids.count()
+    if touched <= limit:
+        return ids
+    if ids is not None:
+        ids.unpersist()
+    log.info("gold: %d of %d apprenticeships touched, over transform.gold_merge_max_share: rebuilt", touched, rows)
+    return None
 
 
 def _merge(job: Job, ids: DataFrame, versions: dict, changes: SilverChanges) -> GoldSummary:
