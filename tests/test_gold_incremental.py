@@ -137,3 +137,32 @@ def test_incremental_gold_is_the_joins_of_silver_over_generations_0_to_3_and_a_p
     touched = sum(c.inserted + c.updated + c.deleted for c in result.runs[0].entities if c.entity == "apprenticeships")
     assert result.gold_mode == "rebuilt" and touched > 0.01 * result.gold.gold_apprenticeships
     assert_gold_is_the_joins_of_silver(spark, config)
+
+
+def test_past_the_merge_share_by_what_the_merges_named_silver_is_not_read_for_the_touched_set(spark, monkeypatch):
+    """The MERGEs named 5 of gold's 100 apprenticeships, the share allows 1: rebuilt, and silver is not scanned for
+    the touched set (a programme's change could only add to it); 1 named: the touched set is built and counted."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from multiverse_etl.transform import gold_refresh
+    from multiverse_etl.transform.context import Job
+    from multiverse_etl.transform.gold import SilverChanges
+    from multiverse_etl.transform.results import GoldSummary
+
+    built = []
+
+    def touched(spark_, changes, apprenticeships):
+        built.append(sorted(changes.touched["apprenticeship_id"]))
+        return spark_.createDataFrame([(i,) for i in changes.touched["apprenticeship_id"]], "apprenticeship_id bigint")
+
+    monkeypatch.setattr(gold_refresh, "_still_counted", lambda job, counted: GoldSummary(100, 300, 0, 0))
+    monkeypatch.setattr(gold_refresh, "read_table", lambda *args: None)  # the silver table: never scanned here
+    monkeypatch.setattr(gold_refresh, "touched_apprenticeships", touched)
+    with ThreadPoolExecutor(1) as pool:
+        job = Job(spark, None, "job", pool, gold_merge_max_share=0.01)  # type: ignore[arg-type]
+        many = SilverChanges(touched={"apprenticeship_id": frozenset(range(5))})
+        assert gold_refresh._ids_worth_merging(job, many, None) is None and built == []
+        one = SilverChanges(touched={"apprenticeship_id": frozenset({7})})
+        ids = gold_refresh._ids_worth_merging(job, one, None)
+        assert ids is not None and [r.apprenticeship_id for r in ids.collect()] == [7] and built == [[7]]
+        ids.unpersist()
