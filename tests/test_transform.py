@@ -600,14 +600,15 @@ def test_gold_follows_the_silver_changes_of_a_run_that_fails_after_its_merges(sp
     assert comparison.ok, comparison.describe()
 
 
-def test_a_small_load_runs_without_adaptive_execution_on_one_shuffle_partition_per_100k_rows():
+def test_a_small_load_runs_without_adaptive_execution_or_broadcasts_on_one_shuffle_partition_per_100k_rows():
     from multiverse_etl.transform.run import small_landing_settings
 
     adaptive, shuffle = "spark.sql.adaptive.enabled", "spark.sql.shuffle.partitions"
-    assert small_landing_settings(7_726, 8) == {adaptive: "false", shuffle: "1"}
-    assert small_landing_settings(0, 8) == {adaptive: "false", shuffle: "1"}
-    assert small_landing_settings(100_001, 8) == {adaptive: "false", shuffle: "2"}
-    assert small_landing_settings(200_000, 1) == {adaptive: "false", shuffle: "1"}  # never more than configured
+    small = {adaptive: "false", "spark.sql.autoBroadcastJoinThreshold": "-1"}
+    assert small_landing_settings(7_726, 8) == {**small, shuffle: "1"}
+    assert small_landing_settings(0, 8) == {**small, shuffle: "1"}
+    assert small_landing_settings(100_001, 8) == {**small, shuffle: "2"}
+    assert small_landing_settings(200_000, 1) == {**small, shuffle: "1"}  # never more than configured
     assert small_landing_settings(200_001, 8) == {}  # a large load: the session's own settings
 
 
@@ -616,12 +617,15 @@ def test_a_transform_puts_the_sessions_settings_back(spark, tmp_path):
     write_run(open_storage(config.lake.root), T0, programmes=[Page([programme(1)])])
     spark.conf.set("spark.sql.shuffle.partitions", "2")
     spark.conf.set("spark.sql.adaptive.enabled", "true")
+    spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "1234567")
     try:
         run_transform(spark, config)
         assert spark.conf.get("spark.sql.shuffle.partitions") == "2"
         assert spark.conf.get("spark.sql.adaptive.enabled") == "true"
+        assert spark.conf.get("spark.sql.autoBroadcastJoinThreshold") == "1234567"
     finally:
         spark.conf.set("spark.sql.adaptive.enabled", "false")
+        spark.conf.unset("spark.sql.autoBroadcastJoinThreshold")
 
 
 def test_a_job_leaves_no_frame_held(scenario):

@@ -61,6 +61,7 @@ from .tables import (
 SMALL_LANDING_RECORDS = 200_000
 RECORDS_PER_SHUFFLE_PARTITION = 100_000
 ADAPTIVE = "spark.sql.adaptive.enabled"
+BROADCAST_THRESHOLD = "spark.sql.autoBroadcastJoinThreshold"
 SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
 # The tables whose versions say whether the lake moved since a run was loaded (skip.py).
 LAKE_STATE_TABLES = (*(silver_table(spec) for spec in LOAD_ORDER), QUARANTINE_TABLE)
@@ -162,13 +163,15 @@ def _run(
 
 def small_landing_settings(records: int, shuffle_partitions: int) -> dict[str, str]:
     """Session settings for a load handling `records` rows: none for a large load; for a small one adaptive
-    execution off (each adaptive query stage is a Spark job of its own) and one shuffle partition per
+    execution off and no broadcast joins Spark would choose by size (each adaptive query stage and each broadcast is
+    a Spark job of its own; a shuffle join of two small sides runs inside the job that needs it; the lookups the
+    code hints, a few keys against every landed record, are still broadcast), and one shuffle partition per
     `RECORDS_PER_SHUFFLE_PARTITION` records (never more than configured): on a small landing a shuffle's cost is
     its tasks, not its rows (an incremental run at 2,000 apprenticeships ran 102 tasks in one planning job at 8)."""
     if records > SMALL_LANDING_RECORDS:
         return {}
     partitions = max(1, min(shuffle_partitions, -(-records // RECORDS_PER_SHUFFLE_PARTITION)))
-    return {ADAPTIVE: "false", SHUFFLE_PARTITIONS: str(partitions)}
+    return {ADAPTIVE: "false", BROADCAST_THRESHOLD: "-1", SHUFFLE_PARTITIONS: str(partitions)}
 
 
 def _live_rows(previous: Optional[LoadedRun]) -> int:
