@@ -253,9 +253,20 @@ class TlsProxy:
         self.loop.run_forever()
 
     def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.server.close)
+        """Close the server and end its open connections' tasks before the loop stops (none is left pending)."""
+
+        async def shutdown() -> None:
+            self.server.close()
+            tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+        if not self.thread.is_alive():
+            self.loop.close()
 
 
 def test_tls_certificates_are_verified_by_default_and_the_opt_out_is_explicit_and_loud(tmp_path, api_requests):
