@@ -68,3 +68,44 @@ def test_a_version_landed_twice_in_one_run_reaches_bronze_and_quarantine_once_as
         (1, "renamed"),
         (2, "Data Fellowship – Acme 2"),
     ]
+
+
+def test_a_first_load_reads_each_landing_part_once_and_a_later_run_again_only_the_parts_with_a_change(
+    spark, tmp_path, monkeypatch
+):
+    from multiverse_etl.transform import prepare, read
+
+    reads: list[tuple[str, bool]] = []  # (part, whole: with its records' text)
+    real = read.read_landing_pages
+
+    def recorded(spark_, root, keys, scheme, records=True, permissive=False):
+        reads.extend((key, records) for key in keys)
+        return real(spark_, root, keys, scheme, records=records, permissive=permissive)
+
+    monkeypatch.setattr(read, "read_landing_pages", recorded)  # what `landing_pages` calls
+    monkeypatch.setattr(prepare, "read_landing_pages", recorded)
+    storage, config = open_storage(str(tmp_path)), make_config(str(tmp_path))
+    pages = [Page([apprenticeship(1), apprenticeship(2)]), Page([apprenticeship(3)])]
+    first = write_run(
+        storage, T0, programmes=[Page([programme(7)])], apprenticeships=pages, pages_per_part=1, fingerprints=True
+    )
+    run_transform(spark, config)
+    # Nothing to classify against: each part read once, whole (classification, bronze and validation from that read).
+    assert sorted(reads) == sorted((key, True) for keys in first.keys.values() for key in keys)
+
+    reads.clear()
+    pages[1] = Page([apprenticeship(3, name="renamed", modified_date="2024-04-01T00:00:00")])
+    second = write_run(
+        storage,
+        T0 + DAY,
+        programmes=[Page([programme(7)])],
+        apprenticeships=pages,
+        pages_per_part=1,
+        fingerprints=True,
+    )
+    result = run_transform(spark, config)
+    assert [c.updated for c in result.runs[0].entities if c.entity == "apprenticeships"] == [1]
+    # Classified from the fingerprints alone (programmes, landed exactly as before, are not read at all); read
+    # whole again: only the part holding the changed record.
+    parts = second.keys["apprenticeships"]
+    assert sorted(reads) == sorted([(parts[0], False), (parts[1], False), (parts[1], True)])

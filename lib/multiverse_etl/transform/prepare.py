@@ -117,17 +117,22 @@ def prepare_entity(job: Job, plan: LoadPlan, spec: EntitySpec, first_load: bool)
         return Prepared(spec, PageChecks(), {})
     start = time.monotonic()
     fingerprinted = plan.manifest is not None and plan.manifest.record_fingerprints == FINGERPRINT_SCHEME
-    classified, landing, classes, files, split = _classify(job, plan, spec, first_load, records=not fingerprinted)
-    if fingerprinted and landing.pages_without_data:  # a page without fingerprints: read it all
+    # A first load has nothing to classify against: every record is changed, so its landing is read once, whole,
+    # and the classification and bronze, validation and ranking all come from that one read (`landed`, persisted).
+    records = first_load or not fingerprinted
+    classified, landing, classes, files, split, landed = _classify(job, plan, spec, first_load, records)
+    if not records and landing.pages_without_data:  # a page without fingerprints: read it all
         release(classified)
-        classified, landing, classes, files, split = _classify(job, plan, spec, first_load, True, split)
+        classified, landing, classes, files, split, landed = _classify(job, plan, spec, first_load, True, split)
     prepared = Prepared(spec, landing, classes, changed_files=files, classified=classified, split=split)
     try:
         if classes.get(CHANGED):
-            prepared = _prepare_changed(job, plan, prepared, first_load)
+            prepared = _prepare_changed(job, plan, prepared, first_load, landed)
     except BaseException:
         prepared.unpersist()
         raise
+    finally:
+        release(landed)
     seconds = time.monotonic() - start
     log.info(
         "run %s %s: %d landed records: %d unchanged, %d known bad, %d changed (%d new versions to bronze, %d valid); "
@@ -158,20 +163,25 @@ def prepare_entity(job: Job, plan: LoadPlan, spec: EntitySpec, first_load: bool)
 
 def _classify(
     job: Job, plan: LoadPlan, spec: EntitySpec, first_load: bool, records: bool, split: Optional[SplitPages] = None
-) -> tuple[DataFrame, PageChecks, dict[str, int], tuple[str, ...], Optional[SplitPages]]:
+) -> tuple[DataFrame, PageChecks, dict[str, int], tuple[str, ...], Optional[SplitPages], Optional[DataFrame]]:
     """The run's landing of one entity, classified (held), what its pages showed, the class counts, the
-    landing files holding a changed record, and the lines the JSON reader refused, split (None: there were none).
+    landing files holding a changed record, the lines the JSON reader refused, split (None: there were none), and
+    on a first load the landed records themselves (bronze rows, persisted: the caller releases them; else None).
 
     The pages are read permissively: a line the reader refuses is counted while they are read, and only then (rarely)
     split on the driver (`read.split_refused_lines`: a line that is not JSON fails the run there) and classified again.
     """
     keys = plan.parts[spec.name]
     seen, counted = Observation(f"pages_{uuid.uuid4().hex[:8]}"), Observation(f"classes_{uuid.uuid4().hex[:8]}")
+    kept: Optional[DataFrame] = None
     try:
         pages = landing_pages(job.spark, job.lake.root, keys, job.lake.scheme, records=records, split=split)
         checks = page_checks(plan.run_id, spec.name, "data" if records else "fingerprints")
         checked = pages.observe(seen, *checks, refused_lines())
-        if records:
+        if first_load:  # computed (and the pages observed) by the classification's job below
+            kept = checked.transform(explode_pages(plan.run_id)).persist(StorageLevel.MEMORY_AND_DISK)
+            landed = kept
+        elif records:
             landed = checked.transform(explode_pages(plan.run_id)).drop("raw_record")
         else:
             landed = checked.transform(explode_fingerprints(plan.run_id))
@@ -187,6 +197,7 @@ def _classify(
         # Held, not persisted: the run's own writes to silver and quarantine must not move it. Counted as it is held.
         classified = hold(classified.observe(counted, *class_counts()))
     except Exception as exc:
+        release(kept)
         if not is_read_failure(exc):
             raise
         culprit = find_unreadable_part(job.spark, job.lake.root, keys, job.lake.scheme) if len(keys) > 1 else keys[0]
@@ -196,6 +207,7 @@ def _classify(
         raise error from exc
     if seen.get.get("refused_lines"):
         release(classified)
+        release(kept)
         if split is not None:  # the split replaced every refused line: the files changed under the transform
             raise LandingReadError(f"run {plan.run_id}: {spec.name}: the landing changed while it was read")
         split = split_refused_lines(job.spark, job.lake.root, keys, job.lake.scheme, plan.run_id)
@@ -210,28 +222,34 @@ def _classify(
     counts = {name: int(str(value or 0)) for name, value in row.items() if name != "changed_files"}
     counts["live_before"] = counts.pop("_matched_live") + counts[UNSEEN]  # every live row matched or unseen
     changed_files = tuple(sorted(json.loads(str(row.get("changed_files") or "[]"))))
-    return classified, PageChecks.of(seen.get), counts, changed_files, split
+    return classified, PageChecks.of(seen.get), counts, changed_files, split, kept
 
 
-def _prepare_changed(job: Job, plan: LoadPlan, prepared: Prepared, first_load: bool) -> Prepared:
-    """The changed records: read again whole, new versions to bronze, validated and ranked (held)."""
+def _prepare_changed(
+    job: Job, plan: LoadPlan, prepared: Prepared, first_load: bool, landed: Optional[DataFrame] = None
+) -> Prepared:
+    """The changed records (`landed`: a first load's, read while classifying; else read again whole), new versions
+    to bronze, validated and ranked (held)."""
     spec, classified = prepared.spec, prepared.classified
     assert classified is not None
     changed = classified.where(F.col(CLASS) == CHANGED)
-    files = set(prepared.changed_files)
-    keys = tuple(key for key in plan.parts[spec.name] if key in files)
-    if prepared.split is None:
-        pages = read_landing_pages(job.spark, job.lake.root, keys, job.lake.scheme)
-    else:  # the lines the reader refuses, as split while classifying
-        pages = landing_pages(job.spark, job.lake.root, keys, job.lake.scheme, split=prepared.split)
-    records = pages.transform(explode_pages(plan.run_id))
     versions = changed.select("fingerprint").distinct()
-    if not first_load:  # only the changed records (every record is, in a first load)
-        small = prepared.changed <= BROADCAST_VERSIONS
-        records = records.join(F.broadcast(versions) if small else versions, on="fingerprint", how="left_semi")
+    if landed is not None:  # persisted by the classification; the caller releases it
+        records = landed
+    else:
+        files = set(prepared.changed_files)
+        keys = tuple(key for key in plan.parts[spec.name] if key in files)
+        if prepared.split is None:
+            pages = read_landing_pages(job.spark, job.lake.root, keys, job.lake.scheme)
+        else:  # the lines the reader refuses, as split while classifying
+            pages = landing_pages(job.spark, job.lake.root, keys, job.lake.scheme, split=prepared.split)
+        records = pages.transform(explode_pages(plan.run_id))
+        if not first_load:  # only the changed records (every record is, in a first load)
+            small = prepared.changed <= BROADCAST_VERSIONS
+            records = records.join(F.broadcast(versions) if small else versions, on="fingerprint", how="left_semi")
+        records = records.persist(StorageLevel.MEMORY_AND_DISK)
     contract = [f.name for f in spec.contract]
     presence = Observation(f"presence_{uuid.uuid4().hex[:8]}")
-    records = records.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         scanned = records.observe(presence, *presence_metrics(contract)) if job.drift_policy != "ignore" else records
         written = _write_new_versions(job, spec, scanned, classified, versions, prepared.classes)
@@ -254,7 +272,8 @@ def _prepare_changed(job: Job, plan: LoadPlan, prepared: Prepared, first_load: b
             present = observed_presence(presence.get, contract, records)
             drift = tuple(schema_drift(spec.name, present, contract, stats["rows"]))
     finally:
-        records.unpersist()
+        if records is not landed:
+            records.unpersist()
     reasons = possible_reasons(spec)
     return Prepared(
         spec,
