@@ -14,26 +14,37 @@ import email.utils
 import logging
 from typing import Optional
 
-import aiohttp
 from yarl import URL
 
 from ..config import ApiConfig
+from .http.session import HEADERS
+from .http.wire import Pool, TooLarge, WireError
 
 log = logging.getLogger(__name__)
 
 
 async def server_now(api: ApiConfig) -> Optional[dt.datetime]:
     """The server's time (aware UTC) from its Date header, or None when it cannot be had."""
-    url = URL(api.url.rstrip("/")).with_user(None)  # never a user:password@ part
-    timeout = aiohttp.ClientTimeout(total=api.connect_timeout_s + api.read_timeout_s)
+    base = URL(api.url.rstrip("/"))
+    url = base.with_user(None)  # for the log: never a user:password@ part
+    pool = Pool(
+        str(base),
+        size=1,
+        connect_timeout_s=api.connect_timeout_s,
+        read_timeout_s=api.read_timeout_s,
+        max_body_bytes=64 * 1024,  # a HEAD has no body; this bounds a server that sends one anyway
+        verify_tls=api.verify_tls,
+        headers=HEADERS,
+    )
     try:
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            async with session.head(url / "login", ssl=api.verify_tls, allow_redirects=False) as resp:
-                header = resp.headers.get("Date")
+        reply = await pool.request("HEAD", base.raw_path.rstrip("/") + "/login")
+        header = reply.headers.get("date")
         when = email.utils.parsedate_to_datetime(header) if header else None
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, TypeError) as exc:
-        log.debug("no Date from %s: %s", url, exc)
+    except (WireError, TooLarge, asyncio.TimeoutError, ValueError, TypeError) as exc:
+        log.debug("no Date from %s: %s", url, type(exc).__name__)
         return None
+    finally:
+        await pool.close()
     if when is None or when.tzinfo is None:
         return None
     return when.astimezone(dt.timezone.utc)

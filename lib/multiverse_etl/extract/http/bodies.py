@@ -4,42 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any, Callable, Optional
-
-import aiohttp
+from typing import Any, Optional
 
 from ... import jsonsafe
 from ..errors import ApiError, ResponseTooLarge
 from ..redaction import redact
 
 DETAIL_CHARS = 200
-READ_CHUNK = 64 * 1024  # bytes taken from the (already inflated) stream at a time
 
 
-async def read_bounded(resp: aiohttp.ClientResponse, limit: int, what: Callable[[], str]) -> bytes:
-    """The whole body, at most `limit` bytes of it held (after aiohttp's transparent gzip/deflate/br inflation);
-    a bigger body raises ResponseTooLarge naming `what()` (the page, no secrets; built only then) and the limit.
-
-    A body with a declared Content-Length and no encoding is read in one call (aiohttp reads no more than
-    declared: the normal page, and the cheapest read); one over the limit is refused before reading. Any
-    other body is counted chunk by chunk as it is inflated."""
-    declared = resp.content_length
-    if declared is not None and not resp.headers.get("Content-Encoding"):
-        if declared > limit:
-            raise _too_large(what(), limit, f"it declares {declared} bytes")
-        return await resp.read()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in resp.content.iter_chunked(READ_CHUNK):
-        size += len(chunk)
-        if size > limit:
-            resp.close()  # drop the connection: the rest of the body is never read nor inflated
-            raise _too_large(what(), limit, f"more than {limit} bytes read")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _too_large(what: str, limit: int, seen: str) -> ResponseTooLarge:
+def too_large(what: str, limit: int, seen: str) -> ResponseTooLarge:
+    """The refusal of a body over api.max_response_bytes (`seen`: how it was known), naming the page."""
     return ResponseTooLarge(
         f"{what}: the answer is larger than api.max_response_bytes = {limit} bytes after decompression "
         f"({seen}); refused. Lower api.page_size, or raise api.max_response_bytes if such pages are expected"
@@ -76,7 +51,7 @@ def snippet(body: bytes, limit: int = 120) -> str:
 
 
 def describe(exc: BaseException) -> str:
-    """Exception class (and OS reason): aiohttp's own messages can carry URLs we do not want in logs."""
+    """Exception class (and OS reason), never the exception's message: one could carry a URL we do not want in logs."""
     if isinstance(exc, asyncio.TimeoutError):
         return f"timeout ({type(exc).__name__})"
     os_error = getattr(exc, "os_error", None)

@@ -16,20 +16,20 @@ import asyncio
 import functools
 import logging
 import random
-from typing import Any, Mapping, NamedTuple, Optional, Union
+from typing import Any, Mapping, NamedTuple, Optional
 from urllib.parse import urlencode
 
-import aiohttp
 from yarl import URL
 
 from ..credentials import Credentials
 from ..errors import ApiError, AuthError, DeadPaginationToken, RetryBudgetExhausted
+from . import wire
 from .auth import Auth
-from .bodies import describe, error_detail, parse_page, read_bounded, snippet, untrusted_certificate
+from .bodies import describe, error_detail, parse_page, snippet, too_large, untrusted_certificate
 from .counts import Counts
 from .limiter import DROP, NEUTRAL, OK, OVERLOAD, OVERLOAD_STATUS
 from .policy import Action, RetryBudget, RetryPolicy, decide, parse_retry_after
-from .session import ClientSettings, open_session
+from .session import ClientSettings, open_pool
 from .throttle import Throttle
 
 __all__ = ["Answer", "ApiClient", "Response"]
@@ -41,12 +41,8 @@ log = logging.getLogger(__name__)
 # a 20% fault rate happen once in ~600 tokened requests, and a needless restart costs only that list again.
 DEAD_TOKEN_STREAK = 4
 MAX_RELOGINS_PER_REQUEST = 20
-TRANSIENT_ERRORS = (
-    aiohttp.ClientConnectionError,
-    aiohttp.ClientPayloadError,
-    aiohttp.ClientResponseError,
-    asyncio.TimeoutError,
-)
+TRANSIENT_ERRORS = (wire.WireError, asyncio.TimeoutError)  # no whole answer: a drop, retried and counted
+FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 @functools.lru_cache(maxsize=256)
@@ -101,9 +97,9 @@ class ApiClient:
         parsed = URL(self.base_url)
         # What messages and logs show: never a user:password@ part of the configured URL.
         self.display_url = str(parsed.with_user(None)) if parsed.user or parsed.password else self.base_url
-        # The base URL's encoded parts, from which each page's URL is built without parsing it again.
-        self._scheme, self._authority = parsed.scheme, parsed.raw_authority
+        # The base URL's encoded path, to which each request's path and query are added (the request target).
         self._path_prefix = parsed.raw_path.rstrip("/")
+        self._display_origin = self.display_url.removesuffix(self._path_prefix)
         self.credentials = credentials
         self.policy = RetryPolicy.from_settings(settings)
         self.budget = budget or RetryBudget(settings.retry_budget)
@@ -111,7 +107,7 @@ class ApiClient:
         self.auth = Auth(self.display_url, on_token)
         self._rng = rng or random.Random()
         self.throttle = Throttle(settings, rng=self._rng)
-        self._session: Optional[aiohttp.ClientSession] = None
+        self._pool: Optional[wire.Pool] = None
 
     def __repr__(self) -> str:
         return f"ApiClient(url={self.display_url!r}, user={self.credentials.username!r})"
@@ -123,16 +119,16 @@ class ApiClient:
         return tuple(v for v in (self.credentials.password.reveal(), token) if v)
 
     async def __aenter__(self) -> ApiClient:
-        self._session = open_session(self.settings, self.base_url)
+        self._pool = open_pool(self.settings, self.base_url, self.display_url)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
     def to_manifest(self) -> dict[str, Any]:
         """The client's statistics as one plain JSON-able dict (the manifest's "client" key)."""
@@ -141,17 +137,17 @@ class ApiClient:
     async def send(
         self,
         method: str,
-        url: Union[str, URL],
+        target: str,
         *,
         path: str,
         entity: str,
         form: Optional[dict[str, str]] = None,
         first: bool = False,
     ) -> Answer:
-        """One attempt: wait for a turn (`first`: ahead of the queue), send, read. Counted, and told to the
-        throttle. A data request whose token died while it queued is not sent to be refused: it waits for
-        the new token and takes the next turn."""
-        session = self._require_session()
+        """One attempt at `target` (the encoded path and query): wait for a turn (`first`: ahead of the queue),
+        send, read. Counted, and told to the throttle. A data request whose token died while it queued is not
+        sent to be refused: it waits for the new token and takes the next turn."""
+        pool = self._require_pool()
         while True:
             ticket = await self.throttle.acquire(first)
             if form is not None or not self.auth.dead:
@@ -164,17 +160,18 @@ class ApiClient:
         status, body, content_type, retry_after, problem, signal = 0, b"", "", None, "", NEUTRAL
         try:
             try:
-                headers = self.auth.headers if form is None else None
-                async with session.request(method, url, headers=headers, data=form) as resp:
-                    status = resp.status
-                    body = await read_bounded(
-                        resp, self.settings.max_response_bytes, lambda: self._page_name(method, url)
-                    )
-                    content_type = resp.headers.get("Content-Type", "")  # for messages: as sent, not parsed
-                    if status == 429 or status == 503:
-                        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-            except aiohttp.ClientConnectorCertificateError as exc:
+                if form is None:
+                    reply = await pool.request(method, target, self.auth.headers)
+                else:
+                    reply = await pool.request(method, target, FORM_HEADERS, urlencode(form).encode())
+                status, body = reply.status, reply.body
+                content_type = reply.headers.get("content-type", "")  # for messages: as sent, not parsed
+                if status == 429 or status == 503:
+                    retry_after = parse_retry_after(reply.headers.get("retry-after"))
+            except wire.CertificateError as exc:
                 raise untrusted_certificate(exc, self.display_url, path) from None
+            except wire.TooLarge as exc:
+                raise too_large(self._page_name(method, target), self.settings.max_response_bytes, exc.seen) from None
             except TRANSIENT_ERRORS as exc:
                 problem, signal = describe(exc), DROP
                 self.counts.unanswered(timeout=isinstance(exc, asyncio.TimeoutError))
@@ -189,12 +186,12 @@ class ApiClient:
 
     async def login(self) -> None:
         """POST /login (form); a refusal raises AuthError at once, transient failures are retried."""
-        url = f"{self.base_url}/login"
+        target = f"{self._path_prefix}/login"
         form = {"username": self.credentials.username, "password": self.credentials.password.reveal()}
         attempt = 0
         while True:
             attempt += 1
-            answer = await self.send("POST", url, path="/login", entity="login", form=form, first=True)
+            answer = await self.send("POST", target, path="/login", entity="login", form=form, first=True)
             action = decide(answer.status, answer.retry_after)
             if action is Action.DONE:
                 self.auth.accept(answer.body)
@@ -215,13 +212,13 @@ class ApiClient:
         """GET one page of a list, acting on each answer as the policy table says; raises a typed ApiError."""
         if not self.auth.headers:
             await self._renew(0)
-        url = self._page_url(path, _query_string(params))
+        target = self._page_target(path, _query_string(params))
         tokened = "pagination_token" in params
         attempt = relogins = streak_500 = 0
         first = False  # after a 401: ahead of the queue, so the fresh token is not spent before our turn
         while True:
             attempt += 1
-            answer = await self.send("GET", url, path=path, entity=entity, first=first)
+            answer = await self.send("GET", target, path=path, entity=entity, first=first)
             first = False
             action = decide(answer.status, answer.retry_after)
             if action is Action.DONE:
@@ -306,28 +303,19 @@ class ApiClient:
         self.counts.retried(entity)
         self.budget.spend(what)
 
-    def _page_url(self, path: str, query: str) -> URL:
-        """`base_url + path (+ ?query)`, built from encoded parts: yarl neither parses nor quotes it (about 1.4 us
-        less than parsing the text, per request)."""
-        return URL.build(
-            scheme=self._scheme,
-            authority=self._authority,
-            path=self._path_prefix + path,
-            query_string=query,
-            encoded=True,
-        )
+    def _page_target(self, path: str, query: str) -> str:
+        """The request target: the base URL's path, `path`, `?query`; all encoded already, so nothing is parsed."""
+        return f"{self._path_prefix}{path}?{query}" if query else self._path_prefix + path
 
-    def _page_name(self, method: str, url: Union[str, URL]) -> str:
-        """`GET <url>` for messages: the configured URL without any user:password@ part (request URLs are built
-        as the base URL plus path and query, which hold no secret: the token travels in a header)."""
-        text = str(url)
-        tail = text[len(self.base_url) :] if text.startswith(self.base_url) else URL(text).path_qs
-        return f"{method} {self.display_url}{tail}"
+    def _page_name(self, method: str, target: str) -> str:
+        """`GET <url>` for messages: the configured URL without any user:password@ part (a target holds no
+        secret: the token travels in a header)."""
+        return f"{method} {self._display_origin}{target}"
 
     def _detail(self, body: bytes) -> str:
         return error_detail(body, self.secrets)
 
-    def _require_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
+    def _require_pool(self) -> wire.Pool:
+        if self._pool is None:
             raise RuntimeError("ApiClient used outside 'async with'")
-        return self._session
+        return self._pool

@@ -1,4 +1,4 @@
-"""What the HTTP client needs from the configuration, read once, and the session factory built from it."""
+"""What the HTTP client needs from the configuration, read once, and the connection pool built from it."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ import dataclasses
 import logging
 from typing import Optional
 
-import aiohttp
-
 from ... import __version__
 from ...config import ApiConfig
+from .wire import Pool
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +28,7 @@ class ClientSettings:
     backoff_max_s: float = 30.0
     retry_budget: int = 100_000
     verify_tls: bool = True
-    max_response_bytes: int = 64 * 1024 * 1024  # of a body after decompression (bodies.read_bounded)
+    max_response_bytes: int = 64 * 1024 * 1024  # of a body after decompression (wire.py)
 
     @classmethod
     def from_config(cls, api: ApiConfig) -> ClientSettings:
@@ -49,27 +48,29 @@ class ClientSettings:
         )
 
 
-def open_session(settings: ClientSettings, display_url: str) -> aiohttp.ClientSession:
-    """Timeouts per socket operation (a long page is fine, a silent server is not); no silent re-sends."""
+# What every request says of itself; gzip and deflate answers are inflated by wire.py, bounded like any body.
+HEADERS = {
+    "User-Agent": f"multiverse-etl/{__version__}",
+    "Accept": "application/json",
+    "Accept-Encoding": "gzip, deflate",
+}
+
+
+def open_pool(settings: ClientSettings, url: str, display_url: str) -> Pool:
+    """Connections to `url` (the encoded base URL), at most `api.concurrency`; timeouts per socket operation (a
+    long page is fine, a silent server is not); no silent re-sends. `display_url`: the URL without secrets."""
     if not settings.verify_tls:
         log.warning(
             "TLS certificate verification is OFF for %s (api.verify_tls=false): "
             "anyone on the path can read the API password",
             display_url,
         )
-    connector = aiohttp.TCPConnector(
-        limit=settings.concurrency, limit_per_host=0, ttl_dns_cache=300, ssl=settings.verify_tls
+    return Pool(
+        url,
+        size=settings.concurrency,
+        connect_timeout_s=settings.connect_timeout_s,
+        read_timeout_s=settings.read_timeout_s,
+        max_body_bytes=settings.max_response_bytes,
+        verify_tls=settings.verify_tls,
+        headers=HEADERS,
     )
-    timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=settings.connect_timeout_s, sock_read=settings.read_timeout_s
-    )
-    session = aiohttp.ClientSession(
-        connector=connector,
-        timeout=timeout,
-        raise_for_status=False,
-        headers={"User-Agent": f"multiverse-etl/{__version__}", "Accept": "application/json"},
-    )
-    # aiohttp quietly re-sends once when a reused connection drops; the client retries (and counts) itself.
-    if hasattr(session, "_retry_connection"):
-        session._retry_connection = False
-    return session
