@@ -579,3 +579,28 @@ def test_the_client_counts_a_dropped_connection_as_a_drop_and_retries_it():
     assert [s.target for s in server.seen] == ["/login", "/programmes?page_size=5", "/programmes?page_size=5"]
     assert server.seen[0].headers["content-type"] == "application/x-www-form-urlencoded"
     assert server.seen[0].body == b"username=u&password=p"
+
+
+def test_requests_waiting_for_a_connection_when_the_pool_closes_end_with_a_disconnect():
+    release = asyncio.Event()
+
+    async def held(seen, writer):
+        await release.wait()
+        writer.write(reply_bytes())
+        return True
+
+    async def main():
+        async with raw_server(held) as (server, port):
+            wire = pool(port, size=1)
+            first = asyncio.ensure_future(wire.request("GET", "/1"))
+            second = asyncio.ensure_future(wire.request("GET", "/2"))
+            while not server.seen:  # the first is being answered, the second waits for the one connection
+                await asyncio.sleep(0.005)
+            await wire.close()
+            release.set()
+            results = await asyncio.gather(first, second, return_exceptions=True)
+        return server, results
+
+    server, (first, second) = run(main())
+    assert first.body == PAGE  # a busy connection finishes its request, then closes
+    assert isinstance(second, Disconnected) and [s.target for s in server.seen] == ["/1"]

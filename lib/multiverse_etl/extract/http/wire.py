@@ -430,9 +430,9 @@ class Pool:
         for connection in idle:
             connection.close()
         self._open -= len(idle)
-        for waiter in self._waiters:
+        for waiter in self._waiters:  # requests still waiting for a connection: none will come
             if not waiter.done():
-                waiter.cancel()
+                waiter.set_exception(Disconnected("the pool was closed"))
         self._waiters.clear()
         if self._sweep is not None:
             self._sweep.cancel()
