@@ -2,7 +2,8 @@
 
 * Slow start: the limit starts at `INITIAL_LIMIT` and grows by one per good answer while a task waits for a
   slot, so it doubles every round trip (TCP's slow start) until the first congestion signal: a 429, 503 or
-  504, a timeout, a dropped connection, or a round trip past the latency tolerance.
+  504, a timeout, a dropped connection, or two windows in a row whose median round trip is past the latency
+  tolerance (one can be jitter).
 * Then additive increase: one per window of `max(MIN_WINDOW, 2 x limit)` answers while saturated. A window's
   median round trip above `max(LATENCY_TOLERANCE x baseline, baseline + LATENCY_SLACK_S)` shrinks the limit by
   `LATENCY_BACKOFF` (never below where it started); the baseline is the lowest window median of the last two
@@ -24,7 +25,15 @@ from typing import Callable, Optional
 
 INITIAL_LIMIT = 8
 MIN_WINDOW = 32
-SLOW_START_WINDOW = 8  # answers per latency check in slow start (a round trip's worth at the start)
+# Answers per latency check in slow start, and windows past the latency tolerance in a row that end it. A window's
+# median is compared with the best median seen so far, a minimum over noisy medians: against 20 ms ± 50% latency a
+# median of 8 round trips passed 1.4x that minimum about one window in five, and a run that left slow start on
+# such a window went back to a limit of 8-16 and crawled up by one per window (14-20x the naive client instead of
+# 60x, a third of the runs). Medians of 32 (the additive windows' minimum) and a second window to confirm: a
+# simulated 20 ms ± 50% API kept the limit at 62 of 64 on average (54 before), while a server that queues past 8
+# requests still brings it back to ~11 (bench/extract.py's latency and saturating cases, docs/extract.md).
+SLOW_START_WINDOW = 32
+SLOW_START_CONFIRM = 2
 LATENCY_TOLERANCE = 1.4  # bench/extract.py: 1.25 gave 0.88 of a saturating server, 1.4 keeps p50 under 1.5x
 LATENCY_SLACK_S = 0.003  # a few ms of queueing is not worth giving throughput away for
 LATENCY_BACKOFF = 0.9
@@ -67,6 +76,7 @@ class ConcurrencyLimiter:
         self._decrease_at = 0  # no new decrease before this many releases (the requests in flight returned)
         self._noted = self.current
         self._window_limit = self._baseline_limit = self.limit  # slow start: the limit a window began under
+        self._slow_windows_over = 0  # slow start: windows past the latency tolerance in a row
         self._epoch_start = clock()
         self._epoch_min = math.inf
         self._previous_min = math.inf
@@ -164,9 +174,11 @@ class ConcurrencyLimiter:
             self._window_limit = self.limit
             self._window = []
             self._window_saturated = False
-            if baseline is not None and median > max(LATENCY_TOLERANCE * baseline, baseline + LATENCY_SLACK_S):
-                # The API queues us, and the limit has grown for a round trip since: go back to the limit the best
-                # round trip was measured under, then additive increase from there.
+            over = baseline is not None and median > max(LATENCY_TOLERANCE * baseline, baseline + LATENCY_SLACK_S)
+            self._slow_windows_over = self._slow_windows_over + 1 if over else 0
+            if self._slow_windows_over >= SLOW_START_CONFIRM:
+                # The API queues us, and the limit has grown since: go back to the limit the best round trip was
+                # measured under, then additive increase from there.
                 self.slow_start = False
                 self.decreases += 1
                 self.limit = max(self.latency_floor, min(self.limit, self._baseline_limit))
