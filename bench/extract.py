@@ -582,7 +582,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--before", help="a lib/ folder of the code before the change, run in the same table")
     parser.add_argument("--cpu-scale", type=int, default=100_000)
     parser.add_argument("--latency-scale", type=int, default=10_000)
-    parser.add_argument("--case", choices=CASES, help="issue 25: run one case of its table and print its row")
+    parser.add_argument(
+        "--case",
+        choices=[*CASES, "all"],
+        help="issue 25: run one case of its table (all: every case) and print its row",
+    )
     parser.add_argument("--scale", type=int, help="apprenticeships for --case (default: the issue's)")
     args = parser.parse_args(argv)
     if args.case and not args.worker:
@@ -590,9 +594,10 @@ def main(argv: Optional[list[str]] = None) -> int:
             f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, "
             f"load average {os.getloadavg()[0]:.1f}"
         )
-        with tempfile.TemporaryDirectory(prefix="bench-extract-") as lake_dir:
-            for line in run_case(args.case, lake_dir, args.scale):
-                print(line)
+        for case in CASES if args.case == "all" else [args.case]:
+            with tempfile.TemporaryDirectory(prefix="bench-extract-") as lake_dir:
+                for line in run_case(case, lake_dir, args.scale):
+                    print(line, flush=True)
         print(f"# load average after: {os.getloadavg()[0]:.1f}")
         return 0
     if args.adaptive and not args.worker:
