@@ -8,9 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import datetime as dt
 import gzip
-import ipaddress
 import json
 import ssl
 import zlib
@@ -30,6 +28,7 @@ from multiverse_etl.extract.http.wire import (
 )
 from sample_api.server import run_in_thread
 from sample_api.settings import ServerSettings
+from support.tls import self_signed_certificate
 
 PAGE = b'{"data":[{"id":1}],"pagination":{"next_token":null,"previous_token":null,"page_size":20}}'
 
@@ -448,37 +447,6 @@ def test_a_body_over_the_limit_is_refused_while_it_is_read(framing):
 # ---------------------------------------------------------------- TLS
 
 
-def certificate(tmp_path, *, dns: Optional[str] = None, ip: Optional[str] = None) -> tuple[str, str]:
-    """A self-signed certificate for a DNS name or an IP address: (certificate file, key file)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns or ip or "")])
-    san = x509.DNSName(dns) if dns else x509.IPAddress(ipaddress.ip_address(ip))
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([san]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return str(cert_path), str(key_path)
-
-
 def tls_server_context(cert_path: str, key_path: str, names: list[str]) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_path, key_path)
@@ -487,7 +455,7 @@ def tls_server_context(cert_path: str, key_path: str, names: list[str]) -> ssl.S
 
 
 def test_tls_is_verified_against_the_ca_bundle_with_sni_and_the_host_name_checked(tmp_path, monkeypatch):
-    cert_path, key_path = certificate(tmp_path, dns="localhost")
+    cert_path, key_path = self_signed_certificate(tmp_path, dns="localhost")
     names: list[str] = []
 
     async def main():

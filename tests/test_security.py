@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
 import gzip
 import hashlib
 import hmac
@@ -32,6 +31,7 @@ from sample_api.app import SampleAPI
 from support.extract import PASSWORD, assert_matches_ground_truth, extract_config, start_api, storage_for
 from support.log_capture import LogCapture
 from support.processes import job_command, job_env
+from support.tls import self_signed_certificate
 
 
 @pytest.fixture(scope="module")
@@ -178,36 +178,6 @@ def test_encryption_is_configured_for_every_shipped_environment_that_writes_to_s
 # ---------------------------------------------------------------- TLS
 
 
-def self_signed(tmp_path):
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.timezone.utc)
-    import ipaddress
-
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
-
-
 class TlsProxy:
     """HTTPS on 127.0.0.1 with a self-signed certificate, forwarding to the sample API (what a man in the middle offers)."""
 
@@ -273,7 +243,7 @@ def test_tls_certificates_are_verified_by_default_and_the_opt_out_is_explicit_an
     for env in ("local", "local-s3", "emr", "glue"):
         assert load_config(env, environ={}).api.verify_tls is True, env
     server = start_api(scale=15, seed=83)
-    proxy = TlsProxy(server.port, *self_signed(tmp_path))
+    proxy = TlsProxy(server.port, *self_signed_certificate(tmp_path, ip="127.0.0.1"))
     try:
         config = extract_config(str(tmp_path / "lake"), proxy.url, api={"max_attempts": 2})
         with LogCapture() as logs, pytest.raises(Exception) as refused:
@@ -301,7 +271,7 @@ def test_a_certificate_failure_is_not_retried_and_says_what_is_wrong(tmp_path):
     connection, although aiohttp's ClientConnectorCertificateError is a ClientConnectionError), naming the
     certificate problem."""
     server = start_api(scale=5, seed=84)
-    proxy = TlsProxy(server.port, *self_signed(tmp_path))
+    proxy = TlsProxy(server.port, *self_signed_certificate(tmp_path, ip="127.0.0.1"))
     try:
         config = extract_config(str(tmp_path / "lake"), proxy.url, api={"max_attempts": 5})
         with pytest.raises(Exception) as refused:
