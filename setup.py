@@ -4,8 +4,10 @@ from setuptools import find_packages, setup
 
 # AWS Glue 5.1 / Amazon EMR 7.13. `make test-spark4` installs the Spark 4 line instead.
 SPARK = ["pyspark==3.5.6", "delta-spark==3.3.2"]
-# What the tests, benchmarks, demo and notebook need besides Spark.
+# What the tests, benchmarks, demo and notebook need besides Spark. aiohttp: the tests' HTTP servers and the
+# fault-injecting S3 proxy (multiverse_etl.devtools.s3_faults); the extractor has its own HTTP client (wire.py).
 TEST = [
+    "aiohttp>=3.9,<4",
     "requests>=2.31",
     "chispa==0.12.0",
     "pytest>=8",
@@ -33,7 +35,6 @@ setup(
     package_dir={"": "lib", "sample_api": "sample_api", "support": "tests/support"},
     packages=find_packages("lib") + ["sample_api", "support"],
     install_requires=[
-        "aiohttp>=3.9,<4",
         "boto3>=1.36",
         "pyyaml>=6",
         "orjson>=3.9",

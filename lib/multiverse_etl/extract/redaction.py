@@ -6,7 +6,7 @@ import contextlib
 import logging
 from typing import Iterable, Iterator, Optional
 
-from yarl import URL
+from .url import encoded, without_userinfo
 
 MASK = "***"
 
@@ -95,5 +95,5 @@ def scrubbed_logs(redactor: RedactingFilter) -> Iterator[RedactingFilter]:
 
 def safe_url(url: str) -> str:
     """The URL without any user:password@ part (for logs and the manifest)."""
-    parsed = URL(url)
-    return str(parsed.with_user(None)) if parsed.user or parsed.password else url
+    stripped = without_userinfo(url)
+    return url if stripped == url else without_userinfo(encoded(url))

@@ -14,21 +14,20 @@ import email.utils
 import logging
 from typing import Optional
 
-from yarl import URL
-
 from ..config import ApiConfig
 from .http.session import HEADERS
 from .http.wire import Pool, TooLarge, WireError
+from .url import encoded, path_of, without_userinfo
 
 log = logging.getLogger(__name__)
 
 
 async def server_now(api: ApiConfig) -> Optional[dt.datetime]:
     """The server's time (aware UTC) from its Date header, or None when it cannot be had."""
-    base = URL(api.url.rstrip("/"))
-    url = base.with_user(None)  # for the log: never a user:password@ part
+    base = encoded(api.url.rstrip("/"))
+    url = without_userinfo(base)  # for the log: never a user:password@ part
     pool = Pool(
-        str(base),
+        base,
         size=1,
         connect_timeout_s=api.connect_timeout_s,
         read_timeout_s=api.read_timeout_s,
@@ -37,7 +36,7 @@ async def server_now(api: ApiConfig) -> Optional[dt.datetime]:
         headers=HEADERS,
     )
     try:
-        reply = await pool.request("HEAD", base.raw_path.rstrip("/") + "/login")
+        reply = await pool.request("HEAD", path_of(base).rstrip("/") + "/login")
         header = reply.headers.get("date")
         when = email.utils.parsedate_to_datetime(header) if header else None
     except (WireError, TooLarge, asyncio.TimeoutError, ValueError, TypeError) as exc:

@@ -19,10 +19,9 @@ import random
 from typing import Any, Mapping, NamedTuple, Optional
 from urllib.parse import urlencode
 
-from yarl import URL
-
 from ..credentials import Credentials
 from ..errors import ApiError, AuthError, DeadPaginationToken, RetryBudgetExhausted
+from ..url import encoded, path_of, without_userinfo
 from . import wire
 from .auth import Auth
 from .bodies import describe, error_detail, parse_page, snippet, too_large, untrusted_certificate
@@ -93,12 +92,11 @@ class ApiClient:
     ) -> None:
         """`on_token` is told every new access token (the run registers it for log redaction)."""
         self.settings = settings
-        self.base_url = str(URL(settings.url.rstrip("/")))  # encoded form: request URLs are built as text
-        parsed = URL(self.base_url)
+        self.base_url = encoded(settings.url.rstrip("/"))  # encoded form: request URLs are built as text
         # What messages and logs show: never a user:password@ part of the configured URL.
-        self.display_url = str(parsed.with_user(None)) if parsed.user or parsed.password else self.base_url
+        self.display_url = without_userinfo(self.base_url)
         # The base URL's encoded path, to which each request's path and query are added (the request target).
-        self._path_prefix = parsed.raw_path.rstrip("/")
+        self._path_prefix = path_of(self.base_url).rstrip("/")
         self._display_origin = self.display_url.removesuffix(self._path_prefix)
         self.credentials = credentials
         self.policy = RetryPolicy.from_settings(settings)
