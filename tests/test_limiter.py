@@ -14,7 +14,15 @@ from aiohttp import web
 
 from multiverse_etl.extract import run_extract
 from multiverse_etl.extract.http import ApiClient
-from multiverse_etl.extract.http.limiter import DROP, INITIAL_LIMIT, MIN_WINDOW, OK, OVERLOAD, ConcurrencyLimiter
+from multiverse_etl.extract.http.limiter import (
+    DROP,
+    INITIAL_LIMIT,
+    MIN_WINDOW,
+    OK,
+    OVERLOAD,
+    SLOW_START_ROUND_S,
+    ConcurrencyLimiter,
+)
 from multiverse_etl.extract.http.rate import RateMeter, RatePacer
 from support.extract import assert_matches_ground_truth, extract_config, start_api, storage_for
 from test_client import Script, api_config, creds, ok, serve
@@ -221,3 +229,63 @@ def test_retry_after_zero_does_not_make_a_tight_loop():
         assert client.counts.status_429 == script.throttled and client.throttle.pauses >= 1
 
     asyncio.run(main())
+
+
+def test_slow_start_against_an_api_answering_in_a_millisecond_counts_a_round_trip_as_ten():
+    # 1 ms round trips: 8 in flight already make 8,000 requests/s. Doubling per real round trip reached 64 in
+    # 56 answers, and that many in flight are what a rate limit then refuses at once (the first 429 burst).
+    # Growth per answer is the shortest round trip over SLOW_START_ROUND_S: doubling per 10 ms, not per 1 ms.
+    fast = ConcurrencyLimiter(64, clock=Clock())
+    limits = fill_timed(fast, 100, lambda limit: 0.001)
+    assert fast.slow_start and limits[-1] <= INITIAL_LIMIT + 100 * 0.001 / SLOW_START_ROUND_S + 1, limits[-1]
+    assert limits[-1] > INITIAL_LIMIT  # it still grows
+    # An API at least SLOW_START_ROUND_S away: one more per answer, 64 after 56 answers, as before.
+    far = ConcurrencyLimiter(64, clock=Clock())
+    assert fill_timed(far, 56, lambda limit: SLOW_START_ROUND_S)[-1] == 64
+
+
+def test_slow_start_ends_at_no_more_than_fits_the_best_round_trip():
+    # The first window is slow (the API warming up), the second the best (limit 40 at its start), then a queue
+    # four times the best round trip: back to 40 would keep 30 requests queued; `began x best / median` fits.
+    answers = iter(range(10_000))
+
+    def rtt(limit: int) -> float:
+        n = next(answers)
+        return 0.03 if n < 32 else 0.02 if n < 64 else 0.08
+
+    limiter = ConcurrencyLimiter(64, clock=Clock())
+    limits = fill_timed(limiter, 130, rtt)
+    assert not limiter.slow_start
+    exit_at = next(i for i in range(1, len(limits)) if limits[i] < limits[i - 1])
+    assert limits[exit_at - 1] == 64 and limits[exit_at] <= 64 * 0.02 / 0.08 + 1, limits
+    # never below where it started
+    slow = ConcurrencyLimiter(64, clock=Clock())
+    answers = iter(range(10_000))
+    fill_timed(slow, 130, lambda limit: 0.01 if next(answers) < 64 else 1.0)
+    assert not slow.slow_start and slow.current == INITIAL_LIMIT
+
+
+def after_a_429(rtt_s: float) -> ConcurrencyLimiter:
+    """A limiter grown to 64 on round trips of `rtt_s`, then halved by a burst of 429s (slow start is over)."""
+    limiter = ConcurrencyLimiter(64, clock=Clock())
+    fill(limiter, 3000, rtt_s)
+
+    async def a_429():
+        for _ in range(limiter.current):
+            await limiter.acquire()
+        for _ in range(64):
+            limiter.release(OVERLOAD, None)
+
+    asyncio.run(a_429())
+    assert limiter.current == 32 and not limiter.slow_start
+    return limiter
+
+
+def test_far_below_the_ceiling_with_no_queue_it_climbs_back_by_the_square_root_of_the_limit():
+    # Round trips as flat as the baseline: by one per window of 2 x limit answers, 32 -> 64 took ~3,000 answers;
+    # by the square root, five windows.
+    limits = fill_timed(after_a_429(0.01), 700, lambda limit: 0.01)
+    assert limits[-1] == 64, limits[-1]
+    # Round trips near the tolerance (1.3x the baseline): one a window, as before.
+    near = fill_timed(after_a_429(0.01), 700, lambda limit: 0.013)
+    assert 32 < near[-1] <= 32 + 700 // 64, near[-1]

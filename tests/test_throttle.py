@@ -7,6 +7,7 @@ servers on 127.0.0.1 and assert counts, never wall-clock times.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import random
 
 import pytest
@@ -198,3 +199,97 @@ def test_a_probe_backs_off_from_the_pace_and_a_lower_limit_is_followed():
     clock.now += 10.0  # ten quiet seconds: the confirmed rate probes up by 1% a second
     pacer.delay()
     assert pacer.rate == pytest.approx(97.0 * 1.1)
+
+
+class VirtualTime:
+    """A fake clock whose `sleep` (patched in for asyncio.sleep) moves it: timers fire in order, no real waiting."""
+
+    def __init__(self, real_sleep) -> None:
+        self.now = 100.0
+        self._timers: list = []
+        self._seq = 0
+        self._real_sleep = real_sleep
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        future = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._timers, (self.now + max(delay, 0.0), self._seq, future))
+        self._seq += 1
+        await future
+
+    async def run(self, *coros):
+        tasks = [asyncio.ensure_future(c) for c in coros]
+        while not all(task.done() for task in tasks):
+            for _ in range(10):
+                await self._real_sleep(0)
+            if self._timers:
+                when, _, future = heapq.heappop(self._timers)
+                self.now = max(self.now, when)
+                future.set_result(None)
+        return [task.result() for task in tasks]
+
+
+def test_a_pace_slot_taken_before_a_pause_is_void(monkeypatch):
+    # Paced at 50/s, six tasks take slots 20 ms apart; a 429 pauses everyone for 50 ms. Tasks whose slot fell after
+    # the pause went at it while the pacer handed the same moments out again: twice the pace after every pause, a
+    # burst a sliding window refuses a second later. Now every start after the pause keeps the pace.
+    clock = VirtualTime(asyncio.sleep)
+    monkeypatch.setattr(asyncio, "sleep", clock.sleep)
+    t = throttle(clock, max_requests_per_second=50.0)
+    starts: list[float] = []
+
+    async def one() -> None:
+        await t.wait_turn()
+        starts.append(clock.now)
+
+    async def a_429_at_10_ms() -> float:
+        ticket = await t.acquire()  # the first slot: now
+        await clock.sleep(0.01)
+        t.release(ticket, OVERLOAD, accepted=False)
+        t.throttled(ticket, 0.05)  # an exact Retry-After
+        return t.until
+
+    until, *_ = asyncio.run(clock.run(a_429_at_10_ms(), *(one() for _ in range(6))))
+    after = sorted(s for s in starts if s >= until)
+    assert len(after) >= 4 and after[0] >= until, (until, starts)
+    assert all(b - a >= 1 / 50 - 1e-9 for a, b in zip(after, after[1:])), after
+    assert all(s < until for s in starts if s not in after)  # the rest went before the pause began
+
+
+def test_a_rate_is_not_lowered_by_what_was_counted_while_this_client_held_back():
+    clock = Clock()
+    t = throttle(clock)
+
+    async def accept(n: int) -> None:
+        for _ in range(n):
+            ticket = await t.acquire()
+            clock.now += 0.005
+            t.release(ticket, OK, accepted=True)
+
+    async def a_429() -> None:
+        ticket = await t.acquire()
+        t.release(ticket, OVERLOAD, accepted=False)
+        t.throttled(ticket, None)
+        t.until = 0.0  # the pause is over (the fake clock does not move while we wait)
+
+    async def main() -> None:
+        await accept(200)  # 200/s for a second, then a 429: ~194/s
+        await a_429()
+        first = t.rate
+        clock.now += 0.3  # paused and probing for 0.3 s: a third of the last second counted nothing
+        await accept(20)
+        pace = t.pacer.learnt  # grown since (doubling per second until confirmed)
+        await a_429()
+        # 140 accepted over the last second (0.3 s of it held back) is not a lower limit: back off from the pace
+        assert pace is not None and pace > first and t.rate == pytest.approx(0.97 * pace), (first, pace, t.rate)
+
+    asyncio.run(main())
+    # Without a pause in the span, far fewer accepted than the pace is a lower limit, followed.
+    pacer = RatePacer(clock=clock)
+    pacer.learn(200.0, 200)
+    pacer.learn(140.0, 140, paused=True)
+    assert pacer.rate == pytest.approx(0.97**2 * 200.0)
+    pacer.learn(100.0, 100, paused=False)
+    assert pacer.rate == pytest.approx(97.0)

@@ -1,13 +1,16 @@
 """How many requests may be in flight: slow start, then AIMD with a latency signal (TCP Reno/Vegas style).
 
 * Slow start: the limit starts at `INITIAL_LIMIT` and grows by one per good answer while a task waits for a
-  slot, so it doubles every round trip (TCP's slow start) until the first congestion signal: a 429, 503 or
-  504, a timeout, a dropped connection, or two windows in a row whose median round trip is past the latency
-  tolerance (one can be jitter).
-* Then additive increase: one per window of `max(MIN_WINDOW, 2 x limit)` answers while saturated. A window's
-  median round trip above `max(LATENCY_TOLERANCE x baseline, baseline + LATENCY_SLACK_S)` shrinks the limit by
-  `LATENCY_BACKOFF` (never below where it started); the baseline is the lowest window median of the last two
-  epochs (the API's latency without our queue).
+  slot, so it doubles every round trip (TCP's slow start; a round trip counted as at least `SLOW_START_ROUND_S`)
+  until the first congestion signal: a 429, 503 or 504, a timeout, a dropped connection, or two windows in a
+  row whose median round trip is past the latency tolerance (one can be jitter). A latency exit goes back to
+  the limit the best window was measured under, or to what fits the best round trip if that is less.
+* Then additive increase while saturated, per window of `max(MIN_WINDOW, 2 x limit)` answers: the square root
+  of the limit while the window's median is within `FAST_GROWTH_TOLERANCE` of the baseline (no queue: a limit
+  far below the ceiling climbs back in a few windows), else one. A window's median round trip above
+  `max(LATENCY_TOLERANCE x baseline, baseline + LATENCY_SLACK_S)` shrinks the limit by `LATENCY_BACKOFF`
+  (never below where it started); the baseline is the lowest window median of the last two epochs (the API's
+  latency without our queue). Round trips are the wire's (write to last byte, wire.Reply.round_trip_s).
 * Overload (429/503/504) halves it, a drop takes a quarter off, at most once per round (the requests in
   flight were sent under the old limit and their answers say nothing new).
 * `cap` (half the measured token life, see auth.py) and `ceiling` (`api.concurrency`) bound it.
@@ -34,7 +37,14 @@ MIN_WINDOW = 32
 # requests still brings it back to ~11 (bench/extract.py's latency and saturating cases, docs/extract.md).
 SLOW_START_WINDOW = 32
 SLOW_START_CONFIRM = 2
+# Slow start doubles the limit per round trip, a round trip counted as at least this long: an API that answers in
+# 1 ms serves 8,000 requests/s at the initial limit already, and a limit grown to 64 in 3 ms is what its rate
+# limit then refuses at once (the first 429 burst: 2.3% of a 3,000-apprenticeship run against a 200/s window).
+# Against APIs further away than this (any over the internet) slow start is what it was.
+SLOW_START_ROUND_S = 0.01
 LATENCY_TOLERANCE = 1.4  # bench/extract.py: 1.25 gave 0.88 of a saturating server, 1.4 keeps p50 under 1.5x
+# A window whose median is within this of the baseline shows no queue: the limit grows by its square root, not 1.
+FAST_GROWTH_TOLERANCE = 1.2
 LATENCY_SLACK_S = 0.003  # a few ms of queueing is not worth giving throughput away for
 LATENCY_BACKOFF = 0.9
 OVERLOAD_BACKOFF = 0.5
@@ -75,8 +85,9 @@ class ConcurrencyLimiter:
         self._released = 0
         self._decrease_at = 0  # no new decrease before this many releases (the requests in flight returned)
         self._noted = self.current
-        self._window_limit = self._baseline_limit = self.limit  # slow start: the limit a window began under
+        self._window_limit = self._best_limit = self.limit  # slow start: the limit a window began under
         self._slow_windows_over = 0  # slow start: windows past the latency tolerance in a row
+        self._shortest = math.inf  # slow start: the shortest round trip seen
         self._epoch_start = clock()
         self._epoch_min = math.inf
         self._previous_min = math.inf
@@ -131,6 +142,7 @@ class ConcurrencyLimiter:
             if outcome == OK and rtt_s is not None:
                 self._window.append(rtt_s)
                 if self.slow_start:
+                    self._shortest = min(self._shortest, rtt_s)
                     self._slow_start_step()
                 elif len(self._window) >= max(MIN_WINDOW, 2 * self.current):
                     self._end_window()
@@ -159,29 +171,33 @@ class ConcurrencyLimiter:
                 future.set_result(None)
 
     def _slow_start_step(self) -> None:
-        """One more slot per good answer while slots are short (doubling per round trip); a window of
-        round trips past the tolerance of the best seen so far ends slow start."""
+        """One more slot per good answer while slots are short (doubling per round trip); two windows in a row
+        of round trips past the tolerance of the best seen so far end slow start."""
         if self._window_saturated and self.limit < self.ceiling:
-            self.limit = min(float(self.ceiling), self.limit + 1)
+            self.limit = min(float(self.ceiling), self.limit + min(1.0, self._shortest / SLOW_START_ROUND_S))
             self._note()
         if len(self._window) >= max(SLOW_START_WINDOW, self.current // 2):
             window = sorted(self._window)
             median = window[len(window) // 2]
             baseline = self.baseline_s
+            began = self._window_limit  # about what was in flight while this window's requests were out
             if median < self._epoch_min:  # the best round trip yet: remember the limit it was measured under
-                self._baseline_limit = self._window_limit
+                self._best_limit = began
             self._epoch_min = min(self._epoch_min, median)
             self._window_limit = self.limit
             self._window = []
             self._window_saturated = False
             over = baseline is not None and median > max(LATENCY_TOLERANCE * baseline, baseline + LATENCY_SLACK_S)
             self._slow_windows_over = self._slow_windows_over + 1 if over else 0
-            if self._slow_windows_over >= SLOW_START_CONFIRM:
-                # The API queues us, and the limit has grown since: go back to the limit the best round trip was
-                # measured under, then additive increase from there.
+            if baseline is not None and self._slow_windows_over >= SLOW_START_CONFIRM:
+                # The API queues us: back to the limit the best round trip was measured under, or less if even
+                # that is more than fits the best round trip at the rate this window was served (TCP Vegas:
+                # `began` requests took `median` each, so `began x baseline / median` take `baseline`). The
+                # additive phase climbs back fast from a limit far below the tolerance (see _end_window).
                 self.slow_start = False
                 self.decreases += 1
-                self.limit = max(self.latency_floor, min(self.limit, self._baseline_limit))
+                fits = began * baseline / median
+                self.limit = max(self.latency_floor, min(self.limit, self._best_limit, fits))
                 self._note()
 
     def _end_window(self) -> None:
@@ -202,7 +218,11 @@ class ConcurrencyLimiter:
             if self.limit > self.latency_floor:
                 self._decrease(LATENCY_BACKOFF, floor=self.latency_floor)
         elif saturated and self.limit < self.ceiling:
-            self.limit = min(float(self.ceiling), self.limit * 2 if self.slow_start else self.limit + 1)
+            # No queue to speak of: grow by the square root of the limit (Netflix's gradient limiter's queue
+            # allowance), so a limit left far below the ceiling by slow start's exit climbs back in a few windows;
+            # near the tolerance, by one.
+            clear = baseline is not None and median <= FAST_GROWTH_TOLERANCE * baseline
+            self.limit = min(float(self.ceiling), self.limit + (max(1.0, math.sqrt(self.limit)) if clear else 1.0))
             self._note()
 
     def _decrease(self, factor: float, floor: float = 1.0) -> None:

@@ -38,6 +38,10 @@ class RateMeter:
         self._counts = [0] * self.buckets
         self._current = int(clock() / self.BUCKET_S)
 
+    @property
+    def span_s(self) -> float:
+        return self.buckets * self.BUCKET_S
+
     def add(self) -> None:
         self._roll()
         self._counts[self._current % self.buckets] += 1
@@ -105,15 +109,17 @@ class RatePacer:
         if wait > 0:
             await asyncio.sleep(wait)
 
-    def learn(self, accepted_per_s: float, accepted: int) -> bool:
-        """A 429 that is news: pace a little under what the API accepted (False: too few answers to tell)."""
+    def learn(self, accepted_per_s: float, accepted: int, paused: bool = False) -> bool:
+        """A 429 that is news: pace a little under what the API accepted (False: too few answers to tell).
+        `paused`: this client held itself back for part of the span the accepted rate was counted over."""
         if accepted < MIN_SAMPLE:
             return False
         basis = accepted_per_s
-        if self.learnt is not None and accepted_per_s >= NEAR * self.learnt:
+        if self.learnt is not None and (paused or accepted_per_s >= NEAR * self.learnt):
             # A probe just past the limit: back off from the pace itself. What was accepted over the last second
-            # reads low after a pause, or high across two fixed windows; it is the basis only when the API
-            # accepts far less than the pace (its limit went down).
+            # reads low after a pause (it counts the time we held back: 0.71 of a 200/s sliding window after the
+            # first second's pauses), or high across two fixed windows; it is the basis only when the API
+            # accepts far less than the pace with nothing held back (its limit went down).
             basis = self.learnt
         rate = max(MIN_RATE, BACKOFF * basis)
         self.confirmed = self.learnt is not None

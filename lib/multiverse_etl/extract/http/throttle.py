@@ -56,6 +56,7 @@ class Throttle:
         self.adaptive = settings.adaptive
         self.until = 0.0  # no request starts before this moment (a shared pause); 0: open
         self.pauses = 0
+        self._holds = 0  # pauses begun or moved (a pace slot taken before one is void)
         self.throttles = 0  # 429s that were news
         self._epoch = 0
         self._streak = 0  # throttles less than STREAK_RESET_S apart
@@ -105,24 +106,28 @@ class Throttle:
             wait = self.pacer.delay()
             if wait <= 0:
                 return
+            holds = self._holds
             await asyncio.sleep(wait)
-            if not self.until:  # no pause began while we waited for our slot in the pace
+            if holds == self._holds:  # no pause began while we waited for our slot in the pace: it stands
                 return
+            # A pause began: the pacer starts again when it ends, so a slot taken before it is void (going at it
+            # anyway would double the rate after each pause, and a sliding window refuses that burst a second on).
 
     def give_back(self, ticket: Ticket) -> None:
         """The slot of `ticket`, unused: nothing was sent."""
         self.limiter.give_back()
 
-    def release(self, ticket: Ticket, signal: str, accepted: bool) -> None:
-        """The request ended with `signal` (limiter.OK/NEUTRAL/OVERLOAD/DROP); `accepted`: not refused for rate."""
-        rtt = self.clock() - ticket.sent if signal == OK else None
+    def release(self, ticket: Ticket, signal: str, accepted: bool, round_trip_s: Optional[float] = None) -> None:
+        """The request ended with `signal` (limiter.OK/NEUTRAL/OVERLOAD/DROP); `accepted`: not refused for rate.
+        `round_trip_s`: as the wire measured it (from the write to the last byte); else from the ticket."""
+        waited = self.clock() - ticket.sent if signal == OK else None  # what the caller waited (the manifest's)
         if accepted:
             self.accepted.add()
         if signal == OVERLOAD and (ticket.epoch < self._epoch or self.pacer.learnt is not None):
             signal = NEUTRAL  # old news, or the pacer already answers for the rate
-        self.limiter.release(signal, rtt)
-        if rtt is not None:
-            self.latency.add(rtt)
+        self.limiter.release(signal, round_trip_s or waited)
+        if waited is not None:
+            self.latency.add(waited)
 
     def throttled(self, ticket: Ticket, retry_after: Optional[float]) -> None:
         """A 429 (or a 503 with Retry-After) to the request of `ticket`: pause everyone and learn the rate."""
@@ -131,13 +136,14 @@ class Throttle:
         self._epoch += 1
         self.throttles += 1
         now = self.clock()
+        paused = now - self._last_throttle < self.accepted.span_s  # a pause fell in the span of `accepted`
         if now - self._last_throttle < STREAK_RESET_S:
             self._streak += 1
         else:
             self._streak, self._streak_started = 1, now
         self._last_throttle = now
         if self.adaptive:
-            self.pacer.learn(self.accepted.rate(), self.accepted.count())
+            self.pacer.learn(self.accepted.rate(), self.accepted.count(), paused)
         self._hold(self._pause_s(retry_after))
 
     def set_cap(self, cap: Optional[int]) -> None:
@@ -182,6 +188,7 @@ class Throttle:
         if now + delay > self.until:
             if self.until <= now:
                 self.pauses += 1
+            self._holds += 1
             self.until = now + delay
             self.pacer.restart(self.until)  # slots handed out before the pause are void
 
