@@ -196,7 +196,11 @@ def test_a_probe_backs_off_from_the_pace_and_a_lower_limit_is_followed():
     assert pacer.rate == pytest.approx(0.97**3 * 200.0)
     pacer.learn(100.0, 100)  # the API accepts far less than the pace: its limit went down
     assert pacer.rate == pytest.approx(97.0)
-    clock.now += 10.0  # ten quiet seconds: the confirmed rate probes up by 1% a second
+    clock.now += 10.0  # ten seconds, nothing sent: a pace nothing waited for is not probed
+    pacer.delay()
+    assert pacer.rate == pytest.approx(97.0)
+    pacer.delay()  # this one waits for its slot: the pace holds requests back
+    clock.now += 10.0  # ten busy seconds: the confirmed rate probes up by 1% a second
     pacer.delay()
     assert pacer.rate == pytest.approx(97.0 * 1.1)
 
@@ -278,12 +282,25 @@ def test_a_rate_is_not_lowered_by_what_was_counted_while_this_client_held_back()
         await accept(200)  # 200/s for a second, then a 429: ~194/s
         await a_429()
         first = t.rate
-        clock.now += 0.3  # paused and probing for 0.3 s: a third of the last second counted nothing
-        await accept(20)
-        pace = t.pacer.learnt  # grown since (doubling per second until confirmed)
+        # 429s within a second of the streak's first: the API still counts what was sent before the pace was set
+        # (a sliding window the first burst filled). The pace stands however many come.
+        rates = []
+        for _ in range(3):
+            clock.now += 0.03  # the API's count still holds the second of 200 (nothing was sent since)
+            await a_429()
+            rates.append(t.rate)
+        assert t.throttles == 4 and first is not None and t.pacer.confirmed
+        # not 3% less per 429 (0.97^3): the pace stands (it grows only while requests wait for it, never in a pause)
+        assert rates == [first] * 3, (first, rates)
+        clock.now += 0.3  # accepted over the last second falls: the pace is above it, and it backs off again
         await a_429()
-        # 140 accepted over the last second (0.3 s of it held back) is not a lower limit: back off from the pace
-        assert pace is not None and pace > first and t.rate == pytest.approx(0.97 * pace), (first, pace, t.rate)
+        assert t.rate < rates[-1]
+        clock.now += 0.6  # the streak goes on past its first second: 429s are news about the rate again
+        await accept(20)
+        pace = t.pacer.learnt
+        await a_429()
+        # ~140 accepted over the last second, with pauses in it, is not a lower limit: back off from the pace
+        assert pace is not None and t.rate == pytest.approx(0.97 * pace), (first, pace, t.rate)
 
     asyncio.run(main())
     # Without a pause in the span, far fewer accepted than the pace is a lower limit, followed.

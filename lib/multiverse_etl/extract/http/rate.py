@@ -5,7 +5,8 @@ them the number of requests accepted per second while some are refused is the su
 that is news (see throttle.py) sets the pace to what was accepted over the last second, a little under it;
 while no 429 comes the pace grows: fast (doubling per second) until a second 429 confirms the first
 estimate, then by `GROWTH_PER_S` of itself per second, so a limit that was raised is found again at the cost
-of a refused request or two per probe.
+of a refused request or two per probe. It grows only while requests wait for it (a pace nothing waited for is
+not a probe), and not during a pause.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ class RatePacer:
         self.clock = clock
         self._next = 0.0
         self._grown_at = clock()
+        self._binding = False  # a request waited for its slot since the last growth step
 
     @property
     def rate(self) -> Optional[float]:
@@ -98,11 +100,16 @@ class RatePacer:
         rate = self.rate or rate
         slot = max(now, self._next)
         self._next = slot + 1.0 / rate
+        if slot > now:
+            self._binding = True  # the pace held a request back: probing above it means something
         return slot - now
 
     def restart(self, at: float) -> None:
-        """The next slot is no earlier than `at` (a pause ends then; slots promised before it are void)."""
+        """The next slot is no earlier than `at` (a pause ends then; slots promised before it are void). A pause
+        is not probing: the pace grows again from its end."""
         self._next = at
+        self._grown_at = max(self._grown_at, at)
+        self._binding = False
 
     async def acquire(self) -> None:
         wait = self.delay()
@@ -130,13 +137,20 @@ class RatePacer:
         self._next = min(self._next, self.clock() + 1.0 / self.learnt)
         return True
 
+    def confirm(self) -> None:
+        """A second 429 that says nothing new about the rate: the estimate stands, probed slowly from here."""
+        if self.learnt is not None:
+            self.confirmed = True
+
     def _grow(self, now: float) -> None:
         """Probe upward: GROWTH_PER_S of the rate per second without a 429 (checked every 0.05 s), faster until
         the first estimate is confirmed."""
         if self.learnt is None or now - self._grown_at < 0.05:
             return
         growth = GROWTH_PER_S if self.confirmed else FIRST_GROWTH_PER_S
-        self.learnt *= 1 + growth * (now - self._grown_at)
+        if self._binding:  # a pace nothing waited for is not probed: it would grow far past a limit never tried
+            self.learnt *= 1 + growth * (now - self._grown_at)
+        self._binding = False
         if self.hard:
             self.learnt = min(self.learnt, self.hard)
         self._grown_at = now

@@ -23,7 +23,7 @@ from typing import Any, Callable, NamedTuple, Optional
 
 from .latency import LatencyHistogram
 from .limiter import NEUTRAL, OK, OVERLOAD, ConcurrencyLimiter
-from .rate import RateMeter, RatePacer
+from .rate import NEAR, RateMeter, RatePacer
 from .session import ClientSettings
 
 PAUSE_FLOOR_S = 0.05  # a coarse Retry-After still pauses everyone this long, jittered, doubling per repeat
@@ -143,7 +143,17 @@ class Throttle:
             self._streak, self._streak_started = 1, now
         self._last_throttle = now
         if self.adaptive:
-            self.pacer.learn(self.accepted.rate(), self.accepted.count(), paused)
+            accepted, learnt = self.accepted.rate(), self.pacer.learnt
+            early = self._streak > 1 and now - self._streak_started < self.accepted.span_s
+            if early and learnt is not None and accepted >= NEAR * learnt:
+                # A 429 within a second of the streak's first while the API still accepts the pace: what it counts
+                # holds what was sent before the pace was set (a sliding window the first burst filled refuses
+                # until that slides out), so the pace stands (confirmed: probed slowly from here); a 3% backoff
+                # per such 429 (four in the first second) left it ~6% low for the next 8 s. A pace above what is
+                # accepted backs off.
+                self.pacer.confirm()
+            else:
+                self.pacer.learn(accepted, self.accepted.count(), paused)
         self._hold(self._pause_s(retry_after))
 
     def set_cap(self, cap: Optional[int]) -> None:
