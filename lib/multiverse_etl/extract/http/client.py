@@ -156,14 +156,13 @@ class ApiClient:
         version = self.auth.version
         self.counts.sent(entity)
         status, body, content_type, retry_after, problem, signal = 0, b"", "", None, "", NEUTRAL
-        round_trip: Optional[float] = None
         try:
             try:
                 if form is None:
                     reply = await pool.request(method, target, self.auth.headers)
                 else:
                     reply = await pool.request(method, target, FORM_HEADERS, urlencode(form).encode())
-                status, body, round_trip = reply.status, reply.body, reply.round_trip_s or None
+                status, body = reply.status, reply.body
                 content_type = reply.headers.get("content-type", "")  # for messages: as sent, not parsed
                 if status == 429 or status == 503:
                     retry_after = parse_retry_after(reply.headers.get("retry-after"))
@@ -178,7 +177,7 @@ class ApiClient:
                 signal = self._observe(status, version if form is None else None)
         finally:
             paused = status == 429 or (status == 503 and retry_after is not None)
-            self.throttle.release(ticket, signal, accepted=bool(status) and not paused, round_trip_s=round_trip)
+            self.throttle.release(ticket, signal, accepted=bool(status) and not paused)
         if paused:
             self.throttle.throttled(ticket, retry_after)
         return Answer(status, body, content_type, retry_after, problem or f"HTTP {status}", version)

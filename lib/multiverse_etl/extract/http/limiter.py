@@ -10,7 +10,7 @@
   far below the ceiling climbs back in a few windows), else one. A window's median round trip above
   `max(LATENCY_TOLERANCE x baseline, baseline + LATENCY_SLACK_S)` shrinks the limit by `LATENCY_BACKOFF`
   (never below where it started); the baseline is the lowest window median of the last two epochs (the API's
-  latency without our queue). Round trips are the wire's (write to last byte, wire.Reply.round_trip_s).
+  latency without our queue).
 * Overload (429/503/504) halves it, a drop takes a quarter off, at most once per round (the requests in
   flight were sent under the old limit and their answers say nothing new).
 * `cap` (half the measured token life, see auth.py) and `ceiling` (`api.concurrency`) bound it.

@@ -117,17 +117,16 @@ class Throttle:
         """The slot of `ticket`, unused: nothing was sent."""
         self.limiter.give_back()
 
-    def release(self, ticket: Ticket, signal: str, accepted: bool, round_trip_s: Optional[float] = None) -> None:
-        """The request ended with `signal` (limiter.OK/NEUTRAL/OVERLOAD/DROP); `accepted`: not refused for rate.
-        `round_trip_s`: as the wire measured it (from the write to the last byte); else from the ticket."""
-        waited = self.clock() - ticket.sent if signal == OK else None  # what the caller waited (the manifest's)
+    def release(self, ticket: Ticket, signal: str, accepted: bool) -> None:
+        """The request ended with `signal` (limiter.OK/NEUTRAL/OVERLOAD/DROP); `accepted`: not refused for rate."""
+        rtt = self.clock() - ticket.sent if signal == OK else None
         if accepted:
             self.accepted.add()
         if signal == OVERLOAD and (ticket.epoch < self._epoch or self.pacer.learnt is not None):
             signal = NEUTRAL  # old news, or the pacer already answers for the rate
-        self.limiter.release(signal, round_trip_s or waited)
-        if waited is not None:
-            self.latency.add(waited)
+        self.limiter.release(signal, rtt)
+        if rtt is not None:
+            self.latency.add(rtt)
 
     def throttled(self, ticket: Ticket, retry_after: Optional[float]) -> None:
         """A 429 (or a 503 with Retry-After) to the request of `ticket`: pause everyone and learn the rate."""

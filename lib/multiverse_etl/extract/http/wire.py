@@ -16,7 +16,6 @@ import asyncio
 import collections
 import socket
 import ssl
-import time
 import zlib
 from typing import Mapping, NamedTuple, Optional, Union, cast
 from urllib.parse import urlsplit
@@ -69,9 +68,6 @@ class Reply(NamedTuple):
     status: int
     headers: dict[str, str]  # names lower-cased; repeated headers joined with ", "
     body: bytes  # inflated when the server sent gzip or deflate
-    # Seconds from the request's write to its answer's last byte, read where the bytes arrive: the API's
-    # round trip without a new connection's handshake or this client's own scheduling (the limiter's signal).
-    round_trip_s: float = 0.0
 
 
 # ---------------------------------------------------------------- parsing one answer
@@ -96,10 +92,10 @@ class _Answer:
         self._parts: Union[list[bytes], _Inflated] = []
         self._size = 0
 
-    def reply(self, round_trip_s: float = 0.0) -> Reply:
+    def reply(self) -> Reply:
         parts = self._parts
         body = parts.finish() if isinstance(parts, _Inflated) else b"".join(parts)
-        return Reply(self.status, self.headers, body, round_trip_s)
+        return Reply(self.status, self.headers, body)
 
     def feed(self, data: bytes) -> bool:
         """Take the next bytes; True once the answer is complete."""
@@ -269,7 +265,6 @@ class _Connection(asyncio.Protocol):
         self._answer: Optional[_Answer] = None
         self._waiter: Optional[asyncio.Future[Reply]] = None
         self.last_read = 0.0  # when the request went or its answer's bytes last came (the pool's sweep reads it)
-        self._sent = 0.0  # time.monotonic() when the request was written (uvloop's loop.time() is in whole ms)
 
     def usable(self) -> bool:
         return not self.closed and self.transport is not None and not self.transport.is_closing()
@@ -283,7 +278,6 @@ class _Connection(asyncio.Protocol):
         if not self.usable():  # closed between its connect and this request: nothing was sent
             self._end(Disconnected("the connection closed before the request was sent"))
             return waiter
-        self._sent = time.monotonic()
         self.transport.write(request)
         return waiter
 
@@ -348,7 +342,7 @@ class _Connection(asyncio.Protocol):
             return
         if error is None:
             try:
-                waiter.set_result(answer.reply(time.monotonic() - self._sent))
+                waiter.set_result(answer.reply())
             except WireError as bad:
                 waiter.set_exception(bad)
         else:
