@@ -87,9 +87,15 @@ def parse_source_timestamp(col: Column) -> Column:
     """`2024-03-05T10:21:33` → timestamp (UTC); anything else → null, never an error.
 
     The shape check comes first so that Spark 3.5's default parser policy can never raise an
-    'upgrade' error on text the legacy parser would have read differently.
+    'upgrade' error on text the legacy parser would have read differently. In a UTC session (every session
+    `spark.py` builds) text of that shape is read by Spark's own string-to-timestamp cast, in its never-failing form
+    (`try_to_timestamp` without a pattern), about a third of the cost of a pattern parse and the same instants (an
+    impossible date or time is null either way); in any other session zone, by the pattern with a 'Z' appended.
+    The session zone is a constant of the query (`current_timezone()`): the optimiser keeps one of the two.
     """
-    parsed = F.try_to_timestamp(F.concat(col, F.lit("Z")), F.lit(SOURCE_TIMESTAMP_PATTERN))
+    in_utc_session = F.try_to_timestamp(col)
+    anywhere = F.try_to_timestamp(F.concat(col, F.lit("Z")), F.lit(SOURCE_TIMESTAMP_PATTERN))
+    parsed = F.when(F.current_timezone() == F.lit("UTC"), in_utc_session).otherwise(anywhere)
     return F.when(col.rlike(SOURCE_TIMESTAMP_SHAPE), parsed)
 
 
@@ -110,6 +116,21 @@ def to_integer(col: Column, type_name: str = "bigint") -> Column:
 def month_start(col: Column) -> Column:
     """The first day of a timestamp's month, as a date (a partition value)."""
     return F.trunc(F.to_date(col), "month")
+
+
+_NUMBER_STARTS = tuple(bytearray(c.encode()) for c in "-0123456789")
+_OTHER_STARTS = tuple(bytearray(c.encode()) for c in "tf{[")
+
+
+def key_follower(raw: Column, field: str) -> Column:
+    """The byte right after the first `"field":` in a record's text (binary; empty when the key is absent or ends it).
+
+    Byte offsets, not character positions: `locate` and `substr` on text count the characters of the whole text,
+    several times the cost of finding the key. A byte below 0x80 is the ASCII character of that code in UTF-8.
+    """
+    key = f'"{field}":'
+    before = F.substring_index(raw, key, 1)  # the whole text when the key is absent
+    return raw.cast(T.BinaryType()).substr(F.octet_length(before) + F.lit(len(key.encode()) + 1), F.lit(1))
 
 
 def json_token_kind(raw: Column, field: str, value: Optional[Column] = None) -> Column:
@@ -134,11 +155,9 @@ def json_token_kind(raw: Column, field: str, value: Optional[Column] = None) -> 
         # A null `value` is left to the pattern: JSON null, or a value Spark could not turn into text (Spark 4's
         # JSON writer refuses more than 1,000 levels of nesting, so a deeply nested object reads as null there).
         # The character right after `"field":` decides; whitespace there (spaced JSON) is left to the pattern too.
-        key = f'"{field}":'
-        at = F.locate(key, raw)
-        after = F.when(at > 0, raw.substr(at + len(key), F.lit(1)))
-        kind = kind.when(value.isNotNull() & after.isin("-", *"0123456789"), F.lit(KIND_NUMBER)).when(
-            value.isNotNull() & after.isin("t", "f", "{", "["), F.lit(KIND_OTHER)
+        after = key_follower(raw, field)
+        kind = kind.when(value.isNotNull() & after.isin(*_NUMBER_STARTS), F.lit(KIND_NUMBER)).when(
+            value.isNotNull() & after.isin(*_OTHER_STARTS), F.lit(KIND_OTHER)
         )
     return (
         kind.when(first == "", F.lit(KIND_MISSING))
