@@ -18,8 +18,10 @@ from multiverse_etl.transform.clean import (
     clean_email,
     has_clean_edges,
     has_lone_surrogate,
+    is_compact_record,
     is_valid_email,
     json_token_kind,
+    key_follower,
     may_change_under_nfc,
     may_hold_lone_surrogate,
     normalize_unicode,
@@ -540,3 +542,104 @@ def test_the_validation_expressions_are_built_once_per_session_and_validate_any_
     assert all(clean._SESSION_COLUMNS[key] is value for key, value in built.items())  # reused, not rebuilt
     assert [list(r.reasons) for r in first.collect()] == [[]]
     assert [sorted(r.reasons) for r in second.collect()] == [["negative_value:duration", "null_value:name"]]
+
+
+def test_key_follower_is_the_byte_after_the_first_key_or_empty(spark):
+    """The byte after the first `"id":` (the JSON type `json_token_kind` reads), by byte offset: text before the key
+    that takes several bytes a character does not shift it."""
+    rows = [
+        ('{"id":12,"name":"x"}', bytearray(b"1")),
+        ('{"id":"12"}', bytearray(b'"')),
+        ('{"n":"é😀","id":-3}', bytearray(b"-")),  # 2- and 4-byte characters before the key
+        ('{"x":{"id":true},"id":5}', bytearray(b"t")),  # the first occurrence, at any depth
+        ('{"id": 5}', bytearray(b" ")),
+        ('{"idx":5}', bytearray(b"")),  # another key
+        ('{"id":', bytearray(b"")),  # the key ends the text
+        ("", bytearray(b"")),
+        (None, None),
+    ]
+    schema = T.StructType([T.StructField("raw", T.StringType()), T.StructField("after", T.BinaryType())])
+    frame = spark.createDataFrame(rows, schema)
+    assert_df_equality(frame.select("raw", key_follower(F.col("raw"), "id").alias("after")), frame)
+
+
+COMPACT_FIELDS = (("id", "integer"), ("name", "string"), ("age", "integer"))
+
+
+def test_is_compact_record_only_for_the_fields_in_order_without_quotes_or_backslashes(spark):
+    """True only when the text is the compact JSON of the values as read, in the fields' order: then every string field
+    is a string and every integer field a number, each key once, no escape anywhere."""
+    rows = [  # raw text, the values as from_json reads them (id, name, age), expected
+        ('{"id":1,"name":"Ada","age":36}', "1", "Ada", "36", True),
+        ('{"id":-1,"name":"","age":0}', "-1", "", "0", True),
+        ('{"id":1,"name":"Zoë 😀","age":36}', "1", "Zoë 😀", "36", True),
+        ('{"id":1,"name":"Ada","age":1.5}', "1", "Ada", "1.5", True),  # a number; its value is checked later
+        ('{"id":1, "name":"Ada","age":36}', "1", "Ada", "36", False),  # a space
+        ('{"name":"Ada","id":1,"age":36}', "1", "Ada", "36", False),  # another order
+        ('{"id":1,"name":"A\\"da","age":36}', "1", 'A"da', "36", False),  # an escape
+        ('{"id":1,"name":"Ada","age":36,"x":1}', "1", "Ada", "36", False),  # an extra field
+        ('{"id":"1","name":"Ada","age":36}', "1", "Ada", "36", False),  # a quoted number
+        ('{"id":true,"name":"Ada","age":36}', "true", "Ada", "36", False),
+        (r'{"id":1,"name":"A\"d","age":36}', "1", 'A"d', "36", False),  # a value holding a quote
+        ('{"id":1,"name":"A"d","age":36}', "1", 'A"d', "36", False),  # the same, the text rebuilt from it
+        ('{"id":1,"name":"A\\d","age":36}', "1", "A\\d", "36", False),  # a value holding a backslash
+        ('{"id":1,"name":null,"age":36}', "1", None, "36", None),
+    ]
+    schema = "raw string, id string, name string, age string, expected boolean"
+    frame = spark.createDataFrame(rows, schema)
+    fields = [(name, json_type, F.col(name)) for name, json_type in COMPACT_FIELDS]
+    got = frame.select("raw", "id", "name", "age", is_compact_record(F.col("raw"), fields).alias("expected"))
+    assert_df_equality(got, frame, ignore_nullable=True, ignore_row_order=True)
+
+
+def test_compact_records_get_the_json_types_the_searches_give(spark):
+    """`is_compact_record` stands in for `json_token_kind` (and the lone-surrogate search) on compact text: for every
+    compact record here, the searches give each string field "string" and each integer field "number"."""
+    rows = [
+        '{"id":1,"name":"Ada","age":36}',
+        '{"id":12345678901234567890,"name":"id","age":-0.5}',
+        '{"id":1,"name":"age:","age":2}',
+        '{"id":1,"name":"{\\"age\\":\\"x\\"}","age":2}',  # not compact: escapes
+    ]
+    schema = T.StructType([T.StructField(n, T.StringType()) for n, _ in COMPACT_FIELDS])
+    frame = spark.createDataFrame([(r,) for r in rows], "raw string").withColumn("v", F.from_json("raw", schema))
+    fields = [(name, json_type, F.col("v")[name]) for name, json_type in COMPACT_FIELDS]
+    kinds = [json_token_kind(F.col("raw"), n, F.col("v")[n]).alias(n) for n, _ in COMPACT_FIELDS]
+    got = frame.select(is_compact_record(F.col("raw"), fields).alias("compact"), *kinds).collect()
+    assert [r.compact for r in got] == [True, True, True, False]
+    assert all((r.id, r.name, r.age) == ("number", "string", "number") for r in got if r.compact)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Asia/Kolkata"])
+def test_source_timestamps_are_utc_instants_in_any_session_zone(spark, zone):
+    """A UTC session reads them with Spark's cast, any other zone with the pattern: the same UTC instants (a time in
+    New York's spring-forward gap included), the same nulls for impossible dates and times, never an ANSI error."""
+    texts = ["2024-03-05T10:21:33", "2024-02-29T23:59:59", "2024-03-10T02:30:00", "0000-01-01T00:00:00"]
+    texts += ["2023-02-29T00:00:00", "2024-13-01T00:00:00", "2024-01-01T24:00:00", "2024-01-01T23:59:60", None]
+    with spark_conf(spark, "spark.sql.session.timeZone", zone), spark_conf(spark, "spark.sql.ansi.enabled", "true"):
+        got = [
+            r[0]
+            for r in one_column(spark, texts).select(F.unix_timestamp(parse_source_timestamp(F.col("s")))).collect()
+        ]
+    utc = [int(dt.datetime.fromisoformat(t).replace(tzinfo=UTC).timestamp()) for t in texts[:3]]
+    assert got == [*utc, -62167219200, None, None, None, None, None]  # 0000-01-01: 1 BC, proleptic Gregorian
+
+
+ORIGINAL_EMAIL_PATTERN = (  # the backtracking form EMAIL_PATTERN replaced (the same addresses)
+    r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\z"
+)
+
+
+def test_the_email_pattern_accepts_exactly_the_addresses_of_its_backtracking_form(spark):
+    label63, label64 = "a" + "b" * 61 + "c", "a" + "b" * 62 + "c"
+    texts = [e for _, e, _ in EMAILS if e is not None]
+    texts += [f"x@{label63}.com", f"x@{label64}.com", f"x@{label63}.{label63}.org", "x@a.b.cc", "x@a-.com"]
+    texts += ["x@a--b.com", "x@-.com", "x@a.com-", "x@a.c0m", "x@1.23", "x@a." + "z" * 63, "x@a." + "z" * 64]
+    texts += ["x.y.z@a.bc", "x@.a.bc", "x@a..bc", "@a.bc", "x@a.bc.", "x@a.b-c.de", "x@a.b.c-.de", "x!#$@a.bc"]
+    frame = one_column(spark, texts)
+    got = frame.select(
+        is_valid_email(F.col("s")).alias("new"), (F.col("s").rlike(ORIGINAL_EMAIL_PATTERN)).alias("old"), "s"
+    ).collect()
+    assert [(r.s, r.new) for r in got] == [(r.s, r.old and len(r.s) <= 254) for r in got]
+    assert sum(r.new for r in got) >= 8
