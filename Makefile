@@ -45,11 +45,8 @@ lint: setup
 	$(VENV)/bin/ruff format --check lib tests bench jobs sample_api
 	$(VENV)/bin/mypy
 
-# Two workers: the Spark tests in one (one session, `xdist_group` in tests/conftest.py), everything else beside them.
-# `make test SUITE_WORKERS=` runs the suite in one process.
-SUITE_WORKERS ?= -n 2 --dist loadgroup
 test: setup lint
-	$(PY) -m pytest $(SUITE_WORKERS) $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The Spark tests again on the Spark 4 line (Glue 6.0 / EMR 8.0: ANSI mode on by default).
 test-spark4: $(VENV4)/.installed

@@ -12,7 +12,6 @@ TEST = [
     "chispa==0.12.0",
     "pytest>=8",
     "pytest-timeout>=2.3",
-    "pytest-xdist>=3.5",
     "hypothesis>=6.100",
     "moto[server]>=5.0",
     "fastapi>=0.110",

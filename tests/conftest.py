@@ -108,10 +108,7 @@ def crash_chain_run(spark, tmp_path_factory):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Every test that uses the SparkSession is marked `spark` (what `make test-spark4` runs) and kept in one group:
-    under `make test`'s two workers (`--dist loadgroup`) they all run in one process, on its one session, while the
-    other worker runs the rest (HTTP servers, spark-submit processes: mostly waiting) beside them."""
+    """Every test that uses the SparkSession is marked `spark` (what `make test-spark4` runs)."""
     for item in items:
         if "spark" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.spark)
-            item.add_marker(pytest.mark.xdist_group("spark"))
