@@ -16,7 +16,14 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError, ConnectionClosedError
 
 from conftest import make_config
-from multiverse_etl.devtools.s3_faults import QUICK_S3A_RETRIES, FaultPlan, S3FaultProxy, pipeline_plan, request_type
+from multiverse_etl.devtools.s3_faults import (
+    DELTA_COMMIT_ANSWER_LOST,
+    QUICK_S3A_RETRIES,
+    FaultPlan,
+    S3FaultProxy,
+    pipeline_plan,
+    request_type,
+)
 from multiverse_etl.lock import LOCK_KEY, acquire, read_lock
 from multiverse_etl.storage import open_storage
 
@@ -118,6 +125,23 @@ def test_faults_are_injected_by_type_at_the_configured_rate_and_seeded(local_s3)
     assert counts[0] == counts[1]  # the same seed, the same faults
     assert 30 <= counts[0][("boto3", "put", "slowdown")] <= 70
     assert ("boto3", "head", "slowdown") not in counts[0]
+
+
+def test_a_fault_on_a_path_hits_the_first_request_to_such_a_path_wherever_it_comes_in_its_stream():
+    """Spark writes side by side, so a Delta commit's position among S3A's PUTs varies: the plan names it by path."""
+    plan = FaultPlan(rate=0.0, script={"s3a/put": [None, "slowdown"]}, first_on_path=DELTA_COMMIT_ANSWER_LOST)
+    proxy = S3FaultProxy("http://127.0.0.1:1", plan)  # decide() only: never started
+    table = "/multiverse-lake/lake/silver/projects"
+    puts = [
+        f"{table}/part-00000-1.snappy.parquet",
+        f"{table}/_delta_log/00000000000000000000.crc",
+        f"{table}/_delta_log/00000000000000000000.json",
+        f"{table}/_delta_log/00000000000000000001.json",
+    ]
+    assert [proxy.decide("s3a", "put", path) for path in puts] == [None, "slowdown", "reset_after", None]
+    assert "no Delta commit's answer lost" not in proxy.missing()
+    again = S3FaultProxy("http://127.0.0.1:1", pipeline_plan())
+    assert again.decide("s3a", "put", f"{table}/_delta_log/00000000000000000007.json") == "reset_after"
 
 
 def test_the_lake_lock_survives_a_lost_answer_to_its_conditional_create(local_s3):

@@ -25,6 +25,7 @@ import asyncio
 import hashlib
 import logging
 import random
+import re
 import socket
 import struct
 import threading
@@ -57,7 +58,9 @@ class FaultPlan:
     """What to inject: `rate` of each type's requests (or `rates[type]`, or `rates[area/type]`) get a fault.
 
     The kind is drawn among `kinds` (``reset_after`` only for writes). `script["area/type"]` lists the kinds of
-    that stream's first requests (``None``: no fault), before the random draw takes over.
+    that stream's first requests (``None``: no fault), before the random draw takes over. `first_on_path["area/type"]`
+    = (pattern, kind): the first request of that stream whose path matches the pattern gets that kind, wherever it
+    falls in the stream (Spark's writes run side by side: their order, so their positions, vary from run to run).
     """
 
     rate: float = 0.03
@@ -66,14 +69,15 @@ class FaultPlan:
     slow_s: float = 0.3
     seed: int = 7
     script: Mapping[str, list[Optional[str]]] = field(default_factory=dict)
+    first_on_path: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
     def rate_for(self, area: str, kind: str) -> float:
         return self.rates.get(f"{area}/{kind}", self.rates.get(kind, self.rate))
 
 
 # Every kind of fault on the first requests of the landing's writes, of the lock's (its first write is the
-# conditional-writes probe's If-None-Match: answer lost, retried by boto3, 412) and of S3A's (its first writes
-# are Delta's first commits, _delta_log/00000000000000000000.json: one answer lost); the random draw after them.
+# conditional-writes probe's If-None-Match: answer lost, retried by boto3, 412) and of S3A's; the random draw after
+# them. And the answer to the first Delta commit S3A writes lost (DELTA_COMMIT_ANSWER_LOST), wherever it comes.
 EVERY_KIND_FIRST: dict[str, list[Optional[str]]] = {
     "boto3/put": ["slowdown", None, "reset", None, "reset_after", None, "slow"],
     "lock/put": ["reset_after", None, "slowdown", None, "reset", None, "slow", None, "reset_after"],
@@ -94,9 +98,15 @@ QUICK_S3A_RETRIES = {
 }
 
 
+DELTA_COMMIT = r"/_delta_log/\d{20}\.json$"
+DELTA_COMMIT_ANSWER_LOST = {"s3a/put": (DELTA_COMMIT, "reset_after")}
+
+
 def pipeline_plan(rate: float = 0.03, seed: int = 24, slow_s: float = 0.2) -> FaultPlan:
     """The plan of the S3-fault test and `make chaos`: EVERY_KIND_FIRST, then `rate` of every request."""
-    return FaultPlan(rate=rate, slow_s=slow_s, seed=seed, script=EVERY_KIND_FIRST)
+    return FaultPlan(
+        rate=rate, slow_s=slow_s, seed=seed, script=EVERY_KIND_FIRST, first_on_path=DELTA_COMMIT_ANSWER_LOST
+    )
 
 
 def request_type(method: str, path: str, query: str, headers: Mapping[str, str]) -> str:
@@ -142,6 +152,7 @@ class S3FaultProxy:
         self.faulted: list[tuple[str, str, str, str]] = []  # (area, type, kind, path) of each fault, in order
         self._rngs: dict[str, random.Random] = {}
         self._seen: Counter[str] = Counter()
+        self._path_fault_done: set[str] = set()
         self._mutex = threading.Lock()
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._runner: Any = None
@@ -162,7 +173,12 @@ class S3FaultProxy:
             n = self._seen[stream]
             self._seen[stream] += 1
             scripted = self.plan.script.get(stream, [])
-            if n < len(scripted):
+            on_path = self.plan.first_on_path.get(stream)
+            fault: Optional[str]
+            if on_path and stream not in self._path_fault_done and re.search(on_path[0], path):
+                self._path_fault_done.add(stream)
+                fault = on_path[1]
+            elif n < len(scripted):
                 fault = scripted[n]
             else:
                 rng = self._rngs.get(stream)
@@ -217,7 +233,9 @@ class S3FaultProxy:
             if not self.injected_by("s3a", type_=t)
         ]
         with self._mutex:
-            commits = [p for a, _, k, p in self.faulted if a == "s3a" and k == "reset_after" and "/_delta_log/0" in p]
+            commits = [
+                p for a, _, k, p in self.faulted if a == "s3a" and k == "reset_after" and re.search(DELTA_COMMIT, p)
+            ]
         if not commits:
             gaps.append("no Delta commit's answer lost")
         return gaps
