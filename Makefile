@@ -45,8 +45,11 @@ lint: setup
 	$(VENV)/bin/ruff format --check lib tests bench jobs sample_api
 	$(VENV)/bin/mypy
 
+# Two pytest-xdist workers: every test that uses the SparkSession in one of them (one session, its fixtures built
+# once: tests/support/spark_worker.py), all the others beside it. `make test SUITE_WORKERS=` runs in one process.
+SUITE_WORKERS ?= -n 2
 test: setup lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(SUITE_WORKERS) $(PYTEST_ARGS)
 
 # The Spark tests again on the Spark 4 line (Glue 6.0 / EMR 8.0: ANSI mode on by default).
 test-spark4: $(VENV4)/.installed

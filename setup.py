@@ -12,6 +12,7 @@ TEST = [
     "chispa==0.12.0",
     "pytest>=8",
     "pytest-timeout>=2.3",
+    "pytest-xdist==3.8.0",  # tests/support/spark_worker.py subclasses its load-scope scheduler
     "hypothesis>=6.100",
     "moto[server]>=5.0",
     "fastapi>=0.110",

@@ -11,6 +11,12 @@ import pytest
 from multiverse_etl.config import Config
 from multiverse_etl.logs import setup_logging
 from support.config import make_config  # tests import it from here too (`from conftest import make_config`)
+from support.spark_worker import (  # noqa: F401 (the controller's hooks, for `make test`'s two workers)
+    list_for_scheduler,
+    pytest_configure_node,
+    pytest_unconfigure,
+    pytest_xdist_make_scheduler,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 setup_logging("INFO")
@@ -108,7 +114,11 @@ def crash_chain_run(spark, tmp_path_factory):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Every test that uses the SparkSession is marked `spark` (what `make test-spark4` runs)."""
+    """Every test that uses the SparkSession is marked `spark` (what `make test-spark4` runs); under `make test`'s two
+    workers, all of them run in one (support/spark_worker.py)."""
+    spark_tests = []
     for item in items:
         if "spark" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.spark)
+            spark_tests.append(item.nodeid)
+    list_for_scheduler(config, spark_tests)
