@@ -14,6 +14,11 @@ from pyspark.sql import types as T
 
 from multiverse_etl.entities import entity as spec_of
 from multiverse_etl.transform.clean import (
+    KIND_MISSING,
+    KIND_NULL,
+    KIND_NUMBER,
+    KIND_OTHER,
+    KIND_STRING,
     NFC_STABLE_RANGES,
     clean_email,
     has_clean_edges,
@@ -31,10 +36,12 @@ from multiverse_etl.transform.clean import (
     validate_records,
 )
 from multiverse_etl.transform.schemas import CLEAN_SCHEMAS
-from support.landed import bronze_frame, cleaned, compact, lineage, spark_conf
+from support.landed import Raw, bronze_frame, cleaned, compact, lineage, spark_conf
 from support.oracle import WHITE_SPACE
 
 UTC = dt.timezone.utc
+# The JSON types `json_token_kind` gives (small integers), by name.
+KIND = {"string": KIND_STRING, "number": KIND_NUMBER, "null": KIND_NULL, "missing": KIND_MISSING, "other": KIND_OTHER}
 
 
 def one_column(spark, values, name="s", dtype=T.StringType()):
@@ -182,7 +189,7 @@ RAW_RECORDS = [
 def _helper_results(spark):
     stamps = spark.createDataFrame(TIMESTAMPS, "s string, ts timestamp")
     integers = spark.createDataFrame(INTEGERS, "s string, big bigint, small int")
-    kinds = spark.createDataFrame(RAW_RECORDS, "raw string, id string, name string")
+    kinds = spark.createDataFrame([(r, KIND[i], KIND[n]) for r, i, n in RAW_RECORDS], "raw string, id int, name int")
     return (
         (stamps.select("s", parse_source_timestamp(F.col("s")).alias("ts")), stamps),
         (
@@ -503,7 +510,7 @@ def test_a_value_spark_could_not_read_takes_its_json_type_from_the_text(spark):
         ('{"id":1,"name":[[1]]}', "other"),
         ('{"id":1}', "missing"),
     ]
-    frame = spark.createDataFrame(rows, "raw string, expected string")
+    frame = spark.createDataFrame([(raw, KIND[kind]) for raw, kind in rows], "raw string, expected int")
     unreadable = F.lit(None).cast("string")  # what from_json gave for the field
     got = frame.select("raw", json_token_kind(F.col("raw"), "name", unreadable).alias("expected"))
     assert_df_equality(got, frame, ignore_nullable=True, ignore_row_order=True)
@@ -522,7 +529,7 @@ def test_spaced_json_gets_the_json_type_of_each_value_as_written(spark):
         ('{"id":12}', "12", "number"),
         ('{"id":[1]}', "[1]", "other"),
     ]
-    frame = spark.createDataFrame(rows, "raw string, value string, expected string")
+    frame = spark.createDataFrame([(r, v, KIND[k]) for r, v, k in rows], "raw string, value string, expected int")
     got = frame.select("raw", "value", json_token_kind(F.col("raw"), "id", F.col("value")).alias("expected"))
     assert_df_equality(got, frame, ignore_nullable=True, ignore_row_order=True)
 
@@ -607,7 +614,7 @@ def test_compact_records_get_the_json_types_the_searches_give(spark):
     kinds = [json_token_kind(F.col("raw"), n, F.col("v")[n]).alias(n) for n, _ in COMPACT_FIELDS]
     got = frame.select(is_compact_record(F.col("raw"), fields).alias("compact"), *kinds).collect()
     assert [r.compact for r in got] == [True, True, True, False]
-    assert all((r.id, r.name, r.age) == ("number", "string", "number") for r in got if r.compact)
+    assert all((r.id, r.name, r.age) == (KIND_NUMBER, KIND_STRING, KIND_NUMBER) for r in got if r.compact)
 
 
 @pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Asia/Kolkata"])
@@ -643,3 +650,38 @@ def test_the_email_pattern_accepts_exactly_the_addresses_of_its_backtracking_for
     ).collect()
     assert [(r.s, r.new) for r in got] == [(r.s, r.old and len(r.s) <= 254) for r in got]
     assert sum(r.new for r in got) >= 8
+
+
+def test_reasons_are_empty_for_a_valid_record_and_every_broken_rule_otherwise(spark):
+    """`contract_reasons` builds its array only when a rule is broken (an `or` of the conditions first): a valid
+    record gets the empty array (never null), others every reason in the contract's order, whatever the kind of
+    record (a non-object and an unreadable record get their one reason)."""
+    records = [
+        {"id": 1, "name": "Data", "duration": 12, "description": "d"},
+        {"id": "2", "name": None, "duration": -3},
+        {"id": 3, "name": 5, "duration": 1.5, "description": "\u00e9"},
+        Raw("[1,2]"),
+        Raw('{"id":4,"name":"n","duration":' + "7" * 100_001 + ',"description":"d"}'),
+    ]
+    got = bronze_frame(spark, "programmes", records).transform(validate_records(spec_of("programmes")))
+    expected = spark.createDataFrame(
+        [
+            (1, []),
+            (2, ["wrong_type:id", "null_value:name", "negative_value:duration", "missing_field:description"]),
+            (3, ["wrong_type:name", "wrong_type:duration"]),
+            (4, ["not_a_json_object"]),
+            (5, ["unreadable_record"]),
+        ],
+        T.StructType(
+            [
+                T.StructField("record", T.IntegerType(), False),
+                T.StructField("reasons", T.ArrayType(T.StringType(), True), False),
+            ]
+        ),
+    )
+    assert_df_equality(
+        got.select((F.col("record_index") + 1).alias("record"), "reasons"),
+        expected,
+        ignore_nullable=True,
+        ignore_row_order=True,
+    )

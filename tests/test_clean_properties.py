@@ -21,6 +21,11 @@ from pyspark.sql import functions as F
 
 from multiverse_etl.entities import entity as spec_of
 from multiverse_etl.transform.clean import (
+    KIND_MISSING,
+    KIND_NULL,
+    KIND_NUMBER,
+    KIND_OTHER,
+    KIND_STRING,
     clean_email,
     is_valid_email,
     json_token_kind,
@@ -289,7 +294,7 @@ FLAT_VALUES = st.one_of(SCALARS, st.lists(SCALARS, max_size=3))
 FIELDS = sorted({name for fields in CONTRACT.values() for name, _ in fields})
 
 
-def kind_of(record, name):
+def kind_name(record, name):
     if name not in record:
         return "missing"
     value = record[name]
@@ -300,6 +305,14 @@ def kind_of(record, name):
     if isinstance(value, (int, float)):
         return "number"
     return "string"
+
+
+KINDS = {"string": KIND_STRING, "number": KIND_NUMBER, "null": KIND_NULL, "missing": KIND_MISSING, "other": KIND_OTHER}
+
+
+def kind_of(record, name):
+    """The JSON type `json_token_kind` gives (a small integer)."""
+    return KINDS[kind_name(record, name)]
 
 
 RECORDS = st.dictionaries(st.one_of(st.sampled_from(FIELDS), TEXT), FLAT_VALUES, max_size=9)
@@ -366,7 +379,7 @@ APPRENTICESHIP = st.fixed_dictionaries(
 def reference_reasons(record):
     reasons = []
     for name, json_type in CONTRACT["apprenticeships"]:
-        kind = kind_of(record, name)
+        kind = kind_name(record, name)
         value = record.get(name)
         reasons += [f"missing_field:{name}"] if kind == "missing" else []
         reasons += [f"null_value:{name}"] if kind == "null" else []

@@ -24,13 +24,15 @@ An invalid e-mail is *not* a contract break: the record is kept and flagged (`em
 
 from __future__ import annotations
 
+import functools
+import operator
 from typing import Callable
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from ..entities import STATUSES, EntitySpec
-from .schemas import QUARANTINE_SCHEMA
+from .schemas import KIND_MISSING, KIND_NULL, KIND_NUMBER, KIND_OTHER, KIND_STRING, QUARANTINE_SCHEMA
 
 NOT_AN_OBJECT = "not_a_json_object"
 UNREADABLE_RECORD = "unreadable_record"
@@ -48,8 +50,8 @@ REASON_CODES = (
 )
 
 
-def _reason(condition: Column, code: str, field: str) -> Column:
-    return F.when(condition, F.lit(f"{code}:{field}"))
+def _check(condition: Column, code: str, field: str) -> tuple[Column, str]:
+    return condition, f"{code}:{field}"
 
 
 def _typed(spec: EntitySpec, field: str) -> Column:
@@ -65,38 +67,44 @@ def contract_reasons(spec: EntitySpec) -> Column:
     Reads the parse helpers `_is_object`, `_unreadable`, `_kind_<field>`, `_lone_<field>` and the typed columns of
     `clean.py`.
     """
-    checks: list[Column] = []
+    checks: list[tuple[Column, str]] = []  # (the condition, its reason)
     for field in spec.contract:
         kind = F.col(f"_kind_{field.name}")
-        checks.append(_reason(kind == "missing", "missing_field", field.name))
-        checks.append(_reason(kind == "null", "null_value", field.name))
+        checks.append(_check(kind == KIND_MISSING, "missing_field", field.name))
+        checks.append(_check(kind == KIND_NULL, "null_value", field.name))
         if field.json_type == "integer":
-            wrong = kind.isin("string", "other") | ((kind == "number") & _typed(spec, field.name).isNull())
+            wrong = kind.isin(KIND_STRING, KIND_OTHER) | ((kind == KIND_NUMBER) & _typed(spec, field.name).isNull())
         else:
-            wrong = kind.isin("number", "other")
-        checks.append(_reason(wrong, "wrong_type", field.name))
+            wrong = kind.isin(KIND_NUMBER, KIND_OTHER)
+        checks.append(_check(wrong, "wrong_type", field.name))
         if field.json_type == "string":
-            checks.append(_reason((kind == "string") & F.col(f"_lone_{field.name}"), "lone_surrogate", field.name))
+            checks.append(_check((kind == KIND_STRING) & F.col(f"_lone_{field.name}"), "lone_surrogate", field.name))
         if field.role == "timestamp":
             checks.append(
-                _reason((kind == "string") & _typed(spec, field.name).isNull(), "unparseable_date", field.name)
+                _check((kind == KIND_STRING) & _typed(spec, field.name).isNull(), "unparseable_date", field.name)
             )
         if field.role == "status":
             checks.append(
-                _reason(
-                    (kind == "string") & ~F.coalesce(_typed(spec, field.name).isin(*STATUSES), F.lit(False)),
+                _check(
+                    (kind == KIND_STRING) & ~F.coalesce(_typed(spec, field.name).isin(*STATUSES), F.lit(False)),
                     "unknown_status",
                     field.name,
                 )
             )
         if field.minimum is not None:
             below = _typed(spec, field.name) < F.lit(field.minimum)
-            checks.append(_reason(F.coalesce(below, F.lit(False)), "negative_value", field.name))
+            checks.append(_check(F.coalesce(below, F.lit(False)), "negative_value", field.name))
     if spec.parent_column is not None:
-        checks.append(_reason(F.col(spec.parent_column).isNull(), "missing_parent", spec.parent_column))
+        checks.append(_check(F.col(spec.parent_column).isNull(), "missing_parent", spec.parent_column))
     # array_except drops the nulls (checks that passed) with generated code, twice as fast as a lambda filter;
-    # it would also drop duplicates, and there are none: each reason names its own check.
-    field_reasons = F.array_except(F.array(*checks), F.array(F.lit(None).cast("string")))
+    # it would also drop duplicates, and there are none: each reason names its own check. Most records break no
+    # rule: the array is built only for those where a condition holds (one `or` of them first; each condition is
+    # computed once for both, by subexpression elimination), the others get the empty array of the same type.
+    nulls = F.array(F.lit(None).cast("string"))
+    found = F.array_except(F.array(*[F.when(condition, F.lit(reason)) for condition, reason in checks]), nulls)
+    field_reasons = F.when(functools.reduce(operator.or_, [condition for condition, _ in checks]), found).otherwise(
+        F.array_except(nulls, nulls)  # empty; a constant once folded
+    )
     return (
         F.when(~F.col("_is_object"), F.array(F.lit(NOT_AN_OBJECT)))
         .when(F.col("_unreadable"), F.array(F.lit(UNREADABLE_RECORD)))

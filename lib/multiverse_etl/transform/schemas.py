@@ -37,6 +37,11 @@ JSON_READ_LIMITS = {
 }
 
 
+# The JSON type of a contract field in a record's text (`clean.json_token_kind`, the `_kind_<field>` columns between
+# `clean.py`'s steps, read by `quarantine.contract_reasons`): small integers, compared as numbers, not as text.
+KIND_STRING, KIND_NUMBER, KIND_NULL, KIND_MISSING, KIND_OTHER = 1, 2, 3, 4, 5
+
+
 def record_string_schema(spec: EntitySpec) -> T.StructType:
     """Every contract field as a string: parsing never fails, so types are checked afterwards."""
     return T.StructType([T.StructField(f.name, T.StringType(), True) for f in spec.contract])
