@@ -12,6 +12,8 @@ import orjson
 import pytest
 
 from multiverse_etl.extract.errors import ExtractError
+from multiverse_etl.extract.lines import landed_page
+from multiverse_etl.extract.paginate import Page
 from multiverse_etl.extract.parents import ParentSet, parent_id
 from multiverse_etl.extract.resume import take_over
 from multiverse_etl.extract.state import (
@@ -87,6 +89,30 @@ def test_parts_roll_at_the_size_and_never_split_a_group(tmp_path):
         seen_parents.extend(dict.fromkeys(parents))
     assert seen_parents == list(range(60))
     assert writer.pages == sum(1 + p % 3 for p in range(60)) and writer.records == sum(g[1] for g in groups)
+
+
+def test_the_digest_takes_given_fingerprints_as_it_reads_them_from_the_lines(tmp_path):
+    """The fan-out hands the writer each page's fingerprints (no second parse); the digest is the same."""
+    pages = [
+        (landed_page(_page(parent, records), RUN, {"apprenticeship_id": parent}), parent)
+        for parent, records in ((7, 3), (8, 0), (9, 1))
+    ]
+    read_back = PartWriter(LocalStorage(str(tmp_path / "a")), "projects", RUN, max_bytes=1 << 20)
+    given = PartWriter(LocalStorage(str(tmp_path / "b")), "projects", RUN, max_bytes=1 << 20)
+
+    async def main():
+        for (line_, prints), parent in pages:
+            await read_back.add([line_], len(prints))
+            await given.add([line_], len(prints), [prints], parent)
+
+    asyncio.run(main())
+    assert read_back.digest is not None and given.digest is not None
+    assert given.digest.text() == read_back.digest.text() and read_back.digest.count == 5  # 4 records, 1 empty
+
+
+def _page(parent: int, records: int) -> Page:
+    body = orjson.dumps({"data": [{"id": parent * 100 + i} for i in range(records)], "pagination": {}})
+    return Page("projects", f"/apprenticeships/{parent}/projects", {"page_size": 5}, 0, body, orjson.loads(body), "x")
 
 
 def test_discard_deletes_what_this_writer_wrote_and_numbering_starts_over(tmp_path):

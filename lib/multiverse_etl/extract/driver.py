@@ -34,7 +34,7 @@ from .credentials import Credentials, resolve_credentials
 from .errors import ExtractError, ResumeError
 from .fanout import ProjectsFanout
 from .http import ApiClient, ClientSettings
-from .lines import page_line
+from .lines import landed_page
 from .paginate import PageSize, paginate, utc_now_iso
 from .progress import FanoutState, Progress, summary_extra, summary_lines
 from .redaction import RedactingFilter, safe_url, scrubbed_logs
@@ -264,7 +264,8 @@ class _Run:
                     self.watermark.reset()
                 walked = 0
             walked += 1
-            await writer.add((page_line(page, self.run_id, None),), len(page.data))
+            line, fingerprints = landed_page(page, self.run_id, None)
+            await writer.add((line,), len(page.data), (fingerprints,))
             if tracked:
                 self.watermark.observe(page.data)
             if feed:

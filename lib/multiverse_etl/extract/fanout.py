@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from ..entities import PROJECTS
 from .http import ApiClient
-from .lines import page_line
+from .lines import landed_page
 from .paginate import PageSize, paginate
 from .parents import ParentSet, parent_id
 from .progress import FanoutState
@@ -85,6 +85,7 @@ class ProjectsFanout:
                 return
             parent = {"apprenticeship_id": pid}
             lines: list[bytes] = []
+            prints: list[list[int]] = []
             records = 0
             async for page in paginate(
                 client,
@@ -94,8 +95,10 @@ class ProjectsFanout:
                 max_restarts=self.max_restarts,
             ):
                 if page.page_index == 0 and lines:  # restarted
-                    lines, records = [], 0
-                lines.append(page_line(page, self.run_id, parent))
+                    lines, prints, records = [], [], 0
+                line, fingerprints = landed_page(page, self.run_id, parent)
+                lines.append(line)
+                prints.append(fingerprints)
                 records += len(page.doc["data"])
-            await self.writer.add(lines, records)
+            await self.writer.add(lines, records, prints, pid)
             self.state.done += 1

@@ -22,9 +22,15 @@ _SPLICE_KEYS = frozenset(("data", "pagination"))
 
 def page_line(page: Page, run_id: str, parent: Optional[dict[str, Any]]) -> bytes:
     """The gzip-ready JSON line (with its newline) for one page."""
+    return landed_page(page, run_id, parent)[0]
+
+
+def landed_page(page: Page, run_id: str, parent: Optional[dict[str, Any]]) -> tuple[bytes, list[int]]:
+    """`page_line` and the fingerprints it holds (with the parent's id, as `record_fingerprints` takes them): the
+    part writer's digest takes them as they are instead of reading them back from the line."""
     parent_id = None if parent is None else parent.get("apprenticeship_id")
     fingerprints = record_fingerprints(page.doc["data"], parent_id)
-    return landing_line(
+    line = landing_line(
         page.entity,
         run_id,
         page.extracted_at,
@@ -35,6 +41,7 @@ def page_line(page: Page, run_id: str, parent: Optional[dict[str, Any]]) -> byte
         _payload(page),
         fingerprints,
     )
+    return line, fingerprints
 
 
 def _payload(page: Page) -> bytes:

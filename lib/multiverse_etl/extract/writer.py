@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from ..landing import LandingDigest, Part, part_key
 from ..storage import Storage
@@ -73,12 +73,23 @@ class PartWriter:
     def records(self) -> int:
         return sum(p.records for p in self.parts) + self._open_records + self._sealing_records
 
-    async def add(self, lines: Sequence[bytes], records: int) -> None:
-        """Append a group of lines (kept together in one part); write the part when it is full."""
+    async def add(
+        self,
+        lines: Sequence[bytes],
+        records: int,
+        fingerprints: Optional[Sequence[list[int]]] = None,
+        parent_id: Any = None,
+    ) -> None:
+        """Append a group of lines (kept together in one part); write the part when it is full. `fingerprints`: each
+        line's, as it holds them (`lines.landed_page`), taken by the digest as they are (else read from the line)."""
         compress = self._zip.compress
-        for line in lines:
-            if self.digest is not None and not self.digest.add_line(line):
-                self.digest = None
+        for i, line in enumerate(lines):
+            digest = self.digest
+            if digest is not None:
+                if fingerprints is not None:
+                    digest.add(fingerprints[i], parent_id)
+                elif not digest.add_line(line):
+                    self.digest = None
             out = compress(line)
             if out:
                 self._chunks.append(out)

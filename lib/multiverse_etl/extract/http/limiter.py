@@ -74,7 +74,8 @@ class ConcurrencyLimiter:
         self.latency_floor = float(min(self.ceiling, initial))
         self.cap: Optional[int] = None  # a bound from outside (the token life)
         self.in_flight = 0
-        self.min_seen = self.max_seen = self.current
+        self._current = self._whole()  # `current`, kept by _note at every change (read on every request)
+        self.min_seen = self.max_seen = self._current
         self.slow_start = adaptive
         self.on_change: Optional[Callable[[int], None]] = None  # told every new whole limit (the trajectory)
         self.decreases = 0
@@ -84,7 +85,6 @@ class ConcurrencyLimiter:
         self._window_saturated = False
         self._released = 0
         self._decrease_at = 0  # no new decrease before this many releases (the requests in flight returned)
-        self._noted = self.current
         self._window_limit = self._best_limit = self.limit  # slow start: the limit a window began under
         self._slow_windows_over = 0  # slow start: windows past the latency tolerance in a row
         self._shortest = math.inf  # slow start: the shortest round trip seen
@@ -100,8 +100,7 @@ class ConcurrencyLimiter:
     @property
     def current(self) -> int:
         """The whole number of requests that may be in flight now."""
-        limit = max(1, int(self.limit))
-        return min(limit, self.cap) if self.cap else limit
+        return self._current
 
     @property
     def baseline_s(self) -> Optional[float]:
@@ -112,7 +111,7 @@ class ConcurrencyLimiter:
     async def acquire(self, first: bool = False) -> None:
         """A slot; `first`: ahead of the ordinary waiters, behind earlier `first` ones (a request refused
         for a dead token, so that the queue's order cannot hand one request the dead end of every token)."""
-        if self.in_flight < self.current and not self.waiting:
+        if self.in_flight < self._current and not self._waiters and not self._first_waiters:
             self.in_flight += 1
             return
         self._window_saturated = True
@@ -136,7 +135,8 @@ class ConcurrencyLimiter:
         """A request ended: give its slot back and learn from how it went."""
         self.in_flight -= 1
         self._released += 1
-        if self.waiting:  # tasks queue for a slot: the limit is what holds them back
+        waiting = bool(self._waiters or self._first_waiters)
+        if waiting:  # tasks queue for a slot: the limit is what holds them back
             self._window_saturated = True
         if self.adaptive:
             if outcome == OK and rtt_s is not None:
@@ -144,11 +144,12 @@ class ConcurrencyLimiter:
                 if self.slow_start:
                     self._shortest = min(self._shortest, rtt_s)
                     self._slow_start_step()
-                elif len(self._window) >= max(MIN_WINDOW, 2 * self.current):
+                elif len(self._window) >= max(MIN_WINDOW, 2 * self._current):
                     self._end_window()
             elif outcome in (OVERLOAD, DROP):
                 self._decrease(OVERLOAD_BACKOFF if outcome == OVERLOAD else DROP_BACKOFF)
-        self._wake()
+        if waiting:
+            self._wake()
 
     def give_back(self) -> None:
         """A slot taken but not used (nothing was sent): nothing to learn."""
@@ -164,7 +165,7 @@ class ConcurrencyLimiter:
     # ------------------------------------------------------------------ internals
 
     def _wake(self) -> None:
-        while self.waiting and self.in_flight < self.current:
+        while (self._first_waiters or self._waiters) and self.in_flight < self._current:
             future = (self._first_waiters or self._waiters).popleft()
             if not future.done():
                 self.in_flight += 1
@@ -235,11 +236,16 @@ class ConcurrencyLimiter:
         self._window = []
         self._note()
 
+    def _whole(self) -> int:
+        limit = max(1, int(self.limit))
+        return min(limit, self.cap) if self.cap else limit
+
     def _note(self) -> None:
-        current = self.current
+        """After every change of `limit` or `cap`: the whole limit, its range, the trajectory."""
+        current = self._whole()
         self.min_seen = min(self.min_seen, current)
         self.max_seen = max(self.max_seen, current)
-        if current != self._noted:
-            self._noted = current
+        if current != self._current:
+            self._current = current
             if self.on_change is not None:
                 self.on_change(current)

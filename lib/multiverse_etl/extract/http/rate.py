@@ -43,8 +43,9 @@ class RateMeter:
     def span_s(self) -> float:
         return self.buckets * self.BUCKET_S
 
-    def add(self) -> None:
-        self._roll()
+    def add(self, now: Optional[float] = None) -> None:
+        """One more accepted answer (`now`: the clock's time, if the caller has just read it)."""
+        self._roll(now)
         self._counts[self._current % self.buckets] += 1
 
     def count(self) -> int:
@@ -58,8 +59,8 @@ class RateMeter:
         worth (a bucket smaller than a second's worth is underestimated at first, and found by the probe)."""
         return self.count() / (self.buckets * self.BUCKET_S)
 
-    def _roll(self) -> None:
-        bucket = int(self.clock() / self.BUCKET_S)
+    def _roll(self, now: Optional[float] = None) -> None:
+        bucket = int((self.clock() if now is None else now) / self.BUCKET_S)
         if bucket != self._current:
             for b in range(self._current + 1, min(bucket, self._current + self.buckets) + 1):
                 self._counts[b % self.buckets] = 0

@@ -119,9 +119,10 @@ class Throttle:
 
     def release(self, ticket: Ticket, signal: str, accepted: bool) -> None:
         """The request ended with `signal` (limiter.OK/NEUTRAL/OVERLOAD/DROP); `accepted`: not refused for rate."""
-        rtt = self.clock() - ticket.sent if signal == OK else None
+        now = self.clock()
+        rtt = now - ticket.sent if signal == OK else None
         if accepted:
-            self.accepted.add()
+            self.accepted.add(now)
         if signal == OVERLOAD and (ticket.epoch < self._epoch or self.pacer.learnt is not None):
             signal = NEUTRAL  # old news, or the pacer already answers for the rate
         self.limiter.release(signal, rtt)
