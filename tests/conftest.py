@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import pytest
 
 from multiverse_etl.config import Config
 from multiverse_etl.logs import setup_logging
-from support.config import make_config  # tests import it from here too (`from conftest import make_config`)
+from support.config import make_config, sized_for_tests  # tests import make_config from here too
 from support.spark_worker import (  # noqa: F401 (the controller's hooks, for `make test`'s two workers)
     list_for_scheduler,
     pytest_configure_node,
@@ -65,25 +64,8 @@ def spark(local_s3, tmp_path_factory):
     """
     from multiverse_etl.spark import build_spark
 
-    config = make_config(
-        str(PROJECT_ROOT / "lake"),
-        env="local-s3",
-        s3={"endpoint_url": local_s3.endpoint_url},
-        transform={"shuffle_partitions": 2},
-    )
-    config = dataclasses.replace(
-        config,
-        spark=dataclasses.replace(
-            config.spark,
-            conf={
-                "spark.driver.memory": "2g",
-                "spark.default.parallelism": "2",
-                "spark.sql.adaptive.enabled": "false",
-                "spark.ui.enabled": "false",
-                "spark.databricks.delta.snapshotPartitions": "1",
-            },
-        ),
-    )
+    config = make_config(str(PROJECT_ROOT / "lake"), env="local-s3", s3={"endpoint_url": local_s3.endpoint_url})
+    config = sized_for_tests(config, **{"spark.driver.memory": "2g"})
     name, value = SHORT_LIVED_JVM
     ours = os.environ.get(name) == value  # a value of the user's own is theirs to keep
     if ours:

@@ -18,6 +18,7 @@ import pytest
 
 from conftest import SHORT_LIVED_JVM
 from sample_api.server import serve_in_background
+from support.processes import job_env
 
 ROOT = Path(__file__).resolve().parents[1]
 SPARK_CLASS = Path(pyspark.__file__).parent / "bin" / "spark-class"
@@ -131,8 +132,7 @@ def _check_lake(lake_root: str, s3_endpoint: str, run_id: str) -> subprocess.Com
     """The lake against the ground truth in a process of its own (support/check_lake.py): this test needs no shared
     session, so under `make test`'s two workers it runs beside the Spark tests."""
     tests = str(Path(__file__).resolve().parent)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MV_")}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (tests, env.get("PYTHONPATH", "")) if p)
+    env = job_env(PYTHONPATH=os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH", "")) if p))
     command = [sys.executable, "-m", "support.check_lake", "--lake-root", lake_root, "--env", "local-s3"]
     command += ["--s3-endpoint", s3_endpoint, "--scale", str(SCALE), "--seed", str(SEED), "--run-id", run_id]
     return subprocess.run(command, capture_output=True, text=True, timeout=540, env=env, cwd=ROOT)

@@ -26,14 +26,13 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     from multiverse_etl.spark import build_spark
     from sample_api.dump import ground_truth
-    from support.config import make_config
+    from support.config import make_config, sized_for_tests
     from support.lake import compare_lake
     from support.oracle import reference_lake
 
     sections = {"s3": {"endpoint_url": args.s3_endpoint}} if args.s3_endpoint else {}
-    config = make_config(args.lake_root, env=args.env, transform={"shuffle_partitions": 2}, **sections)
-    small = {"spark.ui.enabled": "false", "spark.databricks.delta.snapshotPartitions": "1"}
-    config = dataclasses.replace(config, spark=dataclasses.replace(config.spark, master="local[2]", conf=small))
+    config = sized_for_tests(make_config(args.lake_root, env=args.env, **sections))
+    config = dataclasses.replace(config, spark=dataclasses.replace(config.spark, master="local[2]"))
     spark = build_spark(config, "check-lake")
     try:
         comparison = compare_lake(

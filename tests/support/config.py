@@ -14,3 +14,19 @@ def make_config(lake_root: str, env: str = "local", **sections) -> Config:
     for name, values in sections.items():
         config = dataclasses.replace(config, **{name: dataclasses.replace(getattr(config, name), **values)})
     return config
+
+
+# The tests' Spark settings (sessions, spark-submit jobs, checks): two cores' worth of partitions, adaptive execution
+# off, no UI, a Delta table's state rebuilt by one task.
+TEST_SPARK_CONF = {
+    "spark.default.parallelism": "2",
+    "spark.sql.adaptive.enabled": "false",
+    "spark.ui.enabled": "false",
+    "spark.databricks.delta.snapshotPartitions": "1",
+}
+
+
+def sized_for_tests(config: Config, **conf: str) -> Config:
+    """`config` with two shuffle partitions and TEST_SPARK_CONF (`conf`: more settings, by their Spark names)."""
+    config = dataclasses.replace(config, transform=dataclasses.replace(config.transform, shuffle_partitions=2))
+    return dataclasses.replace(config, spark=dataclasses.replace(config.spark, conf={**TEST_SPARK_CONF, **conf}))

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
+from support.config import TEST_SPARK_CONF
+
 ROOT = Path(__file__).resolve().parents[2]  # the project
 PYTHON = sys.executable
 
@@ -28,20 +30,9 @@ def scheduler_cwd(tmp_path: Path, lake: Path) -> tuple[Path, str]:
 
 def job_command(job: str, lake: str, *extra: str, env_name: str = "local") -> list[str]:
     """`jobs/<job>.py` with the test-sized Spark settings (2 shuffle partitions, small Delta snapshots)."""
-    spark_sets = [
-        "--set",
-        "transform.shuffle_partitions=2",
-        "--set",
-        "spark.conf.spark.driver.memory=1g",
-        "--set",
-        "spark.conf.spark.default.parallelism=2",
-        "--set",
-        "spark.conf.spark.sql.adaptive.enabled=false",
-        "--set",
-        "spark.conf.spark.ui.enabled=false",
-        "--set",
-        "spark.conf.spark.databricks.delta.snapshotPartitions=1",
-    ]
+    conf = {**TEST_SPARK_CONF, "spark.driver.memory": "1g"}
+    spark_sets = ["--set", "transform.shuffle_partitions=2"]
+    spark_sets += [arg for name, value in conf.items() for arg in ("--set", f"spark.conf.{name}={value}")]
     if job == "extract":
         spark_sets = []
     return [PYTHON, str(ROOT / "jobs" / f"{job}.py"), "--env", env_name, "--lake-root", lake, *spark_sets, *extra]
