@@ -84,6 +84,14 @@ def test_a_first_load_reads_each_landing_part_once_and_a_later_run_again_only_th
 
     monkeypatch.setattr(read, "read_landing_pages", recorded)  # what `landing_pages` calls
     monkeypatch.setattr(prepare, "read_landing_pages", recorded)
+    scans: list[int] = []  # landing scans in the physical plan of each frame the step holds
+    real_hold = prepare.hold
+
+    def counted_hold(frame):
+        scans.append(frame._jdf.queryExecution().executedPlan().toString().count("FileScan json"))
+        return real_hold(frame)
+
+    monkeypatch.setattr(prepare, "hold", counted_hold)
     storage, config = open_storage(str(tmp_path)), make_config(str(tmp_path))
     pages = [Page([apprenticeship(1), apprenticeship(2)]), Page([apprenticeship(3)])]
     first = write_run(
@@ -109,3 +117,6 @@ def test_a_first_load_reads_each_landing_part_once_and_a_later_run_again_only_th
     # whole again: only the part holding the changed record.
     parts = second.keys["apprenticeships"]
     assert sorted(reads) == sorted([(parts[0], False), (parts[1], False), (parts[1], True)])
+    # ... and scanned once by each held frame's plan: the ranking (changed records and, through the revisits, their
+    # valid keys) reads the validated rows held, not the landing again.
+    assert scans and max(scans) == 1, scans

@@ -254,7 +254,10 @@ def _prepare_changed(
         scanned = records.observe(presence, *presence_metrics(contract)) if job.drift_policy != "ignore" else records
         written = _write_new_versions(job, spec, scanned, classified, versions, prepared.classes)
         validated = records.transform(validate_records(spec)).withColumn(REVISIT, F.lit(False))
-        validated = validated.persist(StorageLevel.MEMORY_AND_DISK)
+        # Held when it is read twice (the ranking and, through the revisits, its valid keys): a persisted frame used
+        # twice in one plan was found in the cache for one use only, and the other read and validated the landing
+        # again (a plan 25 times the size, its predicate code generated in every task).
+        validated = validated.persist(StorageLevel.MEMORY_AND_DISK) if first_load else hold(validated)
         try:
             ranking = validated
             if not first_load:
@@ -266,7 +269,7 @@ def _prepare_changed(
             ranked = hold(ranking.transform(rank_versions(spec)).observe(ranked_counts, *rank_counts(spec)))
             stats = {name: int(str(value or 0)) for name, value in ranked_counts.get.items()}
         finally:
-            validated.unpersist()  # the persisted frame itself (unpersisting the union would leave it cached)
+            release(validated)  # the frame itself (unpersisting the union would leave it cached)
         drift = None  # the changed records' top-level keys, observed while bronze was written
         if job.drift_policy != "ignore":
             present = observed_presence(presence.get, contract, records)
