@@ -120,7 +120,9 @@ def test_transform_killed_during_a_silver_merge(chain):
     lake = step.lake
     assert lake["versions"]["silver/projects"] == [0], "the MERGE had committed before the kill"
     assert lake["uncommitted"]["silver/projects"], "no data file of the interrupted MERGE"
-    assert lake["versions"]["silver/apprenticeships"] == [0, 1] and lake["versions"]["silver/programmes"] == [0, 1]
+    # A first load appends the three silver tables side by side: the others may or may not have committed yet.
+    assert lake["versions"]["silver/apprenticeships"] in ([0], [0, 1])
+    assert lake["versions"]["silver/programmes"] in ([0], [0, 1])
     assert lake["versions"]["_audit/runs"] == [0]  # the run is not marked loaded: it stays pending
 
 

@@ -222,16 +222,21 @@ def load_run(job: Job, plan: LoadPlan, previous: Optional[LoadedRun] = None) -> 
         projects = prepared[PROJECTS.name]
         parents = listed_parents(job.spark, projects.classified, PROJECTS, projects.landing.empty_parents)
         quarantine = write_quarantine(job, plan, prepared)
-        # Programmes depend on nothing; projects follow apprenticeships (their deletions cascade).
-        programmes = job.pool.submit(merge_silver, job, plan, prepared[PROGRAMMES.name], parents)
+        # Programmes depend on nothing; projects MERGEd follow apprenticeships (their deletions cascade), projects
+        # appended (their table's first load: nothing to delete) do not wait for them.
+        beside = [PROGRAMMES]
+        if table_version(job.lake.storage, silver_table(PROJECTS)) == 0:
+            beside.append(PROJECTS)
+        side = {spec.name: job.pool.submit(merge_silver, job, plan, prepared[spec.name], parents) for spec in beside}
         try:
             for spec in (APPRENTICESHIPS, PROJECTS):
-                merged[spec.name] = merge_silver(job, plan, prepared[spec.name], parents)
+                if spec not in beside:
+                    merged[spec.name] = merge_silver(job, plan, prepared[spec.name], parents)
         finally:
-            wait([programmes])  # never leave its MERGE running behind a failure, or its rows unpersisted under it
-            if programmes.exception() is None:
-                merged[PROGRAMMES.name] = programmes.result()
-        programmes.result()  # its failure, if it failed
+            wait(side.values())  # never leave a MERGE running behind a failure, or its rows unpersisted under it
+            merged.update({name: f.result() for name, f in side.items() if f.exception() is None})
+        for future in side.values():
+            future.result()  # its failure, if it failed
     except BaseException:  # the rows a first load held for gold, of the entities appended before the failure
         for outcome in merged.values():
             release(outcome.rows)
