@@ -14,20 +14,14 @@ Usage: .venv/bin/python bench/code_ab.py --scale 2000 --pairs 4 \\
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
-import shutil
-import statistics
 import subprocess
-import tempfile
-import time
 import types
 from pathlib import Path
 
 from multiverse_etl.config import load_config
 from multiverse_etl.logs import setup_logging
-from settings_ab import cpu_seconds  # bench/settings_ab.py: this script's folder is first on sys.path
-from transform import synthesise_landing
+from settings_ab import interleaved_runs  # bench/settings_ab.py: this script's folder is first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,7 +50,6 @@ def main() -> int:
     args = parser.parse_args()
     setup_logging("WARNING")
     from multiverse_etl.spark import build_spark
-    from multiverse_etl.transform import run_transform
 
     swaps = []
     for item in args.function:
@@ -72,38 +65,11 @@ def main() -> int:
 
     config = load_config("local", environ={})
     spark = build_spark(config, "code-ab")
-    work = Path(tempfile.mkdtemp(prefix="code-ab-"))
-
-    def lake(name: str):
-        return dataclasses.replace(config, lake=dataclasses.replace(config.lake, root=str(work / name)))
-
-    for name in ("A", "B"):  # warm-up: the session's first runs of each variant compile what later runs reuse
-        use(name)
-        for generation in (0, 1):
-            synthesise_landing(str(work / f"warm-up-{name}"), args.scale, generation=generation)
-            run_transform(spark, lake(f"warm-up-{name}"))
-    runs: dict[tuple[str, str], list[tuple[float, float, int]]] = {}
-    for pair in range(args.pairs):
-        for name in ("A", "B") if pair % 2 == 0 else ("B", "A"):
-            use(name)
-            for generation, label in ((0, "first load"), (1, "incremental")):
-                synthesise_landing(str(work / f"{name}{pair}"), args.scale, generation=generation)
-                cpu, start = cpu_seconds(), time.monotonic()
-                result = run_transform(spark, lake(f"{name}{pair}"))
-                seconds, cpu = time.monotonic() - start, cpu_seconds() - cpu
-                runs.setdefault((name, label), []).append((seconds, cpu, result.spark_jobs))
-                print(
-                    f"pair {pair} {name} {label}: {seconds:.1f} s, {cpu:.1f} CPU s, {result.spark_jobs} jobs",
-                    flush=True,
-                )
-    spark.stop()
-    shutil.rmtree(work, ignore_errors=True)
-    print(f"\n{'variant':<8}{'run':<13}{'median s':>9}{'median CPU s':>14}  jobs  code")
-    for (name, label), values in sorted(runs.items()):
-        wall = statistics.median(v[0] for v in values)
-        cpu = statistics.median(v[1] for v in values)
-        jobs = sorted({v[2] for v in values})
-        print(f"{name:<8}{label:<13}{wall:>9.1f}{cpu:>14.1f}  {jobs}  {args.rev if name == 'A' else 'checkout'}")
+    try:
+        describe = {"A": args.rev, "B": "checkout"}
+        interleaved_runs(spark, config, args.scale, args.pairs, use, warm_up=("A", "B"), describe=describe)
+    finally:
+        spark.stop()
     return 0
 
 

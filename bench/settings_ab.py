@@ -15,9 +15,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from multiverse_etl.config import load_config
@@ -43,6 +45,52 @@ def settings(pairs: list[str]) -> dict[str, str]:
     return dict(item.split("=", 1) for item in pairs)
 
 
+def interleaved_runs(
+    spark,
+    config,
+    scale: int,
+    pairs: int,
+    use: Callable[[str], None],
+    warm_up: Sequence[str],
+    describe: Mapping[str, str],
+) -> None:
+    """Variants A and B (`use(name)` switches to one) run a first load and an incremental run on a lake of their
+    own, `pairs` times, their order reversed every pair, after a warm-up round of each variant in `warm_up`; prints
+    each run and a table of medians (wall, CPU of this process and the driver JVM, Spark jobs)."""
+    from multiverse_etl.transform import run_transform
+
+    work = Path(tempfile.mkdtemp(prefix="ab-"))
+
+    def lake(name: str):
+        return dataclasses.replace(config, lake=dataclasses.replace(config.lake, root=str(work / name)))
+
+    try:
+        for name in warm_up:  # the session's first runs compile what every later run reuses
+            use(name)
+            for generation in (0, 1):
+                synthesise_landing(str(work / f"warm-up-{name}"), scale, generation=generation)
+                run_transform(spark, lake(f"warm-up-{name}"))
+        runs: dict[tuple[str, str], list[tuple[float, float, int]]] = {}
+        for pair in range(pairs):
+            for name in ("A", "B") if pair % 2 == 0 else ("B", "A"):
+                use(name)
+                for generation, label in ((0, "first load"), (1, "incremental")):
+                    synthesise_landing(str(work / f"{name}{pair}"), scale, generation=generation)
+                    cpu, start = cpu_seconds(), time.monotonic()
+                    result = run_transform(spark, lake(f"{name}{pair}"))
+                    seconds, cpu = time.monotonic() - start, cpu_seconds() - cpu
+                    runs.setdefault((name, label), []).append((seconds, cpu, result.spark_jobs))
+                    print(f"pair {pair} {name} {label}: {seconds:.1f} s, {cpu:.1f} CPU s, {result.spark_jobs} jobs")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\n{'variant':<8}{'run':<13}{'median s':>9}{'median CPU s':>14}  jobs  variant")
+    for (name, label), values in sorted(runs.items()):
+        wall = statistics.median(v[0] for v in values)
+        cpu = statistics.median(v[1] for v in values)
+        jobs = sorted({v[2] for v in values})
+        print(f"{name:<8}{label:<13}{wall:>9.1f}{cpu:>14.1f}  {jobs}  {describe[name]}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=int, default=2000)
@@ -53,7 +101,6 @@ def main() -> int:
     setup_logging("WARNING")
     from multiverse_etl.spark import build_spark
     from multiverse_etl.transform import run as run_module
-    from multiverse_etl.transform import run_transform
 
     variants = {"A": settings(args.a), "B": settings(args.b)}
     keys = set(variants["A"]) | set(variants["B"])
@@ -73,32 +120,8 @@ def main() -> int:
             k: v for k, v in small_landing(records, partitions).items() if k not in variants[name]
         }
 
-    work = Path(tempfile.mkdtemp(prefix="settings-ab-"))
-
-    def lake(name: str):
-        return dataclasses.replace(config, lake=dataclasses.replace(config.lake, root=str(work / name)))
-
-    use("A")
-    for generation in (0, 1):  # warm-up: the session's first runs compile what every later run reuses
-        synthesise_landing(str(work / "warm-up"), args.scale, generation=generation)
-        run_transform(spark, lake("warm-up"))
-    runs: dict[tuple[str, str], list[tuple[float, float, int]]] = {}
-    for pair in range(args.pairs):
-        for name in ("A", "B") if pair % 2 == 0 else ("B", "A"):
-            use(name)
-            for generation, label in ((0, "first load"), (1, "incremental")):
-                synthesise_landing(str(work / f"{name}{pair}"), args.scale, generation=generation)
-                cpu, start = cpu_seconds(), time.monotonic()
-                result = run_transform(spark, lake(f"{name}{pair}"))
-                seconds, cpu = time.monotonic() - start, cpu_seconds() - cpu
-                runs.setdefault((name, label), []).append((seconds, cpu, result.spark_jobs))
-                print(f"pair {pair} {name} {label}: {seconds:.1f} s, {cpu:.1f} CPU s, {result.spark_jobs} jobs")
-    print(f"\n{'variant':<8}{'run':<13}{'median s':>9}{'median CPU s':>14}  jobs  settings")
-    for (name, label), values in runs.items():
-        wall = statistics.median(v[0] for v in values)
-        cpu = statistics.median(v[1] for v in values)
-        jobs = sorted({v[2] for v in values})
-        print(f"{name:<8}{label:<13}{wall:>9.1f}{cpu:>14.1f}  {jobs}  {variants[name] or '(session defaults)'}")
+    describe = {name: str(variants[name] or "(session defaults)") for name in variants}
+    interleaved_runs(spark, config, args.scale, args.pairs, use, warm_up=("A",), describe=describe)
     return 0
 
 
