@@ -4,8 +4,8 @@ Runs are loaded oldest first, one at a time, under the lake's writer lock. Each 
 the steps, each in its own module and each returning what it did: `prepare.prepare_entity` per entity
 (the landing classified against the lake; only changed records to bronze, validated and ranked),
 `quarantine_write.write_quarantine`, `merge.merge_silver` per entity (programmes beside
-apprenticeships, projects after apprenticeships, so that projects of deleted apprenticeships are
-deleted with them). A run that changes nothing stops after its classification. This loop assembles the run's reconciliation from the
+apprenticeships; projects MERGEd after apprenticeships, so that projects of deleted apprenticeships are
+deleted with them, and appended beside them on their table's first load). A run that changes nothing stops after its classification. This loop assembles the run's reconciliation from the
 returned outcomes; gold (`gold_refresh`) follows once at the end, merging what the silver MERGEs
 changed (or rebuilt whole), and the audit rows, the runs' "loaded" markers, are written last. Every step is idempotent, so a crash at any point is repaired by
 running the transform again.
