@@ -11,7 +11,7 @@ from chispa import assert_df_equality
 from pyspark.sql import types as T
 
 from multiverse_etl.entities import entity as spec_of
-from multiverse_etl.transform.changes import plan_deletions, plan_upserts, silver_rows
+from multiverse_etl.transform.changes import deleted_after, plan_deletions, plan_upserts, silver_rows
 from multiverse_etl.transform.schemas import CLEAN_SCHEMAS, SILVER_SCHEMAS
 from support.landed import lineage
 
@@ -217,6 +217,36 @@ def test_projects_are_deleted_from_listed_parents_and_with_deleted_apprenticeshi
         ],
     )
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+DELETED = "apprenticeship_id bigint, deleted_at timestamp, deleted_by_run_id string"
+PLANNED = "apprenticeship_id bigint, _action string, deleted_at timestamp, deleted_by_run_id string"
+
+
+def test_deleted_after_a_plan_keeps_untouched_deletions_drops_restored_rows_and_adds_the_plans(spark):
+    before = spark.createDataFrame([(1, T0, "run-a"), (2, T0, "run-a"), (3, T1, "run-b")], DELETED)
+    planned = spark.createDataFrame(
+        [
+            (2, "update", None, None),  # deleted, back in this run: live after the MERGE
+            (4, "delete", T2, RUN),  # live, proven gone by this run
+            (5, "insert", None, None),
+            (6, "update", None, None),  # a live row updated: still live
+            (7, "unchanged", None, None),
+            (8, "refresh", None, None),
+        ],
+        PLANNED,
+    )
+    expected = spark.createDataFrame([(1, T0, "run-a"), (3, T1, "run-b"), (4, T2, RUN)], DELETED)
+    actual = deleted_after(spec_of("apprenticeships"), before, planned)
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+    # Read after the MERGE (row 2 live again, row 4 deleted by it): the same answer, so the cascade may be planned
+    # while the parent's MERGE runs.
+    after = spark.createDataFrame([(1, T0, "run-a"), (3, T1, "run-b"), (4, T2, RUN)], DELETED)
+    assert_df_equality(
+        deleted_after(spec_of("apprenticeships"), after, planned), expected, ignore_row_order=True, ignore_nullable=True
+    )
+    # Nothing planned (the parent landed nothing, or its run was skipped): silver's deleted rows as they are.
+    assert_df_equality(deleted_after(spec_of("apprenticeships"), before, None), before, ignore_row_order=True)
 
 
 def test_silver_rows_add_partition_state_and_a_content_hash(spark):

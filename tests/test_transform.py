@@ -618,14 +618,18 @@ def test_a_transform_puts_the_sessions_settings_back(spark, tmp_path):
     spark.conf.set("spark.sql.shuffle.partitions", "2")
     spark.conf.set("spark.sql.adaptive.enabled", "true")
     spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "1234567")
+    materialize = "spark.databricks.delta.merge.materializeSource"  # "none" for silver's MERGEs only
+    spark.conf.set(materialize, "all")
     try:
         run_transform(spark, config)
         assert spark.conf.get("spark.sql.shuffle.partitions") == "2"
         assert spark.conf.get("spark.sql.adaptive.enabled") == "true"
         assert spark.conf.get("spark.sql.autoBroadcastJoinThreshold") == "1234567"
+        assert spark.conf.get(materialize) == "all"
     finally:
         spark.conf.set("spark.sql.adaptive.enabled", "false")
         spark.conf.unset("spark.sql.autoBroadcastJoinThreshold")
+        spark.conf.unset(materialize)
 
 
 def test_a_job_leaves_no_frame_held(scenario):

@@ -198,6 +198,33 @@ def plan_deletions(
     return _as_deletions(spec, gone)
 
 
+def deleted_after(spec: EntitySpec, deleted_before: DataFrame, planned: Optional[DataFrame]) -> DataFrame:
+    """The rows (keys, deleted_at, deleted_by_run_id) that are deleted once `planned` (change rows with `_action`) is
+    merged into a table whose deleted rows are `deleted_before`: those the plan does not touch, and its deletions.
+
+    An update brings a deleted row back; a deletion marks it with the plan's time and run. A key the plan updates or
+    deletes takes its state from the plan, so the answer is the same whether `deleted_before` is read before the
+    MERGE or after it: what lets projects plan their cascade while apprenticeships' MERGE runs.
+    """
+    keys = list(spec.key)
+    before = deleted_before.select(*keys, "deleted_at", "deleted_by_run_id")
+    if planned is None:
+        return before
+    touched = planned.where(F.col(ACTION).isin(UPDATE, DELETE)).select(
+        *keys,
+        F.col(ACTION).alias("_p_action"),
+        F.col("deleted_at").alias("_p_deleted_at"),
+        F.col("deleted_by_run_id").alias("_p_run_id"),
+    )
+    joined = before.join(touched, on=keys, how="full_outer")
+    deleted_here = F.col("_p_action") == DELETE
+    return joined.where(F.col("_p_action").isNull() | deleted_here).select(
+        *keys,
+        F.when(deleted_here, F.col("_p_deleted_at")).otherwise(F.col("deleted_at")).alias("deleted_at"),
+        F.when(deleted_here, F.col("_p_run_id")).otherwise(F.col("deleted_by_run_id")).alias("deleted_by_run_id"),
+    )
+
+
 def merge_source(upserts: DataFrame, deletions: Optional[DataFrame]) -> DataFrame:
     """The rows a MERGE must apply: inserts, updates and deletions (unchanged rows are left out)."""
     changes = upserts.filter(F.col(ACTION) != UNCHANGED)

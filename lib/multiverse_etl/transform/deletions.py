@@ -29,21 +29,19 @@ def proven_deletions(
     unseen: DataFrame,
     present: DataFrame,
     listed_parents: DataFrame,
+    deleted_parents: Optional[DataFrame] = None,
 ) -> Optional[DataFrame]:
     """The change rows of what this run proves gone, or None when it proves nothing.
 
     A complete listing of the entity, or of a child entity (which holds one listing, maybe empty, per
     parent of the source: an incremental run with projects_scope 'all'), shows every id the source
     has. Within a parent (projects): each listed parent's listing is complete, and the rows of a
-    deleted parent go with them.
+    deleted parent go with them: `deleted_parents` (keys, deleted_at, deleted_by_run_id) as they are once the
+    parent's own MERGE is done (`changes.deleted_after`); None: as silver holds them now.
     """
     if spec.deletion.within_parent:
-        parent = BY_NAME[str(spec.parent)]
-        deleted_parents = (
-            read_table(spark, lake, silver_table(parent))
-            .filter(F.col("is_deleted"))
-            .select(*parent.key, "deleted_at", "deleted_by_run_id")
-        )
+        if deleted_parents is None:
+            deleted_parents = deleted_rows(spark, lake, BY_NAME[str(spec.parent)])
         return plan_deletions(
             spec,
             unseen,
@@ -59,6 +57,15 @@ def proven_deletions(
     if any(BY_NAME[name].parent == spec.name for name in proving):  # a child's complete listing shows its parents
         present = present.unionByName(listed_parents)
     return plan_deletions(spec, unseen, present, plan.run_id, plan.started_at)
+
+
+def deleted_rows(spark: SparkSession, lake: Lake, spec: EntitySpec) -> DataFrame:
+    """Silver's deleted rows of an entity: keys, deleted_at, deleted_by_run_id."""
+    return (
+        read_table(spark, lake, silver_table(spec))
+        .filter(F.col("is_deleted"))
+        .select(*spec.key, "deleted_at", "deleted_by_run_id")
+    )
 
 
 def keys_of_ranked(spec: EntitySpec, ranked: DataFrame) -> DataFrame:

@@ -3,9 +3,9 @@
 Runs are loaded oldest first, one at a time, under the lake's writer lock. Each run goes through
 the steps, each in its own module and each returning what it did: `prepare.prepare_entity` per entity
 (the landing classified against the lake; only changed records to bronze, validated and ranked),
-`quarantine_write.write_quarantine`, `merge.merge_silver` per entity (programmes beside
-apprenticeships; projects MERGEd after apprenticeships, so that projects of deleted apprenticeships are
-deleted with them, and appended beside them on their table's first load). A run that changes nothing stops after its classification. This loop assembles the run's reconciliation from the
+`quarantine_write.write_quarantine`, `merge.merge_silver` per entity, side by side (projects planned after
+apprenticeships, from what apprenticeships' plan deletes, so that projects of deleted apprenticeships are
+deleted with them; their MERGEs then run together). A run that changes nothing stops after its classification. This loop assembles the run's reconciliation from the
 returned outcomes; gold (`gold_refresh`) follows once at the end, merging what the silver MERGEs
 changed (or rebuilt whole), and the audit rows, the runs' "loaded" markers, are written last. Every step is idempotent, so a crash at any point is repaired by
 running the transform again.
@@ -13,11 +13,12 @@ running the transform again.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Any, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional
 
 from pyspark.sql import SparkSession
 
@@ -37,7 +38,7 @@ from .drift import apply_policy
 from .frames import release
 from .gold import SilverChanges
 from .gold_refresh import CountedGold, refresh_gold
-from .merge import merge_silver
+from .merge import apply_silver, merge_silver, parents_deleted_after, plan_silver
 from .prepare import Prepared, prepare_entity
 from .pseudonymise import pseudonymisation_key
 from .quarantine_write import write_quarantine
@@ -63,6 +64,10 @@ RECORDS_PER_SHUFFLE_PARTITION = 100_000
 ADAPTIVE = "spark.sql.adaptive.enabled"
 BROADCAST_THRESHOLD = "spark.sql.autoBroadcastJoinThreshold"
 SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
+# Silver's MERGE sources are held already (`frames.hold`: a local checkpoint, computed once); Delta would copy each
+# into a local checkpoint of its own again (a Spark job per MERGE) because it is not a Delta scan. Gold's are not
+# held: its MERGEs keep Delta's default.
+SILVER_MERGE_SETTINGS = {"spark.databricks.delta.merge.materializeSource": "none"}
 # The tables whose versions say whether the lake moved since a run was loaded (skip.py).
 LAKE_STATE_TABLES = (*(silver_table(spec) for spec in LOAD_ORDER), QUARANTINE_TABLE)
 
@@ -111,54 +116,64 @@ def _run(
         # What the run's joins handle: the landings, and silver's live rows they are classified against.
         records = sum(sum(p.records.values()) for p in pending) + _live_rows(previous)
         small = small_landing_settings(records, int(spark.conf.get(SHUFFLE_PARTITIONS, "200") or "200"))
-        before = {name: spark.conf.get(name, None) for name in small}
-        try:
-            for name, value in small.items():
-                spark.conf.set(name, value)
-            for plan in pending:
-                try:
-                    report, run_changes = load_run(job, plan, previous)
-                except BaseException:  # what the failed run's MERGEs changed before it failed is not known
-                    changes = changes.then(SilverChanges(complete=False))  # gold is rebuilt, never merged without it
-                    raise
-                changes = changes.then(run_changes)  # silver moved, even under a run that does not reconcile
-                if report.mismatches:
-                    write_audit(spark, lake, job_id, [report], FAILED, GoldSummary())
-                    raise ReconciliationError(
-                        f"run {plan.run_id} does not reconcile (its audit row says 'failed'; the run stays pending): "
-                        + "; ".join(report.mismatches)
+        with session_settings(spark, small):
+            try:
+                for plan in pending:
+                    try:
+                        with session_settings(spark, SILVER_MERGE_SETTINGS):
+                            report, run_changes = load_run(job, plan, previous)
+                    except BaseException:  # what the failed run's MERGEs changed before it failed is not known
+                        changes = changes.then(SilverChanges(complete=False))  # gold is rebuilt, never merged without
+                        raise
+                    changes = changes.then(run_changes)  # silver moved, even under a run that does not reconcile
+                    if report.mismatches:
+                        write_audit(spark, lake, job_id, [report], FAILED, GoldSummary())
+                        raise ReconciliationError(
+                            f"run {plan.run_id} does not reconcile (its audit row says 'failed'; the run stays "
+                            "pending): " + "; ".join(report.mismatches)
+                        )
+                    result.runs.append(report)
+                    previous = LoadedRun(
+                        report.run_id,
+                        report.landing_digests,
+                        report.lake_versions,
+                        {c.entity: c.as_dict() for c in report.entities},
                     )
-                result.runs.append(report)
-                previous = LoadedRun(
-                    report.run_id,
-                    report.landing_digests,
-                    report.lake_versions,
-                    {c.entity: c.as_dict() for c in report.entities},
-                )
-        finally:
-            try:  # runs loaded before a failure keep their load: gold follows silver and they are marked loaded
-                if result.runs or not pending:
-                    gold = refresh_gold(
-                        job, bool(result.runs), changes, rebuild=rebuild, counted=CountedGold.of(latest)
-                    )
-                    result.gold_mode, result.gold, result.spark_jobs = gold.mode, gold.summary, jobs.jobs
-                    if gold.summary.gold_apprenticeships is not None and result.runs:  # what gold's counts hold for
-                        gold_versions = table_versions(lake.storage, GOLD_TABLES)
-                        for report in result.runs:
-                            report.lake_versions.update(gold_versions)
-                    write_audit(spark, lake, job_id, result.runs, LOADED, result.gold, result.spark_jobs)
             finally:
-                changes.release()
-                for name, previous_value in before.items():
-                    if previous_value is None:
-                        spark.conf.unset(name)
-                    else:
-                        spark.conf.set(name, previous_value)
+                try:  # runs loaded before a failure keep their load: gold follows silver and they are marked loaded
+                    if result.runs or not pending:
+                        gold = refresh_gold(
+                            job, bool(result.runs), changes, rebuild=rebuild, counted=CountedGold.of(latest)
+                        )
+                        result.gold_mode, result.gold, result.spark_jobs = gold.mode, gold.summary, jobs.jobs
+                        if gold.summary.gold_apprenticeships is not None and result.runs:  # what gold's counts hold for
+                            gold_versions = table_versions(lake.storage, GOLD_TABLES)
+                            for report in result.runs:
+                                report.lake_versions.update(gold_versions)
+                        write_audit(spark, lake, job_id, result.runs, LOADED, result.gold, result.spark_jobs)
+                finally:
+                    changes.release()
     result.duration_s = time.monotonic() - started
     for line in result.summary_lines():
         log.info("transform summary | %s", line)
     log.info("transform %s finished: %d run(s) loaded", job_id, len(result.runs), extra=result.summary_extra())
     return result
+
+
+@contextlib.contextmanager
+def session_settings(spark: SparkSession, settings: Mapping[str, str]) -> Iterator[None]:
+    """`settings` on the session for the block; each put back as it was (or unset) after it."""
+    before = {name: spark.conf.get(name, None) for name in settings}
+    try:
+        for name, value in settings.items():
+            spark.conf.set(name, value)
+        yield
+    finally:
+        for name, previous_value in before.items():
+            if previous_value is None:
+                spark.conf.unset(name)
+            else:
+                spark.conf.set(name, previous_value)
 
 
 def small_landing_settings(records: int, shuffle_partitions: int) -> dict[str, str]:
@@ -222,16 +237,19 @@ def load_run(job: Job, plan: LoadPlan, previous: Optional[LoadedRun] = None) -> 
         projects = prepared[PROJECTS.name]
         parents = listed_parents(job.spark, projects.classified, PROJECTS, projects.landing.empty_parents)
         quarantine = write_quarantine(job, plan, prepared)
-        # Programmes depend on nothing; projects MERGEd follow apprenticeships (their deletions cascade), projects
-        # appended (their table's first load: nothing to delete) do not wait for them.
-        beside = [PROGRAMMES]
-        if table_version(job.lake.storage, silver_table(PROJECTS)) == 0:
-            beside.append(PROJECTS)
-        side = {spec.name: job.pool.submit(merge_silver, job, plan, prepared[spec.name], parents) for spec in beside}
+        # Programmes depend on nothing. Projects' deletions cascade from apprenticeships': projects are planned from
+        # apprenticeships' plan (what will be deleted once it is merged) and MERGEd while apprenticeships' MERGE runs.
+        side = {PROGRAMMES.name: job.pool.submit(merge_silver, job, plan, prepared[PROGRAMMES.name], parents)}
         try:
-            for spec in (APPRENTICESHIPS, PROJECTS):
-                if spec not in beside:
-                    merged[spec.name] = merge_silver(job, plan, prepared[spec.name], parents)
+            parent = prepared[APPRENTICESHIPS.name]
+            parent_plan = plan_silver(job, plan, parent, parents)
+            try:
+                side[APPRENTICESHIPS.name] = job.pool.submit(apply_silver, job, plan, parent, parent_plan)
+                gone = parents_deleted_after(job, parent_plan)
+                merged[PROJECTS.name] = merge_silver(job, plan, projects, parents, gone)
+            finally:
+                wait(side.values())  # the plan is the MERGE's source: released only once the MERGE is done
+                parent_plan.release()
         finally:
             wait(side.values())  # never leave a MERGE running behind a failure, or its rows unpersisted under it
             merged.update({name: f.result() for name, f in side.items() if f.exception() is None})
