@@ -58,6 +58,9 @@ STEPS = (
     "listed_parents",
     "write_quarantine",
     "merge_silver",
+    "plan_silver",
+    "apply_silver",
+    "parents_deleted_after",
     "refresh_gold",
     "write_audit",
 )
