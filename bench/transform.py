@@ -365,7 +365,7 @@ def main() -> int:
     for scale, label, lines in phases:
         print(
             f"\nwhere the transform's time went at {scale:,}, {label} (the job's own log lines; the three entities run"
-            " side by side in bronze and in validation; in silver programmes beside apprenticeships, projects too in a first load):"
+            " side by side in bronze and in validation, and in silver, where projects are planned after apprenticeships):"
         )
         for line in lines:
             print(f"  {line}")
