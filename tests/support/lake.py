@@ -73,24 +73,22 @@ def _lake(config: Config):
 
 def read_lake(spark, config: Config, run_id: Optional[str] = None) -> dict[str, Any]:
     """What the comparison needs from the lake, collected (fine up to ~100k rows)."""
-    from pyspark.sql import functions as F
 
     from multiverse_etl.transform.tables import read_table
 
     lake = _lake(config)
-    state: dict[str, Any] = {"bronze": {}, "silver": _read_silver(spark, lake), "quarantine": {}}
+    state: dict[str, Any] = {"bronze": {}, "silver": _read_silver(spark, lake)}
     for entity in ENTITIES:  # every run's rows, with their run: each version must be in bronze once, whichever run
         bronze = read_table(spark, lake, f"bronze/{entity}")
         state["bronze"][entity] = [
             (r.raw_record, r.parent_apprenticeship_id, r.run_id)
             for r in bronze.select("raw_record", "parent_apprenticeship_id", "run_id").collect()
         ]
+    state["quarantine"] = {entity: [] for entity in ENTITIES}  # one read of the table, its rows split by entity
     quarantine = read_table(spark, lake, "silver/quarantine")
-    for entity in ENTITIES:
-        state["quarantine"][entity] = [
-            (r.raw_record, r.parent_apprenticeship_id, tuple(r.reasons), r.run_id)
-            for r in quarantine.where(F.col("entity") == entity).collect()
-        ]
+    for r in quarantine.select("entity", "raw_record", "parent_apprenticeship_id", "reasons", "run_id").collect():
+        if r.entity in state["quarantine"]:
+            state["quarantine"][r.entity].append((r.raw_record, r.parent_apprenticeship_id, tuple(r.reasons), r.run_id))
     state.update(_read_gold(spark, lake))
     return state
 
@@ -153,6 +151,7 @@ class Comparison:
     quarantined: int = 0
     by_entity: dict[str, dict[str, int]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    gold_rows: dict[str, int] = field(default_factory=dict)  # rows read from each gold table (its count)
 
     @property
     def ok(self) -> bool:
@@ -270,6 +269,8 @@ def _diff_gold(state: dict[str, Any], want_apprenticeships: dict, want_projects:
         if columns != GOLD_COLUMNS[table]:
             out.wrong += 1
             out.problems.append(f"{table}: columns {columns} are not the ones compared {GOLD_COLUMNS[table]}")
+    out.gold_rows = {"gold/apprenticeships": len(state["gold_apprenticeships"])}
+    out.gold_rows["gold/apprenticeship_projects"] = len(state["gold_projects"])
     _diff_map("gold/apprenticeships", want_apprenticeships, state["gold_apprenticeships"], out)
     _diff_map("gold/apprenticeship_projects", want_projects, state["gold_projects"], out)
 
