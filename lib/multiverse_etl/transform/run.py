@@ -240,18 +240,16 @@ def load_run(job: Job, plan: LoadPlan, previous: Optional[LoadedRun] = None) -> 
         # Programmes depend on nothing. Projects' deletions cascade from apprenticeships': projects are planned from
         # apprenticeships' plan (what will be deleted once it is merged) and MERGEd while apprenticeships' MERGE runs.
         side = {PROGRAMMES.name: job.pool.submit(merge_silver, job, plan, prepared[PROGRAMMES.name], parents)}
+        parent, parent_plan = prepared[APPRENTICESHIPS.name], None
         try:
-            parent = prepared[APPRENTICESHIPS.name]
             parent_plan = plan_silver(job, plan, parent, parents)
-            try:
-                side[APPRENTICESHIPS.name] = job.pool.submit(apply_silver, job, plan, parent, parent_plan)
-                gone = parents_deleted_after(job, parent_plan)
-                merged[PROJECTS.name] = merge_silver(job, plan, projects, parents, gone)
-            finally:
-                wait(side.values())  # the plan is the MERGE's source: released only once the MERGE is done
-                parent_plan.release()
+            side[APPRENTICESHIPS.name] = job.pool.submit(apply_silver, job, plan, parent, parent_plan)
+            gone = parents_deleted_after(job, parent_plan)
+            merged[PROJECTS.name] = merge_silver(job, plan, projects, parents, gone)
         finally:
             wait(side.values())  # never leave a MERGE running behind a failure, or its rows unpersisted under it
+            if parent_plan is not None:  # apprenticeships' MERGE source: released once that MERGE is done
+                parent_plan.release()
             merged.update({name: f.result() for name, f in side.items() if f.exception() is None})
         for future in side.values():
             future.result()  # its failure, if it failed
