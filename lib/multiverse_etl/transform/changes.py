@@ -223,9 +223,3 @@ def deleted_after(spec: EntitySpec, deleted_before: DataFrame, planned: Optional
         F.when(deleted_here, F.col("_p_deleted_at")).otherwise(F.col("deleted_at")).alias("deleted_at"),
         F.when(deleted_here, F.col("_p_run_id")).otherwise(F.col("deleted_by_run_id")).alias("deleted_by_run_id"),
     )
-
-
-def merge_source(upserts: DataFrame, deletions: Optional[DataFrame]) -> DataFrame:
-    """The rows a MERGE must apply: inserts, updates and deletions (unchanged rows are left out)."""
-    changes = upserts.filter(F.col(ACTION) != UNCHANGED)
-    return changes if deletions is None else changes.unionByName(deletions, allowMissingColumns=True)
