@@ -1,6 +1,8 @@
 """Schema drift: unknown fields and contract fields no record carried are counted, warned about, audited,
 shown in the summary, and (on_unknown_fields: fail) stop the run with nothing loaded."""
 
+import collections
+import json
 import logging
 
 import pytest
@@ -17,6 +19,8 @@ from multiverse_etl.transform.drift import (
     SchemaDriftError,
     apply_policy,
     field_presence,
+    observed_presence,
+    presence_metrics,
     schema_drift,
 )
 from multiverse_etl.transform.tables import read_table
@@ -61,6 +65,53 @@ def test_field_presence_counts_records_per_top_level_key_and_skips_non_objects(s
             "raw_record string",
         )
         assert field_presence(frame) == {"id": 2, "x": 1, "cohort": 1}
+    finally:
+        spark.conf.unset("spark.sql.ansi.enabled")
+
+
+PRESENCE_TEXTS = [  # the API's compact form, and ways a record's text can differ from it
+    '{"id":1,"name":"Ada","email":"a@x.io"}',
+    '{"id":-0,"name":"","email":"Ünïcode ✓"}',
+    '{"id":1,"name":"Ada","email":"a@x.io","cohort":"A"}',  # an unknown key
+    '{"id":1,"name":"Ada"}',  # a contract field missing
+    '{"name":"Ada","id":1,"email":"a@x.io"}',  # another order
+    '{"id": 1,"name":"Ada","email":"a@x.io"}',  # a space
+    '{"id":1,"name":"a\\",\\"cohort\\":\\"b","email":"x"}',  # escaped quotes that look like a key
+    '{"id":1.5,"name":"Ada","email":"a@x.io"}',  # not an integer
+    '{"id":"1","name":"Ada","email":"a@x.io"}',  # a string where an integer is promised
+    '{"id":007,"name":"Ada","email":"a@x.io"}',  # not JSON: a leading zero (no keys)
+    '{"id":1,"name":"A\tda","email":"a@x.io"}',  # a raw control character (Spark's tokeniser allows it)
+    '{"id":1,"name":null,"email":"a@x.io"}',
+    '{"id":1,"name":{"email":"x","extra":1},"email":"a@x.io"}',  # nested keys are not top-level
+    "[1,2]",
+    "42",
+    "not json",
+]
+
+
+def python_key_counts(texts: list) -> dict:
+    """Records per top-level key, by Python's own JSON parser: the reference (raw control characters in strings
+    allowed, as Spark's JSON tokeniser allows them)."""
+    counts: collections.Counter = collections.Counter()
+    for text in texts:
+        try:
+            value = json.loads(text, strict=False)
+        except (TypeError, ValueError):
+            continue
+        if isinstance(value, dict):
+            counts.update(value.keys())
+    return dict(counts)
+
+
+@pytest.mark.parametrize("ansi", ["false", "true"])
+def test_observed_presence_counts_every_top_level_key_as_pythons_json_does(spark, ansi):
+    spark.conf.set("spark.sql.ansi.enabled", ansi)
+    try:
+        texts = PRESENCE_TEXTS * 2 + [None]
+        frame = spark.createDataFrame([(t,) for t in texts], "raw_record string")
+        observed = frame.agg(*presence_metrics(CONTRACT)).first().asDict()
+        present = observed_presence(observed, CONTRACT, frame)
+        assert {name: n for name, n in present.items() if n} == python_key_counts(texts)
     finally:
         spark.conf.unset("spark.sql.ansi.enabled")
 
