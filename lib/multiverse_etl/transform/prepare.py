@@ -254,10 +254,11 @@ def _prepare_changed(
         scanned = records.observe(presence, *presence_metrics(contract)) if job.drift_policy != "ignore" else records
         written = _write_new_versions(job, spec, scanned, classified, versions, prepared.classes)
         validated = records.transform(validate_records(spec)).withColumn(REVISIT, F.lit(False))
-        # Held when it is read twice (the ranking and, through the revisits, its valid keys): a persisted frame used
-        # twice in one plan was found in the cache for one use only, and the other read and validated the landing
-        # again (a plan 25 times the size, its predicate code generated in every task).
-        validated = validated.persist(StorageLevel.MEMORY_AND_DISK) if first_load else hold(validated)
+        # An incremental run reads the validated rows twice (the ranking and, through the revisits, its valid keys):
+        # held then (a persisted frame used twice in one plan was found in the cache for one use only, and the other
+        # read and validated the landing again). A first load ranks them only: validated inside the ranking's job,
+        # not copied into a cache first.
+        validated = validated if first_load else hold(validated)
         try:
             ranking = validated
             if not first_load:
