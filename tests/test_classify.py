@@ -110,7 +110,7 @@ def history(spark, tmp_path_factory):
 
 
 # What each run's state is read for, and after which runs the tests look at it: reading it after every run would
-# cost Spark jobs (five history() reads, three counts and three collects per run) and assert nothing more.
+# cost Spark jobs (three counts and three collects per run, and five commit listings) and assert nothing more.
 _READS = {
     "silver_a": lambda spark, lake: {
         r.apprenticeship_id: r for r in read_table(spark, lake, "silver/apprenticeships").collect()
