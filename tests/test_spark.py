@@ -117,3 +117,11 @@ def test_the_shared_session_runs_delta_in_utc(spark):
     assert spark.conf.get("spark.sql.codegen.hugeMethodLimit") == "8000"
     assert spark.conf.get("spark.sql.codegen.cache.maxEntries") == "2000"
     assert spark.conf.get("spark.sql.extensions") == "io.delta.sql.DeltaSparkSessionExtension"
+
+
+def test_the_session_finds_the_classes_pyspark_calls_by_name_without_searching_its_star_imports(spark):
+    """Each `F.col`, `F.when`, ... asks Py4J for `functions`; reached through PySpark 3.5's star imports, every package
+    that does not hold it costs a failed class lookup (a scan of every jar). Py4J reads single imports first; `dir` of
+    a JVM view lists their names."""
+    assert {"functions", "PythonUtils"} <= set(dir(spark._jvm))
+    assert spark._jvm.functions.lit(7).toString() == "7"

@@ -167,6 +167,21 @@ def use_s3a_bucket(spark: SparkSession, config: Config, bucket: str) -> None:
         hadoop.set(key, value)
 
 
+# The JVM classes PySpark looks up by their short name on every call: `functions` for each `F.col`, `F.when`, ... (about
+# 1,500 lookups in a small incremental run), `PythonUtils` for its sequences.
+BY_NAME = ("org.apache.spark.sql.functions", "org.apache.spark.api.python.PythonUtils")
+
+
+def import_by_name(spark: SparkSession) -> None:
+    """Let Py4J find BY_NAME at once. Spark 3.5's PySpark reaches `functions` through its star imports, and each package
+    that does not hold it is a failed class lookup, a scan of every jar on the class path (~0.3 ms each: ~0.5 s of a
+    small run); Spark 4 imports it by name itself."""
+    from py4j.java_gateway import java_import
+
+    for name in BY_NAME:
+        java_import(spark._jvm, name)  # type: ignore[attr-defined]
+
+
 def build_spark(config: Config, app_name: Optional[str] = None) -> SparkSession:
     """Get or create the SparkSession for this config (Delta + S3A ready)."""
     from pyspark.sql import SparkSession
@@ -183,6 +198,7 @@ def build_spark(config: Config, app_name: Optional[str] = None) -> SparkSession:
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(spark_log_level())
+    import_by_name(spark)
     ui = spark.sparkContext.uiWebUrl
     log.info(
         "spark %s ready (master=%s, app=%s, ui=%s)",
