@@ -116,8 +116,8 @@ def main() -> int:
                 spark.conf.unset(key)
             else:
                 spark.conf.set(key, value)
-        run_module.small_landing_settings = lambda records, partitions: {  # type: ignore[assignment]
-            k: v for k, v in small_landing(records, partitions).items() if k not in variants[name]
+        run_module.small_landing_settings = lambda records, partitions, **kw: {  # type: ignore[assignment]
+            k: v for k, v in small_landing(records, partitions, **kw).items() if k not in variants[name]
         }
 
     describe = {name: str(variants[name] or "(session defaults)") for name in variants}

@@ -131,8 +131,8 @@ def main() -> int:
         from multiverse_etl.transform import run as run_module
 
         settings = run_module.small_landing_settings
-        run_module.small_landing_settings = lambda records, partitions: {  # type: ignore[assignment]
-            k: v for k, v in settings(records, partitions).items() if k != run_module.SHUFFLE_PARTITIONS
+        run_module.small_landing_settings = lambda records, partitions, **kw: {  # type: ignore[assignment]
+            k: v for k, v in settings(records, partitions, **kw).items() if k != run_module.SHUFFLE_PARTITIONS
         }
     work = Path(tempfile.mkdtemp(prefix="jobs-by-step-"))
     try:

@@ -610,9 +610,24 @@ def test_a_small_load_runs_without_adaptive_execution_or_broadcasts_on_one_shuff
     assert small_landing_settings(100_001, 8) == {**small, shuffle: "2"}
     assert small_landing_settings(200_000, 1) == {**small, shuffle: "1"}  # never more than configured
     assert small_landing_settings(200_001, 8) == {}  # a large load: the session's own settings
+    # A later small run interprets what whole-stage code generation leaves out; a first load compiles it.
+    interpreted = {"spark.sql.codegen.factoryMode": "NO_CODEGEN"}
+    assert small_landing_settings(15_452, 8, first_load=False) == {**small, shuffle: "1", **interpreted}
+    assert small_landing_settings(15_452, 8, first_load=True) == {**small, shuffle: "1"}
+    assert small_landing_settings(50_001, 8, first_load=False) == {**small, shuffle: "1"}  # its rows cost more
+    assert small_landing_settings(200_001, 8, first_load=False) == {}
 
 
-def test_a_transform_puts_the_sessions_settings_back(spark, tmp_path):
+def test_a_transform_puts_the_sessions_settings_back(spark, tmp_path, monkeypatch):
+    import multiverse_etl.transform.run as transform_run
+
+    factory, seen, load_run = "spark.sql.codegen.factoryMode", [], transform_run.load_run
+
+    def loading(job, *args, **kwargs):  # what the session says while a run loads
+        seen.append(job.spark.conf.get(factory, "FALLBACK"))
+        return load_run(job, *args, **kwargs)
+
+    monkeypatch.setattr(transform_run, "load_run", loading)
     config = make_config(str(tmp_path / "lake"))
     write_run(open_storage(config.lake.root), T0, programmes=[Page([programme(1)])])
     spark.conf.set("spark.sql.shuffle.partitions", "2")
@@ -622,6 +637,11 @@ def test_a_transform_puts_the_sessions_settings_back(spark, tmp_path):
     spark.conf.set(materialize, "all")
     try:
         run_transform(spark, config)
+        assert seen == ["FALLBACK"]  # a first load compiles its expressions
+        write_run(open_storage(config.lake.root), T0 + DAY, programmes=[Page([programme(1, name="renamed")])])
+        run_transform(spark, config)
+        assert seen == ["FALLBACK", "NO_CODEGEN"]  # a later small run interprets them
+        assert spark.conf.get(factory) == "FALLBACK"
         assert spark.conf.get("spark.sql.shuffle.partitions") == "2"
         assert spark.conf.get("spark.sql.adaptive.enabled") == "true"
         assert spark.conf.get("spark.sql.autoBroadcastJoinThreshold") == "1234567"

@@ -64,6 +64,10 @@ RECORDS_PER_SHUFFLE_PARTITION = 100_000
 ADAPTIVE = "spark.sql.adaptive.enabled"
 BROADCAST_THRESHOLD = "spark.sql.autoBroadcastJoinThreshold"
 SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
+CODEGEN_FACTORY = "spark.sql.codegen.factoryMode"
+# Runs after a lake's first load handling up to this many records interpret what whole-stage code generation leaves
+# out (measured: a gain at 15,600 records, even at 156,000; docs/transform.md).
+INTERPRETED_RECORDS = 50_000
 # Silver's MERGE sources are held already (`frames.hold`: a local checkpoint, computed once); Delta would copy each
 # into a local checkpoint of its own again (a Spark job per MERGE) because it is not a Delta scan. Gold's are not
 # held: its MERGEs keep Delta's default.
@@ -115,7 +119,8 @@ def _run(
         )
         # What the run's joins handle: the landings, and silver's live rows they are classified against.
         records = sum(sum(p.records.values()) for p in pending) + _live_rows(previous)
-        small = small_landing_settings(records, int(spark.conf.get(SHUFFLE_PARTITIONS, "200") or "200"))
+        partitions = int(spark.conf.get(SHUFFLE_PARTITIONS, "200") or "200")
+        small = small_landing_settings(records, partitions, first_load=not loaded)
         with session_settings(spark, small):
             try:
                 for plan in pending:
@@ -176,17 +181,27 @@ def session_settings(spark: SparkSession, settings: Mapping[str, str]) -> Iterat
                 spark.conf.set(name, previous_value)
 
 
-def small_landing_settings(records: int, shuffle_partitions: int) -> dict[str, str]:
+def small_landing_settings(records: int, shuffle_partitions: int, first_load: bool = True) -> dict[str, str]:
     """Session settings for a load handling `records` rows: none for a large load; for a small one adaptive
     execution off and no broadcast joins Spark would choose by size (each adaptive query stage and each broadcast is
     a Spark job of its own; a shuffle join of two small sides runs inside the job that needs it; the lookups the
     code hints, a few keys against every landed record, are still broadcast), and one shuffle partition per
     `RECORDS_PER_SHUFFLE_PARTITION` records (never more than configured): on a small landing a shuffle's cost is
-    its tasks, not its rows (an incremental run at 2,000 apprenticeships ran 102 tasks in one planning job at 8)."""
+    its tasks, not its rows (an incremental run at 2,000 apprenticeships ran 102 tasks in one planning job at 8).
+
+    A run of up to `INTERPRETED_RECORDS` that is not the lake's first load also evaluates the expressions outside
+    whole-stage code generation interpreted (`spark.sql.codegen.factoryMode` NO_CODEGEN): its cost is then Delta's
+    bookkeeping and MERGEs, whose encoders and projections generate their Java source again in every task (the
+    compiled class comes from the cache; the source is made and formatted anew) for a few hundred rows. A first
+    load, which validates and ranks every record, and larger runs keep code generation: interpreted, their rows
+    cost more than the source saved (docs/transform.md, session 26)."""
     if records > SMALL_LANDING_RECORDS:
         return {}
     partitions = max(1, min(shuffle_partitions, -(-records // RECORDS_PER_SHUFFLE_PARTITION)))
-    return {ADAPTIVE: "false", BROADCAST_THRESHOLD: "-1", SHUFFLE_PARTITIONS: str(partitions)}
+    settings = {ADAPTIVE: "false", BROADCAST_THRESHOLD: "-1", SHUFFLE_PARTITIONS: str(partitions)}
+    if not first_load and records <= INTERPRETED_RECORDS:
+        settings[CODEGEN_FACTORY] = "NO_CODEGEN"
+    return settings
 
 
 def _live_rows(previous: Optional[LoadedRun]) -> int:
